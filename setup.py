@@ -1,0 +1,106 @@
+"""Build fastnn's Cython extensions.
+
+OpenMP is probed by compiling a tiny program; without it the same ``.pyx``
+sources build serially (Cython guards its OpenMP pragmas with ``#ifdef
+_OPENMP``) and a loud warning is printed.  Shipped builds use ``-O3`` only:
+no ``-march=native`` and no ``-ffast-math``.
+
+Set ``FASTNN_CYTHON_DEBUG=1`` to build with bounds checking and wraparound on.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+OPENMP_TEST = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
+    """
+)
+
+
+def openmp_flags():
+    """Return (compile_args, link_args) for OpenMP, or None if it does not build."""
+    if sys.platform == "win32":
+        candidates = [(["/openmp"], [])]
+    elif sys.platform == "darwin":
+        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    for cflags, lflags in candidates:
+        tmp = tempfile.mkdtemp()
+        try:
+            src = os.path.join(tmp, "omp_test.c")
+            with open(src, "w") as f:
+                f.write(OPENMP_TEST)
+            cc = new_compiler()
+            customize_compiler(cc)
+            objs = cc.compile([src], output_dir=tmp, extra_postargs=cflags)
+            cc.link_executable(objs, os.path.join(tmp, "omp_test"), extra_postargs=lflags)
+            return cflags, lflags
+        except Exception:  # noqa: BLE001 - any failure means "no OpenMP"
+            continue
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return None
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        flags = openmp_flags()
+        if flags is None:
+            print(
+                "\n" + "!" * 72 + "\nWARNING: OpenMP not found; fastnn's Cython kernels are built "
+                "single-threaded.\n" + "!" * 72 + "\n",
+                file=sys.stderr,
+            )
+        for ext in self.extensions:
+            if flags is not None:
+                ext.extra_compile_args += flags[0]
+                ext.extra_link_args += flags[1]
+        super().build_extensions()
+
+
+debug = os.environ.get("FASTNN_CYTHON_DEBUG", "0") == "1"
+directives = {
+    "language_level": "3",
+    "boundscheck": debug,
+    "wraparound": debug,
+    "cdivision": not debug,
+    "initializedcheck": debug,
+}
+compile_args = ["-O3"] if sys.platform != "win32" else ["/O2"]
+define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+
+
+def extension(name):
+    return Extension(
+        f"fastnn._kernels.{name}",
+        [f"fastnn/_kernels/{name}.pyx"],
+        include_dirs=[np.get_include()],
+        extra_compile_args=list(compile_args),
+        extra_link_args=[],
+        define_macros=define_macros,
+    )
+
+
+CYTHON_MODULES = ["_blas"]
+
+setup(
+    ext_modules=cythonize(
+        [extension(name) for name in CYTHON_MODULES],
+        compiler_directives=directives,
+    ),
+    cmdclass={"build_ext": BuildExt},
+)
