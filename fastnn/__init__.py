@@ -1,2 +1,40 @@
-"""fastnn: the fastest way to train a multilayer perceptron on a CPU from Python."""
+"""fastnn: the fastest way to train a multilayer perceptron on a CPU from Python.
+
+>>> import fastnn as fn
+>>> model = fn.Sequential([
+...     fn.Dense(128, activation="relu", input_dim=784, kernel_initializer="he_normal"),
+...     fn.Dense(10, activation="softmax"),
+... ], seed=0)
+>>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+"""
+try:  # the compiled extension must be built: fail early, and say how to fix it
+    from ._kernels import _blas as _compiled_check  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "fastnn's compiled extension (fastnn._kernels._blas) is missing or broken: "
+        f"{exc}. Install fastnn with `pip install .` (or `pip install -e .` for development) "
+        "so that setup.py builds it."
+    ) from exc
+
+from . import activations, backends, callbacks, initializers, losses, metrics, optimizers, schedules
+from .layers import Dense, Maxout
+from .model import NotBuiltError, Sequential
+from .saving import load_model
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Dense",
+    "Maxout",
+    "NotBuiltError",
+    "Sequential",
+    "activations",
+    "backends",
+    "callbacks",
+    "initializers",
+    "load_model",
+    "losses",
+    "metrics",
+    "optimizers",
+    "schedules",
+]

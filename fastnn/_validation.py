@@ -1,0 +1,127 @@
+"""Input checks shared by ``fit``, ``evaluate`` and ``predict``.
+
+Every check raises ``TypeError``/``ValueError`` naming the argument, what was
+expected and what was received; none broadcasts silently.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_numeric_array(value, name):
+    if hasattr(value, "toarray") or type(value).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name}: sparse matrices are not supported; pass a dense array (e.g. {name}.toarray())")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name}: could not convert to an array: {exc}") from None
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: expected numeric data, got an array of Python objects") from None
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name}: expected real numbers, got complex dtype {arr.dtype}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{name}: expected numeric data, got dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(arr, name):
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); expected finite numbers")
+
+
+def check_X(X, n_features, dtype, name="X"):
+    """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (a copy only if needed)."""
+    arr = _as_numeric_array(X, name)
+    if arr.ndim != 2:
+        hint = " (reshape a single feature with X.reshape(-1, 1), a single sample with X.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{name}: expected a 2-D array (n_samples, n_features), got shape {arr.shape}{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least 1 sample, got shape {arr.shape}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name}: expected {n_features} features (columns), got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(arr, name)
+    return arr
+
+
+def check_y(y, loss, n_outputs, n_samples, dtype, name="y"):
+    """Targets in the layout the loss kernels need.
+
+    Sparse categorical: int64 labels ``(n,)`` in ``[0, n_outputs)``; every other
+    loss: ``(n, n_outputs)`` of ``dtype`` (a 1-D ``y`` is accepted for one output).
+    """
+    arr = _as_numeric_array(y, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name}: expected an array of targets, got a scalar")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name}: expected {n_samples} targets to match X, got {arr.shape[0]} (shape {arr.shape})")
+    if arr.dtype.kind == "f":
+        _check_finite(arr, name)
+    if loss.sparse:
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise ValueError(
+                f"{name}: {loss.name} expects integer class labels of shape (n,), got shape {arr.shape}"
+                + ("; for one-hot targets use 'categorical_crossentropy'" if arr.ndim == 2 else "")
+            )
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: {loss.name} expects integer class labels, got non-integer values")
+        if arr.size and (arr.min() < 0 or arr.max() >= n_outputs):
+            raise ValueError(
+                f"{name}: labels must be integers in [0, {n_outputs}) for a {n_outputs}-unit output layer, "
+                f"got values in [{arr.min()}, {arr.max()}]"
+            )
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.ndim == 1:
+        if n_outputs != 1:
+            extra = "; for integer labels use 'sparse_categorical_crossentropy'" if loss.probabilistic else ""
+            raise ValueError(
+                f"{name}: expected shape ({n_samples}, {n_outputs}) for a {n_outputs}-unit output layer, "
+                f"got shape {arr.shape}{extra}"
+            )
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name}: expected shape ({n_samples}, {n_outputs}) for a {n_outputs}-unit output layer, got shape {arr.shape}"
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if loss.probabilistic and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(
+            f"{name}: {loss.name} expects targets in [0, 1], got values in [{arr.min()}, {arr.max()}]"
+        )
+    return arr
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    if sample_weight is None:
+        return None
+    w = _as_numeric_array(sample_weight, "sample_weight")
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight: expected shape ({n_samples},), got shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    _check_finite(w, "sample_weight")
+    if np.any(w < 0):
+        raise ValueError("sample_weight: expected non-negative weights, got a negative value")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight: expected at least one positive weight, got all zeros")
+    return w
+
+
+def check_batch_size(batch_size, n_samples):
+    """``None`` means the whole data set in one batch (full-batch gradient descent)."""
+    if batch_size is None:
+        return n_samples
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer or None (full batch), got {batch_size!r}")
+    return int(min(batch_size, n_samples))
+
+
+def check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    return int(value)

@@ -1,0 +1,281 @@
+"""Callbacks: hooks into ``Sequential.fit``.
+
+A callback sees ``on_train_begin``, ``on_epoch_begin(epoch)``,
+``on_epoch_end(epoch, logs)``, ``on_train_end`` and, if it overrides it,
+``on_batch_end(batch, logs)`` (per-batch hooks cost time, so ``fit`` only
+calls them for callbacks that define them).  Setting
+``self.model.stop_training = True`` ends training after the current epoch.
+
+``logs`` holds the epoch's running ``loss`` and metrics, the ``val_*``
+values when there is validation data, and ``lr``.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+from tqdm.auto import tqdm
+
+
+class Callback:
+    """Base class; every hook is a no-op."""
+
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_batch_end(self, batch, logs=None): ...
+
+
+def overrides(callback: Callback, hook: str) -> bool:
+    """True if ``callback`` defines its own ``hook``."""
+    return getattr(type(callback), hook) is not getattr(Callback, hook)
+
+
+class History(Callback):
+    """Records ``logs`` of every epoch: ``history.history["loss"]`` is a list.
+
+    ``fit`` always adds one and returns it.
+    """
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params: dict = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class _Monitor(Callback):
+    """Shared logic for callbacks that watch one logged quantity."""
+
+    def __init__(self, monitor, mode, min_delta):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+        if min_delta < 0:
+            raise ValueError(f"min_delta: expected a value >= 0, got {min_delta}")
+        self.monitor = monitor
+        self.min_delta = float(min_delta)
+        if mode == "auto":
+            mode = "max" if ("acc" in monitor or monitor.endswith("score")) else "min"
+        self.mode = mode
+        self._warned = False
+
+    def _reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = 0
+
+    def _current(self, logs):
+        value = (logs or {}).get(self.monitor)
+        if value is None and not self._warned:
+            warnings.warn(
+                f"{type(self).__name__}: monitor {self.monitor!r} is not in the logs "
+                f"(available: {sorted(logs or {})}); it has no effect",
+                stacklevel=3,
+            )
+            self._warned = True
+        return value
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs; optionally restore the weights of the best epoch."""
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
+                 restore_best_weights=False, baseline=None):
+        super().__init__(monitor, mode, min_delta)
+        if int(patience) != patience or patience < 0:
+            raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
+        self.patience = int(patience)
+        self.restore_best_weights = restore_best_weights
+        self.baseline = baseline
+        self.stopped_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+        if self.baseline is not None:
+            self.best = self.baseline
+        self.best_weights = None
+        self.best_epoch = None
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if value is None:
+            return
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = [w.copy() for w in self.model.get_weights()]
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving
+    for ``patience`` epochs (not below ``min_lr``; wait ``cooldown`` epochs after)."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, mode="auto",
+                 cooldown=0, min_lr=0.0):
+        super().__init__(monitor, mode, min_delta)
+        if not 0 < factor < 1:
+            raise ValueError(f"factor: expected a value in (0, 1), got {factor}")
+        self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+        self.cooldown_counter = 0
+        if not isinstance(self.model.optimizer.learning_rate, float):
+            raise TypeError(
+                "ReduceLROnPlateau: the optimizer follows a learning-rate schedule; "
+                "use a constant learning_rate with this callback"
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if value is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                opt = self.model.optimizer
+                new_lr = max(opt.learning_rate * self.factor, self.min_lr)
+                if new_lr < opt.learning_rate:
+                    opt.learning_rate = new_lr
+                    self.cooldown_counter = self.cooldown
+                self.wait = 0
+
+
+class TerminateOnNaN(Callback):
+    """Stop at once when the batch loss becomes NaN or infinite."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            warnings.warn(f"TerminateOnNaN: loss is {loss} at batch {batch}; stopping", stacklevel=2)
+            self.model.stop_training = True
+
+
+class GradientNormStopping(Callback):
+    """Stop when the norm of the whole gradient, measured on the epoch's last
+    batch (the exact gradient in full-batch GD), falls below ``tol``."""
+
+    requires_grad_norm = True
+
+    def __init__(self, tol=1e-4):
+        if not tol > 0:
+            raise ValueError(f"tol: expected a value > 0, got {tol!r}")
+        self.tol = tol
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs["grad_norm"] < self.tol:
+            self.model.stop_training = True
+
+
+class WeightChangeStopping(Callback):
+    """Stop when the weights moved less than ``tol`` (Euclidean norm over all
+    parameters) during an epoch."""
+
+    def __init__(self, tol=1e-6):
+        if not tol > 0:
+            raise ValueError(f"tol: expected a value > 0, got {tol!r}")
+        self.tol = tol
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._before = [w.copy() for w in self.model.get_weights()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        change = math.sqrt(sum(float(np.sum((w - b) ** 2, dtype=np.float64))
+                               for w, b in zip(self.model.get_weights(), self._before)))
+        if logs is not None:
+            logs["weight_change"] = change
+        if change < self.tol:
+            self.model.stop_training = True
+
+
+class LossPlateauStopping(_Monitor):
+    """Stop when the training loss has not decreased by more than ``tol``
+    for ``patience`` consecutive epochs."""
+
+    def __init__(self, tol=1e-4, patience=1, monitor="loss"):
+        super().__init__(monitor, "min", tol)
+        self.tol, self.patience = tol, patience
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if value is None:
+            return
+        if self._improved(value):
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+
+
+class ProgressLogger(Callback):
+    """``verbose=1``: a tqdm bar per epoch; ``verbose=2``: one line per epoch."""
+
+    def __init__(self, verbose=1, epochs=1, steps=1):
+        self.verbose, self.epochs, self.steps = verbose, epochs, steps
+        self._bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        if self.verbose == 1:
+            self._bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}",
+                             unit="batch", leave=True, dynamic_ncols=True)
+
+    def on_batch_end(self, batch, logs=None):
+        if self._bar is not None:
+            self._bar.update(1)
+            if batch % 16 == 0 or batch + 1 == self.steps:
+                self._bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        text = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items() if k not in ("lr",))
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{text} - {seconds:.2f}s", refresh=True)
+            self._bar.close()
+            self._bar = None
+        elif self.verbose == 2:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.2f}s - {text}", flush=True)
+
+    def on_train_end(self, logs=None):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

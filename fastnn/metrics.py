@@ -1,0 +1,62 @@
+"""Metrics reported by ``fit`` and ``evaluate``.
+
+A metric is a callable ``metric(y_true, y_pred) -> float`` on one batch;
+``fit`` averages it over the epoch's batches weighted by their size.
+Accuracy adapts to the output: one unit is a binary decision at 0.5,
+several are an argmax; targets may be labels ``(n,)`` or one-hot ``(n, k)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._registry import Configurable, Registry
+
+
+class Metric(Configurable):
+    def __call__(self, y_true, y_pred) -> float:
+        raise NotImplementedError
+
+
+registry = Registry("metric", Metric)
+
+
+@registry.register("accuracy", "acc")
+class Accuracy(Metric):
+    """Fraction of correct predictions (binary at threshold 0.5, or argmax)."""
+
+    def __call__(self, y_true, y_pred) -> float:
+        y_pred = np.asarray(y_pred)
+        y_true = np.asarray(y_true)
+        if y_pred.ndim == 1 or y_pred.shape[1] == 1:
+            pred = y_pred.reshape(-1) > 0.5
+            return float(np.mean(pred == (y_true.reshape(-1) > 0.5)))
+        if y_pred.shape[1] > 1 and y_true.ndim == 2 and y_true.shape[1] == y_pred.shape[1]:
+            if not _is_one_hot(y_true):  # multilabel indicator: per-label decisions
+                return float(np.mean((y_pred > 0.5) == (y_true > 0.5)))
+            y_true = y_true.argmax(axis=1)
+        return float(np.mean(y_pred.argmax(axis=1) == y_true.reshape(-1)))
+
+
+def _is_one_hot(Y):
+    return bool(np.all(Y.sum(axis=1) == 1))
+
+
+@registry.register("mse", "mean_squared_error")
+class MeanSquaredError(Metric):
+    def __call__(self, y_true, y_pred) -> float:
+        return float(np.mean(np.square(np.asarray(y_pred) - _as_2d(y_true, y_pred))))
+
+
+@registry.register("mae", "mean_absolute_error")
+class MeanAbsoluteError(Metric):
+    def __call__(self, y_true, y_pred) -> float:
+        return float(np.mean(np.abs(np.asarray(y_pred) - _as_2d(y_true, y_pred))))
+
+
+def _as_2d(y_true, y_pred):
+    y_true = np.asarray(y_true)
+    return y_true.reshape(np.shape(y_pred)) if y_true.size == np.size(y_pred) else y_true
+
+
+def get(identifier) -> Metric:
+    return registry.get(identifier, "metrics")

@@ -1,0 +1,491 @@
+"""``Sequential``: a stack of layers with Keras' compile / fit / evaluate / predict.
+
+The model owns memory: parameters, gradients and optimizer state are created
+once when the model is built and compiled, and per-batch buffers once per
+batch size, so the steady state of ``fit`` allocates nothing but NumPy's own
+small temporaries.  All math goes through the backend's kernels
+(``fastnn._kernels``).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from . import _kernels
+from . import _validation as check
+from . import callbacks as cbks
+from . import layers as layers_mod
+from . import losses, optimizers
+from . import metrics as metrics_mod
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class NotBuiltError(ValueError, AttributeError):
+    """The model has no weights yet (no ``input_dim`` was given and ``fit`` has not run)."""
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+        ``Dense`` / ``Maxout`` layers; the first needs ``input_dim`` unless
+        ``fit`` is called first (it then infers it from ``X``).
+    backend : {"auto", "numpy", "numba", "cython"}
+        Kernel backend; ``"auto"`` picks the fastest available
+        (``fastnn.backends.available()`` lists them).
+    dtype : {"float32", "float64"}
+        Dtype of weights, activations and gradients, kept end to end.
+    seed : int, optional
+        Seeds weight initialization and batch shuffling: the same seed gives
+        the same model and the same training run.
+    """
+
+    def __init__(self, layers=None, backend="auto", dtype="float32", seed=None, name="sequential"):
+        try:
+            dtype_name = np.dtype(dtype).name
+        except TypeError:
+            dtype_name = None
+        if dtype_name not in DTYPES:
+            raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+        self.dtype = dtype_name
+        if not isinstance(backend, str):
+            raise TypeError(f"backend: expected a backend name, got {type(backend).__name__} {backend!r}")
+        self._kernels = _kernels.resolve(backend)
+        self.backend = self._kernels.NAME
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed: expected a non-negative integer or None, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
+        self.name = name
+        self.layers: list[layers_mod.Layer] = []
+        self.optimizer = None
+        self.loss = None
+        self.metrics: list[tuple[str, metrics_mod.Metric]] = []
+        self.history = None
+        self.stop_training = False
+        self._workspaces: dict[int, list] = {}
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------ structure
+    def add(self, layer) -> None:
+        """Append a layer (builds the model once the input width is known)."""
+        if not isinstance(layer, layers_mod.Layer):
+            raise TypeError(f"layer: expected a fastnn layer (Dense, Maxout), got {type(layer).__name__}")
+        if self.layers and layer.input_dim is not None and layer.input_dim != self.layers[-1].units:
+            raise ValueError(
+                f"input_dim: layer {len(self.layers)} expects {layer.input_dim} inputs but the previous "
+                f"layer has {self.layers[-1].units} units"
+            )
+        previous_built = self.built
+        self.layers.append(layer)
+        self._workspaces.clear()
+        if previous_built:  # continue the initialization stream where build() left it
+            layer.build(self.layers[-2].units, DTYPES[self.dtype], self._init_rng)
+        elif len(self.layers) == 1 and layer.input_dim is not None:
+            self.build(layer.input_dim)
+        self._refresh_params()
+
+    @property
+    def built(self) -> bool:
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    @property
+    def input_dim(self):
+        return self.layers[0].input_dim if self.layers else None
+
+    @property
+    def output_dim(self):
+        return self.layers[-1].units if self.layers else None
+
+    def build(self, input_dim: int) -> None:
+        """Create every layer's weights for ``input_dim`` inputs, from ``seed``."""
+        if not self.layers:
+            raise ValueError("layers: the model has no layers; add Dense layers first")
+        self._init_rng = np.random.default_rng(self.seed)
+        n_in = check.check_int("input_dim", input_dim, 1)
+        for layer in self.layers:
+            layer.build(n_in, DTYPES[self.dtype], self._init_rng)
+            n_in = layer.units
+        self._refresh_params()
+        if self.optimizer is not None:
+            self.optimizer.build(self._params)
+
+    def _refresh_params(self):
+        self._params = [p for layer in self.layers if layer.built for p in layer.params]
+        self._grads = [g for layer in self.layers if layer.built for g in layer.grads]
+
+    def _require_built(self, what):
+        if not self.built:
+            raise NotBuiltError(
+                f"{what}: the model has no weights yet; give the first layer input_dim=... "
+                f"or call fit() first"
+            )
+
+    # -------------------------------------------------------------- compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
+        """Choose the optimizer, the loss and the metrics to report.
+
+        The loss must fit the output layer: cross-entropies need a sigmoid
+        or softmax output (softmax + cross-entropy and sigmoid + binary
+        cross-entropy use the fused gradient ``a - y``).
+        """
+        if not self.layers:
+            raise ValueError("compile: the model has no layers; add Dense layers first")
+        optimizer = optimizers.get(optimizer)
+        loss = losses.get(loss)
+        last = self.layers[-1]
+        loss.check_output_layer(last.output_activation(), last.units)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, metrics_mod.Metric)):
+            metrics = [metrics]
+        resolved = []
+        for m in metrics:
+            metric = metrics_mod.get(m)
+            resolved.append((m if isinstance(m, str) else metric.name, metric))
+        self.optimizer, self.loss, self.metrics = optimizer, loss, resolved
+        if self.built:
+            optimizer.build(self._params)
+
+    @property
+    def compiled(self) -> bool:
+        return self.loss is not None
+
+    def _require_compiled(self, what):
+        if not self.compiled:
+            raise ValueError(f"{what}: the model is not compiled; call model.compile(optimizer=..., loss=...) first")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
+            shuffle=True, callbacks=None, verbose=1, sample_weight=None, initial_epoch=0):
+        """Train for ``epochs`` passes over the data.
+
+        Parameters
+        ----------
+        X : array-like, (n_samples, n_features)
+        y : array-like
+            ``(n_samples,)`` integer labels for sparse categorical
+            cross-entropy, else ``(n_samples, n_outputs)`` (1-D for one output).
+        batch_size : int or None
+            Rows per update; ``None`` is full-batch gradient descent, ``1``
+            is pure stochastic gradient descent.
+        validation_split : float in [0, 1)
+            Fraction of the data, taken from the end before shuffling, held
+            out for ``val_*`` metrics.  Ignored if ``validation_data`` is given.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, w_val)
+        callbacks : list of Callback
+        verbose : {0, 1, 2}
+            0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        sample_weight : array-like, (n_samples,), optional
+            Per-row loss weights; each batch loss is a weighted mean.
+
+        Returns
+        -------
+        History
+            Also stored as ``model.history``, even if training is interrupted.
+        """
+        self._require_compiled("fit")
+        dtype = DTYPES[self.dtype]
+        X = check.check_X(X, self.input_dim if self.built else None, dtype)
+        if not self.built:
+            self.build(X.shape[1])
+        if not self.optimizer.built:
+            self.optimizer.build(self._params)
+        y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype)
+        w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
+        epochs = check.check_int("epochs", epochs, 0)
+        initial_epoch = check.check_int("initial_epoch", initial_epoch, 0)
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
+        X, y, w, val = self._split_validation(X, y, w, validation_split, validation_data)
+        n = X.shape[0]
+        bs = check.check_batch_size(batch_size, n)
+        steps = math.ceil(n / bs)
+
+        history = cbks.History()
+        history.params = {"epochs": epochs, "steps": steps, "batch_size": bs, "samples": n}
+        callback_list = [history] + list(callbacks or [])
+        if verbose:
+            callback_list.append(cbks.ProgressLogger(verbose, epochs, steps))
+        for cb in callback_list:
+            if not isinstance(cb, cbks.Callback):
+                raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
+            cb.set_model(self)
+        batch_hooks = [cb for cb in callback_list if cbks.overrides(cb, "on_batch_end")]
+        want_grad_norm = any(getattr(cb, "requires_grad_norm", False) for cb in callback_list)
+
+        self.history = history
+        self.stop_training = False
+        shuffle_rng = np.random.default_rng(None if self.seed is None else [self.seed, 1, initial_epoch])
+        loop = _EpochLoop(self, X, y, w, bs, shuffle, shuffle_rng)
+        for cb in callback_list:
+            cb.on_train_begin()
+        try:
+            for epoch in range(initial_epoch, epochs):
+                for cb in callback_list:
+                    cb.on_epoch_begin(epoch)
+                logs = loop.run_epoch(batch_hooks, want_grad_norm)
+                if logs is None:  # diverged: weights restored to the start of the epoch
+                    break
+                if val is not None:
+                    val_logs = self.evaluate(*val[:2], sample_weight=val[2], batch_size=max(bs, 1024))
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                logs["lr"] = self.optimizer.current_learning_rate()
+                for cb in callback_list:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            for cb in callback_list:
+                cb.on_train_end()
+        return history
+
+    def _split_validation(self, X, y, w, validation_split, validation_data):
+        dtype = DTYPES[self.dtype]
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data: expected a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
+            Xv = check.check_X(validation_data[0], self.input_dim, dtype, "validation_data[0]")
+            yv = check.check_y(validation_data[1], self.loss, self.output_dim, Xv.shape[0], dtype, "validation_data[1]")
+            wv = validation_data[2] if len(validation_data) == 3 else None
+            wv = check.check_sample_weight(wv, Xv.shape[0], dtype)
+            return X, y, w, (Xv, yv, wv)
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                or not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split: expected a float in [0, 1), got {validation_split!r}")
+        if validation_split == 0:
+            return X, y, w, None
+        n_val = int(math.floor(X.shape[0] * validation_split))
+        if n_val == 0 or n_val == X.shape[0]:
+            raise ValueError(
+                f"validation_split: {validation_split} of {X.shape[0]} samples leaves "
+                f"{n_val} for validation and {X.shape[0] - n_val} for training; both need at least 1"
+            )
+        cut = X.shape[0] - n_val
+        split_w = (None, None) if w is None else (w[:cut], w[cut:])
+        return X[:cut], y[:cut], split_w[0], (X[cut:], y[cut:], split_w[1])
+
+    # ---------------------------------------------------- forward / inference
+    def _workspace(self, n):
+        """Per-layer buffers for batches of up to ``n`` rows (allocated once per size)."""
+        ws = self._workspaces.get(n)
+        if ws is None:
+            if len(self._workspaces) > 4:
+                self._workspaces.clear()
+            dtype = DTYPES[self.dtype]
+            ws = self._workspaces[n] = [layer.workspace(n, dtype) for layer in self.layers]
+        return ws
+
+    def _forward(self, Xb, ws):
+        A = Xb
+        for layer, w in zip(self.layers, ws):
+            A = layer.forward(self._kernels, A, w)
+        return A
+
+    def _chunks(self, X, batch_size):
+        n = X.shape[0]
+        bs = 4096 if batch_size is None else check.check_batch_size(batch_size, n)
+        bs = min(bs, n)
+        full = self._workspace(bs)
+        for start in range(0, n, bs):
+            stop = min(start + bs, n)
+            ws = full if stop - start == bs else [w.rows(stop - start) for w in full]
+            yield start, stop, self._forward(X[start:stop], ws), ws
+
+    def predict(self, X, batch_size=None, verbose=0):
+        """Outputs of the last layer, ``(n_samples, n_outputs)`` of the model's dtype
+        (class probabilities for a softmax output)."""
+        self._require_built("predict")
+        X = check.check_X(X, self.input_dim, DTYPES[self.dtype])
+        out = np.empty((X.shape[0], self.output_dim), DTYPES[self.dtype])
+        for start, stop, A, _ in self._chunks(X, batch_size):
+            out[start:stop] = A
+        return out
+
+    def evaluate(self, X, y, batch_size=None, sample_weight=None, verbose=0):
+        """Loss and metrics on ``(X, y)``: ``{"loss": ..., "<metric>": ...}``."""
+        self._require_built("evaluate")
+        self._require_compiled("evaluate")
+        dtype = DTYPES[self.dtype]
+        X = check.check_X(X, self.input_dim, dtype)
+        y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype)
+        w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
+        totals = dict.fromkeys(["loss"] + [name for name, _ in self.metrics], 0.0)
+        weight_sum = 0.0
+        for start, stop, A, _ in self._chunks(X, batch_size):
+            wb = None if w is None else w[start:stop]
+            chunk_weight = float(stop - start) if wb is None else float(wb.sum(dtype=np.float64))
+            totals["loss"] += chunk_weight * self._kernels.loss_value(self.loss.code, A, y[start:stop], wb)
+            for name, metric in self.metrics:
+                totals[name] += (stop - start) * metric(y[start:stop], A)
+            weight_sum += chunk_weight
+        n = X.shape[0]
+        return {name: (total / weight_sum if name == "loss" else total / n) for name, total in totals.items()}
+
+    # ------------------------------------------------------------- weights
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the parameters in Keras order ``[W1, b1, W2, b2, ...]``;
+        ``W`` is ``(n_in, n_out)``, ``b`` is ``(n_out,)``."""
+        self._require_built("get_weights")
+        return [p.copy() for p in self._params]
+
+    def set_weights(self, weights) -> None:
+        """Overwrite the parameters (same order and shapes as ``get_weights``)."""
+        weights = list(weights)
+        if not self.built and self.layers and weights:
+            first = np.asarray(weights[0])
+            if first.ndim == 2:
+                self.build(first.shape[0])
+        self._require_built("set_weights")
+        if len(weights) != len(self._params):
+            raise ValueError(f"weights: expected {len(self._params)} arrays "
+                             f"({[p.shape for p in self._params]}), got {len(weights)}")
+        arrays = []
+        for i, (value, p) in enumerate(zip(weights, self._params)):
+            arr = check._as_numeric_array(value, f"weights[{i}]")
+            if arr.shape != p.shape:
+                raise ValueError(f"weights[{i}]: expected shape {p.shape}, got {arr.shape}")
+            check._check_finite(arr.astype(np.float64, copy=False), f"weights[{i}]")
+            arrays.append(arr)
+        for arr, p in zip(arrays, self._params):
+            p[...] = arr
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=print) -> None:
+        """Print one row per layer: type, output shape, parameter count."""
+        rows = [("Layer (type)", "Output Shape", "Param #", "Activation")]
+        for i, layer in enumerate(self.layers):
+            act = layer.output_activation().name if isinstance(layer, layers_mod.Dense) else f"max of {layer.pieces}"
+            rows.append((f"{type(layer).__name__.lower()}_{i} ({type(layer).__name__})",
+                         f"(None, {layer.units})", f"{layer.count_params():,}", act))
+        widths = [max(len(r[c]) for r in rows) + 2 for c in range(4)]
+        line = "=" * sum(widths)
+        print_fn(f'Model: "{self.name}"  (backend {self.backend}, {self.dtype})')
+        print_fn(line)
+        for i, row in enumerate(rows):
+            print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)))
+            print_fn(line if i == 0 else "-" * sum(widths))
+        print_fn(f"Total params: {self.count_params():,}" + ("" if self.built else " (not built)"))
+
+    # ---------------------------------------------------------- persistence
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, backend=None) -> "Sequential":
+        return cls(
+            [layers_mod.deserialize(c) for c in config["layers"]],
+            backend=backend or config.get("backend", "auto"),
+            dtype=config.get("dtype", "float32"),
+            seed=config.get("seed"),
+            name=config.get("name", "sequential"),
+        )
+
+    def save(self, path) -> None:
+        """Write the model (config, weights, compile settings and optimizer
+        state) to one ``.fastnn`` file, atomically; see ``fastnn.load_model``."""
+        from .saving import save_model
+
+        save_model(self, path)
+
+    def __repr__(self):
+        return f"Sequential({self.layers!r}, backend={self.backend!r}, dtype={self.dtype!r})"
+
+
+class _EpochLoop:
+    """Runs the minibatch steps of one epoch with preallocated buffers."""
+
+    def __init__(self, model, X, y, w, batch_size, shuffle, rng):
+        self.model, self.X, self.y, self.w = model, X, y, w
+        self.bs, self.shuffle, self.rng = batch_size, shuffle, rng
+        n = X.shape[0]
+        self.n = n
+        self.perm = np.arange(n, dtype=np.int64)
+        self.gather = shuffle and batch_size < n
+        if self.gather:
+            self.Xb = np.empty((batch_size, X.shape[1]), X.dtype)
+            self.yb = np.empty((batch_size,) + y.shape[1:], y.dtype)
+            self.wb = None if w is None else np.empty(batch_size, w.dtype)
+        self.ws = model._workspace(batch_size)
+        self.snapshot = [np.empty_like(p) for p in model._params]
+
+    def run_epoch(self, batch_hooks, want_grad_norm):
+        """One pass over the data; returns the epoch's logs, or None if the
+        loss became non-finite (the weights are then restored)."""
+        model, K = self.model, self.model._kernels
+        layers, loss, opt = model.layers, model.loss, model.optimizer
+        last = len(layers) - 1
+        out_act = layers[-1].output_activation()
+        for s, p in zip(self.snapshot, model._params):
+            np.copyto(s, p)
+        if self.gather:
+            self.rng.shuffle(self.perm)
+        totals = dict.fromkeys(["loss"] + [name for name, _ in model.metrics], 0.0)
+        seen = 0
+        for step, start in enumerate(range(0, self.n, self.bs)):
+            stop = min(start + self.bs, self.n)
+            m = stop - start
+            ws = self.ws if m == self.bs else [w.rows(m) for w in self.ws]
+            if self.gather:
+                idx = self.perm[start:stop]
+                Xb, yb = self.Xb[:m], self.yb[:m]
+                K.gather_rows(self.X, idx, Xb)
+                K.gather_rows(self.y, idx, yb)
+                wb = None
+                if self.w is not None:
+                    wb = self.wb[:m]
+                    K.gather_rows(self.w, idx, wb)
+            else:
+                Xb, yb = self.X[start:stop], self.y[start:stop]
+                wb = None if self.w is None else self.w[start:stop]
+
+            A = model._forward(Xb, ws)
+            batch_loss = K.loss_value(loss.code, A, yb, wb)
+            if not math.isfinite(batch_loss):
+                for s, p in zip(self.snapshot, model._params):
+                    np.copyto(p, s)
+                warnings.warn(
+                    f"fit: the loss became {batch_loss} at batch {step}; training stopped and the "
+                    f"weights were restored to the start of this epoch (try a lower learning rate)",
+                    RuntimeWarning, stacklevel=3,
+                )
+                model.stop_training = True
+                return None
+            for name, metric in model.metrics:
+                totals[name] += m * metric(yb, A)
+            totals["loss"] += m * batch_loss
+            seen += m
+
+            Z, A_out, d_out = layers[-1].loss_buffers(ws[-1])
+            K.loss_output_delta(loss.code, out_act.code, out_act.alpha, Z, A_out, yb, wb, d_out)
+            for i in range(last, -1, -1):
+                X_in = Xb if i == 0 else ws[i - 1].A
+                dX = None if i == 0 else layers[i - 1].grad_input_buffer(ws[i - 1])
+                layers[i].backward(K, X_in, ws[i], dX, i == last)
+            if want_grad_norm and stop == self.n:
+                grad_norm = math.sqrt(sum(float(np.vdot(g, g)) for g in model._grads))
+            opt.apply(K, model._params, model._grads)
+
+            if batch_hooks:
+                batch_logs = {"loss": batch_loss, "size": m}
+                for cb in batch_hooks:
+                    cb.on_batch_end(step, batch_logs)
+                if model.stop_training:
+                    break
+        logs = {name: total / max(seen, 1) for name, total in totals.items()}
+        if want_grad_norm:
+            logs["grad_norm"] = grad_norm if stop == self.n else math.nan
+        return logs

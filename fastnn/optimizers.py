@@ -1,0 +1,192 @@
+"""Optimizers: hyperparameters and per-parameter state; the update math is a
+backend kernel that changes parameters and state in place, in one pass.
+
+``learning_rate`` is a number or a schedule (``fastnn.schedules``); the rate
+for update ``t`` (0-based, ``optimizer.iterations``) is ``schedule(t)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import schedules
+from ._registry import Configurable, Registry
+
+
+def _check(name, value, low=0.0, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    bad = not np.isfinite(value) or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name}: expected a value in {lo}{low}, {high if high is not None else 'inf'}{hi}, got {value}")
+    return value
+
+
+class Optimizer(Configurable):
+    """Base class.  Subclasses set ``n_slots`` and implement ``_update``."""
+
+    n_slots = 0
+    _config_keys: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate=0.01):
+        self.learning_rate = learning_rate
+        self.iterations = 0
+        self._slots: list[list[np.ndarray]] | None = None
+
+    # -- learning rate ---------------------------------------------------
+    @property
+    def learning_rate(self):
+        """The learning rate: a float, or the schedule it follows."""
+        if isinstance(self._schedule, schedules.Constant):
+            return self._schedule.initial_learning_rate
+        return self._schedule
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool):
+            _check("learning_rate", value, low_open=True)
+            value = float(value)
+        self._schedule = schedules.get(value)
+
+    def current_learning_rate(self) -> float:
+        """The rate the next update will use."""
+        return float(self._schedule(self.iterations))
+
+    def get_config(self):
+        lr = self.learning_rate
+        config = {"learning_rate": lr if isinstance(lr, float) else schedules.registry.serialize(lr)}
+        config.update({key: getattr(self, key) for key in self._config_keys})
+        return config
+
+    # -- state -------------------------------------------------------------
+    def build(self, params: list[np.ndarray]) -> None:
+        """Create zeroed state for ``params`` (called by ``Sequential.compile``/``fit``)."""
+        self._slots = [[self._initial_slot(p) for _ in range(self.n_slots)] for p in params]
+
+    def _initial_slot(self, p):
+        return np.zeros_like(p)
+
+    @property
+    def built(self) -> bool:
+        return self._slots is not None
+
+    def get_state(self) -> list[np.ndarray]:
+        """Flat list of state arrays, parameter by parameter (for saving)."""
+        return [s for slots in (self._slots or []) for s in slots]
+
+    def set_state(self, arrays: list[np.ndarray], iterations: int) -> None:
+        expected = sum(len(s) for s in (self._slots or []))
+        if len(arrays) != expected:
+            raise ValueError(f"optimizer state: expected {expected} arrays, got {len(arrays)}")
+        it = iter(arrays)
+        for slots in self._slots:
+            for slot in slots:
+                value = next(it)
+                if value.shape != slot.shape:
+                    raise ValueError(f"optimizer state: expected shape {slot.shape}, got {value.shape}")
+                slot[...] = value
+        self.iterations = int(iterations)
+
+    # -- update ------------------------------------------------------------
+    def apply(self, kernels, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """One update of every parameter in place, with the current learning rate."""
+        lr = self._schedule(self.iterations)
+        self.iterations += 1
+        for p, g, slots in zip(params, grads, self._slots):
+            self._update(kernels, p, g, lr, slots)
+
+    def _update(self, kernels, p, g, lr, slots):
+        raise NotImplementedError
+
+
+registry = Registry("optimizer", Optimizer)
+
+
+@registry.register("sgd", "gd")
+class SGD(Optimizer):
+    """Gradient descent, optionally with (Nesterov) momentum.
+
+    ``v = momentum * v - lr * g; p += v`` (Nesterov: ``p += momentum * v - lr * g``).
+    Full-batch, mini-batch or stochastic GD is chosen by ``fit(batch_size=...)``.
+    """
+
+    _config_keys = ("momentum", "nesterov")
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False):
+        super().__init__(learning_rate)
+        self.momentum = _check("momentum", momentum, 0.0, 1.0, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__} {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov: Nesterov momentum needs momentum > 0, got momentum=0")
+        self.nesterov = bool(nesterov)
+
+    @property
+    def n_slots(self):
+        return 1 if self.momentum > 0 else 0
+
+    def _update(self, kernels, p, g, lr, slots):
+        kernels.sgd_update(p, g, lr, self.momentum, self.nesterov, slots[0] if slots else None)
+
+
+@registry.register("adagrad")
+class Adagrad(Optimizer):
+    """``acc += g^2; p -= lr * g / (sqrt(acc) + epsilon)``; ``acc`` starts at
+    ``initial_accumulator_value``."""
+
+    n_slots = 1
+    _config_keys = ("initial_accumulator_value", "epsilon")
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        self.initial_accumulator_value = _check("initial_accumulator_value", initial_accumulator_value)
+        self.epsilon = _check("epsilon", epsilon, low_open=True)
+
+    def _initial_slot(self, p):
+        return np.full_like(p, self.initial_accumulator_value)
+
+    def _update(self, kernels, p, g, lr, slots):
+        kernels.adagrad_update(p, g, lr, self.epsilon, slots[0])
+
+
+@registry.register("rmsprop")
+class RMSprop(Optimizer):
+    """``ms = rho * ms + (1 - rho) * g^2; p -= lr * g / (sqrt(ms) + epsilon)``."""
+
+    n_slots = 1
+    _config_keys = ("rho", "epsilon")
+
+    def __init__(self, learning_rate=0.001, rho: float = 0.9, epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        self.rho = _check("rho", rho, 0.0, 1.0, high_open=True)
+        self.epsilon = _check("epsilon", epsilon, low_open=True)
+
+    def _update(self, kernels, p, g, lr, slots):
+        kernels.rmsprop_update(p, g, lr, self.rho, self.epsilon, slots[0])
+
+
+@registry.register("adam")
+class Adam(Optimizer):
+    """Adam with bias correction folded into the step size:
+    ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)``."""
+
+    n_slots = 2
+    _config_keys = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        self.beta_1 = _check("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _check("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _check("epsilon", epsilon, low_open=True)
+
+    def _update(self, kernels, p, g, lr, slots):
+        kernels.adam_update(p, g, lr, self.beta_1, self.beta_2, self.epsilon, self.iterations,
+                            slots[0], slots[1])
+
+
+def get(identifier) -> Optimizer:
+    return registry.get(identifier, "optimizer")
