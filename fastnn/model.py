@@ -327,6 +327,26 @@ class Sequential:
         n = X.shape[0]
         return {name: (total / weight_sum if name == "loss" else total / n) for name, total in totals.items()}
 
+    def _loss_and_gradients(self, Xb, yb, wb, ws, metric_totals=None):
+        """Forward and backward pass on one batch: fills every layer's ``dW``/``db``
+        and returns the batch loss (computed before any update).  Metrics, if
+        ``metric_totals`` is given, are accumulated into it weighted by rows."""
+        K, layers, loss = self._kernels, self.layers, self.loss
+        A = self._forward(Xb, ws)
+        batch_loss = K.loss_value(loss.code, A, yb, wb)
+        if metric_totals is not None:
+            for name, metric in self.metrics:
+                metric_totals[name] += Xb.shape[0] * metric(yb, A)
+        out_act = layers[-1].output_activation()
+        Z, A_out, d_out = layers[-1].loss_buffers(ws[-1])
+        K.loss_output_delta(loss.code, out_act.code, out_act.alpha, Z, A_out, yb, wb, d_out)
+        last = len(layers) - 1
+        for i in range(last, -1, -1):
+            X_in = Xb if i == 0 else ws[i - 1].A
+            dX = None if i == 0 else layers[i - 1].grad_input_buffer(ws[i - 1])
+            layers[i].backward(K, X_in, ws[i], dX, i == last)
+        return batch_loss
+
     # ------------------------------------------------------------- weights
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters in Keras order ``[W1, b1, W2, b2, ...]``;
@@ -420,17 +440,18 @@ class _EpochLoop:
             self.yb = np.empty((batch_size,) + y.shape[1:], y.dtype)
             self.wb = None if w is None else np.empty(batch_size, w.dtype)
         self.ws = model._workspace(batch_size)
-        self.snapshot = [np.empty_like(p) for p in model._params]
+        # Parameters and optimizer state at the start of the epoch, to roll back to
+        # if the loss diverges (a model is never left holding NaNs).
+        self.state = model._params + model.optimizer.get_state()
+        self.snapshot = [np.empty_like(p) for p in self.state]
 
     def run_epoch(self, batch_hooks, want_grad_norm):
         """One pass over the data; returns the epoch's logs, or None if the
         loss became non-finite (the weights are then restored)."""
-        model, K = self.model, self.model._kernels
-        layers, loss, opt = model.layers, model.loss, model.optimizer
-        last = len(layers) - 1
-        out_act = layers[-1].output_activation()
-        for s, p in zip(self.snapshot, model._params):
+        model, K, opt = self.model, self.model._kernels, self.model.optimizer
+        for s, p in zip(self.snapshot, self.state):
             np.copyto(s, p)
+        iterations = opt.iterations
         if self.gather:
             self.rng.shuffle(self.perm)
         totals = dict.fromkeys(["loss"] + [name for name, _ in model.metrics], 0.0)
@@ -452,11 +473,11 @@ class _EpochLoop:
                 Xb, yb = self.X[start:stop], self.y[start:stop]
                 wb = None if self.w is None else self.w[start:stop]
 
-            A = model._forward(Xb, ws)
-            batch_loss = K.loss_value(loss.code, A, yb, wb)
+            batch_loss = model._loss_and_gradients(Xb, yb, wb, ws, metric_totals=totals)
             if not math.isfinite(batch_loss):
-                for s, p in zip(self.snapshot, model._params):
+                for s, p in zip(self.snapshot, self.state):
                     np.copyto(p, s)
+                opt.iterations = iterations
                 warnings.warn(
                     f"fit: the loss became {batch_loss} at batch {step}; training stopped and the "
                     f"weights were restored to the start of this epoch (try a lower learning rate)",
@@ -464,17 +485,8 @@ class _EpochLoop:
                 )
                 model.stop_training = True
                 return None
-            for name, metric in model.metrics:
-                totals[name] += m * metric(yb, A)
             totals["loss"] += m * batch_loss
             seen += m
-
-            Z, A_out, d_out = layers[-1].loss_buffers(ws[-1])
-            K.loss_output_delta(loss.code, out_act.code, out_act.alpha, Z, A_out, yb, wb, d_out)
-            for i in range(last, -1, -1):
-                X_in = Xb if i == 0 else ws[i - 1].A
-                dX = None if i == 0 else layers[i - 1].grad_input_buffer(ws[i - 1])
-                layers[i].backward(K, X_in, ws[i], dX, i == last)
             if want_grad_norm and stop == self.n:
                 grad_norm = math.sqrt(sum(float(np.vdot(g, g)) for g in model._grads))
             opt.apply(K, model._params, model._grads)

@@ -46,6 +46,14 @@ def _scratch(like: np.ndarray, slot: int = 0) -> np.ndarray:
     return buf
 
 
+def _positive_mask(Z):
+    """``Z > 0`` into a reusable boolean buffer."""
+    mask = _scratch_buffers.get((Z.shape, "mask"))
+    if mask is None:
+        mask = _scratch_buffers[(Z.shape, "mask")] = np.empty(Z.shape, np.bool_)
+    return np.greater(Z, 0, out=mask)
+
+
 def _sigmoid(Z, out):
     with np.errstate(over="ignore"):
         np.negative(Z, out=out)
@@ -72,7 +80,7 @@ def _activation_forward(act, alpha, Z, A):
         np.minimum(Z, 0, out=A)
         np.expm1(A, out=A)
         A *= alpha
-        np.copyto(A, Z, where=Z > 0)
+        np.copyto(A, Z, where=_positive_mask(Z))
     elif act == SOFTMAX:
         np.subtract(Z, Z.max(axis=1, keepdims=True), out=A)
         np.exp(A, out=A)
@@ -118,16 +126,16 @@ def activation_backward(act, alpha, Z, A, dA, dZ_out):
         np.subtract(1, t, out=t)
         np.multiply(dA, t, out=dZ_out)
     elif act == RELU:
-        np.multiply(dA, Z > 0, out=dZ_out)
+        np.multiply(dA, _positive_mask(Z), out=dZ_out)
     elif act == LEAKY_RELU:
         t = _scratch(Z)
         t.fill(alpha)
-        np.copyto(t, 1, where=Z > 0)
+        np.copyto(t, 1, where=_positive_mask(Z))
         np.multiply(dA, t, out=dZ_out)
     elif act == ELU:  # 1 for z > 0, else a + alpha
         t = _scratch(A)
         np.add(A, alpha, out=t)
-        np.copyto(t, 1, where=Z > 0)
+        np.copyto(t, 1, where=_positive_mask(Z))
         np.multiply(dA, t, out=dZ_out)
     elif act == SOFTMAX:  # a * (dA - <dA, a>) row-wise
         dot = np.einsum("ij,ij->i", dA, A)[:, None]
@@ -277,7 +285,7 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
 
 # ------------------------------------------------------------------ minibatches
 def gather_rows(X, idx, out):
-    np.take(X, idx, axis=0, out=out)
+    np.take(X, idx, axis=0, out=out, mode="clip")  # "raise" would buffer a copy of out
 
 
 # ------------------------------------------------------------------- optimizers

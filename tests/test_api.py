@@ -1,0 +1,341 @@
+"""The public model API: registries, weights, save/load, callbacks, verbosity."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import fastnn as fn
+
+
+def small_model(backend="numpy", dtype="float32", seed=0, output="softmax"):
+    model = fn.Sequential([
+        fn.Dense(8, activation="relu", input_dim=4, kernel_initializer="he_normal"),
+        fn.Dense(3, activation=output),
+    ], backend=backend, dtype=dtype, seed=seed)
+    return model
+
+
+def blobs(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.standard_normal((n, 4)) + np.eye(3, 4)[y] * 3
+    return X, y
+
+
+# ---------------------------------------------------------------- registries
+@pytest.mark.parametrize("module,name,cls", [
+    (fn.activations, "leaky_relu", fn.activations.LeakyReLU),
+    (fn.optimizers, "adam", fn.optimizers.Adam),
+    (fn.losses, "mse", fn.losses.MeanSquaredError),
+    (fn.initializers, "he_normal", fn.initializers.HeNormal),
+    (fn.schedules, "cosine", fn.schedules.CosineDecay),
+    (fn.metrics, "accuracy", fn.metrics.Accuracy),
+])
+def test_strings_and_objects_are_interchangeable(module, name, cls):
+    obj = module.get(name)
+    assert isinstance(obj, cls)
+    assert module.get(obj) is obj
+    assert module.get(module.registry.serialize(obj)) == obj
+    with pytest.raises(ValueError, match=name):  # the error lists the valid names
+        module.get("no_such_thing")
+
+
+def test_unknown_names_in_layers_and_compile_list_valid_choices():
+    with pytest.raises(ValueError, match=r"activation.*'relux'.*relu"):
+        fn.Dense(3, activation="relux")
+    model = small_model()
+    with pytest.raises(ValueError, match=r"optimizer.*'adamw'.*adagrad"):
+        model.compile(optimizer="adamw", loss="mse")
+    with pytest.raises(ValueError, match=r"loss.*'crossentropy'.*binary_crossentropy"):
+        model.compile(optimizer="sgd", loss="crossentropy")
+    with pytest.raises(TypeError, match="optimizer"):
+        model.compile(optimizer=3, loss="mse")
+
+
+def test_activation_objects_with_parameters():
+    act = fn.activations.LeakyReLU(alpha=0.1)
+    np.testing.assert_allclose(act(np.array([-2.0, 3.0])), [-0.2, 3.0])
+    np.testing.assert_allclose(act.derivative(np.array([-2.0, 3.0])), [0.1, 1.0])
+    model = fn.Sequential([fn.Dense(2, activation=act, input_dim=2)])
+    assert model.layers[0].activation.alpha == 0.1
+    np.testing.assert_allclose(fn.activations.get("elu")(np.array([0.0, -1e9])), [0.0, -1.0])
+    np.testing.assert_allclose(fn.activations.get("softmax")(np.array([[1000.0, 1000.0]])), [[0.5, 0.5]])
+
+
+# ------------------------------------------------------------------- weights
+def test_weights_keras_order_and_shapes():
+    model = small_model()
+    shapes = [w.shape for w in model.get_weights()]
+    assert shapes == [(4, 8), (8,), (8, 3), (3,)]
+    assert model.count_params() == 4 * 8 + 8 + 8 * 3 + 3
+    new = [np.full(s, i, np.float32) for i, s in enumerate(shapes)]
+    model.set_weights(new)
+    for got, want in zip(model.get_weights(), new):
+        np.testing.assert_array_equal(got, want)
+    got = model.get_weights()
+    got[0][...] = 99  # get_weights returns copies
+    assert model.get_weights()[0][0, 0] == 0
+
+
+def test_same_seed_same_model_and_same_training():
+    X, y = blobs()
+    runs = []
+    for _ in range(2):
+        model = small_model(seed=7)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        runs.append((model.get_weights(), model.fit(X, y, epochs=3, batch_size=16, verbose=0).history["loss"]))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][1] == runs[1][1]
+    other = small_model(seed=8)
+    assert not np.array_equal(other.get_weights()[0], runs[0][0][0])
+
+
+def test_input_dim_inferred_by_fit():
+    X, y = blobs()
+    model = fn.Sequential([fn.Dense(5, activation="tanh"), fn.Dense(3, activation="softmax")], seed=0)
+    assert not model.built
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=1, verbose=0)
+    assert model.built and model.get_weights()[0].shape == (4, 5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_kept_end_to_end(dtype):
+    X, y = blobs()
+    model = small_model(dtype=dtype)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(X.astype(np.float64), y, epochs=1, verbose=0)
+    assert all(w.dtype == np.dtype(dtype) for w in model.get_weights())
+    assert all(s.dtype == np.dtype(dtype) for s in model.optimizer.get_state())
+    assert model.predict(X).dtype == np.dtype(dtype)
+
+
+def test_summary_lists_layers_and_parameter_count(capsys):
+    small_model().summary()
+    out = capsys.readouterr().out
+    assert "Dense" in out and "(None, 8)" in out and "Total params: 67" in out
+
+
+# --------------------------------------------------------------- save / load
+def test_save_and_load_round_trip_resumes_training_exactly(tmp_path):
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer=fn.optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    path = tmp_path / "m.fastnn"
+    model.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.fastnn"]  # no temporary file left behind
+    loaded = fn.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.evaluate(X, y) == model.evaluate(X, y)
+    assert loaded.optimizer.iterations == model.optimizer.iterations
+    assert isinstance(loaded.optimizer, fn.optimizers.Adam) and loaded.optimizer.learning_rate == 0.01
+    h1 = model.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    h2 = loaded.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    assert h1.history["loss"] == h2.history["loss"]
+
+
+def test_save_preserves_schedules_and_custom_activations(tmp_path):
+    model = fn.Sequential([fn.Dense(3, activation=fn.activations.ELU(alpha=0.5), input_dim=2),
+                           fn.Maxout(2, pieces=3), fn.Dense(1)], dtype="float64", seed=3)
+    schedule = fn.schedules.Warmup(fn.schedules.CosineDecay(0.1, decay_steps=50), warmup_steps=5)
+    model.compile(optimizer=fn.optimizers.SGD(schedule, momentum=0.9, nesterov=True), loss="mae", metrics=["mae"])
+    model.save(tmp_path / "m.fastnn")
+    loaded = fn.load_model(tmp_path / "m.fastnn")
+    assert loaded.get_config() == model.get_config()
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert loaded.dtype == "float64"
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
+    model = small_model()
+    path = tmp_path / "m.fastnn"
+    model.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        small_model(seed=9).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.fastnn"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip file at all", b"PK\x03\x04garbage"])
+def test_loading_corrupt_files_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "bad.fastnn"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a fastnn model file"):
+        fn.load_model(path)
+
+
+def test_loading_foreign_npz_or_pickles_is_refused(tmp_path):
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, a=np.arange(3))
+    with pytest.raises(ValueError, match="no 'config' entry"):
+        fn.load_model(foreign)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, config=np.array([{"format": "fastnn"}], dtype=object))
+    with pytest.raises(ValueError, match="not a fastnn model file"):
+        fn.load_model(pickled)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, config=np.frombuffer(b'{"format": "other"}', np.uint8))
+    with pytest.raises(ValueError, match="format 'other'"):
+        fn.load_model(wrong)
+    with pytest.raises(FileNotFoundError):
+        fn.load_model(tmp_path / "missing.fastnn")
+
+
+def test_truncated_model_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "m.fastnn"
+    small_model().save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="fastnn model file"):
+        fn.load_model(path)
+
+
+# ----------------------------------------------------------------- callbacks
+def test_history_and_validation_metrics():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(X, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0)
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert history.epoch == [0, 1, 2] and len(history.history["val_loss"]) == 3
+    assert history.params["samples"] == 90
+    assert model.history is history
+    val = model.evaluate(X[90:], y[90:])
+    assert val["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-6)
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer=fn.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    best = {}
+
+    class Spy(fn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            best[epoch] = (logs["loss"], model.get_weights())
+
+    stop = fn.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0, restore_best_weights=True)
+    history = model.fit(X, y, epochs=20, callbacks=[Spy(), stop], verbose=0)
+    assert len(history.epoch) == 2  # nothing improves by 10: stop after patience + 1 epochs
+    assert stop.best_epoch == 0
+    for w, w0 in zip(model.get_weights(), best[0][1]):
+        np.testing.assert_array_equal(w, w0)
+
+
+def test_reduce_lr_on_plateau_and_terminate_on_nan():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer=fn.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    reduce = fn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=100.0)
+    history = model.fit(X, y, epochs=3, callbacks=[reduce], verbose=0)
+    # epoch 0 improves on +inf; epochs 1 and 2 do not improve by min_delta: halve each time.
+    # "lr" is logged before the callbacks run, so it shows the rate the epoch trained with.
+    assert history.history["lr"] == [0.1, 0.1, 0.05]
+    assert model.optimizer.learning_rate == 0.025
+
+    model = small_model(output="linear")
+    model.compile(optimizer=fn.optimizers.SGD(1e6), loss="mse")
+    with pytest.warns(RuntimeWarning):
+        history = model.fit(X, np.eye(3)[y] * 1e30, epochs=5, batch_size=8,
+                            callbacks=[fn.callbacks.TerminateOnNaN()], verbose=0)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())  # never a NaN model
+    assert len(history.epoch) < 5
+
+
+def test_classic_stopping_criteria():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 2))
+    y = X @ np.array([[2.0], [-1.0]]) + 0.5
+    for callback in (fn.callbacks.GradientNormStopping(tol=1e-3), fn.callbacks.WeightChangeStopping(tol=1e-5),
+                     fn.callbacks.LossPlateauStopping(tol=1e-9)):
+        model = fn.Sequential([fn.Dense(1, input_dim=2)], dtype="float64", seed=0)
+        model.compile(optimizer=fn.optimizers.SGD(0.3), loss="half_squared_error")
+        history = model.fit(X, y, epochs=2000, batch_size=None, callbacks=[callback], verbose=0)
+        assert len(history.epoch) < 2000, type(callback).__name__
+        W, b = model.get_weights()
+        np.testing.assert_allclose(W[:, 0], [2.0, -1.0], atol=1e-2)
+        np.testing.assert_allclose(b, [0.5], atol=1e-2)
+
+
+def test_interrupted_fit_leaves_model_and_history_usable():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    class Interrupt(fn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if self.model.history.epoch == [0, 1] and batch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, epochs=10, batch_size=16, callbacks=[Interrupt()], verbose=0)
+    assert model.history.epoch == [0, 1]
+    assert len(model.history.history["loss"]) == 2
+    assert np.all(np.isfinite(model.predict(X)))
+    model.fit(X, y, epochs=1, verbose=0)  # and training can go on
+
+
+# ----------------------------------------------------------------- verbosity
+def test_verbose_modes(capsys):
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(X, y, epochs=2, verbose=0)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    model.fit(X, y, epochs=2, verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("Epoch 1/2") and "accuracy" in lines[0]
+    model.fit(X, y, epochs=2, verbose=1)
+    err = capsys.readouterr().err  # tqdm writes the bar to stderr
+    assert "Epoch 1/2" in err and "Epoch 2/2" in err and "batch" in err
+
+
+# ------------------------------------------------------- optimizers, schedules
+def test_optimizer_single_steps_match_their_formulas():
+    g = np.array([0.5, -1.0])
+    cases = {
+        "sgd": (fn.optimizers.SGD(0.1), [1 - 0.05, 2 + 0.1]),
+        "momentum": (fn.optimizers.SGD(0.1, momentum=0.9), [1 - 0.05, 2 + 0.1]),
+        "nesterov": (fn.optimizers.SGD(0.1, momentum=0.9, nesterov=True), [1 - 0.05 * 1.9, 2 + 0.1 * 1.9]),
+        "adagrad": (fn.optimizers.Adagrad(0.1, initial_accumulator_value=0.0, epsilon=1e-12), [0.9, 2.1]),
+        "rmsprop": (fn.optimizers.RMSprop(0.1, rho=0.9, epsilon=1e-12),
+                    [1 - 0.1 / math.sqrt(0.1), 2 + 0.1 / math.sqrt(0.1)]),
+        "adam": (fn.optimizers.Adam(0.1, epsilon=1e-12), [0.9, 2.1]),
+    }
+    for backend in fn.backends.available():
+        kernels = fn.backends.resolve(backend)
+        for name, (opt, expected) in cases.items():
+            p = np.array([1.0, 2.0])
+            opt.iterations = 0
+            opt.build([p])
+            opt.apply(kernels, [p], [g])
+            np.testing.assert_allclose(p, expected, rtol=1e-9, err_msg=f"{backend} {name}")
+
+
+def test_schedules_follow_their_formulas():
+    s = fn.schedules
+    assert s.get(0.1)(1000) == 0.1
+    assert s.StepDecay(1.0, factor=0.5, decay_steps=10)(25) == 0.25
+    assert s.ExponentialDecay(1.0, decay_rate=0.5)(3) == pytest.approx(0.125)
+    assert s.PolynomialDecay(1.0, alpha=0.5, power=2)(2) == pytest.approx(0.25)
+    cos = s.CosineDecay(1.0, decay_steps=100, final_learning_rate=0.1)
+    assert cos(0) == 1.0 and cos(50) == pytest.approx(0.55) and cos(100) == pytest.approx(0.1) == cos(500)
+    warm = s.Warmup(s.ExponentialDecay(1.0, 0.5), warmup_steps=4)
+    assert [warm(t) for t in range(6)] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 0.5])
+    opt = fn.optimizers.SGD(s.ExponentialDecay(1.0, 0.5))
+    opt.build([np.zeros(1)])
+    p = np.zeros(1)
+    for _ in range(3):
+        opt.apply(fn.backends.resolve("numpy"), [p], [np.ones(1)])
+    assert p[0] == pytest.approx(-(1 + 0.5 + 0.25))

@@ -1,0 +1,186 @@
+"""Bad input gives a clear ValueError/TypeError naming the argument, the
+expected and the received value -- never a silent broadcast or a crash."""
+import numpy as np
+import pytest
+
+import fastnn as fn
+
+
+@pytest.fixture
+def model(backend):
+    m = fn.Sequential([fn.Dense(6, activation="relu", input_dim=4), fn.Dense(3, activation="softmax")],
+                      backend=backend, seed=0)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+X = np.random.default_rng(0).standard_normal((10, 4))
+Y = np.arange(10) % 3
+
+
+def test_wrong_feature_count(model):
+    for call in (lambda: model.fit(X[:, :3], Y, verbose=0), lambda: model.predict(X[:, :3]),
+                 lambda: model.evaluate(np.hstack([X, X]), Y)):
+        with pytest.raises(ValueError, match=r"X: expected 4 features.*got shape \(10, (3|8)\)"):
+            call()
+
+
+def test_length_mismatch(model):
+    with pytest.raises(ValueError, match=r"y: expected 10 targets to match X, got 9"):
+        model.fit(X, Y[:9], verbose=0)
+    with pytest.raises(ValueError, match=r"sample_weight: expected shape \(10,\), got shape \(3,\)"):
+        model.fit(X, Y, sample_weight=np.ones(3), verbose=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf(model, bad):
+    Xb = X.copy()
+    Xb[3, 2] = bad
+    with pytest.raises(ValueError, match=r"X: contains 1 NaN or infinite"):
+        model.fit(Xb, Y, verbose=0)
+    with pytest.raises(ValueError, match=r"X: contains 1 NaN or infinite"):
+        model.predict(Xb)
+    reg = fn.Sequential([fn.Dense(1, input_dim=4)])
+    reg.compile(optimizer="sgd", loss="mse")
+    yb = np.ones(10)
+    yb[0] = bad
+    with pytest.raises(ValueError, match=r"y: contains 1 NaN or infinite"):
+        reg.fit(X, yb, verbose=0)
+
+
+def test_labels_out_of_range(model):
+    with pytest.raises(ValueError, match=r"y: labels must be integers in \[0, 3\).*got values in \[0, 5\]"):
+        model.fit(X, np.arange(10) % 6, verbose=0)
+    with pytest.raises(ValueError, match=r"y: labels must be integers in \[0, 3\).*\[-1, 1\]"):
+        model.fit(X, Y - 1, verbose=0)
+    with pytest.raises(ValueError, match="non-integer"):
+        model.fit(X, Y + 0.5, verbose=0)
+    with pytest.raises(ValueError, match=r"use 'categorical_crossentropy'"):
+        model.fit(X, np.eye(3)[Y], verbose=0)
+
+
+def test_binary_targets_outside_unit_interval():
+    m = fn.Sequential([fn.Dense(1, activation="sigmoid", input_dim=4)])
+    m.compile(optimizer="sgd", loss="binary_crossentropy")
+    with pytest.raises(ValueError, match=r"y: binary_crossentropy expects targets in \[0, 1\]"):
+        m.fit(X, np.arange(10), verbose=0)
+
+
+def test_wrong_target_shape_is_not_broadcast():
+    m = fn.Sequential([fn.Dense(2, input_dim=4)])
+    m.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match=r"y: expected shape \(10, 2\) for a 2-unit output layer, got shape \(10,\)"):
+        m.fit(X, np.ones(10), verbose=0)
+    with pytest.raises(ValueError, match=r"y: expected shape \(10, 2\).*got shape \(10, 3\)"):
+        m.fit(X, np.ones((10, 3)), verbose=0)
+
+
+def test_empty_data(model):
+    with pytest.raises(ValueError, match=r"X: expected at least 1 sample, got shape \(0, 4\)"):
+        model.fit(np.empty((0, 4)), np.empty(0), verbose=0)
+    with pytest.raises(ValueError, match=r"X: expected at least 1 sample"):
+        model.predict(np.empty((0, 4)))
+
+
+def test_non_numeric_arrays(model):
+    with pytest.raises(TypeError, match=r"X: expected numeric data, got dtype <U"):
+        model.fit(np.full((10, 4), "a"), Y, verbose=0)
+    with pytest.raises(TypeError, match=r"X: expected numeric data, got an array of Python objects"):
+        model.predict(np.array([[object()] * 4] * 2))
+    with pytest.raises(TypeError, match=r"X: expected real numbers, got complex"):
+        model.predict(X + 1j)
+    with pytest.raises(TypeError, match=r"y: expected numeric data"):
+        model.fit(X, np.array(["a"] * 10), verbose=0)
+    import scipy.sparse
+
+    with pytest.raises(TypeError, match="X: sparse matrices are not supported"):
+        model.predict(scipy.sparse.csr_matrix(X))
+
+
+def test_one_dimensional_X(model):
+    with pytest.raises(ValueError, match=r"X: expected a 2-D array \(n_samples, n_features\), got shape \(4,\).*reshape"):
+        model.predict(X[0])
+    with pytest.raises(ValueError, match=r"X: expected a 2-D array.*got shape \(2, 5, 4\)"):
+        model.predict(np.zeros((2, 5, 4)))
+
+
+def test_loss_that_does_not_fit_the_output_layer():
+    relu_out = fn.Sequential([fn.Dense(3, activation="relu", input_dim=4)])
+    with pytest.raises(ValueError, match=r"loss: sparse_categorical_crossentropy needs probabilities.*got activation 'relu'"):
+        relu_out.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    one_unit = fn.Sequential([fn.Dense(1, activation="sigmoid", input_dim=4)])
+    with pytest.raises(ValueError, match=r"at least 2 units.*got 1.*binary_crossentropy"):
+        one_unit.compile(optimizer="sgd", loss="categorical_crossentropy")
+    softmax_one = fn.Sequential([fn.Dense(1, activation="softmax", input_dim=4)])
+    with pytest.raises(ValueError, match="1-unit softmax"):
+        softmax_one.compile(optimizer="sgd", loss="mse")
+
+
+def test_using_the_model_before_building_or_compiling():
+    unbuilt = fn.Sequential([fn.Dense(3, activation="softmax")])
+    with pytest.raises(fn.NotBuiltError, match=r"predict: the model has no weights yet.*input_dim"):
+        unbuilt.predict(X)
+    with pytest.raises(ValueError, match="get_weights: the model has no weights"):
+        unbuilt.get_weights()
+    built = fn.Sequential([fn.Dense(3, activation="softmax", input_dim=4)])
+    for call in (lambda: built.fit(X, Y, verbose=0), lambda: built.evaluate(X, Y)):
+        with pytest.raises(ValueError, match=r"not compiled; call model.compile"):
+            call()
+    with pytest.raises(ValueError, match="no layers"):
+        fn.Sequential().compile(optimizer="sgd", loss="mse")
+
+
+def test_bad_layer_and_model_arguments():
+    with pytest.raises(ValueError, match=r"units: expected a positive integer, got 0"):
+        fn.Dense(0)
+    with pytest.raises(TypeError, match=r"units: expected a positive integer, got float 3.5"):
+        fn.Dense(3.5)
+    with pytest.raises(ValueError, match=r"dtype: expected 'float32' or 'float64', got 'int32'"):
+        fn.Sequential(dtype="int32")
+    with pytest.raises(ValueError, match=r"backend: expected one of .*'fortran'"):
+        fn.Sequential(backend="fortran")
+    with pytest.raises(TypeError, match="layer: expected a fastnn layer"):
+        fn.Sequential(["dense"])
+    with pytest.raises(ValueError, match=r"input_dim: layer 1 expects 5 inputs but the previous layer has 3 units"):
+        fn.Sequential([fn.Dense(3, input_dim=2), fn.Dense(2, input_dim=5)])
+    with pytest.raises(ValueError, match=r"alpha: expected a finite number >= 0, got -1.0"):
+        fn.activations.LeakyReLU(alpha=-1)
+
+
+def test_bad_fit_arguments(model):
+    with pytest.raises(ValueError, match=r"batch_size: expected a positive integer or None \(full batch\), got 0"):
+        model.fit(X, Y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match=r"epochs: expected an integer >= 0, got -1"):
+        model.fit(X, Y, epochs=-1, verbose=0)
+    with pytest.raises(ValueError, match=r"validation_split: expected a float in \[0, 1\), got 1.5"):
+        model.fit(X, Y, validation_split=1.5, verbose=0)
+    with pytest.raises(ValueError, match=r"verbose: expected 0, 1 or 2, got 3"):
+        model.fit(X, Y, verbose=3)
+    with pytest.raises(ValueError, match="sample_weight: expected non-negative"):
+        model.fit(X, Y, sample_weight=-np.ones(10), verbose=0)
+    with pytest.raises(TypeError, match="callbacks: expected Callback instances"):
+        model.fit(X, Y, callbacks=[print], verbose=0)
+
+
+def test_bad_optimizer_hyperparameters():
+    with pytest.raises(ValueError, match=r"learning_rate: expected a value in \(0"):
+        fn.optimizers.SGD(learning_rate=-0.1)
+    with pytest.raises(ValueError, match=r"momentum: expected a value in \[0.0, 1.0\), got 1.5"):
+        fn.optimizers.SGD(momentum=1.5)
+    with pytest.raises(ValueError, match="nesterov: Nesterov momentum needs momentum > 0"):
+        fn.optimizers.SGD(nesterov=True)
+    with pytest.raises(ValueError, match=r"beta_1: expected a value in \[0.0, 1.0\)"):
+        fn.optimizers.Adam(beta_1=1.0)
+
+
+def test_set_weights_checks_count_and_shapes(model):
+    ws = model.get_weights()
+    with pytest.raises(ValueError, match=r"weights: expected 4 arrays"):
+        model.set_weights(ws[:3])
+    ws[2] = np.zeros((3, 6))
+    with pytest.raises(ValueError, match=r"weights\[2\]: expected shape \(6, 3\), got \(3, 6\)"):
+        model.set_weights(ws)
+    ws = model.get_weights()
+    ws[1] = np.full(6, np.nan)
+    with pytest.raises(ValueError, match=r"weights\[1\]: contains 6 NaN"):
+        model.set_weights(ws)
