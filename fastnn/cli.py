@@ -1,0 +1,269 @@
+"""The ``fastnn`` command line: ``train``, ``evaluate`` and ``predict``.
+
+    fastnn train                                  # digits (bundled), works offline
+    fastnn train --dataset fashion-mnist --hidden 128 --epochs 5 --save m.fastnn
+    fastnn evaluate m.fastnn --dataset fashion-mnist
+    fastnn predict m.fastnn --input rows.npy --output predictions.npy
+
+Bad arguments end with an argparse-style usage error (exit status 2), never
+a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "wine", "boston")
+REGRESSION = {"boston"}
+STANDARDIZED = {"wine", "boston"}  # inputs on very different scales
+
+
+def _hidden(text):
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 128,64, got {text!r}")
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 128,64, got {text!r}")
+    return sizes
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def load_dataset(name, data_dir=None, seed=0):
+    """``(X_train, y_train), (X_test, y_test)`` for a CLI data set name.
+
+    Inputs are float32 in their original units; classification labels
+    int64; regression targets ``(n, 1)``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from . import datasets
+
+    if name in ("mnist", "fashion-mnist"):
+        loader = datasets.load_mnist if name == "mnist" else datasets.load_fashion_mnist
+        (X_train, y_train), (X_test, y_test) = loader(data_dir)
+        return ((datasets.to_float(X_train), y_train.astype(np.int64)),
+                (datasets.to_float(X_test), y_test.astype(np.int64)))
+    if name == "digits":
+        X, y = datasets.load_digits()
+    elif name == "wine":
+        X, y = datasets.load_wine()
+    else:
+        if data_dir is not None and os.path.isdir(os.path.join(data_dir, "boston")):
+            data_dir = os.path.join(data_dir, "boston")
+        X, y = datasets.load_boston(data_dir)
+    stratify = None if name in REGRESSION else y
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=stratify)
+    return (X_train.astype(np.float32), y_train), (X_test.astype(np.float32), y_test)
+
+
+def build_parser():
+    from . import activations, backends, optimizers
+
+    parser = argparse.ArgumentParser(prog="fastnn", description="Train multilayer perceptrons fast on the CPU.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train an MLP on a data set and report test metrics")
+    train.add_argument("--dataset", choices=DATASETS, default="digits",
+                       help="data set (default: digits, bundled with scikit-learn, works offline)")
+    train.add_argument("--data-dir", help="folder holding the data set's files (default: FASTNN_DATA, cache)")
+    train.add_argument("--hidden", type=_hidden, default=[128], help="hidden layer sizes, e.g. 128,64 (default: 128)")
+    train.add_argument("--activation", default="relu", choices=[n for n in activations.registry.names() if n != "softmax"],
+                       help="hidden activation (default: relu)")
+    train.add_argument("--optimizer", default="adam", choices=optimizers.registry.names(),
+                       help="optimizer (default: adam)")
+    train.add_argument("--lr", type=_positive_float, help="learning rate (default: the optimizer's)")
+    train.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default: 20)")
+    train.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
+    train.add_argument("--validation-split", type=float, default=0.1, help="held-out fraction (default: 0.1)")
+    train.add_argument("--backend", default="auto", choices=["auto"] + backends.names(),
+                       help="kernel backend (default: auto, the fastest available)")
+    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--save", metavar="PATH", help="save the trained model to PATH (.fastnn)")
+    train.add_argument("--plot", metavar="PNG", help="save learning curves to PNG (needs matplotlib)")
+    train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
+                       help="0 silent, 1 progress bar (default), 2 one line per epoch")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a data set's test split")
+    evaluate.add_argument("model", help="a .fastnn file")
+    evaluate.add_argument("--dataset", choices=DATASETS, default="digits")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default: 0)")
+
+    predict = sub.add_parser("predict", help="predict with a saved model")
+    predict.add_argument("model", help="a .fastnn file")
+    predict.add_argument("--input", required=True, help="rows to predict: .npy, or .csv/.txt (comma separated)")
+    predict.add_argument("--output", help="write predictions to .npy or .csv (default: print)")
+    predict.add_argument("--proba", action="store_true", help="output the raw outputs (probabilities) instead of labels")
+    return parser
+
+
+def _train(args, parser):
+    from sklearn.preprocessing import StandardScaler
+
+    import fastnn as fn
+
+    (X_train, y_train), (X_test, y_test) = _load_or_exit(args.dataset, args.data_dir, args.seed, parser)
+    regression = args.dataset in REGRESSION
+    standardize = args.dataset in STANDARDIZED
+    if standardize:  # train on standardized inputs (and targets); see _fold_scaling
+        x_scaler = StandardScaler().fit(X_train)
+        X_fit = x_scaler.transform(X_train).astype(np.float32)
+    else:
+        X_fit = X_train
+    if regression:
+        y_scaler = StandardScaler().fit(y_train)
+        y_train = y_scaler.transform(y_train)
+    n_out = 1 if regression else int(max(y_train.max(), y_test.max()) + 1)
+    init = "he_normal" if args.activation in ("relu", "leaky_relu", "elu", "gelu", "swish") else "glorot_uniform"
+    widths = [X_train.shape[1]] + args.hidden
+    layers = [fn.Dense(h, activation=args.activation, kernel_initializer=init, input_dim=n_in)
+              for n_in, h in zip(widths, args.hidden)]
+    layers.append(fn.Dense(n_out, activation=None if regression else "softmax"))
+    model = fn.Sequential(layers, backend=args.backend, dtype=args.dtype, seed=args.seed)
+    optimizer = fn.optimizers.get(args.optimizer)
+    if args.lr is not None:
+        optimizer.learning_rate = args.lr
+    model.compile(optimizer=optimizer, loss="mse" if regression else "sparse_categorical_crossentropy",
+                  metrics=["mae"] if regression else ["accuracy"])
+    print(f"fastnn {fn.__version__}: {args.dataset} {X_train.shape[0]} train / {X_test.shape[0]} test rows, "
+          f"{X_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{n_out} {args.activation}, "
+          f"{args.optimizer}, batch {args.batch_size}, backend {model.backend}, {args.dtype}")
+    start = time.perf_counter()
+    history = model.fit(X_fit, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                        validation_split=args.validation_split, verbose=args.verbose)
+    seconds = time.perf_counter() - start
+    epochs_run = len(history.epoch)
+    print(f"trained {epochs_run} epochs in {seconds:.2f} s ({seconds / max(epochs_run, 1):.3f} s/epoch)")
+    if standardize:
+        _fold_scaling(model, x_scaler, y_scaler if regression else None)
+    result = model.evaluate(X_test, y_test)
+    units = " (original units)" if regression else ""
+    print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()) + units)
+    if args.save:
+        model.save(args.save)
+        print(f"saved {args.save}")
+    if args.plot:
+        try:
+            from .plot import plot_history
+        except ImportError as exc:
+            print(f"--plot skipped: {exc}", file=sys.stderr)
+        else:
+            plot_history(history, path=args.plot)
+            print(f"learning curves written to {args.plot}")
+    return 0
+
+
+def _fold_scaling(model, x_scaler, y_scaler=None):
+    """Fold input (and target) standardization into the first (and last)
+    Dense layer, so the model, and the file it is saved to, works in the
+    data's original units:
+
+    ((x - mu) / s) W + b = x (W / s[:, None]) + (b - (mu / s) W)
+    (x W + b) * sd + m   = x (W * sd) + (b * sd + m)
+    """
+    weights = [w.astype(np.float64) for w in model.get_weights()]
+    mu, s = x_scaler.mean_, x_scaler.scale_
+    W1 = weights[0] / s[:, None]
+    weights[1] = weights[1] - (mu / s) @ weights[0]
+    weights[0] = W1
+    if y_scaler is not None:
+        weights[-2] = weights[-2] * y_scaler.scale_
+        weights[-1] = weights[-1] * y_scaler.scale_ + y_scaler.mean_
+    model.set_weights(weights)
+
+
+def _load_or_exit(name, data_dir, seed, parser):
+    try:
+        return load_dataset(name, data_dir, seed)
+    except (OSError, ValueError) as exc:
+        parser.exit(1, f"fastnn: cannot load data set {name!r}: {exc}\n")
+
+
+def _load_model_or_exit(path, parser):
+    import fastnn as fn
+
+    try:
+        return fn.load_model(path)
+    except (OSError, ValueError) as exc:
+        parser.exit(1, f"fastnn: cannot load model {path!r}: {exc}\n")
+
+
+def _evaluate(args, parser):
+    model = _load_model_or_exit(args.model, parser)
+    if not model.compiled:
+        parser.exit(1, f"fastnn: {args.model} was saved without compile settings; cannot evaluate\n")
+    _, (X_test, y_test) = _load_or_exit(args.dataset, args.data_dir, args.seed, parser)
+    try:
+        result = model.evaluate(X_test, y_test)
+    except (TypeError, ValueError) as exc:
+        parser.exit(1, f"fastnn: {exc}\n")
+    print(", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+    return 0
+
+
+def _read_rows(path, parser):
+    try:
+        if path.endswith(".npy"):
+            return np.load(path, allow_pickle=False)
+        return np.loadtxt(path, delimiter=",", ndmin=2)
+    except (OSError, ValueError) as exc:
+        parser.exit(1, f"fastnn: cannot read --input {path!r}: {exc}\n")
+
+
+def _predict(args, parser):
+    model = _load_model_or_exit(args.model, parser)
+    X = _read_rows(args.input, parser)
+    try:
+        out = model.predict(X)
+    except (TypeError, ValueError) as exc:
+        parser.exit(1, f"fastnn: {exc}\n")
+    if not args.proba and out.shape[1] > 1:
+        out = out.argmax(axis=1)
+    if args.output:
+        if args.output.endswith(".npy"):
+            np.save(args.output, out)
+        else:
+            np.savetxt(args.output, out, delimiter=",", fmt="%d" if out.dtype.kind == "i" else "%.7g")
+        print(f"wrote {len(out)} predictions to {args.output}")
+    else:
+        np.savetxt(sys.stdout, out.reshape(len(out), -1), delimiter=",",
+                   fmt="%d" if out.dtype.kind == "i" else "%.7g")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and not 0 <= args.validation_split < 1:
+        parser.error(f"argument --validation-split: expected a value in [0, 1), got {args.validation_split}")
+    handler = {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command]
+    try:
+        return handler(args, parser)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

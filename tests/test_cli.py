@@ -1,0 +1,87 @@
+"""The ``fastnn`` command line."""
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn.cli import main
+
+
+def test_train_on_digits_by_default_reaches_95_percent(capsys, tmp_path):
+    model_path = tmp_path / "digits.fastnn"
+    assert main(["train", "--verbose", "2", "--save", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "digits 1347 train / 450 test rows" in out
+    assert out.count("Epoch ") == 20 and "s/epoch" in out
+    accuracy = float(re.search(r"test: loss [\d.]+, accuracy ([\d.]+)", out).group(1))
+    assert accuracy >= 0.95
+    assert main(["evaluate", str(model_path)]) == 0
+    assert f"accuracy {accuracy:.4f}" in capsys.readouterr().out
+
+
+def test_predict_from_npy_and_csv(tmp_path, capsys):
+    model_path = tmp_path / "wine.fastnn"
+    assert main(["train", "--dataset", "wine", "--epochs", "30", "--verbose", "0", "--save", str(model_path)]) == 0
+    from sklearn.datasets import load_wine
+
+    data = load_wine()
+    rows = data.data[::20]
+    np.save(tmp_path / "rows.npy", rows)
+    np.savetxt(tmp_path / "rows.csv", rows, delimiter=",")
+    capsys.readouterr()
+    assert main(["predict", str(model_path), "--input", str(tmp_path / "rows.npy")]) == 0
+    printed = np.array(capsys.readouterr().out.split(), dtype=int)
+    assert np.mean(printed == data.target[::20]) >= 0.8  # raw, unstandardized rows work
+    assert main(["predict", str(model_path), "--input", str(tmp_path / "rows.csv"), "--proba",
+                 "--output", str(tmp_path / "p.npy")]) == 0
+    proba = np.load(tmp_path / "p.npy")
+    assert proba.shape == (len(rows), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_boston_regression_reports_original_units(shared_data, capsys, tmp_path):
+    model_path = tmp_path / "boston.fastnn"
+    assert main(["train", "--dataset", "boston", "--data-dir", str(shared_data), "--epochs", "60",
+                 "--batch-size", "16", "--verbose", "0", "--save", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    mae = float(re.search(r"mae ([\d.]+) \(original units\)", out).group(1))
+    assert mae < 4.0  # thousands of dollars; predicting the mean gives about 6.5
+    assert main(["evaluate", str(model_path), "--dataset", "boston", "--data-dir", str(shared_data)]) == 0
+    assert f"mae {mae:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--hidden", "12,x"], "argument --hidden: expected comma-separated positive integers"),
+    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["train", "--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
+    (["train", "--lr", "-1"], "argument --lr: expected a positive number"),
+    (["train", "--validation-split", "1.5"], "argument --validation-split: expected a value in [0, 1)"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["predict", "m.fastnn"], "the following arguments are required: --input"),
+])
+def test_bad_arguments_give_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: fastnn" in err and message in err and "Traceback" not in err
+
+
+def test_missing_files_are_reported_without_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(tmp_path / "none.fastnn")])
+    assert exc.value.code == 1
+    assert "cannot load model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--dataset", "boston", "--data-dir", str(tmp_path)])
+    assert exc.value.code == 1
+    assert "cannot load data set 'boston'" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_command():
+    result = subprocess.run([sys.executable, "-m", "fastnn", "train", "--epochs", "1", "--verbose", "0"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "test: loss" in result.stdout
