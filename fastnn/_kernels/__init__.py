@@ -72,6 +72,50 @@ adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_ino
     with ``step >= 1`` the 1-based update count.
 
 Each backend module also defines ``NAME`` (its public name).
+
+Compiled training (optional)
+----------------------------
+A backend may also define ``train_batches``: whole minibatch steps (gather,
+forward, loss, backward, optimizer update) for a stack of ``Dense`` layers in
+one call, so no Python runs between steps.  ``Sequential.fit`` uses it when
+every layer is ``Dense`` and no callback needs per-batch control, and must
+get the same results as the per-kernel path (within the conformance
+tolerances).  ``L`` is the number of layers, layer ``l`` maps ``n_l`` to
+``n_{l+1}`` columns; ``B`` is the batch size.
+
+train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
+              Ws, bs, dWs, dbs, acts, alphas, l2s,
+              Zs, As, dZs, Xb, Yb, SWb,
+              loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, out) -> int
+    Data: ``X (n, n_0)``; ``Y`` int64 ``(n,)`` labels (sparse categorical
+    cross-entropy) or ``(n, k)`` floats; ``SW`` ``(n,)`` sample weights or
+    ``None``; ``perm (n,)`` int64 row order of this epoch.  Batch ``j`` holds
+    rows ``perm[j*B : min((j+1)*B, n)]`` (the last may be short); the call
+    runs batches ``first_batch .. first_batch + n_batches - 1``.
+    Layers (tuples of length ``L``): ``Ws[l] (n_l, n_{l+1})``; ``bs[l]``
+    ``(n_{l+1},)`` or a zero-length array for a layer without bias;
+    ``dWs``/``dbs`` the gradients (same shapes); ``acts`` int64 ``(L,)``
+    activation codes; ``alphas``, ``l2s`` float64 ``(L,)``.
+    Workspaces (written): ``Zs[l]``, ``As[l]``, ``dZs[l]`` ``(B, n_{l+1})``;
+    ``Xb (B, n_0)``, ``Yb`` (``B`` rows like ``Y``), ``SWb (B,)`` or ``None``.
+    Optimizer: ``opt`` one of ``OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV,
+    OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM``; ``hyper`` float64 ``(4,)`` =
+    ``[momentum, rho or beta_1, beta_2, epsilon]`` (unused entries 0);
+    ``lrs`` float64 ``(n_batches,)`` learning rate of each batch; ``step0``
+    the optimizer's update count before the first batch (Adam's bias
+    correction uses ``step0 + j + 1`` for the j-th batch of the call).
+    Slots, tuples like ``Ws``/``bs``: ``S1W``/``S1b`` velocity (momentum,
+    Nesterov), accumulator (Adagrad), mean square (RMSprop) or ``m`` (Adam);
+    ``S2W``/``S2b`` Adam's ``v``; zero-length arrays where unused.  Each
+    update is exactly the per-parameter kernel above (``*_update``).
+    ``out`` float64 ``(4,)`` is *accumulated* (``+=``) per batch of ``m`` rows:
+    ``out[0] += m * batch_loss`` (the loss before the update, as
+    ``loss_value``), ``out[1] +=`` correct predictions (one output: ``a > 0.5``
+    equals ``y > 0.5``; several: argmax of the output equals the label, or the
+    argmax of a one-hot ``Y``), ``out[2] +=`` per-row mean squared error summed
+    over rows, ``out[3] +=`` per-row mean absolute error summed over rows.
+    Returns the number of batches completed: fewer than ``n_batches`` if a
+    batch loss was not finite (that batch's update is then not applied).
 """
 from __future__ import annotations
 
@@ -89,6 +133,9 @@ LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SOFTMAX, SOFTPLUS, GELU, SWISH = r
     HALF_SQUARED_ERROR,
     MAE,
 ) = range(6)
+
+# Optimizer codes of train_batches.
+OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM = range(6)
 
 KERNELS = (
     "dense_forward",
