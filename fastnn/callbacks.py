@@ -260,10 +260,13 @@ class ProgressLogger(Callback):
                              unit="batch", leave=True, dynamic_ncols=True)
 
     def on_batch_end(self, batch, logs=None):
+        self.advance(1, logs["loss"])
+
+    def advance(self, steps, loss):
+        """Move the bar ``steps`` batches on, showing the running ``loss``."""
         if self._bar is not None:
-            self._bar.update(1)
-            if batch % 16 == 0 or batch + 1 == self.steps:
-                self._bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+            self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self._bar.update(steps)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start

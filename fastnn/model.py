@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _kernels
 from . import _validation as check
+from ._training import CompiledLoop, KernelLoop
 from . import callbacks as cbks
 from . import layers as layers_mod
 from . import losses, optimizers
@@ -222,7 +223,8 @@ class Sequential:
         self.history = history
         self.stop_training = False
         shuffle_rng = np.random.default_rng(None if self.seed is None else [self.seed, 1, initial_epoch])
-        loop = _EpochLoop(self, X, y, w, bs, shuffle, shuffle_rng)
+        Loop = CompiledLoop if CompiledLoop.supports(self, batch_hooks, y) else KernelLoop
+        loop = Loop(self, X, y, w, bs, shuffle, shuffle_rng)
         for cb in callback_list:
             cb.on_train_begin()
         try:
@@ -423,81 +425,3 @@ class Sequential:
 
     def __repr__(self):
         return f"Sequential({self.layers!r}, backend={self.backend!r}, dtype={self.dtype!r})"
-
-
-class _EpochLoop:
-    """Runs the minibatch steps of one epoch with preallocated buffers."""
-
-    def __init__(self, model, X, y, w, batch_size, shuffle, rng):
-        self.model, self.X, self.y, self.w = model, X, y, w
-        self.bs, self.shuffle, self.rng = batch_size, shuffle, rng
-        n = X.shape[0]
-        self.n = n
-        self.perm = np.arange(n, dtype=np.int64)
-        self.gather = shuffle and batch_size < n
-        if self.gather:
-            self.Xb = np.empty((batch_size, X.shape[1]), X.dtype)
-            self.yb = np.empty((batch_size,) + y.shape[1:], y.dtype)
-            self.wb = None if w is None else np.empty(batch_size, w.dtype)
-        self.ws = model._workspace(batch_size)
-        # Parameters and optimizer state at the start of the epoch, to roll back to
-        # if the loss diverges (a model is never left holding NaNs).
-        self.state = model._params + model.optimizer.get_state()
-        self.snapshot = [np.empty_like(p) for p in self.state]
-
-    def run_epoch(self, batch_hooks, want_grad_norm):
-        """One pass over the data; returns the epoch's logs, or None if the
-        loss became non-finite (the weights are then restored)."""
-        model, K, opt = self.model, self.model._kernels, self.model.optimizer
-        for s, p in zip(self.snapshot, self.state):
-            np.copyto(s, p)
-        iterations = opt.iterations
-        if self.gather:
-            self.rng.shuffle(self.perm)
-        totals = dict.fromkeys(["loss"] + [name for name, _ in model.metrics], 0.0)
-        seen = 0
-        for step, start in enumerate(range(0, self.n, self.bs)):
-            stop = min(start + self.bs, self.n)
-            m = stop - start
-            ws = self.ws if m == self.bs else [w.rows(m) for w in self.ws]
-            if self.gather:
-                idx = self.perm[start:stop]
-                Xb, yb = self.Xb[:m], self.yb[:m]
-                K.gather_rows(self.X, idx, Xb)
-                K.gather_rows(self.y, idx, yb)
-                wb = None
-                if self.w is not None:
-                    wb = self.wb[:m]
-                    K.gather_rows(self.w, idx, wb)
-            else:
-                Xb, yb = self.X[start:stop], self.y[start:stop]
-                wb = None if self.w is None else self.w[start:stop]
-
-            batch_loss = model._loss_and_gradients(Xb, yb, wb, ws, metric_totals=totals)
-            if not math.isfinite(batch_loss):
-                for s, p in zip(self.snapshot, self.state):
-                    np.copyto(p, s)
-                opt.iterations = iterations
-                warnings.warn(
-                    f"fit: the loss became {batch_loss} at batch {step}; training stopped and the "
-                    f"weights were restored to the start of this epoch (try a lower learning rate)",
-                    RuntimeWarning, stacklevel=3,
-                )
-                model.stop_training = True
-                return None
-            totals["loss"] += m * batch_loss
-            seen += m
-            if want_grad_norm and stop == self.n:
-                grad_norm = math.sqrt(sum(float(np.vdot(g, g)) for g in model._grads))
-            opt.apply(K, model._params, model._grads)
-
-            if batch_hooks:
-                batch_logs = {"loss": batch_loss, "size": m}
-                for cb in batch_hooks:
-                    cb.on_batch_end(step, batch_logs)
-                if model.stop_training:
-                    break
-        logs = {name: total / max(seen, 1) for name, total in totals.items()}
-        if want_grad_norm:
-            logs["grad_norm"] = grad_norm if stop == self.n else math.nan
-        return logs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels as K
 from . import schedules
 from ._registry import Configurable, Registry
 
@@ -102,6 +103,20 @@ class Optimizer(Configurable):
     def _update(self, kernels, p, g, lr, slots):
         raise NotImplementedError
 
+    def kernel_spec(self) -> tuple[int, np.ndarray]:
+        """``(code, hyper)`` for the compiled ``train_batches`` kernel:
+        ``hyper = [momentum, rho or beta_1, beta_2, epsilon]``."""
+        raise NotImplementedError
+
+    def learning_rates(self, out: np.ndarray) -> np.ndarray:
+        """Fill ``out`` with the rates of the next ``len(out)`` updates."""
+        if isinstance(self._schedule, schedules.Constant):
+            out.fill(self._schedule.initial_learning_rate)
+        else:
+            for j in range(out.shape[0]):
+                out[j] = self._schedule(self.iterations + j)
+        return out
+
 
 registry = Registry("optimizer", Optimizer)
 
@@ -132,6 +147,10 @@ class SGD(Optimizer):
     def _update(self, kernels, p, g, lr, slots):
         kernels.sgd_update(p, g, lr, self.momentum, self.nesterov, slots[0] if slots else None)
 
+    def kernel_spec(self):
+        code = K.OPT_SGD if self.momentum == 0 else (K.OPT_NESTEROV if self.nesterov else K.OPT_MOMENTUM)
+        return code, np.array([self.momentum, 0.0, 0.0, 0.0])
+
 
 @registry.register("adagrad")
 class Adagrad(Optimizer):
@@ -152,6 +171,9 @@ class Adagrad(Optimizer):
     def _update(self, kernels, p, g, lr, slots):
         kernels.adagrad_update(p, g, lr, self.epsilon, slots[0])
 
+    def kernel_spec(self):
+        return K.OPT_ADAGRAD, np.array([0.0, 0.0, 0.0, self.epsilon])
+
 
 @registry.register("rmsprop")
 class RMSprop(Optimizer):
@@ -167,6 +189,9 @@ class RMSprop(Optimizer):
 
     def _update(self, kernels, p, g, lr, slots):
         kernels.rmsprop_update(p, g, lr, self.rho, self.epsilon, slots[0])
+
+    def kernel_spec(self):
+        return K.OPT_RMSPROP, np.array([0.0, self.rho, 0.0, self.epsilon])
 
 
 @registry.register("adam")
@@ -186,6 +211,9 @@ class Adam(Optimizer):
     def _update(self, kernels, p, g, lr, slots):
         kernels.adam_update(p, g, lr, self.beta_1, self.beta_2, self.epsilon, self.iterations,
                             slots[0], slots[1])
+
+    def kernel_spec(self):
+        return K.OPT_ADAM, np.array([0.0, self.beta_1, self.beta_2, self.epsilon])
 
 
 def get(identifier) -> Optimizer:

@@ -350,3 +350,80 @@ def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v
     np.divide(m_inout, t, out=t)
     t *= dtype(lr_t)
     param_inout -= t
+
+
+# ------------------------------------------------------- compiled-style training
+def _update(opt, p, g, lr, hyper, step, s1, s2):
+    from . import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
+
+    momentum, rho_or_beta1, beta_2, epsilon = hyper
+    if opt == OPT_SGD:
+        sgd_update(p, g, lr, 0.0, False, None)
+    elif opt in (OPT_MOMENTUM, OPT_NESTEROV):
+        sgd_update(p, g, lr, momentum, opt == OPT_NESTEROV, s1)
+    elif opt == OPT_ADAGRAD:
+        adagrad_update(p, g, lr, epsilon, s1)
+    elif opt == OPT_RMSPROP:
+        rmsprop_update(p, g, lr, rho_or_beta1, epsilon, s1)
+    elif opt == OPT_ADAM:
+        adam_update(p, g, lr, rho_or_beta1, beta_2, epsilon, step, s1, s2)
+    else:
+        raise ValueError(f"unknown optimizer code {opt}")
+
+
+def batch_statistics(A, Y, out):
+    """Accumulate correct predictions and per-row mean squared/absolute errors
+    of one batch into ``out[1:4]`` (see ``train_batches``)."""
+    m, k = A.shape
+    if Y.ndim == 1:  # class labels
+        out[1] += np.count_nonzero(A.argmax(axis=1) == Y)
+        return
+    if k == 1:
+        out[1] += np.count_nonzero((A[:, 0] > 0.5) == (Y[:, 0] > 0.5))
+    else:
+        out[1] += np.count_nonzero(A.argmax(axis=1) == Y.argmax(axis=1))
+    diff = A - Y
+    out[2] += float(np.square(diff).mean(axis=1).sum(dtype=np.float64))
+    out[3] += float(np.abs(diff).mean(axis=1).sum(dtype=np.float64))
+
+
+def train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
+                  Ws, bs, dWs, dbs, acts, alphas, l2s,
+                  Zs, As, dZs, Xb, Yb, SWb,
+                  loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, out):
+    n, L = X.shape[0], len(Ws)
+    for j in range(n_batches):
+        start = (first_batch + j) * batch_size
+        stop = min(start + batch_size, n)
+        m = stop - start
+        idx = perm[start:stop]
+        xb, yb = Xb[:m], Yb[:m]
+        gather_rows(X, idx, xb)
+        gather_rows(Y, idx, yb)
+        wb = None
+        if SW is not None:
+            wb = SWb[:m]
+            gather_rows(SW, idx, wb)
+        inp = xb
+        for l in range(L):
+            dense_forward(inp, Ws[l], bs[l] if bs[l].size else None, acts[l], alphas[l], Zs[l][:m], As[l][:m])
+            inp = As[l][:m]
+        A = As[L - 1][:m]
+        batch_loss = loss_value(loss, A, yb, wb)
+        if not np.isfinite(batch_loss):
+            return j
+        out[0] += m * batch_loss
+        batch_statistics(A, yb, out)
+        loss_output_delta(loss, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], A, yb, wb, dZs[L - 1][:m])
+        for l in range(L - 1, -1, -1):
+            dZ = dZs[l][:m]
+            if l < L - 1:
+                activation_backward(acts[l], alphas[l], Zs[l][:m], As[l][:m], dZ, dZ)
+            dense_backward(xb if l == 0 else As[l - 1][:m], Ws[l], dZ, l2s[l], dWs[l],
+                           dbs[l] if dbs[l].size else None, None if l == 0 else dZs[l - 1][:m])
+        lr, step = lrs[j], step0 + j + 1
+        for l in range(L):
+            _update(opt, Ws[l], dWs[l], lr, hyper, step, S1W[l], S2W[l])
+            if bs[l].size:
+                _update(opt, bs[l], dbs[l], lr, hyper, step, S1b[l], S2b[l])
+    return n_batches

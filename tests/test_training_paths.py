@@ -1,0 +1,135 @@
+"""The compiled training path (``train_batches``) against the general
+per-kernel path, and every backend against the NumPy backend over whole fits.
+
+Tolerances: float64 runs must agree to 1e-9 (relative); float32 runs to 2e-4
+after a few epochs (rounding differs between BLAS calls and fused loops, and
+training amplifies it a little).
+"""
+import numpy as np
+import pytest
+
+import fastnn as fn
+from fastnn._training import CompiledLoop, KernelLoop
+
+OPTIMIZERS = {
+    "sgd": lambda: fn.optimizers.SGD(0.05),
+    "momentum": lambda: fn.optimizers.SGD(0.05, momentum=0.9),
+    "nesterov": lambda: fn.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "adagrad": lambda: fn.optimizers.Adagrad(0.05),
+    "rmsprop": lambda: fn.optimizers.RMSprop(0.005),
+    "adam": lambda: fn.optimizers.Adam(0.005),
+    "adam+cosine": lambda: fn.optimizers.Adam(fn.schedules.CosineDecay(0.01, decay_steps=20)),
+}
+TASKS = {
+    "softmax-sce": ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
+    "softmax-cce": ("softmax", "categorical_crossentropy", ["accuracy"]),
+    "sigmoid-bce": ("sigmoid", "binary_crossentropy", ["accuracy"]),
+    "linear-mse": ("linear", "mse", ["mae", "mse"]),
+    "tanh-mae": ("tanh", "mae", ["mae"]),
+}
+
+
+class ForceKernelLoop(fn.callbacks.Callback):
+    """A per-batch hook: fit then takes the general per-kernel path."""
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+
+def data(task, n=203, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 7))
+    label = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)
+    if task in ("softmax-sce",):
+        return X, label, 3
+    if task == "softmax-cce":
+        return X, np.eye(3)[label], 3
+    if task == "sigmoid-bce":
+        return X, (label > 0).astype(float), 1
+    return X, np.tanh(X[:, :2] @ np.array([[1.0, -0.5], [0.3, 0.8]])), 2
+
+
+def make(task, opt, backend="numpy", dtype="float64", use_bias=True, hidden="relu"):
+    output, loss, metrics = TASKS[task]
+    _, _, k = data(task)
+    model = fn.Sequential([
+        fn.Dense(9, activation=hidden, input_dim=7, use_bias=use_bias),
+        fn.Dense(6, activation="elu"),
+        fn.Dense(k, activation=output, use_bias=use_bias),
+    ], backend=backend, dtype=dtype, seed=3)
+    model.compile(optimizer=OPTIMIZERS[opt](), loss=loss, metrics=metrics)
+    return model
+
+
+def fit(model, task, force_kernel_loop=False, weighted=False, **kwargs):
+    X, y, _ = data(task)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, len(X)) if weighted else None
+    callbacks = [ForceKernelLoop()] if force_kernel_loop else []
+    return model.fit(X, y, epochs=3, batch_size=32, sample_weight=w, callbacks=callbacks, verbose=0, **kwargs)
+
+
+def test_the_numpy_backend_takes_the_compiled_path():
+    model = make("softmax-sce", "adam")
+    assert CompiledLoop.supports(model, [], np.zeros(3, np.int64))
+    assert not CompiledLoop.supports(model, [ForceKernelLoop()], np.zeros(3, np.int64))
+    maxout = fn.Sequential([fn.Maxout(3, input_dim=2), fn.Dense(1)])
+    maxout.compile(optimizer="sgd", loss="mse")
+    assert not CompiledLoop.supports(maxout, [], np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+@pytest.mark.parametrize("task", TASKS)
+def test_compiled_path_equals_kernel_path(backend, task, opt):
+    if not hasattr(fn.backends.resolve(backend), "train_batches"):
+        pytest.skip(f"backend {backend!r} has no train_batches kernel")
+    a, b = make(task, opt, backend), make(task, opt, backend)
+    ha = fit(a, task, force_kernel_loop=True)
+    hb = fit(b, task)
+    for key in ha.history:
+        np.testing.assert_allclose(hb.history[key], ha.history[key], rtol=1e-9, atol=1e-12, err_msg=key)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wb, wa, rtol=1e-9, atol=1e-12)
+    assert a.optimizer.iterations == b.optimizer.iterations == 3 * 7
+    for sa, sb in zip(a.optimizer.get_state(), b.optimizer.get_state()):
+        np.testing.assert_allclose(sb, sa, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_compiled_path_with_weights_and_without_bias(backend, weighted, use_bias):
+    if not hasattr(fn.backends.resolve(backend), "train_batches"):
+        pytest.skip(f"backend {backend!r} has no train_batches kernel")
+    a = make("softmax-sce", "adam", backend, use_bias=use_bias)
+    b = make("softmax-sce", "adam", backend, use_bias=use_bias)
+    ha = fit(a, "softmax-sce", force_kernel_loop=True, weighted=weighted, validation_split=0.2)
+    hb = fit(b, "softmax-sce", weighted=weighted, validation_split=0.2)
+    for key in ha.history:
+        np.testing.assert_allclose(hb.history[key], ha.history[key], rtol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("task,opt", [("softmax-sce", "adam"), ("sigmoid-bce", "nesterov"),
+                                      ("linear-mse", "rmsprop"), ("softmax-cce", "adagrad")])
+def test_every_backend_follows_the_numpy_loss_curve(backend, dtype, task, opt):
+    tol = 2e-4 if dtype == "float32" else 1e-9
+    curves, weights = {}, {}
+    for name in ("numpy", backend):
+        model = make(task, opt, name, dtype)
+        curves[name] = fit(model, task).history
+        weights[name] = model.get_weights()
+        assert all(w.dtype == np.dtype(dtype) for w in weights[name])
+    for key in curves["numpy"]:
+        np.testing.assert_allclose(curves[backend][key], curves["numpy"][key], rtol=tol, atol=tol, err_msg=key)
+    for w0, w1 in zip(weights["numpy"], weights[backend]):
+        np.testing.assert_allclose(w1, w0, rtol=tol * 10, atol=tol * 10)
+
+
+def test_divergence_is_rolled_back_on_the_compiled_path(backend):
+    X, y, _ = data("linear-mse")
+    model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=7), fn.Dense(2)], backend=backend, seed=0)
+    model.compile(optimizer=fn.optimizers.SGD(1e4), loss="mse")
+    with pytest.warns(RuntimeWarning, match="restored"):
+        history = model.fit(X, y * 1e20, epochs=5, batch_size=16, verbose=0)
+    assert len(history.epoch) < 5
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert all(np.all(np.isfinite(s)) for s in model.optimizer.get_state())
