@@ -23,8 +23,17 @@ from .saving import load_model
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):  # scikit-learn estimators load on first use, keeping `import fastnn` fast
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import sklearn
+        return getattr(sklearn, name)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
 __all__ = [
     "Dense",
+    "MLPClassifier",
+    "MLPRegressor",
     "Maxout",
     "NotBuiltError",
     "Sequential",
