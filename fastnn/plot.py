@@ -257,7 +257,7 @@ def plot_function_fit(x, target, predictions, path=None, train_range=None, X_tra
     x = np.asarray(x, dtype=float).reshape(-1)
     n = x.size
     order = np.argsort(x, kind="stable")
-    fig = _new_figure(path, (6.4, 4.2))
+    fig = _new_figure(path, (8.0, 4.2))
     ax = fig.add_subplot()
     if train_range is not None:
         ax.axvspan(*train_range, color="0.92", zorder=0, label="training range")
@@ -275,7 +275,7 @@ def plot_function_fit(x, target, predictions, path=None, train_range=None, X_tra
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _finish(fig, path, title)
 
 
@@ -394,7 +394,7 @@ def plot_schedules(schedules, steps, path=None, xlabel="epoch", title=None):
     fig = _new_figure(path, (6.4, 4.0))
     ax = fig.add_subplot()
     for label, schedule in schedules.items():
-        ax.plot(steps, [schedule(int(s)) for s in steps], label=label)
+        ax.plot(steps, [schedule(int(s)) for s in steps], drawstyle="steps-post", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("learning rate")
     ax.grid(alpha=0.3)
