@@ -111,18 +111,19 @@ def main(argv=None):
 
     plots = []
     try:
-        W1 = model.get_weights()[0]
-        for filename, make in [
-            ("mnist_3b1b_weights.png", lambda p: plot.plot_weights_as_images(
-                W1, path=p, title=f"First-layer weights, 784-16-16-10 on {name}")),
-            ("mnist_3b1b_noise.png", lambda p: plot.plot_images(
-                noise, shape=(28, 28), path=p, titles=[f"says {labels[k]} ({o[k]:.2f})" for k, o in zip(answers, outputs)],
-                title="White noise and the network's answers")),
-            ("mnist_3b1b_curves.png", lambda p: plot.plot_history(history, path=p)),
-        ]:
-            make(os.path.join(args.out, filename))
-            plots.append(os.path.join(args.out, filename))
-            print(f"saved {plots[-1]}")
+        path = os.path.join(args.out, "mnist_3b1b_weights.png")
+        plot.plot_weights_as_images(model.get_weights()[0], path=path,
+                                    title=f"First-layer weights, 784-16-16-10 on {name}")
+        plots.append(path)
+        path = os.path.join(args.out, "mnist_3b1b_noise.png")
+        plot.plot_images(noise, shape=(28, 28), path=path, title="White noise and the network's answers",
+                         titles=[f"says {labels[k]} ({out[k]:.2f})" for k, out in zip(answers, outputs)])
+        plots.append(path)
+        path = os.path.join(args.out, "mnist_3b1b_curves.png")
+        plot.plot_history(history, path=path)
+        plots.append(path)
+        for path in plots:
+            print(f"saved {path}")
     except ImportError as exc:
         print(f"(no plots: {exc})")
 

@@ -132,7 +132,9 @@ def test_function_approximation(tmp_path):
     assert results["2 sin(x) + 5 | linear, 1 hidden"]["mse_train_range"] > 0.2
     assert results["2 sin(x) + 5 | tanh, 1 hidden"]["mse_train_range"] < 0.05
     assert results["piecewise | relu, 1 hidden"]["mse_train_range"] < 0.05
-    assert abs(results["piecewise | relu, 1 hidden"]["at_6"] - 6) < abs(results["piecewise | tanh, 1 hidden"]["at_6"] - 6)
+    # Beyond the data ReLU networks continue in straight lines, tanh networks level off.
+    relu_at_6, tanh_at_6 = results["piecewise | relu, 1 hidden"]["at_6"], results["piecewise | tanh, 1 hidden"]["at_6"]
+    assert abs(relu_at_6 - 6) < abs(tanh_at_6 - 6)
 
 
 def test_optimizers_on_a_valley(tmp_path):
