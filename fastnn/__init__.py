@@ -20,6 +20,7 @@ from . import activations, backends, callbacks, initializers, losses, metrics, o
 from .layers import Dense, Maxout
 from .model import NotBuiltError, Sequential
 from .saving import load_model
+from ._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -46,4 +47,6 @@ __all__ = [
     "metrics",
     "optimizers",
     "schedules",
+    "get_num_threads",
+    "set_num_threads",
 ]

@@ -1,0 +1,21 @@
+import pytest
+from threadpoolctl import threadpool_info
+
+import fastnn as fn
+
+
+def test_set_num_threads_limits_every_pool():
+    before = fn.get_num_threads()
+    try:
+        fn.set_num_threads(1)
+        assert fn.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    finally:
+        fn.set_num_threads(before)
+    assert fn.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_bad_thread_counts(bad):
+    with pytest.raises(ValueError, match="n: expected a positive integer number of threads"):
+        fn.set_num_threads(bad)
