@@ -46,3 +46,9 @@ def set_num_threads(n: int) -> None:
     numba = sys.modules.get("numba")
     if numba is not None:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def reapply_limits() -> None:
+    """Apply the last ``set_num_threads`` to pools loaded since (new backends)."""
+    if _num_threads is not None:
+        set_num_threads(_num_threads)

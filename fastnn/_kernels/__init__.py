@@ -186,6 +186,9 @@ def load(name: str) -> ModuleType:
         _failed[name] = str(exc)
         raise ImportError(f"fastnn backend {name!r} is not available: {exc}") from exc
     _loaded[name] = module
+    from .._threads import reapply_limits
+
+    reapply_limits()  # a backend may bring its own thread pool (OpenMP, Numba)
     return module
 
 
