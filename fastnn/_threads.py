@@ -42,10 +42,10 @@ def set_num_threads(n: int) -> None:
     from threadpoolctl import threadpool_limits
 
     _num_threads = n
-    _limits = threadpool_limits(limits=n)  # stays in force until changed again
     numba = sys.modules.get("numba")
-    if numba is not None:
+    if numba is not None:  # first: Numba's OpenMP layer resets the OpenMP count
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    _limits = threadpool_limits(limits=n)  # stays in force until changed again
 
 
 def reapply_limits() -> None:
