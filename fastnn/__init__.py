@@ -25,10 +25,16 @@ from ._threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 
-def __getattr__(name):  # scikit-learn estimators load on first use, keeping `import fastnn` fast
+_LAZY_MODULES = ("datasets", "plot", "sklearn")  # they import scikit-learn / matplotlib
+
+
+def __getattr__(name):  # load heavy parts on first use, keeping `import fastnn` fast
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
     if name in ("MLPClassifier", "MLPRegressor"):
-        from . import sklearn
-        return getattr(sklearn, name)
+        return getattr(importlib.import_module(".sklearn", __name__), name)
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
 
 __all__ = [
