@@ -7,14 +7,16 @@
 ... ], seed=0)
 >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-try:  # the compiled extension must be built: fail early, and say how to fix it
-    from ._kernels import _blas as _compiled_check  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the installation
+import importlib.util as _util
+
+# The compiled extension must be built: fail early, and say how to fix it.
+# (find_spec only locates the module: importing it would load SciPy's BLAS,
+# which the first model that needs it does instead.)
+if _util.find_spec("fastnn._kernels._blas") is None:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "fastnn's compiled extension (fastnn._kernels._blas) is missing or broken: "
-        f"{exc}. Install fastnn with `pip install .` (or `pip install -e .` for development) "
-        "so that setup.py builds it."
-    ) from exc
+        "fastnn's compiled extension (fastnn._kernels._blas) is missing. Install fastnn with "
+        "`pip install .` (or `pip install -e .` for development) so that setup.py builds it."
+    )
 
 from . import activations, backends, callbacks, initializers, losses, metrics, optimizers, schedules
 from .layers import Dense, Maxout

@@ -16,7 +16,6 @@ import time
 import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
 
 
 class Callback:
@@ -256,6 +255,8 @@ class ProgressLogger(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
         if self.verbose == 1:
+            from tqdm.auto import tqdm  # imported on first use: keeps `import fastnn` fast
+
             self._bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}",
                              unit="batch", leave=True, dynamic_ncols=True)
 
