@@ -42,10 +42,12 @@ instance (used as a template; the estimator trains a copy).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
 import os
+import sys
 import tempfile
 import warnings
 
@@ -398,8 +400,9 @@ class _BaseMLP(BaseEstimator):
         if not incremental:
             self._best_weights = None
         try:
-            model.fit(X, y, epochs=start + epochs, initial_epoch=start, batch_size=bs, shuffle=self.shuffle,
-                      callbacks=[monitor], verbose=0, sample_weight=w)
+            with _thread_budget():
+                model.fit(X, y, epochs=start + epochs, initial_epoch=start, batch_size=bs, shuffle=self.shuffle,
+                          callbacks=[monitor], verbose=0, sample_weight=w)
         finally:
             self._epochs_seen += monitor.epochs_run
         if validation is not None and self._best_weights is not None:
@@ -466,7 +469,8 @@ class _BaseMLP(BaseEstimator):
 
     def _outputs(self, X):
         """Output-layer activations for validated ``X``, ``(n, n_outputs)``."""
-        return self.model_.predict(X)
+        with _thread_budget():
+            return self.model_.predict(X)
 
     def _logits(self, X):
         """Output-layer pre-activations, with the model's own kernels."""
@@ -898,6 +902,44 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
+
+
+# ------------------------------------------------------------------- threads
+def _worker_thread_budget():
+    """Threads one task may use inside a Dask worker, or None outside one.
+
+    A Dask worker runs one task per worker thread and starts its processes
+    with ``OMP_NUM_THREADS`` (and the BLAS equivalents) set to 1; fastnn keeps
+    to that budget (``OMP_NUM_THREADS`` if set, else 1) also where the
+    variables were not set, as in workers that are threads of the client.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return None
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+@contextlib.contextmanager
+def _thread_budget():
+    """Inside a Dask worker, limit BLAS and OpenMP threads to the task's budget."""
+    budget = _worker_thread_budget()
+    if budget is None:
+        yield
+        return
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if all(pool["num_threads"] <= budget for pool in threadpool_info()):
+        yield
+        return
+    with threadpool_limits(limits=budget):
+        yield
 
 
 # ---------------------------------------------------------------- persistence
