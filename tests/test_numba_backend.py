@@ -1,0 +1,294 @@
+"""Numba-specific checks: fastnn's own GEMM, the vectorizable transcendentals,
+float32 staying float32 in the compiled loops, laziness and ``warmup``.
+
+The kernels themselves are held to the NumPy reference by
+``test_kernel_conformance.py``; these tests cover what only this backend has.
+"""
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+from fastnn import _kernels as K  # noqa: E402
+from fastnn._kernels import numba_backend as N  # noqa: E402
+from fastnn._kernels import numpy_backend as ref  # noqa: E402
+
+RTOL = {np.float32: 2e-5, np.float64: 1e-11}
+# Compile options of the backend's elementwise kernels, for fresh (uncached)
+# copies whose LLVM IR can be inspected.
+JIT_OPTIONS = dict(fastmath={"contract"}, error_model="numpy")
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+# ------------------------------------------------------------ own blocked GEMM
+GEMM_SHAPES = [
+    (1, 1, 1),
+    (1, 7, 3),
+    (5, 3, 2),
+    (4, 4, 4),
+    (17, 33, 9),
+    (64, 129, 31),
+    (130, 784, 16),
+    (7, 1100, 13),  # k spans more than one k panel
+    (3, 2, 130),
+]
+
+
+@pytest.mark.parametrize("m,k,n", GEMM_SHAPES, ids=str)
+def test_gemm_blocked_matches_numpy(dtype, m, k, n):
+    rng = np.random.default_rng(10)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    C = np.full((m, n), np.nan, dtype)
+    N.gemm_blocked(A, B, C)
+    expected = A.astype(np.float64) @ B.astype(np.float64)
+    tol = RTOL[dtype] * max(1.0, np.sqrt(k))
+    np.testing.assert_allclose(C, expected, rtol=tol, atol=tol)
+    assert C.dtype == dtype
+
+
+def test_gemm_blocked_transposed_input_and_threads(dtype):
+    """A Fortran-ordered A gives the same result; the threaded path agrees with the serial one."""
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((130, 129)).astype(dtype)
+    B = rng.standard_normal((129, 75)).astype(dtype)
+    C1, C2, C3 = (np.empty((130, 75), dtype) for _ in range(3))
+    N.gemm_blocked(A, B, C1)
+    N.gemm_blocked(np.asfortranarray(A), B, C2)
+    N.gemm_blocked(A, B, C3, n_threads=2)
+    np.testing.assert_array_equal(C2, C1)
+    np.testing.assert_array_equal(C3, C1)  # same tiles, same summation order
+
+
+def test_gemm_blocked_rejects_bad_arguments():
+    A, B = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match="expected A"):
+        N.gemm_blocked(A, B, np.empty((3, 4), np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        N.gemm_blocked(A, B.astype(np.float64), np.empty((3, 5), np.float32))
+    with pytest.raises(ValueError, match="contiguous"):
+        N.gemm_blocked(A, B, np.empty((5, 3), np.float32).T)
+
+
+# ----------------------------------------------- vectorizable transcendentals
+@numba.njit
+def _apply(which, x, out):
+    for i in range(x.size):
+        if which == 0:
+            out[i] = N._exp(x[i])
+        elif which == 1:
+            out[i] = N._expm1(x[i])
+        elif which == 2:
+            out[i] = N._tanh(x[i])
+        else:
+            out[i] = N._log1p_unit(x[i])
+
+
+MATH = {"exp": (0, np.exp), "expm1": (1, np.expm1), "tanh": (2, np.tanh), "log1p_unit": (3, np.log1p)}
+
+
+def _domain(name, dtype):
+    rng = np.random.default_rng(12)
+    if name == "log1p_unit":
+        return np.concatenate([np.linspace(0, 1, 10001), rng.uniform(0, 1e-6, 1000)]).astype(dtype)
+    big = 88.0 if dtype == np.float32 else 709.0
+    return np.concatenate(
+        [np.linspace(-big, big, 20001), rng.standard_normal(5000), rng.standard_normal(1000) * 1e-4]
+    ).astype(dtype)
+
+
+@pytest.mark.parametrize("name", MATH)
+def test_transcendentals_within_a_few_ulps(dtype, name):
+    which, np_fn = MATH[name]
+    x = _domain(name, dtype)
+    out = np.empty_like(x)
+    _apply(which, x, out)
+    exact = np_fn(x.astype(np.float64))  # float64 libm: exact enough for a float32 check
+    keep = np.abs(exact) > np.finfo(dtype).tiny  # ulps are not meaningful for subnormals
+    ulp = np.spacing(np.abs(exact[keep]).astype(dtype)).astype(np.float64)
+    err = np.abs(out[keep].astype(np.float64) - exact[keep]) / ulp
+    assert err.max() <= 4, f"max error {err.max():.1f} ulps at x={x[keep][np.argmax(err)]!r}"
+
+
+@pytest.mark.parametrize("name", MATH)
+def test_transcendentals_special_values(dtype, name):
+    which, np_fn = MATH[name]
+    info = np.finfo(dtype)
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.tiny, -info.tiny, 1e4, -1e4], dtype)
+    if name == "log1p_unit":
+        x = np.array([0.0, info.tiny, 1.0, np.nan], dtype)
+    out = np.empty_like(x)
+    _apply(which, x, out)
+    with np.errstate(all="ignore"):
+        expected = np_fn(x)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    finite = ~np.isnan(expected)
+    np.testing.assert_allclose(out[finite], expected[finite], rtol=4 * info.eps, atol=0)
+
+
+def test_exp_underflows_gradually_to_zero():
+    for dtype, lo in ((np.float32, -103.0), (np.float64, -744.0)):
+        x = np.linspace(lo, lo + 20, 2001).astype(dtype)  # results are subnormal or tiny normals
+        out = np.empty_like(x)
+        _apply(0, x, out)
+        expected = np.exp(x)
+        info = np.finfo(dtype)
+        np.testing.assert_allclose(out, expected, rtol=4 * info.eps, atol=2 * info.smallest_subnormal)
+        assert np.all(np.diff(out) >= 0)  # monotone through the subnormal range
+
+
+# ------------------------------------------------- float32 stays float32, SIMD
+def _fresh_ir(kernel, *args):
+    """LLVM IR of a fresh, uncached compile of ``kernel`` for ``args``."""
+    fresh = numba.njit(**JIT_OPTIONS)(kernel.py_func)
+    fresh(*args)
+    return fresh.inspect_llvm(fresh.signatures[0])
+
+
+_LIBM = re.compile(r"^(llvm\.)?(exp|expm1|log|log1p|tanh)(f|\.|$)")
+
+
+def _libm_calls(ir):
+    """Scalar math-library calls in ``ir``: each one keeps its loop (mostly) scalar."""
+    return sorted({name for name in re.findall(r"call [^@]*@([\w.]+)", ir) if _LIBM.match(name)})
+
+
+def _float32_kernel_cases():
+    z = np.linspace(-3, 3, 64, dtype=np.float32)
+    a, d = np.empty_like(z), np.ones_like(z)
+    Z = z.reshape(8, 8)
+    p = np.zeros((7, 9), np.float32)
+    alpha = np.float32(0.1)
+    return [
+        ("activation-forward", N._act_flat, (K.SIGMOID, alpha, z, a)),
+        ("activation-backward", N._dact_flat, (K.SIGMOID, alpha, z, a, d.copy())),
+        ("activation-backward-out", N._dact_flat_out, (K.SIGMOID, alpha, z, a, d, d.copy())),
+        ("softmax", N._softmax_rows, (Z, np.empty_like(Z))),
+        ("sgd", N.sgd_update, (p, p.copy(), 0.1, 0.9, True, p.copy())),
+        ("adagrad", N.adagrad_update, (p, p.copy(), 0.1, 1e-7, p.copy())),
+        ("rmsprop", N.rmsprop_update, (p, p.copy(), 0.1, 0.9, 1e-7, p.copy())),
+        ("adam", N.adam_update, (p, p.copy(), 0.1, 0.9, 0.999, 1e-7, 3, p.copy(), p.copy())),
+    ]
+
+
+@pytest.mark.parametrize("case", _float32_kernel_cases(), ids=lambda c: c[0])
+def test_float32_kernels_never_widen(case):
+    """No float32 value is converted to float64 (``fpext``) anywhere in the
+    kernel: a Python float constant or an uncast float64 hyperparameter in a
+    loop would do exactly that.  And the loops have SIMD code."""
+    name, kernel, args = case
+    ir = _fresh_ir(kernel, *args)
+    assert "fpext float" not in ir
+    assert re.search(r"<\d+ x float>", ir), "no float32 loop vectorized"
+    assert not _libm_calls(ir)  # GELU's erf is the one libm call left (not matched)
+
+
+def _loop(helper):
+    def loop(x, out):
+        for i in range(x.size):
+            out[i] = helper(x[i])
+
+    return numba.njit(**JIT_OPTIONS)(loop)
+
+
+SCALAR_HELPERS = {
+    "exp": N._exp,
+    "expm1": N._expm1,
+    "tanh": N._tanh,
+    "log1p_unit": N._log1p_unit,
+    "sigmoid": N._sigmoid,
+    "softplus": N._softplus,
+    "d_swish": N._d_swish,
+}
+
+
+@pytest.mark.parametrize("name", SCALAR_HELPERS)
+def test_elementwise_loops_vectorize(dtype, name):
+    """A loop over each activation helper compiles to SIMD code with no libm
+    call left in it: without SVML, LLVM "vectorizes" ``llvm.exp`` into one
+    scalar call per lane."""
+    fn = _loop(SCALAR_HELPERS[name])
+    x = np.linspace(0, 1, 64).astype(dtype)
+    fn(x, np.empty_like(x))
+    ir = fn.inspect_llvm(fn.signatures[0])
+    lane = "float" if dtype == np.float32 else "double"
+    assert re.search(rf"<\d+ x {lane}>", ir), f"the {name} loop did not vectorize"
+    assert not _libm_calls(ir)
+    if dtype == np.float32:
+        assert "fpext float" not in ir
+
+
+# ----------------------------------------------------------- argument checks
+def test_gather_rows_checks_indices():
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    out = np.empty((2, 3), np.float32)
+    N.gather_rows(X, np.array([-1, 0], np.int64), out)  # negative indices count from the end
+    np.testing.assert_array_equal(out, X[[-1, 0]])
+    with pytest.raises(IndexError):
+        N.gather_rows(X, np.array([0, 4], np.int64), out)
+    with pytest.raises(ValueError):
+        N.gather_rows(X, np.array([0, 1, 2], np.int64), out)
+
+
+def test_sparse_labels_out_of_range_raise():
+    A = np.full((2, 3), 1 / 3, np.float64)
+    with pytest.raises(IndexError):
+        N.loss_value(K.SPARSE_CATEGORICAL_CROSSENTROPY, A, np.array([0, 3], np.int64), None)
+    with pytest.raises(IndexError):
+        N.loss_output_delta(K.SPARSE_CATEGORICAL_CROSSENTROPY, K.SOFTMAX, 0.0, A, A,
+                            np.array([-1, 0], np.int64), None, np.empty_like(A))
+
+
+def test_shape_mismatches_raise():
+    X, W = np.ones((3, 4)), np.ones((4, 2))
+    with pytest.raises(ValueError):
+        N.dense_forward(X, W, None, K.RELU, 0.0, np.empty((3, 2)), np.empty((3, 3)))
+    with pytest.raises(ValueError):
+        N.dense_forward(X, W, np.zeros(3), K.RELU, 0.0, np.empty((3, 2)), np.empty((3, 2)))
+    with pytest.raises(ValueError):
+        N.adam_update(np.ones(3), np.ones(4), 0.1, 0.9, 0.999, 1e-7, 1, np.ones(3), np.ones(3))
+
+
+def test_nan_propagates_through_activations(dtype):
+    """fastmath keeps NaN meaningful: a NaN pre-activation gives a NaN output."""
+    X = np.array([[np.nan], [-1.0], [1.0]], dtype)  # n_in = 1: the NaN stays in its row
+    for name in ("SIGMOID", "TANH", "ELU", "SOFTPLUS", "GELU", "SWISH", "RELU", "LEAKY_RELU"):
+        A = np.empty_like(X)
+        N.dense_forward(X, np.ones((1, 1), dtype), None, getattr(K, name), 1.0, np.empty_like(X), A)
+        assert np.isnan(A[0, 0]), name
+        assert np.all(np.isfinite(A[1:])), name
+
+
+# --------------------------------------------------------- laziness, warmup
+def test_import_compiles_nothing():
+    code = (
+        "import fastnn._kernels.numba_backend as N\n"
+        "from fastnn._kernels import KERNELS\n"
+        "compiled = [k for k in KERNELS if getattr(N, k).signatures]\n"
+        "assert not compiled, compiled\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_warmup_compiles_every_kernel(dtype):
+    calls = N.warmup(dtype)
+    assert calls >= len(K.KERNELS)
+    for name in K.KERNELS:
+        sigs = getattr(N, name).signatures
+        assert sigs, f"{name} was not compiled by warmup"
+    # Both patterns of the optional arguments the model passes are ready.
+    nones = {tuple(isinstance(t, numba.types.NoneType) for t in sig) for sig in N.dense_backward.signatures}
+    assert len(nones) >= 4
+
+
+def test_warmup_rejects_other_dtypes():
+    with pytest.raises(ValueError):
+        N.warmup(np.int32)
