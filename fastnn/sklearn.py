@@ -53,7 +53,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
@@ -775,7 +775,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         for binary targets (positive means ``classes_[1]``), else
         ``(n_samples, n_classes)``."""
         X = self._check_X(X)
-        Z = self._logits(X).astype(np.float64)
+        with _thread_budget():
+            Z = self._logits(X).astype(np.float64)
         return Z[:, 0] if self._target_kind == "binary" else Z
 
     def __sklearn_tags__(self):

@@ -421,8 +421,8 @@ def test_pipeline_grid_search_and_cross_val_score():
     pipe = make_pipeline(StandardScaler(), MLPClassifier(**small(max_iter=30)))
     scores = cross_val_score(pipe, X, y, cv=3)
     assert scores.shape == (3,) and scores.mean() > 0.85
-    search = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1.0], "mlpclassifier__hidden_layer_sizes": [(4,), (16,)]},
-                          cv=3)
+    grid = {"mlpclassifier__alpha": [1e-4, 1.0], "mlpclassifier__hidden_layer_sizes": [(4,), (16,)]}
+    search = GridSearchCV(pipe, grid, cv=3)
     search.fit(X, y)
     assert set(search.best_params_) == {"mlpclassifier__alpha", "mlpclassifier__hidden_layer_sizes"}
     assert search.best_score_ > 0.85
