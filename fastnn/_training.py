@@ -194,9 +194,9 @@ class CompiledLoop(_Loop):
                 return None
             if progress is not None:
                 progress.advance(count, out[0] / seen)
-        logs = {"loss": out[0] / seen}
+        logs = {"loss": float(out[0] / seen)}
         for name, metric in model.metrics:
-            logs[name] = out[_COMPILED_METRICS[type(metric)]] / seen
+            logs[name] = float(out[_COMPILED_METRICS[type(metric)]] / seen)
         if want_grad_norm:
             logs["grad_norm"] = self._grad_norm()
         return logs

@@ -1,0 +1,172 @@
+"""``train_batches`` for the Numba backend: whole minibatch steps in one
+compiled call (see the contract in ``fastnn._kernels``).
+
+It strings together the Numba kernels of ``numba_backend`` -- no Python runs
+between steps.  Layer tuples (``Ws``, ``Zs``, ...) are homogeneous, so Numba
+types them as ``UniTuple`` and indexes them with the loop variable; a layer
+without bias has a zero-length ``b``, and the two cases call the kernels with
+``b`` or ``None`` so each call site keeps one type.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
+from .numba_backend import (
+    activation_backward,
+    adagrad_update,
+    adam_update,
+    dense_backward,
+    dense_forward,
+    gather_rows,
+    loss_output_delta,
+    loss_value,
+    rmsprop_update,
+    sgd_update,
+)
+
+_jit = njit(cache=True, error_model="numpy")
+
+
+@_jit
+def _update(opt, p, g, lr, hyper, step, s1, s2):
+    if opt == OPT_SGD:
+        sgd_update(p, g, lr, 0.0, False, None)
+    elif opt == OPT_MOMENTUM:
+        sgd_update(p, g, lr, hyper[0], False, s1)
+    elif opt == OPT_NESTEROV:
+        sgd_update(p, g, lr, hyper[0], True, s1)
+    elif opt == OPT_ADAGRAD:
+        adagrad_update(p, g, lr, hyper[3], s1)
+    elif opt == OPT_RMSPROP:
+        rmsprop_update(p, g, lr, hyper[1], hyper[3], s1)
+    elif opt == OPT_ADAM:
+        adam_update(p, g, lr, hyper[1], hyper[2], hyper[3], step, s1, s2)
+    else:
+        raise ValueError("train_batches: unknown optimizer code")
+
+
+@_jit
+def _argmax_row(row):
+    best = 0
+    for j in range(1, row.shape[0]):
+        if row[j] > row[best]:
+            best = j
+    return best
+
+
+@_jit
+def _batch_statistics(A, Y, out):
+    """Correct predictions, per-row mean squared / absolute error of one batch."""
+    m, k = A.shape
+    correct = 0
+    if Y.ndim == 1:
+        for i in range(m):
+            if _argmax_row(A[i]) == Y[i]:
+                correct += 1
+        out[1] += correct
+        return
+    sq = 0.0
+    ab = 0.0
+    for i in range(m):
+        if k == 1:
+            if (A[i, 0] > 0.5) == (Y[i, 0] > 0.5):
+                correct += 1
+        elif _argmax_row(A[i]) == _argmax_row(Y[i]):
+            correct += 1
+        row_sq = 0.0
+        row_ab = 0.0
+        for j in range(k):
+            d = np.float64(A[i, j]) - np.float64(Y[i, j])
+            row_sq += d * d
+            row_ab += abs(d)
+        sq += row_sq / k
+        ab += row_ab / k
+    out[1] += correct
+    out[2] += sq
+    out[3] += ab
+
+
+@_jit
+def _forward(xb, Ws, bs, acts, alphas, Zs, As, m):
+    L = len(Ws)
+    for l in range(L):
+        inp = xb if l == 0 else As[l - 1][:m]
+        if bs[l].shape[0] > 0:
+            dense_forward(inp, Ws[l], bs[l], acts[l], alphas[l], Zs[l][:m], As[l][:m])
+        else:
+            dense_forward(inp, Ws[l], None, acts[l], alphas[l], Zs[l][:m], As[l][:m])
+
+
+@_jit
+def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m):
+    L = len(Ws)
+    for l in range(L - 1, -1, -1):
+        dZ = dZs[l][:m]
+        if l < L - 1:
+            activation_backward(acts[l], alphas[l], Zs[l][:m], As[l][:m], dZ, dZ)
+        inp = xb if l == 0 else As[l - 1][:m]
+        if l == 0:
+            if dbs[l].shape[0] > 0:
+                dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], dbs[l], None)
+            else:
+                dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], None, None)
+        elif dbs[l].shape[0] > 0:
+            dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[l - 1][:m])
+        else:
+            dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], None, dZs[l - 1][:m])
+
+
+@_jit
+def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
+                   Ws, bs, dWs, dbs, acts, alphas, l2s,
+                   Zs, As, dZs, Xb, Yb, SWb,
+                   loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, out):
+    n = X.shape[0]
+    L = len(Ws)
+    for j in range(n_batches):
+        start = (first_batch + j) * batch_size
+        stop = min(start + batch_size, n)
+        m = stop - start
+        idx = perm[start:stop]
+        xb = Xb[:m]
+        yb = Yb[:m]
+        gather_rows(X, idx, xb)
+        gather_rows(Y, idx, yb)
+        _forward(xb, Ws, bs, acts, alphas, Zs, As, m)
+        A = As[L - 1][:m]
+        if SW is None:
+            batch_loss = loss_value(loss, A, yb, None)
+        else:
+            wb = SWb[:m]
+            gather_rows(SW, idx, wb)
+            batch_loss = loss_value(loss, A, yb, wb)
+        if not np.isfinite(batch_loss):
+            return j
+        out[0] += m * batch_loss
+        _batch_statistics(A, yb, out)
+        if SW is None:
+            loss_output_delta(loss, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], A, yb, None, dZs[L - 1][:m])
+        else:
+            loss_output_delta(loss, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], A, yb, SWb[:m], dZs[L - 1][:m])
+        _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m)
+        lr = lrs[j]
+        step = step0 + j + 1
+        for l in range(L):
+            _update(opt, Ws[l], dWs[l], lr, hyper, step, S1W[l], S2W[l])
+            if bs[l].shape[0] > 0:
+                _update(opt, bs[l], dbs[l], lr, hyper, step, S1b[l], S2b[l])
+    return n_batches
+
+
+def train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
+                  Ws, bs, dWs, dbs, acts, alphas, l2s,
+                  Zs, As, dZs, Xb, Yb, SWb,
+                  loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, out):
+    """See ``fastnn._kernels``: runs ``n_batches`` whole training steps."""
+    return _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
+                          tuple(Ws), tuple(bs), tuple(dWs), tuple(dbs), acts, alphas, l2s,
+                          tuple(Zs), tuple(As), tuple(dZs), Xb, Yb, SWb,
+                          loss, opt, hyper, lrs, step0,
+                          tuple(S1W), tuple(S1b), tuple(S2W), tuple(S2b), out)
