@@ -977,7 +977,10 @@ def adagrad_update(param_inout, grad, lr, epsilon, accum_inout):
 
 @_jit
 def rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout):
-    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + eps).     # IN: grad  INOUT: param_inout, ms_inout"""
+    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + eps).
+
+    # IN: grad  INOUT: param_inout, ms_inout
+    """
     p, g = _flat_views(param_inout, grad)
     ms = _flat_slot(ms_inout, p.size)
     dt = param_inout.dtype.type
