@@ -1,9 +1,10 @@
-"""The ``fastnn`` command line: ``train``, ``evaluate`` and ``predict``.
+"""The ``fastnn`` command line: ``train``, ``evaluate``, ``predict`` and ``bench``.
 
     fastnn train                                  # digits (bundled), works offline
     fastnn train --dataset fashion-mnist --hidden 128 --epochs 5 --save m.fastnn
     fastnn evaluate m.fastnn --dataset fashion-mnist
     fastnn predict m.fastnn --input rows.npy --output predictions.npy
+    fastnn bench --quick                          # benchmark the backends (source checkout)
 
 Bad arguments end with an argparse-style usage error (exit status 2), never
 a traceback.
@@ -119,6 +120,11 @@ def build_parser():
     predict.add_argument("--input", required=True, help="rows to predict: .npy, or .csv/.txt (comma separated)")
     predict.add_argument("--output", help="write predictions to .npy or .csv (default: print)")
     predict.add_argument("--proba", action="store_true", help="output the raw outputs (probabilities) instead of labels")
+
+    from ._bench.report import add_arguments as add_bench_arguments
+
+    bench = sub.add_parser("bench", help="benchmark the backends, write benchmarks/RESULTS.md (pytest-benchmark)")
+    add_bench_arguments(bench)
     return parser
 
 
@@ -256,12 +262,18 @@ def _predict(args, parser):
     return 0
 
 
+def _bench(args, parser):
+    from ._bench.report import run
+
+    return run(args, parser, prog="fastnn bench")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train" and not 0 <= args.validation_split < 1:
         parser.error(f"argument --validation-split: expected a value in [0, 1), got {args.validation_split}")
-    handler = {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command]
+    handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "bench": _bench}[args.command]
     try:
         return handler(args, parser)
     except KeyboardInterrupt:

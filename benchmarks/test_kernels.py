@@ -1,0 +1,34 @@
+"""Kernel-level benchmarks: each kernel of the contract alone, inputs preallocated."""
+import pytest
+
+from fastnn._bench.cases import measure
+
+
+@pytest.mark.cases("gemm")
+def test_dense_gemm(benchmark, backend, case):
+    measure(benchmark, backend, case)
+
+
+@pytest.mark.cases("own_gemm")
+def test_own_gemm(benchmark, backend, case):
+    measure(benchmark, backend, case)
+
+
+@pytest.mark.cases("activation")
+def test_activation(benchmark, backend, case):
+    measure(benchmark, backend, case)
+
+
+@pytest.mark.cases("loss")
+def test_softmax_cross_entropy_gradient(benchmark, backend, case):
+    measure(benchmark, backend, case)
+
+
+@pytest.mark.cases("optimizer")
+def test_optimizer_update(benchmark, backend, case):
+    measure(benchmark, backend, case)
+
+
+@pytest.mark.cases("gather")
+def test_gather_rows(benchmark, backend, case):
+    measure(benchmark, backend, case)

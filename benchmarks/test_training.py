@@ -1,0 +1,14 @@
+"""Training and inference benchmarks: one epoch of each reference workload, and predict."""
+import pytest
+
+from fastnn._bench.cases import measure
+
+
+@pytest.mark.cases("train")
+def test_train_epoch(benchmark, backend, case):
+    measure(benchmark, backend, case)
+
+
+@pytest.mark.cases("predict")
+def test_predict(benchmark, backend, case):
+    measure(benchmark, backend, case)

@@ -1,0 +1,106 @@
+"""The benchmark harness must not rot: the suite runs (untimed) and the report keeps its shape.
+
+Both run in subprocesses, as a user runs them: ``pytest benchmarks/ --benchmark-disable --quick``
+calls every quick case once on every available backend, and ``benchmarks/report.py --quick`` on a
+few cases and the backends with nothing to compile writes a RESULTS.md whose structure is checked.
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastnn as fn
+from fastnn import cli
+
+pytest.importorskip("pytest_benchmark")
+pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "benchmarks"
+
+
+# One thread per pool: on a shared machine two-thread BLAS pools can run many times slower,
+# and a smoke run only needs every case to run, not to be fast.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def _run(cmd, timeout=300):
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **ONE_THREAD))
+    assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def test_suite_runs_every_quick_case_once_on_every_backend():
+    out = _run([sys.executable, "-m", "pytest", str(SUITE), "--benchmark-disable", "--quick", "-q",
+                "-p", "no:cacheprovider", "-rs"])
+    passed = int(re.search(r"(\d+) passed", out).group(1))
+    # Every kind of case is collected for every backend (kernels, training, inference) plus the peak.
+    assert passed >= 8 * len(fn.backends.available()) + 1, out[-2000:]
+    assert " failed" not in out and " error" not in out
+
+
+def test_report_quick_writes_results_with_every_section(tmp_path):
+    # A tiny configuration: backends that compile nothing, a handful of cases.
+    backends = [b for b in ("numpy", "cython") if b in fn.backends.available()]
+    _run([sys.executable, str(SUITE / "report.py"), "--quick", "--output", str(tmp_path),
+          "--backends", ",".join(backends), "--max-time", "0.01",
+          "-k", "peak or mnist128 or (dense_gemm and fwd) or (optimizer and adam)"])
+    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    png = (tmp_path / "speedups.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+    assert text.startswith("# fastnn benchmark results")
+    # The command that produced it, with the environment variables that change what is measured.
+    assert re.search(r"Written by `OMP_NUM_THREADS=1 .*python benchmarks/report.py --quick --output ", text)
+    assert re.search(r"Load average \(1 / 5 / 15 min\) when the suite started: [\d.]+ / [\d.]+ / [\d.]+", text)
+    assert "MNIST-shaped data: " in text
+    for heading in ("## Machine", "## Training: one epoch", "## Inference: predict",
+                    "## Dense-layer GEMM products", "## Optimizer update", "## First-call latency",
+                    "## Peak memory of one training epoch", "## How to reproduce"):
+        assert heading in text, heading
+    assert re.search(r"\| float32 GEMM peak \(the floor's denominator\) \| [\d.]+ GFLOP/s", text)
+    assert "| CPU |" in text and "threads" in text
+
+    # Training: one row per backend, each with a time, a speed-up, GFLOP/s and a floor ratio.
+    train = text.split("## Training: one epoch")[1].split("\n## ")[0]
+    assert ("| workload | backend | epoch (median) | spread (IQR) | × numpy | GFLOP/s | × floor | fit call "
+            "| rounds |") in train
+    for backend in backends:
+        row = rf"\| {backend} \| [\d.]+ (s|ms|µs) \| ±\d+ % \| [\d.]+× \| [\d.]+ \| [\d.]+× \|"
+        assert re.search(row, train), backend
+    assert "| mnist128: 784-128-10 relu, adam, batch 128, 2,048 rows | numpy | " in train
+    assert "1.00×" in train  # numpy against itself
+
+    latency = text.split("## First-call latency")[1].split("\n## ")[0]
+    assert latency.count("| cold |") == len(backends) and latency.count("| warm |") == len(backends)
+    memory = text.split("## Peak memory of one training epoch")[1].split("\n## ")[0]
+    for backend in backends:
+        assert re.search(rf"\| {backend} \| \d+ MiB \|", memory), backend
+    if "cython" in backends:
+        assert "## Speed targets (issue 3, float32)" in text
+
+
+def test_bench_subcommand_shares_the_report_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--help"])
+    assert exc.value.code == 0
+    help_text = capsys.readouterr().out
+    for option in ("--quick", "--json", "--output", "--backends", "--threads"):
+        assert option in help_text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--max-time", "0"], "--max-time: expected a positive number of seconds, got 0"),
+    (["bench", "--threads", "0"], "--threads: expected a positive integer, got 0"),
+    (["bench", "--backends", "fortran"], "--backends: expected a comma-separated list of available backends"),
+    (["bench", "--json", "no-such-file.json"], "--json: no such file"),
+])
+def test_bench_bad_arguments_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
