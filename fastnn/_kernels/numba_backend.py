@@ -1236,3 +1236,8 @@ def warmup(dtype=np.float32):
         adam_update(p, g, 0.1, 0.9, 0.999, 1e-7, 1, s1, s2)
         calls += 5
     return calls
+
+
+# The optional compiled training loop (``train_batches``) strings the kernels
+# above together; it lives in its own module and is exported from here.
+from .numba_training import train_batches  # noqa: E402  (needs the kernels above)
