@@ -95,7 +95,7 @@ def extension(name):
     )
 
 
-CYTHON_MODULES = ["_blas"]
+CYTHON_MODULES = ["_blas", "_cy_dense", "_cy_losses", "_cy_optim", "_cy_gemm"]
 
 setup(
     ext_modules=cythonize(

@@ -1,0 +1,307 @@
+# cython: language_level=3
+"""Activations, their derivatives and the dtype-generic math they need.
+
+Shared as ``cdef inline`` functions so that ``_cy_dense`` and ``_cy_losses``
+fuse them into their own loops (the forward after the GEMM, the derivative
+after the loss gradient) instead of calling across modules per element.
+
+Design notes
+------------
+* One ``floating`` body per function; ``if floating is float`` picks a
+  single-precision routine so float32 math never goes through double.
+  Literal constants are cast to ``floating`` for the same reason.
+* float32 ``exp`` and ``tanh`` are fastnn's own branch-free versions (below)
+  so the loops around them vectorize; everything else is libm.
+* ``act`` is the contract's integer code.  The row kernels branch on it once
+  per row and then run a tight loop, never a switch per element.
+* Derivatives use the stored output ``A`` where the math allows (sigmoid,
+  tanh, ELU, softmax) and ``Z`` otherwise, exactly like the NumPy reference,
+  so both backends round the same way.
+"""
+cimport cython
+from cython cimport floating
+from libc.math cimport (
+    erf, erff, exp, expm1, expm1f, fabs, fabsf, log, log1p, log1pf, logf, sqrt, sqrtf, tanh,
+)
+from libc.stdint cimport int32_t, uint32_t
+from libc.string cimport memcpy
+
+# The contract's activation codes (fastnn._kernels.LINEAR ... SWISH).
+cdef enum:
+    LINEAR = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    ELU = 5
+    SOFTMAX = 6
+    SOFTPLUS = 7
+    GELU = 8
+    SWISH = 9
+    N_ACTIVATIONS = 10
+
+cdef extern from *:
+    """
+    #define FASTNN_SQRT_HALF 0.70710678118654752440
+    #define FASTNN_INV_SQRT_2PI 0.39894228040143267794
+    """
+    double SQRT_HALF "FASTNN_SQRT_HALF"
+    double INV_SQRT_2PI "FASTNN_INV_SQRT_2PI"
+
+
+# Loops that select between two values compute both first; with the modules'
+# -fno-trapping-math the compiler turns the select into vector blends.
+
+# ----------------------------------------------------------- float32 exp, tanh
+# glibc's expf/tanhf are scalar calls, so loops over them do not vectorize and
+# cost 4-12 ns per element -- several times NumPy's SIMD ufuncs.  These are the
+# Cephes single-precision algorithms written branch-free (range reduction,
+# polynomial, exponent bits), which the compiler vectorizes; both are within
+# 2 ulp of the exact result.  float64 keeps libm.
+cdef inline float _scale_pow2(float p, uint32_t k) noexcept nogil:
+    """p * 2**k for k (as int32) in [-152, 130], split in two exact halves."""
+    cdef int32_t kk = <int32_t> k
+    cdef int32_t k1 = kk >> 1
+    cdef uint32_t b1 = <uint32_t> (k1 + 127) << 23
+    cdef uint32_t b2 = <uint32_t> (kk - k1 + 127) << 23
+    cdef float s1, s2
+    memcpy(&s1, &b1, 4)
+    memcpy(&s2, &b2, 4)
+    return (p * s1) * s2
+
+
+cdef inline float expf_vec(float x) noexcept nogil:
+    """e**x for float32: inf above 88.72, 0 below -103.97, NaN stays NaN."""
+    cdef float t, n, r, p
+    cdef uint32_t tb
+    # Branch-free clamps (NaN compares false and passes through); float
+    # literals keep the comparisons in single precision.
+    cdef float hi = 89, lo = -104
+    x = hi if x > hi else x
+    x = lo if x < lo else x
+    # n = round(x / ln 2): adding 1.5 * 2**23 leaves n in the low mantissa bits.
+    t = x * <float> 1.44269504088896341 + <float> 12582912
+    n = t - <float> 12582912
+    memcpy(&tb, &t, 4)
+    r = x - n * <float> 0.693359375  # x - n ln 2 in two exact-ish steps
+    r = r + n * <float> 2.12194440e-4
+    p = <float> 1.9875691500e-4
+    p = p * r + <float> 1.3981999507e-3
+    p = p * r + <float> 8.3334519073e-3
+    p = p * r + <float> 4.1665795894e-2
+    p = p * r + <float> 1.6666665459e-1
+    p = p * r + <float> 5.0000001201e-1
+    p = p * (r * r) + r + <float> 1
+    return _scale_pow2(p, tb - <uint32_t> 0x4B400000)
+
+
+@cython.cdivision(True)
+cdef inline float tanhf_vec(float x) noexcept nogil:
+    """tanh for float32: odd polynomial below |x| = 0.625, 1 - 2 / (e^2|x| + 1) above."""
+    cdef float ax = fabsf(x)
+    cdef float z = x * x
+    cdef float small = ((((<float> -5.70498872745e-3 * z + <float> 2.06390887954e-2) * z
+                          - <float> 5.37397155531e-2) * z + <float> 1.33314422036e-1) * z
+                        - <float> 3.33332819422e-1) * z * x + x
+    cdef float large = <float> 1 - <float> 2 / (expf_vec(ax + ax) + <float> 1)
+    large = large if x >= <float> 0 else -large
+    return large if ax > <float> 0.625 else small
+
+
+# ------------------------------------------------------------ dtype-generic libm
+cdef inline floating f_exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf_vec(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating f_expm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
+cdef inline floating f_log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating f_log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating f_tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf_vec(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating f_erf(floating x) noexcept nogil:
+    if floating is float:
+        return erff(x)
+    else:
+        return erf(x)
+
+
+cdef inline floating f_sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline floating f_abs(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+@cython.cdivision(True)  # 1 / inf is 0 and 1 / 0 is inf, as in NumPy, even in debug builds
+cdef inline floating f_sigmoid(floating z) noexcept nogil:
+    # exp(-z) overflows to inf for very negative z and 1 / inf is the right 0.
+    return <floating> 1 / (<floating> 1 + f_exp(-z))
+
+
+# ------------------------------------------------------------------- forward
+@cython.cdivision(True)
+cdef inline void softmax_row(const floating *z, floating *a, Py_ssize_t m) noexcept nogil:
+    """a := exp(z - max(z)) / sum(...)    # IN z (m,)  OUT a (m,); a may be z."""
+    cdef Py_ssize_t j
+    cdef floating mx = z[0]
+    cdef floating e
+    cdef double s = 0.0
+    for j in range(1, m):
+        if z[j] > mx:
+            mx = z[j]
+    for j in range(m):  # vectorizes; the sum below does not, so it is a loop of its own
+        a[j] = f_exp(z[j] - mx)
+    for j in range(m):
+        s += a[j]
+    cdef floating total = <floating> s
+    for j in range(m):
+        a[j] = a[j] / total
+
+
+cdef inline void act_forward_row(int act, floating alpha, const floating *z, floating *a,
+                                 Py_ssize_t m) noexcept nogil:
+    """a := act(z) for one row    # IN z (m,)  OUT a (m,); a may be z."""
+    cdef Py_ssize_t j
+    cdef floating zj, t
+    cdef floating half = <floating> 0.5
+    cdef floating one = <floating> 1
+    cdef floating zero = <floating> 0
+    cdef floating sqrt_half = <floating> SQRT_HALF
+    if m <= 0:
+        return
+    if act == LINEAR:
+        if a != z:
+            for j in range(m):
+                a[j] = z[j]
+    elif act == SIGMOID:
+        for j in range(m):
+            a[j] = f_sigmoid(z[j])
+    elif act == TANH:
+        for j in range(m):
+            a[j] = f_tanh(z[j])
+    elif act == RELU:
+        for j in range(m):
+            zj = z[j]
+            a[j] = zj if zj > zero else zero
+    elif act == LEAKY_RELU:
+        # max(z, alpha z) for alpha <= 1 and min(z, alpha z) otherwise are both this.
+        for j in range(m):
+            zj = z[j]
+            t = alpha * zj
+            a[j] = zj if zj > zero else t
+    elif act == ELU:
+        for j in range(m):
+            zj = z[j]
+            a[j] = zj if zj > zero else alpha * f_expm1(zj)
+    elif act == SOFTMAX:
+        softmax_row(z, a, m)
+    elif act == SOFTPLUS:  # log(1 + e^z) = max(z, 0) + log1p(e^-|z|), no overflow
+        for j in range(m):
+            zj = z[j]
+            t = f_log1p(f_exp(-f_abs(zj)))
+            a[j] = t + (zj if zj > zero else zero)
+    elif act == GELU:  # z * Phi(z), exact erf form
+        for j in range(m):
+            zj = z[j]
+            a[j] = (f_erf(zj * sqrt_half) + one) * zj * half
+    elif act == SWISH:
+        for j in range(m):
+            zj = z[j]
+            a[j] = f_sigmoid(zj) * zj
+
+
+# ------------------------------------------------------------------ backward
+cdef inline void act_backward_row(int act, floating alpha, const floating *z, const floating *a,
+                                  const floating *da, floating *dz, Py_ssize_t m) noexcept nogil:
+    """dz := da * act'(z) for one row    # IN z, a, da (m,)  OUT dz (m,); dz may be da."""
+    cdef Py_ssize_t j
+    cdef floating zj, aj, s, t, u
+    cdef double dot
+    cdef floating half = <floating> 0.5
+    cdef floating one = <floating> 1
+    cdef floating zero = <floating> 0
+    cdef floating sqrt_half = <floating> SQRT_HALF
+    cdef floating inv_sqrt_2pi = <floating> INV_SQRT_2PI
+    if m <= 0:
+        return
+    if act == LINEAR:
+        if dz != da:
+            for j in range(m):
+                dz[j] = da[j]
+    elif act == SIGMOID:  # a (1 - a)
+        for j in range(m):
+            aj = a[j]
+            dz[j] = da[j] * ((one - aj) * aj)
+    elif act == TANH:  # 1 - a^2
+        for j in range(m):
+            aj = a[j]
+            dz[j] = da[j] * (one - aj * aj)
+    elif act == RELU:  # da * 0 keeps NumPy's nan/inf behaviour at z <= 0
+        for j in range(m):
+            t = da[j]
+            u = t * zero
+            dz[j] = t if z[j] > zero else u
+    elif act == LEAKY_RELU:
+        for j in range(m):
+            t = da[j]
+            u = t * alpha
+            dz[j] = t if z[j] > zero else u
+    elif act == ELU:  # 1 for z > 0, else a + alpha
+        for j in range(m):
+            t = da[j]
+            u = t * (a[j] + alpha)
+            dz[j] = t if z[j] > zero else u
+    elif act == SOFTMAX:  # a * (da - <da, a>)
+        dot = 0.0
+        for j in range(m):
+            dot += da[j] * a[j]
+        t = <floating> dot
+        for j in range(m):
+            dz[j] = (da[j] - t) * a[j]
+    elif act == SOFTPLUS:  # sigmoid(z)
+        for j in range(m):
+            dz[j] = da[j] * f_sigmoid(z[j])
+    elif act == GELU:  # Phi(z) + z * phi(z)
+        for j in range(m):
+            zj = z[j]
+            u = f_exp(zj * zj * -half) * inv_sqrt_2pi * zj
+            t = (f_erf(zj * sqrt_half) + one) * half + u
+            dz[j] = da[j] * t
+    elif act == SWISH:  # s (1 + z (1 - s))
+        for j in range(m):
+            zj = z[j]
+            s = f_sigmoid(zj)
+            dz[j] = da[j] * (((one - s) * zj + one) * s)

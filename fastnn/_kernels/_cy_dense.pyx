@@ -1,0 +1,374 @@
+# cython: language_level=3, cdivision=True
+# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math
+"""Dense layers and maxout for the Cython backend (see ``fastnn._kernels``).
+
+Design notes
+------------
+* The GEMMs go to BLAS (``_blas.gemm_rowmajor``: sgemm/dgemm from SciPy);
+  everything around them -- bias add and activation, or the bias gradient --
+  is one pass over each output row while that row is still in cache.
+* Threads.  By default BLAS does the threading and the epilogue is serial:
+  an OpenMP loop right after a multi-threaded BLAS call fights BLAS's
+  spinning pool for the cores (PERF-NOTES).  ``dense_forward(...,
+  n_threads=k)`` instead splits the batch rows into ``k`` blocks, each
+  thread running sgemm on its block and then the epilogue on the same rows;
+  it runs only while BLAS is limited to one thread (``threadpoolctl``).
+* Every ``_cy_*`` module builds with ``-fno-math-errno -fno-trapping-math``
+  (the ``distutils`` line above): no kernel reads ``errno`` or the
+  floating-point exception flags, and without these GCC will not vectorize
+  ``sqrt`` or a loop that selects between two computed values (ReLU-family
+  derivatives, clamps).  Unlike ``-ffast-math`` they change no result.
+* ``cdivision`` is on in every ``_cy_*`` module, debug builds included:
+  a float division by zero must give inf/nan as in NumPy, not raise.
+  ``FASTNN_CYTHON_DEBUG=1`` still turns bounds checking on.
+* Arguments are typed memoryviews, so a wrong dtype, a non C-contiguous or
+  read-only output raises ``ValueError`` before any work is done; shapes are
+  checked next.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+from ._blas cimport gemm_rowmajor
+from ._cy_activations cimport N_ACTIVATIONS, act_backward_row, act_forward_row
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define fastnn_max_threads() omp_get_max_threads()
+    #else
+    #define fastnn_max_threads() 1
+    #endif
+    """
+    int fastnn_max_threads() noexcept nogil
+
+cdef Py_ssize_t INT_MAX_BLAS = 2147483647
+
+
+# ------------------------------------------------- is BLAS single-threaded now?
+# The row split in dense_forward only pays with BLAS on one thread and is ~100x
+# slower with BLAS's own pool spinning beside it (PERF-NOTES), so it runs only
+# when every loaded BLAS says so.  The getters are the libraries' own
+# ``*_get_num_threads`` C functions (they follow ``threadpoolctl`` limits),
+# looked up once; a BLAS without a known getter disables the split.
+ctypedef int (*threads_getter)() noexcept nogil
+cdef enum:
+    MAX_BLAS_LIBS = 8
+cdef threads_getter _blas_getters[MAX_BLAS_LIBS]
+cdef int _n_blas_getters = -1  # -1: not looked up yet; 0: unknown BLAS, no split
+
+_OPENBLAS_GETTERS = (
+    "scipy_openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
+    "openblas_get_num_threads", "openblas_get_num_threads64_",
+)
+
+
+def _find_blas_thread_getters():
+    """Addresses of ``get_num_threads`` for every loaded BLAS, or [] if one is unknown."""
+    import ctypes
+
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401 - make sure SciPy's BLAS is loaded
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    addresses = []
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        if lib.get("internal_api") != "openblas":
+            return []
+        try:
+            dll = ctypes.CDLL(lib["filepath"])
+        except OSError:
+            return []
+        for name in _OPENBLAS_GETTERS:
+            fn = getattr(dll, name, None)
+            if fn is not None:
+                addresses.append(ctypes.cast(fn, ctypes.c_void_p).value)
+                break
+        else:
+            return []
+    return addresses[:MAX_BLAS_LIBS] if 0 < len(addresses) <= MAX_BLAS_LIBS else []
+
+
+cdef int _load_blas_thread_getters() except -1:
+    global _n_blas_getters
+    cdef size_t address
+    cdef int i = 0
+    for address in _find_blas_thread_getters():
+        _blas_getters[i] = <threads_getter> address
+        i += 1
+    _n_blas_getters = i
+    return 0
+
+
+cdef bint _blas_single_threaded() noexcept nogil:
+    cdef int i
+    if _n_blas_getters <= 0:
+        return False
+    for i in range(_n_blas_getters):
+        if _blas_getters[i]() > 1:
+            return False
+    return True
+
+
+def blas_single_threaded():
+    """True if every loaded BLAS runs on one thread now (dense_forward's row split may run)."""
+    if _n_blas_getters < 0:
+        _load_blas_thread_getters()
+    return _blas_single_threaded()
+
+
+cdef inline int _check_act(int act) except -1:
+    if act < 0 or act >= N_ACTIVATIONS:
+        raise ValueError(f"unknown activation code {act}")
+    return 0
+
+
+cdef inline int _check_blas_size(Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) except -1:
+    if a > INT_MAX_BLAS or b > INT_MAX_BLAS or c > INT_MAX_BLAS:
+        raise ValueError("array dimensions above 2**31 - 1 are not supported by BLAS")
+    return 0
+
+
+cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
+                floating *c, Py_ssize_t ldc) noexcept nogil:
+    """c (m, n) := op(a) @ op(b), row-major; an empty inner dimension gives zeros."""
+    cdef Py_ssize_t i
+    if m <= 0 or n <= 0:
+        return
+    if k <= 0:  # BLAS rejects a leading dimension of 0
+        for i in range(m):
+            memset(c + i * ldc, 0, n * sizeof(floating))
+        return
+    gemm_rowmajor(trans_a, trans_b, <int> m, <int> n, <int> k, <floating> 1, a, <int> lda,
+                  b, <int> ldb, <floating> 0, c, <int> ldc)
+
+
+cdef void _forward_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in, Py_ssize_t n_out,
+                        const floating *x, const floating *w, const floating *b,
+                        int act, floating alpha, floating *z, floating *a) noexcept nogil:
+    """Rows lo:hi of z := x @ w + b, a := act(z)."""
+    cdef Py_ssize_t i, j
+    cdef floating *zi
+    _gemm(False, False, hi - lo, n_out, n_in, x + lo * n_in, n_in, w, n_out,
+          z + lo * n_out, n_out)
+    for i in range(lo, hi):
+        zi = z + i * n_out
+        if b != NULL:
+            for j in range(n_out):
+                zi[j] = zi[j] + b[j]
+        act_forward_row(act, alpha, zi, a + i * n_out, n_out)
+
+
+def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
+                  int act, double alpha, floating[:, ::1] Z_out, floating[:, ::1] A_out,
+                  int n_threads=1):
+    """Z_out := X @ W + b; A_out := act(Z_out).
+
+    X (n, n_in) IN, W (n_in, n_out) IN, b (n_out,) or None IN,
+    Z_out (n, n_out) OUT, A_out (n, n_out) OUT (may be Z_out).
+    ``n_threads > 1`` splits the rows across OpenMP threads, each running a
+    single-threaded sgemm on its rows; it is clipped to one thread per 16 rows
+    and to OpenMP's limit, and ignored unless every BLAS is limited to one
+    thread (``threadpool_limits(1, user_api="blas")``).
+    """
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    if W.shape[0] != n_in:
+        raise ValueError(
+            f"dense_forward: X is ({n}, {n_in}) but W is ({W.shape[0]}, {n_out})"
+        )
+    if (Z_out.shape[0] != n or Z_out.shape[1] != n_out
+            or A_out.shape[0] != n or A_out.shape[1] != n_out):
+        raise ValueError(
+            f"dense_forward: Z_out ({Z_out.shape[0]}, {Z_out.shape[1]}) and "
+            f"A_out ({A_out.shape[0]}, {A_out.shape[1]}) must both be ({n}, {n_out})"
+        )
+    if b is not None and b.shape[0] != n_out:
+        raise ValueError(f"dense_forward: b has {b.shape[0]} entries, W has {n_out} columns")
+    _check_act(act)
+    _check_blas_size(n, n_in, n_out)
+    if n == 0 or n_out == 0:
+        return
+    cdef const floating *bp = NULL
+    if b is not None:
+        bp = &b[0]
+    cdef const floating *xp = &X[0, 0] if n_in > 0 else NULL
+    cdef const floating *wp = &W[0, 0] if n_in > 0 else NULL
+    cdef floating *zp = &Z_out[0, 0]
+    cdef floating *ap = &A_out[0, 0]
+    cdef floating alpha_f = <floating> alpha
+    cdef Py_ssize_t t, nt, lo, hi, chunk
+    nt = min(n_threads, n // 16, fastnn_max_threads())
+    if nt > 1:
+        if _n_blas_getters < 0:
+            _load_blas_thread_getters()
+        if not _blas_single_threaded():
+            nt = 1
+    if nt <= 1:
+        with nogil:
+            _forward_rows(0, n, n_in, n_out, xp, wp, bp, act, alpha_f, zp, ap)
+        return
+    chunk = (n + nt - 1) // nt
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            lo = t * chunk
+            hi = min(lo + chunk, n)
+            if lo < hi:
+                _forward_rows(lo, hi, n_in, n_out, xp, wp, bp, act, alpha_f, zp, ap)
+
+
+def activation_backward(int act, double alpha, const floating[:, ::1] Z, const floating[:, ::1] A,
+                        const floating[:, ::1] dA, floating[:, ::1] dZ_out):
+    """dZ_out := dA * act'(Z) (softmax: row-wise Jacobian product).
+
+    Z, A, dA (n, k) IN, dZ_out (n, k) OUT (may be dA).
+    """
+    cdef Py_ssize_t n = dZ_out.shape[0], k = dZ_out.shape[1], i
+    if (Z.shape[0] != n or Z.shape[1] != k or A.shape[0] != n or A.shape[1] != k
+            or dA.shape[0] != n or dA.shape[1] != k):
+        raise ValueError(
+            f"activation_backward: Z ({Z.shape[0]}, {Z.shape[1]}), "
+            f"A ({A.shape[0]}, {A.shape[1]}), dA ({dA.shape[0]}, {dA.shape[1]}) and "
+            f"dZ_out ({n}, {k}) must have one shape"
+        )
+    _check_act(act)
+    if n == 0 or k == 0:
+        return
+    cdef floating alpha_f = <floating> alpha
+    with nogil:
+        for i in range(n):
+            act_backward_row(act, alpha_f, &Z[i, 0], &A[i, 0], &dA[i, 0], &dZ_out[i, 0], k)
+
+
+def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:, ::1] dZ,
+                   double l2, floating[:, ::1] dW_out, floating[::1] db_out,
+                   floating[:, ::1] dX_out):
+    """dW_out := X.T @ dZ + l2 W; db_out := dZ.sum(0); dX_out := dZ @ W.T.
+
+    X (n, n_in) IN, W (n_in, n_out) IN, dZ (n, n_out) IN, dW_out (n_in, n_out)
+    OUT, db_out (n_out,) OUT or None, dX_out (n, n_in) OUT or None.
+    """
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1], i, j
+    if W.shape[0] != n_in or dZ.shape[0] != n or dZ.shape[1] != n_out:
+        raise ValueError(
+            f"dense_backward: X ({n}, {n_in}), W ({W.shape[0]}, {n_out}) and "
+            f"dZ ({dZ.shape[0]}, {dZ.shape[1]}) do not match"
+        )
+    if dW_out.shape[0] != n_in or dW_out.shape[1] != n_out:
+        raise ValueError(
+            f"dense_backward: dW_out is ({dW_out.shape[0]}, {dW_out.shape[1]}), "
+            f"expected ({n_in}, {n_out})"
+        )
+    if db_out is not None and db_out.shape[0] != n_out:
+        raise ValueError(f"dense_backward: db_out has {db_out.shape[0]} entries, expected {n_out}")
+    if dX_out is not None and (dX_out.shape[0] != n or dX_out.shape[1] != n_in):
+        raise ValueError(
+            f"dense_backward: dX_out is ({dX_out.shape[0]}, {dX_out.shape[1]}), "
+            f"expected ({n}, {n_in})"
+        )
+    _check_blas_size(n, n_in, n_out)
+    if n_in == 0 or n_out == 0:  # nothing to multiply; only empty outputs remain
+        if db_out is not None and n_out > 0:
+            db_out[:] = 0
+        if dX_out is not None and n > 0 and n_in > 0:
+            dX_out[:, :] = 0
+        return
+    cdef floating l2_f = <floating> l2
+    cdef const floating *xp = &X[0, 0] if n > 0 else NULL
+    cdef const floating *dzp = &dZ[0, 0] if n > 0 else NULL
+    cdef const floating *wp = &W[0, 0]
+    cdef floating *dwp = &dW_out[0, 0]
+    cdef floating *dbp
+    cdef const floating *dzi
+    with nogil:
+        _gemm(True, False, n_in, n_out, n, xp, n_in, dzp, n_out, dwp, n_out)
+        if l2_f != 0:
+            for i in range(n_in * n_out):
+                dwp[i] = dwp[i] + l2_f * wp[i]
+        if db_out is not None:
+            dbp = &db_out[0]
+            memset(dbp, 0, n_out * sizeof(floating))
+            for i in range(n):
+                dzi = dzp + i * n_out
+                for j in range(n_out):
+                    dbp[j] = dbp[j] + dzi[j]
+        if dX_out is not None and n > 0:
+            _gemm(False, True, n, n_in, n_out, dzp, n_out, wp, n_out, &dX_out[0, 0], n_in)
+
+
+# ---------------------------------------------------------------------- maxout
+def maxout_forward(const floating[:, ::1] Z, Py_ssize_t pieces, floating[:, ::1] A_out,
+                   int64_t[:, ::1] argmax_out):
+    """A_out[i, u] := max(Z[i, u*pieces:(u+1)*pieces]); argmax_out its index (first on ties).
+
+    Z (n, units * pieces) IN, A_out (n, units) OUT, argmax_out (n, units) int64 OUT.
+    A NaN wins, like ``np.argmax``.
+    """
+    cdef Py_ssize_t n = A_out.shape[0], units = A_out.shape[1], i, u, p, best
+    if pieces < 1:
+        raise ValueError(f"maxout_forward: pieces must be >= 1, got {pieces}")
+    if (Z.shape[0] != n or Z.shape[1] != units * pieces
+            or argmax_out.shape[0] != n or argmax_out.shape[1] != units):
+        raise ValueError(
+            f"maxout_forward: Z ({Z.shape[0]}, {Z.shape[1]}), A_out ({n}, {units}) and "
+            f"argmax_out ({argmax_out.shape[0]}, {argmax_out.shape[1]}) "
+            f"do not match pieces={pieces}"
+        )
+    cdef const floating *zi
+    cdef floating v, top
+    with nogil:
+        for i in range(n):
+            for u in range(units):
+                zi = &Z[i, u * pieces]
+                best = 0
+                top = zi[0]
+                if top == top:  # not NaN: a later NaN would still win
+                    for p in range(1, pieces):
+                        v = zi[p]
+                        if v > top or v != v:
+                            best = p
+                            top = v
+                            if v != v:
+                                break
+                A_out[i, u] = top
+                argmax_out[i, u] = best
+
+
+def maxout_backward(const floating[:, ::1] dA, const int64_t[:, ::1] argmax, Py_ssize_t pieces,
+                    floating[:, ::1] dZ_out):
+    """dZ_out[i, u*pieces + argmax[i, u]] := dA[i, u]; every other entry 0.
+
+    dA (n, units) IN, argmax (n, units) int64 IN, dZ_out (n, units * pieces) OUT.
+    """
+    cdef Py_ssize_t n = dA.shape[0], units = dA.shape[1], i, u
+    cdef int64_t k
+    cdef bint bad = False
+    if pieces < 1:
+        raise ValueError(f"maxout_backward: pieces must be >= 1, got {pieces}")
+    if (argmax.shape[0] != n or argmax.shape[1] != units
+            or dZ_out.shape[0] != n or dZ_out.shape[1] != units * pieces):
+        raise ValueError(
+            f"maxout_backward: dA ({n}, {units}), argmax ({argmax.shape[0]}, "
+            f"{argmax.shape[1]}) and dZ_out ({dZ_out.shape[0]}, {dZ_out.shape[1]}) "
+            f"do not match pieces={pieces}"
+        )
+    if n == 0 or units == 0:
+        return
+    with nogil:
+        memset(&dZ_out[0, 0], 0, n * units * pieces * sizeof(floating))
+        for i in range(n):
+            for u in range(units):
+                k = argmax[i, u]
+                if k < 0 or k >= pieces:
+                    bad = True
+                    break
+                dZ_out[i, u * pieces + k] = dA[i, u]
+            if bad:
+                break
+    if bad:
+        raise IndexError(f"maxout_backward: argmax has an index outside [0, {pieces})")

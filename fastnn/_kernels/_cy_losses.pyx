@@ -1,0 +1,259 @@
+# cython: language_level=3, cdivision=True
+# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math
+"""Losses and the output layer's gradient for the Cython backend.
+
+Design notes
+------------
+* One pass per output row: the loss gradient with respect to ``A`` is
+  written into ``dZ_out`` and pushed through the activation's derivative
+  while the row is in cache.  The matched pairs softmax + (sparse)
+  categorical cross-entropy and sigmoid + binary cross-entropy skip that
+  and write the fused, stable ``(A - Y) * scale``.
+* ``scale`` is the row's share of the batch mean: ``1 / n``, or
+  ``w_i / sum(w)`` with sample weights, divided by ``k`` for the losses that
+  also average over outputs.  It is rounded in the array dtype the way the
+  NumPy reference rounds it.
+* Batch sums of the loss value are accumulated in double.
+* Class labels are bounds-checked (negative labels count from the end, as in
+  NumPy indexing); a bad label raises ``IndexError``, never reads past ``A``.
+"""
+from cython cimport floating
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+from libc.stdint cimport int64_t
+
+from ._cy_activations cimport (
+    N_ACTIVATIONS, SIGMOID, SOFTMAX, act_backward_row, f_abs, f_log, f_log1p,
+)
+
+# The contract's loss codes (fastnn._kernels.BINARY_CROSSENTROPY ... MAE).
+cdef enum:
+    BINARY_CROSSENTROPY = 0
+    CATEGORICAL_CROSSENTROPY = 1
+    SPARSE_CATEGORICAL_CROSSENTROPY = 2
+    MSE = 3
+    HALF_SQUARED_ERROR = 4
+    MAE = 5
+    N_LOSSES = 6
+
+
+cdef inline floating _eps(floating x) noexcept nogil:
+    if floating is float:
+        return <float> FLT_EPSILON
+    else:
+        return DBL_EPSILON
+
+
+cdef inline floating _clip(floating p, floating lo, floating hi) noexcept nogil:
+    # NaN passes through, as with np.clip.
+    return lo if p < lo else (hi if p > hi else p)
+
+
+cdef inline Py_ssize_t _label(int64_t y, Py_ssize_t k) noexcept nogil:
+    """Column of label y, or -1 if it is out of range."""
+    if y < 0:
+        y += k
+    return y if 0 <= y < k else -1
+
+
+cdef int _check_common(str kernel, int loss, Py_ssize_t n, Py_ssize_t k, object Y,
+                       object sample_weight) except -1:
+    if loss < 0 or loss >= N_LOSSES:
+        raise ValueError(f"unknown loss code {loss}")
+    if k == 0:
+        raise ValueError(f"{kernel}: A has no columns")
+    y_shape = _shape(kernel, "Y", Y)
+    if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+        if y_shape != (n,):
+            raise ValueError(f"{kernel}: sparse labels Y must have shape ({n},), got {y_shape}")
+    elif y_shape != (n, k):
+        raise ValueError(f"{kernel}: Y must have shape ({n}, {k}), got {y_shape}")
+    if sample_weight is not None and _shape(kernel, "sample_weight", sample_weight) != (n,):
+        raise ValueError(
+            f"{kernel}: sample_weight must have shape ({n},), got {sample_weight.shape}"
+        )
+    return 0
+
+
+cdef tuple _shape(str kernel, str name, object arr):
+    shape = getattr(arr, "shape", None)
+    if type(shape) is not tuple:
+        raise TypeError(f"{kernel}: {name} must be a numpy array, got {type(arr).__name__}")
+    return shape
+
+
+def loss_value(int loss, const floating[:, ::1] A, object Y, object sample_weight):
+    """Mean (or sample-weighted mean) over rows of the per-sample loss -> float.
+
+    A (n, k) IN; Y (n, k) of A's dtype IN, or (n,) int64 labels for sparse
+    categorical cross-entropy; sample_weight (n,) or None IN.
+    """
+    cdef Py_ssize_t n = A.shape[0], k = A.shape[1], i, j, col = 0
+    _check_common("loss_value", loss, n, k, Y, sample_weight)
+    cdef const int64_t[::1] labels
+    cdef const floating[:, ::1] Yv
+    cdef const floating[::1] w
+    cdef bint weighted = sample_weight is not None
+    if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+        labels = Y
+    else:
+        Yv = Y
+    if weighted:
+        w = sample_weight
+    cdef floating eps = _eps(<floating> 0)
+    cdef floating hi = 1 - eps
+    cdef floating one = 1
+    cdef floating y, d, ac
+    cdef double row, total = 0.0, wsum = 0.0
+    cdef const floating *ai
+    cdef const floating *yi
+    with nogil:
+        for i in range(n):
+            ai = &A[i, 0]
+            row = 0.0
+            if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+                col = _label(labels[i], k)
+                if col < 0:
+                    break
+                row = -f_log(_clip(ai[col], eps, hi))
+            else:
+                yi = &Yv[i, 0]
+                if loss == CATEGORICAL_CROSSENTROPY:
+                    for j in range(k):
+                        row -= yi[j] * f_log(_clip(ai[j], eps, hi))
+                elif loss == BINARY_CROSSENTROPY:
+                    for j in range(k):
+                        ac = _clip(ai[j], eps, hi)
+                        y = yi[j]
+                        row -= y * f_log(ac) + (one - y) * f_log1p(-ac)
+                    row /= k
+                elif loss == MSE or loss == HALF_SQUARED_ERROR:
+                    for j in range(k):
+                        d = ai[j] - yi[j]
+                        row += d * d
+                    row /= k
+                    if loss == HALF_SQUARED_ERROR:
+                        row *= 0.5
+                else:  # MAE
+                    for j in range(k):
+                        row += f_abs(ai[j] - yi[j])
+                    row /= k
+            if weighted:
+                total += w[i] * row
+                wsum += w[i]
+            else:
+                total += row
+    if col < 0:
+        raise IndexError(f"loss_value: a label is outside [0, {k})")
+    if not weighted:
+        wsum = n
+    return total / wsum if wsum != 0 else float("nan")
+
+
+def loss_output_delta(int loss, int act, double alpha, const floating[:, ::1] Z,
+                      const floating[:, ::1] A, object Y, object sample_weight,
+                      floating[:, ::1] dZ_out):
+    """dZ_out := d loss_value / dZ for the output layer (fused for matched pairs).
+
+    Z, A (n, k) IN; Y, sample_weight as in ``loss_value`` IN; dZ_out (n, k) OUT.
+    """
+    cdef Py_ssize_t n = A.shape[0], k = A.shape[1], i, j, col = 0
+    _check_common("loss_output_delta", loss, n, k, Y, sample_weight)
+    if act < 0 or act >= N_ACTIVATIONS:
+        raise ValueError(f"unknown activation code {act}")
+    if Z.shape[0] != n or Z.shape[1] != k or dZ_out.shape[0] != n or dZ_out.shape[1] != k:
+        raise ValueError(
+            f"loss_output_delta: Z ({Z.shape[0]}, {Z.shape[1]}), A ({n}, {k}) and "
+            f"dZ_out ({dZ_out.shape[0]}, {dZ_out.shape[1]}) must have one shape"
+        )
+    if n == 0:
+        return
+    cdef const int64_t[::1] labels
+    cdef const floating[:, ::1] Yv
+    cdef const floating[::1] w
+    cdef bint weighted = sample_weight is not None
+    if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+        labels = Y
+    else:
+        Yv = Y
+    cdef double wsum_d = 0.0
+    if weighted:
+        w = sample_weight
+        for i in range(n):
+            wsum_d += w[i]
+    cdef bint fused = (
+        (act == SOFTMAX and (loss == CATEGORICAL_CROSSENTROPY
+                             or loss == SPARSE_CATEGORICAL_CROSSENTROPY))
+        or (act == SIGMOID and loss == BINARY_CROSSENTROPY)
+    )
+    cdef bint per_output = (loss == BINARY_CROSSENTROPY or loss == MSE
+                            or loss == HALF_SQUARED_ERROR or loss == MAE)
+    cdef floating eps = _eps(<floating> 0)
+    cdef floating hi = 1 - eps
+    cdef floating one = 1
+    cdef floating zero = 0
+    cdef floating alpha_f = <floating> alpha
+    cdef floating wsum = <floating> wsum_d
+    cdef floating s, d, ac
+    cdef floating s_mean = <floating> (1.0 / n)
+    if per_output:
+        s_mean = s_mean / k
+    cdef const floating *ai
+    cdef const floating *yi
+    cdef floating *di
+    with nogil:
+        for i in range(n):
+            ai = &A[i, 0]
+            di = &dZ_out[i, 0]
+            if weighted:
+                s = w[i] / wsum
+                if per_output:
+                    s = s / k
+            else:
+                s = s_mean
+            if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+                col = _label(labels[i], k)
+                if col < 0:
+                    break
+                # The label's entry is computed before the row is written, so
+                # dZ_out may be the same array as A.
+                if fused:
+                    d = (ai[col] - one) * s
+                    for j in range(k):
+                        di[j] = ai[j] * s
+                    di[col] = d
+                    continue
+                d = (-one / _clip(ai[col], eps, hi)) * s
+                for j in range(k):
+                    di[j] = zero
+                di[col] = d
+            else:
+                yi = &Yv[i, 0]
+                if fused:
+                    for j in range(k):
+                        di[j] = (ai[j] - yi[j]) * s
+                    continue
+                if loss == CATEGORICAL_CROSSENTROPY:
+                    for j in range(k):
+                        di[j] = (yi[j] / _clip(ai[j], eps, hi)) * -s
+                elif loss == BINARY_CROSSENTROPY:
+                    for j in range(k):
+                        ac = _clip(ai[j], eps, hi)
+                        di[j] = ((ac - yi[j]) / (ac * (one - ac))) * s
+                elif loss == MSE:
+                    for j in range(k):
+                        di[j] = (ai[j] - yi[j]) * (2 * s)
+                elif loss == HALF_SQUARED_ERROR:
+                    for j in range(k):
+                        di[j] = (ai[j] - yi[j]) * s
+                else:  # MAE: sign(A - Y), 0 at a tie
+                    for j in range(k):
+                        d = ai[j] - yi[j]
+                        if d > zero:
+                            di[j] = s
+                        elif d < zero:
+                            di[j] = -s
+                        else:
+                            di[j] = d * s  # 0, or NaN stays NaN
+            act_backward_row(act, alpha_f, &Z[i, 0], ai, di, di, k)
+    if col < 0:
+        raise IndexError(f"loss_output_delta: a label is outside [0, {k})")

@@ -1,0 +1,293 @@
+# cython: language_level=3, cdivision=True
+# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math
+"""Optimizer updates and minibatch gathers for the Cython backend.
+
+Design notes
+------------
+* Every optimizer update is one in-place pass over the parameter and its
+  slots: read ``g``, update the slots, update ``p``.  The NumPy reference
+  needs six to ten passes and a temporary for the same step.
+* Parameters come in any shape ((n_in, n_out) weights, (n_out,) biases), so
+  these kernels take ndarrays and work on the flat buffer.  Each array is
+  checked with the NumPy C-API (dtype, C order, alignment, shape,
+  writability) -- a few nanoseconds, where acquiring memoryviews costs more
+  than the update of a small bias.  A bad argument raises ``TypeError``
+  (dtype) or ``ValueError`` (everything else) before anything is written.
+* Hyperparameters are cast to the parameter's dtype once, outside the loop,
+  so float32 stays float32 and the loop vectorizes.  Expressions follow the
+  reference's order of operations (``m = (m - g) * b1 + g``) so both
+  backends round alike.
+* Built with ``-fno-math-errno`` so that ``sqrt`` vectorizes (see
+  ``_cy_dense``).
+"""
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdint cimport int32_t, int64_t
+from libc.math cimport pow, sqrt
+from libc.string cimport memcpy
+
+import numpy as np
+
+from ._cy_activations cimport f_sqrt
+
+cnp.import_array()
+
+# -------------------------------------------------------------- argument checks
+cdef inline int _check_param(str kernel, object p) except -1:
+    if not cnp.PyArray_Check(p):
+        raise TypeError(f"{kernel}: param_inout must be a numpy array, got {type(p).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray> p
+    cdef int t = cnp.PyArray_TYPE(a)
+    if (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE) or not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{kernel}: param_inout must be float32 or float64, got {a.dtype}")
+    _check_layout(kernel, "param_inout", a, True)
+    return 0
+
+
+cdef inline int _check_layout(str kernel, str name, cnp.ndarray a, bint writable) except -1:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{kernel}: {name} must be C-contiguous")
+    if not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{kernel}: {name} must be aligned")
+    if writable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{kernel}: {name} is read-only")
+    return 0
+
+
+cdef inline void *_like(str kernel, str name, object x, cnp.ndarray p, bint writable) except NULL:
+    """Pointer to the data of x after checking it matches p (dtype, shape, layout)."""
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{kernel}: {name} must be a numpy array, got {type(x).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray> x
+    if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(p) or not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(
+            f"{kernel}: {name} has dtype {a.dtype}, expected {p.dtype} like param_inout"
+        )
+    if not cnp.PyArray_SAMESHAPE(a, p):
+        raise ValueError(
+            f"{kernel}: {name} has shape {(<object> a).shape}, "
+            f"expected {(<object> p).shape} like param_inout"
+        )
+    _check_layout(kernel, name, a, writable)
+    return cnp.PyArray_DATA(a)
+
+
+# ------------------------------------------------------------------- the loops
+cdef void _sgd(floating *p, const floating *g, Py_ssize_t size, floating lr) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(size):
+        p[i] = p[i] - g[i] * lr
+
+
+cdef void _momentum(floating *p, const floating *g, floating *v, Py_ssize_t size,
+                    floating lr, floating mu, bint nesterov) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating t, vi
+    if nesterov:
+        for i in range(size):
+            t = g[i] * lr
+            vi = v[i] * mu - t
+            v[i] = vi
+            p[i] = (p[i] - t) + vi * mu
+    else:
+        for i in range(size):
+            vi = v[i] * mu - g[i] * lr
+            v[i] = vi
+            p[i] = p[i] + vi
+
+
+cdef void _adagrad(floating *p, const floating *g, floating *acc, Py_ssize_t size,
+                   floating lr, floating eps) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, ai
+    for i in range(size):
+        gi = g[i]
+        ai = acc[i] + gi * gi
+        acc[i] = ai
+        p[i] = p[i] - gi / (f_sqrt(ai) + eps) * lr
+
+
+cdef void _rmsprop(floating *p, const floating *g, floating *ms, Py_ssize_t size,
+                   floating lr, floating rho, floating eps) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, g2, mi
+    for i in range(size):
+        gi = g[i]
+        g2 = gi * gi
+        mi = (ms[i] - g2) * rho + g2
+        ms[i] = mi
+        p[i] = p[i] - gi / (f_sqrt(mi) + eps) * lr
+
+
+cdef void _adam(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t size,
+                floating lr_t, floating b1, floating b2, floating eps) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, g2, mi, vi
+    for i in range(size):
+        gi = g[i]
+        mi = (m[i] - gi) * b1 + gi
+        g2 = gi * gi
+        vi = (v[i] - g2) * b2 + g2
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] - mi / (f_sqrt(vi) + eps) * lr_t
+
+
+# ----------------------------------------------------------------- the kernels
+def sgd_update(param_inout, grad, double lr, double momentum, bint nesterov, velocity_inout):
+    """p -= lr g; with momentum v := momentum v - lr g, p += v (Nesterov: p += momentum v - lr g).
+
+    param_inout IN/OUT, grad IN, velocity_inout IN/OUT or None when momentum == 0.
+    """
+    _check_param("sgd_update", param_inout)
+    cdef cnp.ndarray p = <cnp.ndarray> param_inout
+    cdef void *g = _like("sgd_update", "grad", grad, p, False)
+    cdef void *v = NULL
+    if momentum != 0:
+        if velocity_inout is None:
+            raise ValueError("sgd_update: velocity_inout is required when momentum > 0")
+        v = _like("sgd_update", "velocity_inout", velocity_inout, p, True)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
+    if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
+        with nogil:
+            if v == NULL:
+                _sgd(<float *> pp, <const float *> g, size, <float> lr)
+            else:
+                _momentum(<float *> pp, <const float *> g, <float *> v, size, <float> lr,
+                          <float> momentum, nesterov)
+    else:
+        with nogil:
+            if v == NULL:
+                _sgd(<double *> pp, <const double *> g, size, lr)
+            else:
+                _momentum(<double *> pp, <const double *> g, <double *> v, size, lr,
+                          momentum, nesterov)
+
+
+def adagrad_update(param_inout, grad, double lr, double epsilon, accum_inout):
+    """acc += g^2; p -= lr g / (sqrt(acc) + epsilon).
+
+    param_inout IN/OUT, grad IN, accum_inout IN/OUT.
+    """
+    _check_param("adagrad_update", param_inout)
+    cdef cnp.ndarray p = <cnp.ndarray> param_inout
+    cdef void *g = _like("adagrad_update", "grad", grad, p, False)
+    cdef void *acc = _like("adagrad_update", "accum_inout", accum_inout, p, True)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
+    if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
+        with nogil:
+            _adagrad(<float *> pp, <const float *> g, <float *> acc, size, <float> lr,
+                     <float> epsilon)
+    else:
+        with nogil:
+            _adagrad(<double *> pp, <const double *> g, <double *> acc, size, lr, epsilon)
+
+
+def rmsprop_update(param_inout, grad, double lr, double rho, double epsilon, ms_inout):
+    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + epsilon).
+
+    param_inout IN/OUT, grad IN, ms_inout IN/OUT.
+    """
+    _check_param("rmsprop_update", param_inout)
+    cdef cnp.ndarray p = <cnp.ndarray> param_inout
+    cdef void *g = _like("rmsprop_update", "grad", grad, p, False)
+    cdef void *ms = _like("rmsprop_update", "ms_inout", ms_inout, p, True)
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
+    if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
+        with nogil:
+            _rmsprop(<float *> pp, <const float *> g, <float *> ms, size, <float> lr,
+                     <float> rho, <float> epsilon)
+    else:
+        with nogil:
+            _rmsprop(<double *> pp, <const double *> g, <double *> ms, size, lr, rho, epsilon)
+
+
+def adam_update(param_inout, grad, double lr, double beta_1, double beta_2, double epsilon,
+                long step, m_inout, v_inout):
+    """m := b1 m + (1 - b1) g; v := b2 v + (1 - b2) g^2;
+    p -= lr sqrt(1 - b2^step) / (1 - b1^step) m / (sqrt(v) + epsilon).
+
+    param_inout IN/OUT, grad IN, m_inout IN/OUT, v_inout IN/OUT; step >= 1.
+    """
+    _check_param("adam_update", param_inout)
+    if step < 1:
+        raise ValueError(f"adam_update: step is the 1-based update count, got {step}")
+    cdef cnp.ndarray p = <cnp.ndarray> param_inout
+    cdef void *g = _like("adam_update", "grad", grad, p, False)
+    cdef void *m = _like("adam_update", "m_inout", m_inout, p, True)
+    cdef void *v = _like("adam_update", "v_inout", v_inout, p, True)
+    cdef double lr_t = (lr * sqrt(1.0 - pow(beta_2, <double> step))
+                        / (1.0 - pow(beta_1, <double> step)))
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
+    if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
+        with nogil:
+            _adam(<float *> pp, <const float *> g, <float *> m, <float *> v, size,
+                  <float> lr_t, <float> beta_1, <float> beta_2, <float> epsilon)
+    else:
+        with nogil:
+            _adam(<double *> pp, <const double *> g, <double *> m, <double *> v, size,
+                  lr_t, beta_1, beta_2, epsilon)
+
+
+# ----------------------------------------------------------------- minibatches
+def gather_rows(X, idx, out):
+    """out[i] := X[idx[i]] for every i.
+
+    X (n, ...) of any dtype IN, idx (m,) int64 IN (negative counts from the
+    end), out (m, ...) of X's dtype OUT.  C-contiguous numeric arrays are
+    copied here row by row; anything else goes to ``np.take``, which raises
+    the usual NumPy errors.
+    """
+    if not (cnp.PyArray_Check(X) and cnp.PyArray_Check(idx) and cnp.PyArray_Check(out)):
+        np.take(X, idx, axis=0, out=out)
+        return
+    cdef cnp.ndarray x = <cnp.ndarray> X
+    cdef cnp.ndarray ix = <cnp.ndarray> idx
+    cdef cnp.ndarray o = <cnp.ndarray> out
+    cdef int nd = cnp.PyArray_NDIM(x)
+    if (nd < 1 or cnp.PyArray_NDIM(o) != nd or cnp.PyArray_NDIM(ix) != 1
+            or not cnp.PyArray_ISINTEGER(ix) or cnp.PyArray_ITEMSIZE(ix) != 8
+            or not cnp.PyArray_ISNOTSWAPPED(ix) or not cnp.PyArray_ISALIGNED(ix)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(ix)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_IS_C_CONTIGUOUS(o)
+            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISALIGNED(o)
+            or not cnp.PyArray_ISWRITEABLE(o)
+            or x.dtype.hasobject or not cnp.PyArray_EquivTypes(x.dtype, o.dtype)):
+        np.take(X, idx, axis=0, out=out)
+        return
+    cdef Py_ssize_t n = cnp.PyArray_DIM(x, 0), m = cnp.PyArray_DIM(ix, 0), d
+    if cnp.PyArray_DIM(o, 0) != m:
+        raise ValueError(f"gather_rows: out has {cnp.PyArray_DIM(o, 0)} rows, idx has {m} entries")
+    for d in range(1, nd):
+        if cnp.PyArray_DIM(o, d) != cnp.PyArray_DIM(x, d):
+            raise ValueError(
+                f"gather_rows: out rows have shape {out.shape[1:]}, X rows {X.shape[1:]}"
+            )
+    cdef Py_ssize_t row_bytes = cnp.PyArray_ITEMSIZE(x)
+    for d in range(1, nd):
+        row_bytes *= cnp.PyArray_DIM(x, d)
+    cdef const int64_t *ip = <const int64_t *> cnp.PyArray_DATA(ix)
+    cdef const char *src = <const char *> cnp.PyArray_DATA(x)
+    cdef char *dst = <char *> cnp.PyArray_DATA(o)
+    cdef Py_ssize_t i, bad = -1
+    cdef int64_t r
+    with nogil:
+        for i in range(m):
+            r = ip[i]
+            if r < 0:
+                r += n
+            if r < 0 or r >= n:
+                bad = i
+                break
+            if row_bytes == 8:
+                (<int64_t *> dst)[i] = (<const int64_t *> src)[r]
+            elif row_bytes == 4:
+                (<int32_t *> dst)[i] = (<const int32_t *> src)[r]
+            else:
+                memcpy(dst + i * row_bytes, src + r * row_bytes, row_bytes)
+    if bad >= 0:
+        raise IndexError(f"gather_rows: index {ip[bad]} is out of bounds for axis 0 with size {n}")

@@ -1,0 +1,54 @@
+"""The Cython backend: fastnn's compiled kernels (see ``fastnn._kernels`` for the contract).
+
+The kernels are the compiled functions themselves, re-exported without a
+Python wrapper so a call into a tiny layer costs only argument checking.
+They live in ``_cy_dense`` (dense layers, activations, maxout),
+``_cy_losses`` (loss values and output deltas) and ``_cy_optim`` (optimizer
+updates, minibatch gathers); ``_cy_gemm`` holds fastnn's own blocked GEMM.
+Importing this module raises ImportError when the extensions are not built.
+
+Beyond the contract: ``dense_forward(..., n_threads=k)`` splits the batch
+rows over ``k`` OpenMP threads, but only while ``blas_single_threaded()``
+(every BLAS limited to one thread, e.g. ``threadpool_limits(1,
+user_api="blas")``); ``gemm_blocked`` is the BLAS-free GEMM; and
+``openmp_enabled()`` says whether this build has OpenMP.
+"""
+from ._blas import openmp_enabled
+from ._cy_dense import (
+    activation_backward,
+    blas_single_threaded,
+    dense_backward,
+    dense_forward,
+    maxout_backward,
+    maxout_forward,
+)
+from ._cy_gemm import gemm_blocked
+from ._cy_losses import loss_output_delta, loss_value
+from ._cy_optim import (
+    adagrad_update,
+    adam_update,
+    gather_rows,
+    rmsprop_update,
+    sgd_update,
+)
+
+NAME = "cython"
+
+__all__ = [
+    "NAME",
+    "activation_backward",
+    "adagrad_update",
+    "adam_update",
+    "blas_single_threaded",
+    "dense_backward",
+    "dense_forward",
+    "gather_rows",
+    "gemm_blocked",
+    "loss_output_delta",
+    "loss_value",
+    "maxout_backward",
+    "maxout_forward",
+    "openmp_enabled",
+    "rmsprop_update",
+    "sgd_update",
+]

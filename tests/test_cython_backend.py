@@ -1,0 +1,311 @@
+"""What only the Cython backend has: its own blocked GEMM, float32 exp/tanh, OpenMP, checks.
+
+The contract itself (every kernel against the NumPy reference) is
+``test_kernel_conformance.py``; this file covers the rest.  GEMM tolerances
+follow the conformance tests: ``RTOL[dtype] * sqrt(k)`` relative to NumPy,
+with an absolute floor of the same size.
+"""
+import numpy as np
+import pytest
+
+from fastnn import _kernels as K
+from fastnn._kernels import numpy_backend as ref
+
+cy = pytest.importorskip("fastnn._kernels.cython_backend", reason="Cython extensions not built")
+
+RTOL = {np.float32: 2e-5, np.float64: 1e-11}
+DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+# (m, n, k): single rows and columns, primes, sizes just off the micro-tile (4 x 8) and the
+# blocks (64 rows, 256 deep, 512 wide), and one shape that crosses every block boundary.
+GEMM_SHAPES = [
+    (1, 1, 1), (1, 9, 5), (7, 1, 3), (3, 5, 1), (4, 8, 16), (5, 9, 17), (13, 31, 7),
+    (63, 65, 255), (64, 8, 257), (65, 513, 300), (130, 17, 784),
+]
+
+
+def rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def close(actual, expected, dtype, scale=1.0):
+    tol = RTOL[dtype] * scale
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
+
+
+# ------------------------------------------------------------- the blocked GEMM
+@DTYPES
+@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=str)
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_gemm_blocked_matches_numpy(dtype, shape, trans_a, trans_b):
+    m, n, k = shape
+    rng = np.random.default_rng(10)
+    A = rand(rng, (k, m) if trans_a else (m, k), dtype)
+    B = rand(rng, (n, k) if trans_b else (k, n), dtype)
+    C = np.full((m, n), np.nan, dtype)  # beta == 0: C is never read
+    cy.gemm_blocked(A, B, C, trans_a, trans_b)
+    expected = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B)
+    assert C.dtype == dtype
+    close(C, expected, dtype, max(1.0, np.sqrt(k)))
+
+
+@DTYPES
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_gemm_blocked_alpha_beta_and_threads(dtype, n_threads):
+    m, n, k = 200, 70, 300  # several row blocks and two depth blocks
+    rng = np.random.default_rng(11)
+    A, B, C0 = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype), rand(rng, (m, n), dtype)
+    C = C0.copy()
+    cy.gemm_blocked(A, B, C, alpha=0.5, beta=-2.0, n_threads=n_threads)
+    expected = 0.5 * (A.astype(np.float64) @ B) - 2.0 * C0
+    close(C, expected, dtype, np.sqrt(k))
+
+
+@DTYPES
+def test_gemm_blocked_empty_inner_dimension(dtype):
+    A, B = np.empty((3, 0), dtype), np.empty((0, 4), dtype)
+    C = np.ones((3, 4), dtype)
+    cy.gemm_blocked(A, B, C, beta=3.0)
+    np.testing.assert_array_equal(C, 3.0)
+    cy.gemm_blocked(A, B, C)
+    np.testing.assert_array_equal(C, 0.0)
+
+
+def test_gemm_blocked_rejects_mismatched_shapes():
+    A, B, C = np.ones((3, 4)), np.ones((5, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match="op\\(A\\) is \\(3, 4\\), op\\(B\\) is \\(5, 2\\)"):
+        cy.gemm_blocked(A, B, C)
+
+
+# ---------------------------------------------------------------------- OpenMP
+def test_openmp_enabled_is_reported():
+    from fastnn._kernels import _blas
+
+    assert isinstance(cy.openmp_enabled(), bool)
+    assert cy.openmp_enabled() is _blas.openmp_enabled()
+
+
+def test_blas_single_threaded_follows_threadpool_limits():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        assert cy.blas_single_threaded() is True
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert cy.blas_single_threaded() is False
+
+
+@DTYPES
+@pytest.mark.parametrize("act", [K.RELU, K.SOFTMAX, K.GELU])
+@pytest.mark.parametrize("blas_threads", [1, None], ids=["blas1", "blas-default"])
+def test_dense_forward_row_split_threads_match_serial(dtype, act, blas_threads):
+    """n_threads splits the batch rows (BLAS on one thread) or is ignored; same result."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(12)
+    X, W, b = rand(rng, (133, 50), dtype), rand(rng, (50, 17), dtype), rand(rng, 17, dtype)
+    Z1, A1 = np.empty((133, 17), dtype), np.empty((133, 17), dtype)
+    Z2, A2 = np.full_like(Z1, np.nan), np.full_like(A1, np.nan)
+    cy.dense_forward(X, W, b, act, 0.0, Z1, A1)
+    with threadpoolctl.threadpool_limits(blas_threads, user_api="blas"):
+        cy.dense_forward(X, W, b, act, 0.0, Z2, A2, n_threads=2)
+    # BLAS may block a smaller row count differently, so allow for rounding.
+    close(Z2, Z1, dtype, np.sqrt(50))
+    close(A2, A1, dtype, np.sqrt(50))
+
+
+# ------------------------------------------------- float32 exp and tanh accuracy
+def _ulps(actual, exact):
+    spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    return np.abs(actual.astype(np.float64) - exact) / spacing
+
+
+@pytest.mark.parametrize(
+    "act,exact",
+    [
+        (K.TANH, np.tanh),
+        (K.SIGMOID, lambda z: 1 / (1 + np.exp(-z))),
+        (K.SWISH, lambda z: z / (1 + np.exp(-z))),
+    ],
+    ids=["tanh", "sigmoid", "swish"],
+)
+def test_float32_exp_based_activations_within_3_ulp(act, exact):
+    """fastnn's own vectorizable float32 exp/tanh, against float64 math (|z| <= 87)."""
+    z = np.concatenate(
+        [np.linspace(-87, 87, 200_001), np.geomspace(1e-30, 87, 50_000),
+         -np.geomspace(1e-30, 87, 50_000), [0.0, -0.0, 0.625, -0.625]]
+    ).astype(np.float32)
+    z = z[: z.size // 8 * 8].reshape(-1, 8)
+    A = np.empty_like(z)
+    cy.dense_forward(z, np.eye(8, dtype=np.float32), None, act, 0.0, np.empty_like(z), A)
+    assert _ulps(A, exact(z.astype(np.float64))).max() <= 3
+
+
+# --------------------------------------------------------- argument checking
+def _dense_args(dtype=np.float32, n=4, n_in=3, n_out=2):
+    rng = np.random.default_rng(13)
+    return [rand(rng, (n, n_in), dtype), rand(rng, (n_in, n_out), dtype), rand(rng, n_out, dtype),
+            K.RELU, 0.0, np.empty((n, n_out), dtype), np.empty((n, n_out), dtype)]
+
+
+@pytest.mark.parametrize("position", [0, 1, 2, 5, 6], ids=["X", "W", "b", "Z_out", "A_out"])
+def test_dense_forward_mixed_dtypes_raise(position):
+    args = _dense_args(np.float32)
+    args[position] = args[position].astype(np.float64)
+    with pytest.raises((ValueError, TypeError), match="(?i)dtype|signature"):
+        cy.dense_forward(*args)
+
+
+def test_dense_forward_integer_arrays_raise_type_error():
+    args = _dense_args()
+    args[0] = np.ones((4, 3), np.int64)
+    with pytest.raises(TypeError):
+        cy.dense_forward(*args)
+
+
+def test_dense_forward_rejects_fortran_and_read_only_outputs():
+    args = _dense_args()
+    args[5] = np.asfortranarray(np.empty((2, 4), np.float32).T)
+    with pytest.raises(ValueError, match="contiguous"):
+        cy.dense_forward(*args)
+    args = _dense_args()
+    args[6].flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        cy.dense_forward(*args)
+
+
+def test_dense_forward_accepts_read_only_inputs():
+    args = _dense_args()
+    for a in args[:3]:
+        a.flags.writeable = False
+    cy.dense_forward(*args)
+    expected = np.maximum(args[0] @ args[1] + args[2], 0)
+    close(args[6], expected, np.float32)
+
+
+def test_shape_mismatches_and_bad_codes_raise_value_error():
+    args = _dense_args()
+    args[1] = np.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match="dense_forward"):
+        cy.dense_forward(*args)
+    args = _dense_args()
+    args[3] = 99
+    with pytest.raises(ValueError, match="unknown activation code 99"):
+        cy.dense_forward(*args)
+    A = np.full((3, 4), 0.25, np.float32)
+    with pytest.raises(ValueError, match="unknown loss code 42"):
+        cy.loss_value(42, A, A, None)
+    with pytest.raises(ValueError, match="Y must have shape"):
+        cy.loss_value(K.MSE, A, A[:2], None)
+    with pytest.raises(TypeError, match="Y must be a numpy array"):
+        cy.loss_value(K.MSE, A, [[0.0] * 4] * 3, None)
+
+
+def test_out_of_range_indices_raise_index_error_not_crash():
+    A = np.full((3, 4), 0.25, np.float32)
+    labels = np.array([0, 4, 1], np.int64)
+    with pytest.raises(IndexError):
+        cy.loss_value(K.SPARSE_CATEGORICAL_CROSSENTROPY, A, labels, None)
+    with pytest.raises(IndexError):
+        cy.loss_output_delta(K.SPARSE_CATEGORICAL_CROSSENTROPY, K.SOFTMAX, 0.0, A, A, labels,
+                             None, np.empty_like(A))
+    with pytest.raises(IndexError):
+        cy.gather_rows(A, np.array([0, 3], np.int64), np.empty((2, 4), np.float32))
+    with pytest.raises(IndexError):
+        cy.maxout_backward(A, np.full((3, 4), 2, np.int64), 2, np.empty((3, 8), np.float32))
+
+
+def test_fused_sparse_delta_may_overwrite_the_output_activations():
+    """For softmax + sparse labels dZ_out may be A itself: the label's entry is read first."""
+    rng = np.random.default_rng(16)
+    Z = rand(rng, (6, 4), np.float64)
+    A = np.empty_like(Z)
+    ref.dense_forward(Z, np.eye(4), None, K.SOFTMAX, 0.0, np.empty_like(Z), A)
+    labels = rng.integers(0, 4, 6).astype(np.int64)
+    expected = np.empty_like(Z)
+    ref.loss_output_delta(K.SPARSE_CATEGORICAL_CROSSENTROPY, K.SOFTMAX, 0.0, Z, A, labels, None,
+                          expected)
+    cy.loss_output_delta(K.SPARSE_CATEGORICAL_CROSSENTROPY, K.SOFTMAX, 0.0, Z, A, labels, None, A)
+    close(A, expected, np.float64)
+
+
+def test_sparse_labels_may_be_negative_like_numpy_indexing():
+    rng = np.random.default_rng(14)
+    A = rng.uniform(0.1, 0.9, (5, 3)).astype(np.float64)
+    labels = np.array([0, -1, 2, -3, 1], np.int64)
+    expected = ref.loss_value(K.SPARSE_CATEGORICAL_CROSSENTROPY, A, labels, None)
+    assert cy.loss_value(K.SPARSE_CATEGORICAL_CROSSENTROPY, A, labels, None) == pytest.approx(
+        expected, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("kernel", ["sgd", "adam"])
+def test_optimizer_argument_errors(kernel):
+    p = np.zeros(10, np.float32)
+
+    def call(param, grad, slot):
+        if kernel == "sgd":
+            cy.sgd_update(param, grad, 0.1, 0.9, False, slot)
+        else:
+            cy.adam_update(param, grad, 0.1, 0.9, 0.999, 1e-7, 1, slot, slot.copy())
+
+    with pytest.raises(TypeError, match="grad has dtype float64, expected float32"):
+        call(p, np.zeros(10), np.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        call(p, np.zeros(11, np.float32), np.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        call(np.zeros((10, 2), np.float32)[:, 0], np.zeros(10, np.float32),
+             np.zeros(10, np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        call(np.zeros(10, np.int32), np.zeros(10, np.int32), np.zeros(10, np.int32))
+    with pytest.raises(TypeError, match="numpy array"):
+        call([0.0] * 10, np.zeros(10, np.float32), np.zeros(10, np.float32))
+    if kernel == "sgd":
+        with pytest.raises(ValueError, match="velocity_inout is required"):
+            cy.sgd_update(p, np.zeros(10, np.float32), 0.1, 0.9, False, None)
+
+
+def test_one_sgd_momentum_step_by_hand():
+    # v = 0.9 * 1 - 0.1 * 2 = 0.7; p = 1 + 0.7 = 1.7
+    # Nesterov: p = 1 - 0.1 * 2 + 0.9 * 0.7 = 1.43
+    p, g, v = np.ones(3), np.full(3, 2.0), np.ones(3)
+    cy.sgd_update(p, g, 0.1, 0.9, False, v)
+    np.testing.assert_allclose(v, 0.7, rtol=1e-15)
+    np.testing.assert_allclose(p, 1.7, rtol=1e-15)
+    p, v = np.ones(3), np.ones(3)
+    cy.sgd_update(p, g, 0.1, 0.9, True, v)
+    np.testing.assert_allclose(p, 1.43, rtol=1e-15)
+
+
+# ------------------------------------------------------------------ gather_rows
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int16, np.int32, np.int64, np.float16, np.complex128, np.bool_, "U3"]
+)
+@pytest.mark.parametrize("shape", [(9,), (9, 5), (9, 2, 3)], ids=str)
+def test_gather_rows_any_dtype_and_rank(dtype, shape):
+    rng = np.random.default_rng(15)
+    X = (rng.standard_normal(shape) * 10).astype(dtype)
+    idx = np.array([8, 0, -1, 3, 3], np.int64)
+    out = np.empty((len(idx),) + shape[1:], X.dtype)
+    cy.gather_rows(X, idx, out)
+    np.testing.assert_array_equal(out, X[idx])
+
+
+def test_gather_rows_falls_back_to_numpy_for_objects_and_views():
+    X = np.array([{"a": 1}, "b", 3], dtype=object)
+    out = np.empty(2, object)
+    cy.gather_rows(X, np.array([2, 0], np.int64), out)
+    assert list(out) == [3, {"a": 1}]
+    Xf = np.asfortranarray(np.arange(12.0).reshape(4, 3))
+    out = np.empty((2, 3))
+    cy.gather_rows(Xf, np.array([3, 1], np.int32), out)
+    np.testing.assert_array_equal(out, Xf[[3, 1]])
+
+
+# ------------------------------------------------------------------ empty batches
+@DTYPES
+def test_empty_batch_is_a_no_op(dtype):
+    X, W = np.empty((0, 3), dtype), np.ones((3, 2), dtype)
+    Z, A = np.empty((0, 2), dtype), np.empty((0, 2), dtype)
+    cy.dense_forward(X, W, None, K.SOFTMAX, 0.0, Z, A)
+    dW, db = np.full((3, 2), np.nan, dtype), np.full(2, np.nan, dtype)
+    cy.dense_backward(X, W, Z, 0.5, dW, db, np.empty((0, 3), dtype))
+    np.testing.assert_array_equal(dW, 0.5 * W)
+    np.testing.assert_array_equal(db, 0.0)
