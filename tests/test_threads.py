@@ -20,3 +20,12 @@ def test_set_num_threads_limits_every_pool():
 def test_bad_thread_counts(bad):
     with pytest.raises(ValueError, match="n: expected a positive integer number of threads"):
         fn.set_num_threads(bad)
+
+
+def test_warmup_compiles_the_training_kernel(backend):
+    fn.backends.warmup(backend, dtypes=("float64",), depths=(2,))
+    if backend == "numba":
+        from fastnn._kernels.numba_training import _train_batches
+
+        # sparse and one-hot targets, each with and without sample weights
+        assert len(_train_batches.signatures) >= 4
