@@ -95,7 +95,7 @@ def extension(name):
     )
 
 
-CYTHON_MODULES = ["_blas", "_cy_dense", "_cy_losses", "_cy_optim", "_cy_gemm"]
+CYTHON_MODULES = ["_blas", "_cy_dense", "_cy_losses", "_cy_optim", "_cy_gemm", "_cy_train"]
 
 setup(
     ext_modules=cythonize(

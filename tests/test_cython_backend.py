@@ -309,3 +309,229 @@ def test_empty_batch_is_a_no_op(dtype):
     cy.dense_backward(X, W, Z, 0.5, dW, db, np.empty((0, 3), dtype))
     np.testing.assert_array_equal(dW, 0.5 * W)
     np.testing.assert_array_equal(db, 0.0)
+
+
+# ------------------------------------------------------------------ train_batches
+def _rand(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def _train_args(dtype=np.float64, opt=K.OPT_ADAM, loss=K.SPARSE_CATEGORICAL_CROSSENTROPY,
+                widths=(7, 9, 6, 3), acts=(K.RELU, K.TANH, K.SOFTMAX), bias=(True, False, True),
+                n=45, batch_size=8, weighted=False, seed=17):
+    """Every argument of train_batches (as a dict) for a small stack of Dense layers."""
+    rng = np.random.default_rng(seed)
+    L, k = len(widths) - 1, widths[-1]
+    empty = np.empty(0, dtype)
+    X = _rand(rng, (n, widths[0]), dtype)
+    if loss == K.SPARSE_CATEGORICAL_CROSSENTROPY:
+        Y = rng.integers(0, k, n).astype(np.int64)
+        Yb = np.empty(batch_size, np.int64)
+    elif loss == K.CATEGORICAL_CROSSENTROPY:
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+        Yb = np.empty((batch_size, k), dtype)
+    else:
+        Y = _rand(rng, (n, k), dtype)
+        Yb = np.empty((batch_size, k), dtype)
+    SW = rng.uniform(0.5, 2.0, n).astype(dtype) if weighted else None
+    Ws = tuple(_rand(rng, (widths[l], widths[l + 1]), dtype, 0.4) for l in range(L))
+    bs = tuple(_rand(rng, widths[l + 1], dtype, 0.1) if bias[l] else empty for l in range(L))
+    slot_count = {K.OPT_SGD: 0, K.OPT_ADAM: 2}.get(opt, 1)
+
+    def slots(params, i):
+        return tuple(np.abs(_rand(rng, p.shape, dtype, 0.01)) if i < slot_count and p.size else empty
+                     for p in params)
+
+    return dict(
+        X=X, Y=Y, SW=SW, perm=rng.permutation(n).astype(np.int64), batch_size=batch_size,
+        first_batch=0, n_batches=-(-n // batch_size),
+        Ws=Ws, bs=bs, dWs=tuple(np.empty_like(W) for W in Ws),
+        dbs=tuple(np.empty_like(b) for b in bs),
+        acts=np.array(acts, np.int64), alphas=np.zeros(L), l2s=np.array([1e-3] + [0.0] * (L - 1)),
+        Zs=tuple(np.empty((batch_size, w), dtype) for w in widths[1:]),
+        As=tuple(np.empty((batch_size, w), dtype) for w in widths[1:]),
+        dZs=tuple(np.empty((batch_size, w), dtype) for w in widths[1:]),
+        Xb=np.empty((batch_size, widths[0]), dtype), Yb=Yb,
+        SWb=None if SW is None else np.empty(batch_size, dtype),
+        loss=loss, opt=opt, hyper=np.array([0.9 if opt in (K.OPT_MOMENTUM, K.OPT_NESTEROV) else 0.0,
+                                           0.9, 0.999 if opt == K.OPT_ADAM else 0.0, 1e-7]),
+        lrs=np.linspace(0.01, 0.005, -(-n // batch_size)), step0=3,
+        S1W=slots(Ws, 0), S1b=slots(bs, 0), S2W=slots(Ws, 1), S2b=slots(bs, 1),
+        out=np.zeros(4),
+    )
+
+
+def _copy_args(args):
+    def copy(v):
+        if isinstance(v, np.ndarray):
+            return v.copy()
+        if isinstance(v, tuple):
+            return tuple(copy(x) for x in v)
+        return v
+    return {key: copy(v) for key, v in args.items()}
+
+
+STATE = ("Ws", "bs", "S1W", "S1b", "S2W", "S2b")
+
+
+@DTYPES
+@pytest.mark.parametrize("opt", ["OPT_SGD", "OPT_MOMENTUM", "OPT_NESTEROV", "OPT_ADAGRAD",
+                                 "OPT_RMSPROP", "OPT_ADAM"])
+@pytest.mark.parametrize("loss,acts,k", [
+    (K.SPARSE_CATEGORICAL_CROSSENTROPY, (K.RELU, K.TANH, K.SOFTMAX), 3),
+    (K.CATEGORICAL_CROSSENTROPY, (K.ELU, K.SWISH, K.SOFTMAX), 3),
+    (K.BINARY_CROSSENTROPY, (K.GELU, K.LEAKY_RELU, K.SIGMOID), 1),
+    (K.MSE, (K.SOFTPLUS, K.SIGMOID, K.LINEAR), 2),
+    (K.MAE, (K.RELU, K.RELU, K.TANH), 2),
+], ids=["sce", "cce", "bce", "mse", "mae"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+def test_train_batches_matches_the_numpy_reference(dtype, opt, loss, acts, k, weighted):
+    """Whole steps, a short last batch, bias-less layers, l2, step0 and per-batch rates."""
+    args = _train_args(dtype, getattr(K, opt), loss, widths=(7, 9, 6, k), acts=acts, weighted=weighted)
+    if loss == K.BINARY_CROSSENTROPY:
+        args["Y"] = (args["Y"] > 0).astype(dtype)
+    expected, actual = _copy_args(args), _copy_args(args)
+    assert ref.train_batches(**expected) == args["n_batches"]
+    assert cy.train_batches(**actual) == args["n_batches"]
+    scale = 50.0 if dtype == np.float32 else 1.0  # six steps amplify float32 rounding a little
+    for key in STATE:
+        for e, a in zip(expected[key], actual[key]):
+            close(a, e, dtype, scale)
+    close(actual["out"], expected["out"], dtype, scale * 10)
+
+
+def test_train_batches_runs_a_window_of_batches_and_accumulates_out():
+    args = _train_args(n=40, batch_size=8)
+    one, two = _copy_args(args), _copy_args(args)
+    assert cy.train_batches(**one) == 5
+    two["n_batches"] = 2
+    assert cy.train_batches(**two) == 2
+    two.update(first_batch=2, n_batches=3, lrs=args["lrs"][2:], step0=args["step0"] + 2)
+    assert cy.train_batches(**two) == 3
+    for key in STATE:
+        for a, b in zip(one[key], two[key]):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(two["out"], one["out"], rtol=1e-12)
+    assert one["out"][1] == int(one["out"][1]) and 0 <= one["out"][1] <= 40
+
+
+def test_train_batches_stops_before_a_non_finite_update():
+    args = _train_args(opt=K.OPT_SGD, loss=K.MSE, acts=(K.RELU, K.RELU, K.LINEAR), widths=(7, 9, 6, 2))
+    args["lrs"][:] = 1e30  # the first update explodes; the second batch's loss is not finite
+    W_after_first = None
+    first = _copy_args(args)
+    first["n_batches"] = 1
+    cy.train_batches(**first)
+    W_after_first = [W.copy() for W in first["Ws"]]
+    done = cy.train_batches(**args)
+    assert done < args["n_batches"]
+    if done == 1:
+        for a, b in zip(args["Ws"], W_after_first):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_train_batches_float32_and_float64_are_both_supported():
+    for dtype in (np.float32, np.float64):
+        args = _train_args(dtype)
+        assert cy.train_batches(**args) == args["n_batches"]
+        assert all(W.dtype == dtype for W in args["Ws"])
+
+
+@pytest.mark.parametrize("key,value,error,match", [
+    ("X", lambda a: a["X"].astype(np.float32), TypeError, "Ws\\[0\\] has dtype float64, expected float32"),
+    ("X", lambda a: a["X"].astype(np.int64), TypeError, "X must be float32 or float64"),
+    ("X", lambda a: np.asfortranarray(a["X"]), ValueError, "X must be C-contiguous"),
+    ("Ws", lambda a: (a["Ws"][0], a["Ws"][1][:5]) + a["Ws"][2:], ValueError, "Ws\\[1\\] has shape"),
+    ("Ws", lambda a: list(a["Ws"]) * 30, ValueError, "layers"),
+    ("dWs", lambda a: a["dWs"][:2], ValueError, "dWs has 2 entries, expected 3"),
+    ("bs", lambda a: (a["bs"][0][:4],) + a["bs"][1:], ValueError, "bs\\[0\\] has shape"),
+    ("Zs", lambda a: (a["Zs"][0][:3],) + a["Zs"][1:], ValueError, "Zs\\[0\\] has shape"),
+    ("Y", lambda a: a["Y"].astype(np.int32), TypeError, "Y has dtype int32"),
+    ("perm", lambda a: a["perm"][:10], ValueError, "perm has shape"),
+    ("acts", lambda a: np.array([99, 2, 6], np.int64), ValueError, "unknown activation code 99"),
+    ("loss", lambda a: 42, ValueError, "unknown loss code 42"),
+    ("opt", lambda a: 17, ValueError, "unknown optimizer code 17"),
+    ("S1W", lambda a: tuple(np.empty(0) for _ in range(3)), ValueError, "S1W\\[0\\] must be 2-D"),
+    ("hyper", lambda a: np.zeros(3), ValueError, "hyper has shape"),
+    ("lrs", lambda a: a["lrs"][:2], ValueError, "lrs has 2 entries"),
+    ("n_batches", lambda a: 99, ValueError, "run past"),
+    ("out", lambda a: np.zeros(4, np.float32), TypeError, "out has dtype float32"),
+    ("Ws", lambda a: 5, TypeError, "Ws must be a tuple"),
+], ids=["X-float32", "X-int64", "X-fortran", "Ws-shape", "too-deep", "dWs-length", "bs-shape",
+        "Zs-rows", "Y-dtype", "perm-shape", "act-code", "loss-code", "opt-code", "slot-missing",
+        "hyper-shape", "lrs-short", "too-many-batches", "out-dtype", "Ws-type"])
+def test_train_batches_argument_errors(key, value, error, match):
+    args = _train_args()
+    before = [W.copy() for W in args["Ws"]]
+    args[key] = value(args)
+    with pytest.raises(error, match=match):
+        cy.train_batches(**args)
+    if key != "Ws":
+        for W, W0 in zip(args["Ws"], before):
+            np.testing.assert_array_equal(W, W0)  # nothing was written
+
+
+def test_train_batches_read_only_parameters_raise():
+    args = _train_args()
+    args["Ws"][1].flags.writeable = False
+    with pytest.raises(ValueError, match="Ws\\[1\\] is read-only"):
+        cy.train_batches(**args)
+
+
+def test_train_batches_out_of_range_rows_and_labels_raise_index_error():
+    args = _train_args()
+    args["perm"][3] = 1000
+    with pytest.raises(IndexError, match="row index 1000"):
+        cy.train_batches(**args)
+    args = _train_args()
+    args["Y"][5] = 7
+    with pytest.raises(IndexError, match="class label 7"):
+        cy.train_batches(**args)
+
+
+def test_train_batches_releases_the_gil():
+    """Another Python thread keeps running during one long call."""
+    import threading
+    import time
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    args = _train_args(np.float32, widths=(128, 128, 10), acts=(K.RELU, K.SOFTMAX),
+                       bias=(True, True), n=8192, batch_size=32)
+    ticks = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        time.sleep(0.01)
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):  # steady timing on busy machines
+            start = time.perf_counter()
+            cy.train_batches(**args)
+            stop = time.perf_counter()
+    finally:
+        done.set()
+        thread.join()
+    margin = (stop - start) / 5
+    inside = [t for t in ticks if start + margin < t < stop - margin]
+    assert len(inside) >= 2, f"{len(inside)} ticks during a {stop - start:.3f} s call"
+
+
+def test_train_batches_accepts_unaligned_data():
+    """X, Y and SW are only gathered, so they may be unaligned (e.g. from a byte buffer)."""
+    args = _train_args(loss=K.MSE, acts=(K.RELU, K.RELU, K.LINEAR), widths=(1, 9, 6, 1), weighted=True)
+    expected = _copy_args(args)
+    for key in ("X", "Y", "SW"):
+        a = args[key]
+        buf = np.empty(a.nbytes + 1, np.uint8)[1:]
+        u = buf.view(a.dtype).reshape(a.shape)
+        u[...] = a
+        assert not u.flags.aligned
+        args[key] = u
+    assert cy.train_batches(**args) == cy.train_batches(**expected) == args["n_batches"]
+    for a, b in zip(args["Ws"], expected["Ws"]):
+        np.testing.assert_array_equal(a, b)

@@ -165,6 +165,43 @@ cdef void _forward_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in, Py_ssize_
         act_forward_row(act, alpha, zi, a + i * n_out, n_out)
 
 
+cdef int forward_threads(Py_ssize_t n_threads, Py_ssize_t n) except -1:
+    """Threads for the row split of ``dense_forward_ptr`` over ``n`` rows: ``n_threads``
+    clipped to one per 16 rows and to OpenMP's limit, or 1 unless every BLAS runs on
+    one thread now."""
+    cdef Py_ssize_t nt = min(n_threads, n // 16, <Py_ssize_t> fastnn_max_threads())
+    if nt <= 1:
+        return 1
+    if _n_blas_getters < 0:
+        _load_blas_thread_getters()
+    if not _blas_single_threaded():
+        return 1
+    return <int> nt
+
+
+cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                            const floating *x, const floating *w, const floating *b,
+                            int act, floating alpha, floating *z, floating *a,
+                            int n_threads) noexcept nogil:
+    """z (n, n_out) := x (n, n_in) @ w (n_in, n_out) + b (NULL: no bias); a := act(z).
+
+    ``n_threads > 1`` (from ``forward_threads``) splits the rows into blocks, one
+    OpenMP thread per block running sgemm and the epilogue on its own rows.
+    """
+    cdef Py_ssize_t t, lo, hi, chunk
+    if n <= 0 or n_out <= 0:
+        return
+    if n_threads <= 1:
+        _forward_rows(0, n, n_in, n_out, x, w, b, act, alpha, z, a)
+        return
+    chunk = (n + n_threads - 1) // n_threads
+    for t in prange(n_threads, num_threads=n_threads, schedule="static"):
+        lo = t * chunk
+        hi = min(lo + chunk, n)
+        if lo < hi:
+            _forward_rows(lo, hi, n_in, n_out, x, w, b, act, alpha, z, a)
+
+
 def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
                   int act, double alpha, floating[:, ::1] Z_out, floating[:, ::1] A_out,
                   int n_threads=1):
@@ -199,27 +236,19 @@ def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floa
         bp = &b[0]
     cdef const floating *xp = &X[0, 0] if n_in > 0 else NULL
     cdef const floating *wp = &W[0, 0] if n_in > 0 else NULL
-    cdef floating *zp = &Z_out[0, 0]
-    cdef floating *ap = &A_out[0, 0]
-    cdef floating alpha_f = <floating> alpha
-    cdef Py_ssize_t t, nt, lo, hi, chunk
-    nt = min(n_threads, n // 16, fastnn_max_threads())
-    if nt > 1:
-        if _n_blas_getters < 0:
-            _load_blas_thread_getters()
-        if not _blas_single_threaded():
-            nt = 1
-    if nt <= 1:
-        with nogil:
-            _forward_rows(0, n, n_in, n_out, xp, wp, bp, act, alpha_f, zp, ap)
-        return
-    chunk = (n + nt - 1) // nt
+    cdef int nt = forward_threads(n_threads, n)
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
-            lo = t * chunk
-            hi = min(lo + chunk, n)
-            if lo < hi:
-                _forward_rows(lo, hi, n_in, n_out, xp, wp, bp, act, alpha_f, zp, ap)
+        dense_forward_ptr(n, n_in, n_out, xp, wp, bp, act, <floating> alpha,
+                          &Z_out[0, 0], &A_out[0, 0], nt)
+
+
+cdef void activation_backward_ptr(int act, floating alpha, Py_ssize_t n, Py_ssize_t k,
+                                  const floating *z, const floating *a, const floating *da,
+                                  floating *dz) noexcept nogil:
+    """dz (n, k) := da * act'(z), row by row; dz may be da."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        act_backward_row(act, alpha, z + i * k, a + i * k, da + i * k, dz + i * k, k)
 
 
 def activation_backward(int act, double alpha, const floating[:, ::1] Z, const floating[:, ::1] A,
@@ -228,7 +257,7 @@ def activation_backward(int act, double alpha, const floating[:, ::1] Z, const f
 
     Z, A, dA (n, k) IN, dZ_out (n, k) OUT (may be dA).
     """
-    cdef Py_ssize_t n = dZ_out.shape[0], k = dZ_out.shape[1], i
+    cdef Py_ssize_t n = dZ_out.shape[0], k = dZ_out.shape[1]
     if (Z.shape[0] != n or Z.shape[1] != k or A.shape[0] != n or A.shape[1] != k
             or dA.shape[0] != n or dA.shape[1] != k):
         raise ValueError(
@@ -239,10 +268,31 @@ def activation_backward(int act, double alpha, const floating[:, ::1] Z, const f
     _check_act(act)
     if n == 0 or k == 0:
         return
-    cdef floating alpha_f = <floating> alpha
     with nogil:
+        activation_backward_ptr(act, <floating> alpha, n, k, &Z[0, 0], &A[0, 0], &dA[0, 0],
+                                &dZ_out[0, 0])
+
+
+cdef void dense_backward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                             const floating *x, const floating *w, const floating *dz,
+                             floating l2, floating *dw, floating *db,
+                             floating *dx) noexcept nogil:
+    """dw := x.T @ dz + l2 w; db := dz.sum(0) unless db is NULL; dx := dz @ w.T unless
+    dx is NULL.  x (n, n_in), w and dw (n_in, n_out), dz (n, n_out), dx (n, n_in)."""
+    cdef Py_ssize_t i, j
+    cdef const floating *dzi
+    _gemm(True, False, n_in, n_out, n, x, n_in, dz, n_out, dw, n_out)
+    if l2 != 0:
+        for i in range(n_in * n_out):
+            dw[i] = dw[i] + l2 * w[i]
+    if db != NULL:
+        memset(db, 0, n_out * sizeof(floating))
         for i in range(n):
-            act_backward_row(act, alpha_f, &Z[i, 0], &A[i, 0], &dA[i, 0], &dZ_out[i, 0], k)
+            dzi = dz + i * n_out
+            for j in range(n_out):
+                db[j] = db[j] + dzi[j]
+    if dx != NULL:
+        _gemm(False, True, n, n_in, n_out, dz, n_out, w, n_out, dx, n_in)
 
 
 def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:, ::1] dZ,
@@ -253,7 +303,7 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W, const flo
     X (n, n_in) IN, W (n_in, n_out) IN, dZ (n, n_out) IN, dW_out (n_in, n_out)
     OUT, db_out (n_out,) OUT or None, dX_out (n, n_in) OUT or None.
     """
-    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1], i, j
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
     if W.shape[0] != n_in or dZ.shape[0] != n or dZ.shape[1] != n_out:
         raise ValueError(
             f"dense_backward: X ({n}, {n_in}), W ({W.shape[0]}, {n_out}) and "
@@ -272,33 +322,19 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W, const flo
             f"expected ({n}, {n_in})"
         )
     _check_blas_size(n, n_in, n_out)
-    if n_in == 0 or n_out == 0:  # nothing to multiply; only empty outputs remain
-        if db_out is not None and n_out > 0:
-            db_out[:] = 0
-        if dX_out is not None and n > 0 and n_in > 0:
-            dX_out[:, :] = 0
-        return
-    cdef floating l2_f = <floating> l2
-    cdef const floating *xp = &X[0, 0] if n > 0 else NULL
-    cdef const floating *dzp = &dZ[0, 0] if n > 0 else NULL
-    cdef const floating *wp = &W[0, 0]
-    cdef floating *dwp = &dW_out[0, 0]
-    cdef floating *dbp
-    cdef const floating *dzi
+    # Empty dimensions give NULL pointers that are never dereferenced.
+    cdef const floating *xp = &X[0, 0] if n > 0 and n_in > 0 else NULL
+    cdef const floating *dzp = &dZ[0, 0] if n > 0 and n_out > 0 else NULL
+    cdef const floating *wp = &W[0, 0] if n_in > 0 and n_out > 0 else NULL
+    cdef floating *dwp = &dW_out[0, 0] if n_in > 0 and n_out > 0 else NULL
+    cdef floating *dbp = NULL
+    cdef floating *dxp = NULL
+    if db_out is not None and n_out > 0:
+        dbp = &db_out[0]
+    if dX_out is not None and n > 0 and n_in > 0:
+        dxp = &dX_out[0, 0]
     with nogil:
-        _gemm(True, False, n_in, n_out, n, xp, n_in, dzp, n_out, dwp, n_out)
-        if l2_f != 0:
-            for i in range(n_in * n_out):
-                dwp[i] = dwp[i] + l2_f * wp[i]
-        if db_out is not None:
-            dbp = &db_out[0]
-            memset(dbp, 0, n_out * sizeof(floating))
-            for i in range(n):
-                dzi = dzp + i * n_out
-                for j in range(n_out):
-                    dbp[j] = dbp[j] + dzi[j]
-        if dX_out is not None and n > 0:
-            _gemm(False, True, n, n_in, n_out, dzp, n_out, wp, n_out, &dX_out[0, 0], n_in)
+        dense_backward_ptr(n, n_in, n_out, xp, wp, dzp, <floating> l2, dwp, dbp, dxp)
 
 
 # ---------------------------------------------------------------------- maxout

@@ -19,22 +19,12 @@ Design notes
 """
 from cython cimport floating
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
+from libc.math cimport NAN
 from libc.stdint cimport int64_t
 
 from ._cy_activations cimport (
     N_ACTIVATIONS, SIGMOID, SOFTMAX, act_backward_row, f_abs, f_log, f_log1p,
 )
-
-# The contract's loss codes (fastnn._kernels.BINARY_CROSSENTROPY ... MAE).
-cdef enum:
-    BINARY_CROSSENTROPY = 0
-    CATEGORICAL_CROSSENTROPY = 1
-    SPARSE_CATEGORICAL_CROSSENTROPY = 2
-    MSE = 3
-    HALF_SQUARED_ERROR = 4
-    MAE = 5
-    N_LOSSES = 6
-
 
 cdef inline floating _eps(floating x) noexcept nogil:
     if floating is float:
@@ -81,24 +71,15 @@ cdef tuple _shape(str kernel, str name, object arr):
     return shape
 
 
-def loss_value(int loss, const floating[:, ::1] A, object Y, object sample_weight):
-    """Mean (or sample-weighted mean) over rows of the per-sample loss -> float.
+cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
+                           const int64_t *labels, const floating *Y, const floating *w,
+                           Py_ssize_t *bad_row) noexcept nogil:
+    """Mean (or weighted mean) per-sample loss; NaN for no rows (or zero total weight).
 
-    A (n, k) IN; Y (n, k) of A's dtype IN, or (n,) int64 labels for sparse
-    categorical cross-entropy; sample_weight (n,) or None IN.
+    A label outside ``[-k, k)`` stops the loop and sets ``bad_row`` to its row
+    (otherwise ``bad_row`` is set to -1).
     """
-    cdef Py_ssize_t n = A.shape[0], k = A.shape[1], i, j, col = 0
-    _check_common("loss_value", loss, n, k, Y, sample_weight)
-    cdef const int64_t[::1] labels
-    cdef const floating[:, ::1] Yv
-    cdef const floating[::1] w
-    cdef bint weighted = sample_weight is not None
-    if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
-        labels = Y
-    else:
-        Yv = Y
-    if weighted:
-        w = sample_weight
+    cdef Py_ssize_t i, j, col
     cdef floating eps = _eps(<floating> 0)
     cdef floating hi = 1 - eps
     cdef floating one = 1
@@ -106,78 +87,96 @@ def loss_value(int loss, const floating[:, ::1] A, object Y, object sample_weigh
     cdef double row, total = 0.0, wsum = 0.0
     cdef const floating *ai
     cdef const floating *yi
-    with nogil:
-        for i in range(n):
-            ai = &A[i, 0]
-            row = 0.0
-            if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
-                col = _label(labels[i], k)
-                if col < 0:
-                    break
-                row = -f_log(_clip(ai[col], eps, hi))
-            else:
-                yi = &Yv[i, 0]
-                if loss == CATEGORICAL_CROSSENTROPY:
-                    for j in range(k):
-                        row -= yi[j] * f_log(_clip(ai[j], eps, hi))
-                elif loss == BINARY_CROSSENTROPY:
-                    for j in range(k):
-                        ac = _clip(ai[j], eps, hi)
-                        y = yi[j]
-                        row -= y * f_log(ac) + (one - y) * f_log1p(-ac)
-                    row /= k
-                elif loss == MSE or loss == HALF_SQUARED_ERROR:
-                    for j in range(k):
-                        d = ai[j] - yi[j]
-                        row += d * d
-                    row /= k
-                    if loss == HALF_SQUARED_ERROR:
-                        row *= 0.5
-                else:  # MAE
-                    for j in range(k):
-                        row += f_abs(ai[j] - yi[j])
-                    row /= k
-            if weighted:
-                total += w[i] * row
-                wsum += w[i]
-            else:
-                total += row
-    if col < 0:
-        raise IndexError(f"loss_value: a label is outside [0, {k})")
-    if not weighted:
+    bad_row[0] = -1
+    for i in range(n):
+        ai = A + i * k
+        row = 0.0
+        if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+            col = _label(labels[i], k)
+            if col < 0:
+                bad_row[0] = i
+                return NAN
+            row = -f_log(_clip(ai[col], eps, hi))
+        else:
+            yi = Y + i * k
+            if loss == CATEGORICAL_CROSSENTROPY:
+                for j in range(k):
+                    row -= yi[j] * f_log(_clip(ai[j], eps, hi))
+            elif loss == BINARY_CROSSENTROPY:
+                for j in range(k):
+                    ac = _clip(ai[j], eps, hi)
+                    y = yi[j]
+                    row -= y * f_log(ac) + (one - y) * f_log1p(-ac)
+                row /= k
+            elif loss == MSE or loss == HALF_SQUARED_ERROR:
+                for j in range(k):
+                    d = ai[j] - yi[j]
+                    row += d * d
+                row /= k
+                if loss == HALF_SQUARED_ERROR:
+                    row *= 0.5
+            else:  # MAE
+                for j in range(k):
+                    row += f_abs(ai[j] - yi[j])
+                row /= k
+        if w != NULL:
+            total += w[i] * row
+            wsum += w[i]
+        else:
+            total += row
+    if w == NULL:
         wsum = n
-    return total / wsum if wsum != 0 else float("nan")
+    return total / wsum if wsum != 0 else NAN
 
 
-def loss_output_delta(int loss, int act, double alpha, const floating[:, ::1] Z,
-                      const floating[:, ::1] A, object Y, object sample_weight,
-                      floating[:, ::1] dZ_out):
-    """dZ_out := d loss_value / dZ for the output layer (fused for matched pairs).
+def loss_value(int loss, const floating[:, ::1] A, object Y, object sample_weight):
+    """Mean (or sample-weighted mean) over rows of the per-sample loss -> float.
 
-    Z, A (n, k) IN; Y, sample_weight as in ``loss_value`` IN; dZ_out (n, k) OUT.
+    A (n, k) IN; Y (n, k) of A's dtype IN, or (n,) int64 labels for sparse
+    categorical cross-entropy; sample_weight (n,) or None IN.
     """
-    cdef Py_ssize_t n = A.shape[0], k = A.shape[1], i, j, col = 0
-    _check_common("loss_output_delta", loss, n, k, Y, sample_weight)
-    if act < 0 or act >= N_ACTIVATIONS:
-        raise ValueError(f"unknown activation code {act}")
-    if Z.shape[0] != n or Z.shape[1] != k or dZ_out.shape[0] != n or dZ_out.shape[1] != k:
-        raise ValueError(
-            f"loss_output_delta: Z ({Z.shape[0]}, {Z.shape[1]}), A ({n}, {k}) and "
-            f"dZ_out ({dZ_out.shape[0]}, {dZ_out.shape[1]}) must have one shape"
-        )
-    if n == 0:
-        return
+    cdef Py_ssize_t n = A.shape[0], k = A.shape[1], bad = -1
+    _check_common("loss_value", loss, n, k, Y, sample_weight)
     cdef const int64_t[::1] labels
     cdef const floating[:, ::1] Yv
     cdef const floating[::1] w
-    cdef bint weighted = sample_weight is not None
+    cdef const int64_t *lp = NULL
+    cdef const floating *yp = NULL
+    cdef const floating *wp = NULL
     if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
         labels = Y
     else:
         Yv = Y
-    cdef double wsum_d = 0.0
-    if weighted:
+    if sample_weight is not None:
         w = sample_weight
+    if n == 0:
+        return float("nan")
+    if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+        lp = &labels[0]
+    else:
+        yp = &Yv[0, 0]
+    if sample_weight is not None:
+        wp = &w[0]
+    cdef double value
+    with nogil:
+        value = loss_value_ptr(loss, n, k, &A[0, 0], lp, yp, wp, &bad)
+    if bad >= 0:
+        raise IndexError(f"loss_value: a label is outside [0, {k})")
+    return value
+
+
+cdef Py_ssize_t loss_output_delta_ptr(int loss, int act, floating alpha, Py_ssize_t n,
+                                      Py_ssize_t k, const floating *Z, const floating *A,
+                                      const int64_t *labels, const floating *Y,
+                                      const floating *w, floating *dz) noexcept nogil:
+    """dz := d loss_value / dZ of the output layer (fused for matched pairs).
+
+    Returns -1, or the row of a label outside ``[-k, k)`` (the loop stops there).
+    dz may be A (the fused sparse case reads the label's entry first).
+    """
+    cdef Py_ssize_t i, j, col
+    cdef double wsum_d = 0.0
+    if w != NULL:
         for i in range(n):
             wsum_d += w[i]
     cdef bint fused = (
@@ -191,7 +190,6 @@ def loss_output_delta(int loss, int act, double alpha, const floating[:, ::1] Z,
     cdef floating hi = 1 - eps
     cdef floating one = 1
     cdef floating zero = 0
-    cdef floating alpha_f = <floating> alpha
     cdef floating wsum = <floating> wsum_d
     cdef floating s, d, ac
     cdef floating s_mean = <floating> (1.0 / n)
@@ -200,60 +198,98 @@ def loss_output_delta(int loss, int act, double alpha, const floating[:, ::1] Z,
     cdef const floating *ai
     cdef const floating *yi
     cdef floating *di
-    with nogil:
-        for i in range(n):
-            ai = &A[i, 0]
-            di = &dZ_out[i, 0]
-            if weighted:
-                s = w[i] / wsum
-                if per_output:
-                    s = s / k
-            else:
-                s = s_mean
-            if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
-                col = _label(labels[i], k)
-                if col < 0:
-                    break
-                # The label's entry is computed before the row is written, so
-                # dZ_out may be the same array as A.
-                if fused:
-                    d = (ai[col] - one) * s
-                    for j in range(k):
-                        di[j] = ai[j] * s
-                    di[col] = d
-                    continue
-                d = (-one / _clip(ai[col], eps, hi)) * s
+    for i in range(n):
+        ai = A + i * k
+        di = dz + i * k
+        if w != NULL:
+            s = w[i] / wsum
+            if per_output:
+                s = s / k
+        else:
+            s = s_mean
+        if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+            col = _label(labels[i], k)
+            if col < 0:
+                return i
+            # The label's entry is computed before the row is written, so
+            # dz may be the same array as A.
+            if fused:
+                d = (ai[col] - one) * s
                 for j in range(k):
-                    di[j] = zero
+                    di[j] = ai[j] * s
                 di[col] = d
-            else:
-                yi = &Yv[i, 0]
-                if fused:
-                    for j in range(k):
-                        di[j] = (ai[j] - yi[j]) * s
-                    continue
-                if loss == CATEGORICAL_CROSSENTROPY:
-                    for j in range(k):
-                        di[j] = (yi[j] / _clip(ai[j], eps, hi)) * -s
-                elif loss == BINARY_CROSSENTROPY:
-                    for j in range(k):
-                        ac = _clip(ai[j], eps, hi)
-                        di[j] = ((ac - yi[j]) / (ac * (one - ac))) * s
-                elif loss == MSE:
-                    for j in range(k):
-                        di[j] = (ai[j] - yi[j]) * (2 * s)
-                elif loss == HALF_SQUARED_ERROR:
-                    for j in range(k):
-                        di[j] = (ai[j] - yi[j]) * s
-                else:  # MAE: sign(A - Y), 0 at a tie
-                    for j in range(k):
-                        d = ai[j] - yi[j]
-                        if d > zero:
-                            di[j] = s
-                        elif d < zero:
-                            di[j] = -s
-                        else:
-                            di[j] = d * s  # 0, or NaN stays NaN
-            act_backward_row(act, alpha_f, &Z[i, 0], ai, di, di, k)
-    if col < 0:
+                continue
+            d = (-one / _clip(ai[col], eps, hi)) * s
+            for j in range(k):
+                di[j] = zero
+            di[col] = d
+        else:
+            yi = Y + i * k
+            if fused:
+                for j in range(k):
+                    di[j] = (ai[j] - yi[j]) * s
+                continue
+            if loss == CATEGORICAL_CROSSENTROPY:
+                for j in range(k):
+                    di[j] = (yi[j] / _clip(ai[j], eps, hi)) * -s
+            elif loss == BINARY_CROSSENTROPY:
+                for j in range(k):
+                    ac = _clip(ai[j], eps, hi)
+                    di[j] = ((ac - yi[j]) / (ac * (one - ac))) * s
+            elif loss == MSE:
+                for j in range(k):
+                    di[j] = (ai[j] - yi[j]) * (2 * s)
+            elif loss == HALF_SQUARED_ERROR:
+                for j in range(k):
+                    di[j] = (ai[j] - yi[j]) * s
+            else:  # MAE: sign(A - Y), 0 at a tie
+                for j in range(k):
+                    d = ai[j] - yi[j]
+                    if d > zero:
+                        di[j] = s
+                    elif d < zero:
+                        di[j] = -s
+                    else:
+                        di[j] = d * s  # 0, or NaN stays NaN
+        act_backward_row(act, alpha, Z + i * k, ai, di, di, k)
+    return -1
+
+
+def loss_output_delta(int loss, int act, double alpha, const floating[:, ::1] Z,
+                      const floating[:, ::1] A, object Y, object sample_weight,
+                      floating[:, ::1] dZ_out):
+    """dZ_out := d loss_value / dZ for the output layer (fused for matched pairs).
+
+    Z, A (n, k) IN; Y, sample_weight as in ``loss_value`` IN; dZ_out (n, k) OUT.
+    """
+    cdef Py_ssize_t n = A.shape[0], k = A.shape[1], bad
+    _check_common("loss_output_delta", loss, n, k, Y, sample_weight)
+    if act < 0 or act >= N_ACTIVATIONS:
+        raise ValueError(f"unknown activation code {act}")
+    if Z.shape[0] != n or Z.shape[1] != k or dZ_out.shape[0] != n or dZ_out.shape[1] != k:
+        raise ValueError(
+            f"loss_output_delta: Z ({Z.shape[0]}, {Z.shape[1]}), A ({n}, {k}) and "
+            f"dZ_out ({dZ_out.shape[0]}, {dZ_out.shape[1]}) must have one shape"
+        )
+    if n == 0:
+        return
+    cdef const int64_t[::1] labels
+    cdef const floating[:, ::1] Yv
+    cdef const floating[::1] w
+    cdef const int64_t *lp = NULL
+    cdef const floating *yp = NULL
+    cdef const floating *wp = NULL
+    if loss == SPARSE_CATEGORICAL_CROSSENTROPY:
+        labels = Y
+        lp = &labels[0]
+    else:
+        Yv = Y
+        yp = &Yv[0, 0]
+    if sample_weight is not None:
+        w = sample_weight
+        wp = &w[0]
+    with nogil:
+        bad = loss_output_delta_ptr(loss, act, <floating> alpha, n, k, &Z[0, 0], &A[0, 0],
+                                    lp, yp, wp, &dZ_out[0, 0])
+    if bad >= 0:
         raise IndexError(f"loss_output_delta: a label is outside [0, {k})")

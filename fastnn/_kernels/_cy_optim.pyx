@@ -22,7 +22,7 @@ Design notes
 """
 cimport numpy as cnp
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int64_t
 from libc.math cimport pow, sqrt
 from libc.string cimport memcpy
 
@@ -73,14 +73,14 @@ cdef inline void *_like(str kernel, str name, object x, cnp.ndarray p, bint writ
 
 
 # ------------------------------------------------------------------- the loops
-cdef void _sgd(floating *p, const floating *g, Py_ssize_t size, floating lr) noexcept nogil:
+cdef void sgd_loop(floating *p, const floating *g, Py_ssize_t size, floating lr) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(size):
         p[i] = p[i] - g[i] * lr
 
 
-cdef void _momentum(floating *p, const floating *g, floating *v, Py_ssize_t size,
-                    floating lr, floating mu, bint nesterov) noexcept nogil:
+cdef void momentum_loop(floating *p, const floating *g, floating *v, Py_ssize_t size,
+                        floating lr, floating mu, bint nesterov) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating t, vi
     if nesterov:
@@ -96,8 +96,8 @@ cdef void _momentum(floating *p, const floating *g, floating *v, Py_ssize_t size
             p[i] = p[i] + vi
 
 
-cdef void _adagrad(floating *p, const floating *g, floating *acc, Py_ssize_t size,
-                   floating lr, floating eps) noexcept nogil:
+cdef void adagrad_loop(floating *p, const floating *g, floating *acc, Py_ssize_t size,
+                       floating lr, floating eps) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi, ai
     for i in range(size):
@@ -107,8 +107,8 @@ cdef void _adagrad(floating *p, const floating *g, floating *acc, Py_ssize_t siz
         p[i] = p[i] - gi / (f_sqrt(ai) + eps) * lr
 
 
-cdef void _rmsprop(floating *p, const floating *g, floating *ms, Py_ssize_t size,
-                   floating lr, floating rho, floating eps) noexcept nogil:
+cdef void rmsprop_loop(floating *p, const floating *g, floating *ms, Py_ssize_t size,
+                       floating lr, floating rho, floating eps) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi, g2, mi
     for i in range(size):
@@ -119,8 +119,8 @@ cdef void _rmsprop(floating *p, const floating *g, floating *ms, Py_ssize_t size
         p[i] = p[i] - gi / (f_sqrt(mi) + eps) * lr
 
 
-cdef void _adam(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t size,
-                floating lr_t, floating b1, floating b2, floating eps) noexcept nogil:
+cdef void adam_loop(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t size,
+                    floating lr_t, floating b1, floating b2, floating eps) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi, g2, mi, vi
     for i in range(size):
@@ -131,6 +131,34 @@ cdef void _adam(floating *p, const floating *g, floating *m, floating *v, Py_ssi
         m[i] = mi
         v[i] = vi
         p[i] = p[i] - mi / (f_sqrt(vi) + eps) * lr_t
+
+
+cdef double adam_step_size(double lr, double beta_1, double beta_2, double step) noexcept nogil:
+    """Adam's bias-corrected step ``lr sqrt(1 - b2^step) / (1 - b1^step)``, in double."""
+    return lr * sqrt(1.0 - pow(beta_2, step)) / (1.0 - pow(beta_1, step))
+
+
+cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, Py_ssize_t m,
+                             Py_ssize_t row_bytes, char *dst) noexcept nogil:
+    """Row i of dst := row idx[i] of src (n rows of row_bytes bytes; negative indices
+    count from the end).  Returns -1, or the position in idx of an index out of range
+    (rows before it are copied).  src and dst need no alignment."""
+    cdef Py_ssize_t i
+    cdef int64_t r
+    for i in range(m):
+        r = idx[i]
+        if r < 0:
+            r += n
+        if r < 0 or r >= n:
+            return i
+        # Constant sizes compile to single loads and stores, aligned or not.
+        if row_bytes == 8:
+            memcpy(dst + i * 8, src + r * 8, 8)
+        elif row_bytes == 4:
+            memcpy(dst + i * 4, src + r * 4, 4)
+        else:
+            memcpy(dst + i * row_bytes, src + r * row_bytes, row_bytes)
+    return -1
 
 
 # ----------------------------------------------------------------- the kernels
@@ -152,16 +180,16 @@ def sgd_update(param_inout, grad, double lr, double momentum, bint nesterov, vel
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
             if v == NULL:
-                _sgd(<float *> pp, <const float *> g, size, <float> lr)
+                sgd_loop(<float *> pp, <const float *> g, size, <float> lr)
             else:
-                _momentum(<float *> pp, <const float *> g, <float *> v, size, <float> lr,
+                momentum_loop(<float *> pp, <const float *> g, <float *> v, size, <float> lr,
                           <float> momentum, nesterov)
     else:
         with nogil:
             if v == NULL:
-                _sgd(<double *> pp, <const double *> g, size, lr)
+                sgd_loop(<double *> pp, <const double *> g, size, lr)
             else:
-                _momentum(<double *> pp, <const double *> g, <double *> v, size, lr,
+                momentum_loop(<double *> pp, <const double *> g, <double *> v, size, lr,
                           momentum, nesterov)
 
 
@@ -178,11 +206,11 @@ def adagrad_update(param_inout, grad, double lr, double epsilon, accum_inout):
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
-            _adagrad(<float *> pp, <const float *> g, <float *> acc, size, <float> lr,
+            adagrad_loop(<float *> pp, <const float *> g, <float *> acc, size, <float> lr,
                      <float> epsilon)
     else:
         with nogil:
-            _adagrad(<double *> pp, <const double *> g, <double *> acc, size, lr, epsilon)
+            adagrad_loop(<double *> pp, <const double *> g, <double *> acc, size, lr, epsilon)
 
 
 def rmsprop_update(param_inout, grad, double lr, double rho, double epsilon, ms_inout):
@@ -198,11 +226,11 @@ def rmsprop_update(param_inout, grad, double lr, double rho, double epsilon, ms_
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
-            _rmsprop(<float *> pp, <const float *> g, <float *> ms, size, <float> lr,
+            rmsprop_loop(<float *> pp, <const float *> g, <float *> ms, size, <float> lr,
                      <float> rho, <float> epsilon)
     else:
         with nogil:
-            _rmsprop(<double *> pp, <const double *> g, <double *> ms, size, lr, rho, epsilon)
+            rmsprop_loop(<double *> pp, <const double *> g, <double *> ms, size, lr, rho, epsilon)
 
 
 def adam_update(param_inout, grad, double lr, double beta_1, double beta_2, double epsilon,
@@ -219,17 +247,16 @@ def adam_update(param_inout, grad, double lr, double beta_1, double beta_2, doub
     cdef void *g = _like("adam_update", "grad", grad, p, False)
     cdef void *m = _like("adam_update", "m_inout", m_inout, p, True)
     cdef void *v = _like("adam_update", "v_inout", v_inout, p, True)
-    cdef double lr_t = (lr * sqrt(1.0 - pow(beta_2, <double> step))
-                        / (1.0 - pow(beta_1, <double> step)))
+    cdef double lr_t = adam_step_size(lr, beta_1, beta_2, <double> step)
     cdef void *pp = cnp.PyArray_DATA(p)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
-            _adam(<float *> pp, <const float *> g, <float *> m, <float *> v, size,
+            adam_loop(<float *> pp, <const float *> g, <float *> m, <float *> v, size,
                   <float> lr_t, <float> beta_1, <float> beta_2, <float> epsilon)
     else:
         with nogil:
-            _adam(<double *> pp, <const double *> g, <double *> m, <double *> v, size,
+            adam_loop(<double *> pp, <const double *> g, <double *> m, <double *> v, size,
                   lr_t, beta_1, beta_2, epsilon)
 
 
@@ -273,21 +300,8 @@ def gather_rows(X, idx, out):
     cdef const int64_t *ip = <const int64_t *> cnp.PyArray_DATA(ix)
     cdef const char *src = <const char *> cnp.PyArray_DATA(x)
     cdef char *dst = <char *> cnp.PyArray_DATA(o)
-    cdef Py_ssize_t i, bad = -1
-    cdef int64_t r
+    cdef Py_ssize_t bad
     with nogil:
-        for i in range(m):
-            r = ip[i]
-            if r < 0:
-                r += n
-            if r < 0 or r >= n:
-                bad = i
-                break
-            if row_bytes == 8:
-                (<int64_t *> dst)[i] = (<const int64_t *> src)[r]
-            elif row_bytes == 4:
-                (<int32_t *> dst)[i] = (<const int32_t *> src)[r]
-            else:
-                memcpy(dst + i * row_bytes, src + r * row_bytes, row_bytes)
+        bad = gather_bytes(src, n, ip, m, row_bytes, dst)
     if bad >= 0:
         raise IndexError(f"gather_rows: index {ip[bad]} is out of bounds for axis 0 with size {n}")

@@ -4,7 +4,9 @@ The kernels are the compiled functions themselves, re-exported without a
 Python wrapper so a call into a tiny layer costs only argument checking.
 They live in ``_cy_dense`` (dense layers, activations, maxout),
 ``_cy_losses`` (loss values and output deltas) and ``_cy_optim`` (optimizer
-updates, minibatch gathers); ``_cy_gemm`` holds fastnn's own blocked GEMM.
+updates, minibatch gathers); ``_cy_gemm`` holds fastnn's own blocked GEMM and
+``_cy_train`` the compiled training path ``train_batches`` (whole minibatch
+steps without the GIL, built on the same kernels).
 Importing this module raises ImportError when the extensions are not built.
 
 Beyond the contract: ``dense_forward(..., n_threads=k)`` splits the batch
@@ -31,6 +33,7 @@ from ._cy_optim import (
     rmsprop_update,
     sgd_update,
 )
+from ._cy_train import train_batches
 
 NAME = "cython"
 
@@ -51,4 +54,5 @@ __all__ = [
     "openmp_enabled",
     "rmsprop_update",
     "sgd_update",
+    "train_batches",
 ]

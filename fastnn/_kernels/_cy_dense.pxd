@@ -1,0 +1,22 @@
+# cython: language_level=3
+"""Pointer-level dense-layer kernels shared by ``_cy_dense``'s Python kernels and ``_cy_train``.
+
+All arrays are row-major and contiguous; ``n`` is the number of rows.  The
+Python kernels check their arguments and call these; ``_cy_train`` checks
+once per call and then calls them for every minibatch without the GIL.
+"""
+from cython cimport floating
+
+
+cdef int forward_threads(Py_ssize_t n_threads, Py_ssize_t n) except -1
+cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                            const floating *x, const floating *w, const floating *b,
+                            int act, floating alpha, floating *z, floating *a,
+                            int n_threads) noexcept nogil
+cdef void activation_backward_ptr(int act, floating alpha, Py_ssize_t n, Py_ssize_t k,
+                                  const floating *z, const floating *a, const floating *da,
+                                  floating *dz) noexcept nogil
+cdef void dense_backward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                             const floating *x, const floating *w, const floating *dz,
+                             floating l2, floating *dw, floating *db,
+                             floating *dx) noexcept nogil

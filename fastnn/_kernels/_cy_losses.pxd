@@ -1,0 +1,28 @@
+# cython: language_level=3
+"""Pointer-level loss kernels shared by ``_cy_losses``'s Python kernels and ``_cy_train``.
+
+``A``, ``Z``, ``Y`` and ``dz`` are row-major ``(n, k)``; class labels are
+``labels (n,)`` int64 (sparse categorical cross-entropy; ``Y`` is then
+unused) and ``w (n,)`` the sample weights or NULL.
+"""
+from cython cimport floating
+from libc.stdint cimport int64_t
+
+# The contract's loss codes (fastnn._kernels.BINARY_CROSSENTROPY ... MAE).
+cdef enum:
+    BINARY_CROSSENTROPY = 0
+    CATEGORICAL_CROSSENTROPY = 1
+    SPARSE_CATEGORICAL_CROSSENTROPY = 2
+    MSE = 3
+    HALF_SQUARED_ERROR = 4
+    MAE = 5
+    N_LOSSES = 6
+
+
+cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
+                           const int64_t *labels, const floating *Y, const floating *w,
+                           Py_ssize_t *bad_row) noexcept nogil
+cdef Py_ssize_t loss_output_delta_ptr(int loss, int act, floating alpha, Py_ssize_t n,
+                                      Py_ssize_t k, const floating *Z, const floating *A,
+                                      const int64_t *labels, const floating *Y,
+                                      const floating *w, floating *dz) noexcept nogil
