@@ -364,8 +364,12 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
     def load_text(load):
         return "unknown" if load is None else " / ".join(f"{x:.2f}" for x in load)
 
+    thread_env = (results.run_info if "thread_env" in results.run_info else facts)["thread_env"]
+    threads = (", ".join(f"{k}={v}" for k, v in thread_env.items()) if thread_env
+               else "the libraries' defaults (see the pools under Machine)")
     out += [f"- Mode: {mode}.",
             f"- Backends: {', '.join(backends)}{unavailable}.",
+            f"- Threads: {threads}.",
             f"- MNIST-shaped data: {_data_source(results, 'train') or 'not used'}.",
             f"- Regression data: {_data_source(results, 'train', 'regression') or 'not used'}.",
             f"- Load average (1 / 5 / 15 min) when the suite started: {load_text(load_start)}; when it ended: "
