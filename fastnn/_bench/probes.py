@@ -191,18 +191,23 @@ class EpochMemory(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.peak = status_bytes("VmHWM") if self.reset else None
 
+def max_rss():  # getrusage's peak; resetting VmHWM resets it too, so read it before each reset
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
 probe = EpochMemory()
 run = TrainingRun(WORKLOADS[sys.argv[2]], sys.argv[1], "float32", int(sys.argv[3]), callbacks=[probe])
 run.warm_up()
+process_peak = max_rss()
 before_fit = status_bytes("VmRSS")
 reset = reset_peak()
 run()
 fit_peak = status_bytes("VmHWM") if reset else None
-try:
-    import resource
-    process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-except ImportError:
-    process_peak = None
+if process_peak is not None:
+    process_peak = max(process_peak, max_rss())
 print(json.dumps({"rss_before": before_fit, "epoch_before": probe.before, "epoch_peak": probe.peak,
                   "fit_peak": fit_peak, "process_peak": process_peak, "epoch_seconds": run.epoch_seconds[-1]}))
 """
