@@ -28,7 +28,13 @@ def _as_numeric_array(value, name):
 
 
 def _check_finite(arr, name):
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+    # A sum is finite only if every element is (NaN and inf propagate); only when
+    # it is not (or overflowed) is the full elementwise scan needed.
+    if arr.dtype.kind != "f":
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(arr)
+    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); expected finite numbers")
 
