@@ -535,3 +535,33 @@ def test_train_batches_accepts_unaligned_data():
     assert cy.train_batches(**args) == cy.train_batches(**expected) == args["n_batches"]
     for a, b in zip(args["Ws"], expected["Ws"]):
         np.testing.assert_array_equal(a, b)
+
+
+@DTYPES
+def test_train_batches_threads_match_one_thread(dtype):
+    """The row/column split across OpenMP threads gives the one-thread result (up to BLAS
+    blocking), and the BLAS thread counts are restored after the call."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastnn._kernels import _cy_train
+
+    if not cy.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    args = _train_args(dtype, K.OPT_ADAM, widths=(40, 33, 17, 3), n=300, batch_size=64, weighted=True)
+    one, many = _copy_args(args), _copy_args(args)
+    with threadpoolctl.threadpool_limits(1):
+        assert cy.train_batches(**one) == args["n_batches"]
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+    old = _cy_train._set_min_parallel_flops(0.0)  # split even this small net
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            _cy_train.thread_statistics(reset=True)
+            assert cy.train_batches(**many) == args["n_batches"]
+            stats = _cy_train.thread_statistics()
+    finally:
+        _cy_train._set_min_parallel_flops(old)
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
+    assert stats["parallel_batches"] == args["n_batches"]  # fewer than a contention window
+    for key in STATE:
+        for a, b in zip(one[key], many[key]):
+            close(b, a, dtype, 10.0)
+    close(many["out"], one["out"], dtype, 10.0)

@@ -9,6 +9,8 @@ from cython cimport floating
 
 
 cdef int forward_threads(Py_ssize_t n_threads, Py_ssize_t n) except -1
+cdef bint blas_acquire_single() except -1
+cdef void blas_release_single() noexcept
 cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                             const floating *x, const floating *w, const floating *b,
                             int act, floating alpha, floating *z, floating *a,
@@ -20,3 +22,10 @@ cdef void dense_backward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                              const floating *x, const floating *w, const floating *dz,
                              floating l2, floating *dw, floating *db,
                              floating *dx) noexcept nogil
+cdef void weight_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t lo,
+                          Py_ssize_t hi, const floating *x, const floating *w,
+                          const floating *dz, floating l2, floating *dw) noexcept nogil
+cdef void bias_grad_ptr(Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi,
+                        const floating *dz, floating *db) noexcept nogil
+cdef void input_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, const floating *dz,
+                         const floating *w, floating *dx) noexcept nogil

@@ -52,12 +52,17 @@ cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # slower with BLAS's own pool spinning beside it (PERF-NOTES), so it runs only
 # when every loaded BLAS says so.  The getters are the libraries' own
 # ``*_get_num_threads`` C functions (they follow ``threadpoolctl`` limits),
-# looked up once; a BLAS without a known getter disables the split.
+# looked up once with the matching setters; a BLAS without a known getter
+# disables the split.  ``_cy_train`` uses the setters to run BLAS on one
+# thread for the duration of a call while it splits the work itself.
 ctypedef int (*threads_getter)() noexcept nogil
+ctypedef void (*threads_setter)(int) noexcept nogil
 cdef enum:
     MAX_BLAS_LIBS = 8
 cdef threads_getter _blas_getters[MAX_BLAS_LIBS]
+cdef threads_setter _blas_setters[MAX_BLAS_LIBS]
 cdef int _n_blas_getters = -1  # -1: not looked up yet; 0: unknown BLAS, no split
+cdef bint _have_blas_setters = False
 
 _OPENBLAS_GETTERS = (
     "scipy_openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
@@ -66,7 +71,8 @@ _OPENBLAS_GETTERS = (
 
 
 def _find_blas_thread_getters():
-    """Addresses of ``get_num_threads`` for every loaded BLAS, or [] if one is unknown."""
+    """(get_num_threads, set_num_threads or 0) addresses for every loaded BLAS,
+    or [] if one is unknown."""
     import ctypes
 
     try:
@@ -87,7 +93,9 @@ def _find_blas_thread_getters():
         for name in _OPENBLAS_GETTERS:
             fn = getattr(dll, name, None)
             if fn is not None:
-                addresses.append(ctypes.cast(fn, ctypes.c_void_p).value)
+                setter = getattr(dll, name.replace("_get_", "_set_"), None)
+                addresses.append((ctypes.cast(fn, ctypes.c_void_p).value,
+                                  0 if setter is None else ctypes.cast(setter, ctypes.c_void_p).value))
                 break
         else:
             return []
@@ -95,13 +103,17 @@ def _find_blas_thread_getters():
 
 
 cdef int _load_blas_thread_getters() except -1:
-    global _n_blas_getters
-    cdef size_t address
+    global _n_blas_getters, _have_blas_setters
+    cdef size_t getter, setter
     cdef int i = 0
-    for address in _find_blas_thread_getters():
-        _blas_getters[i] = <threads_getter> address
+    cdef bint setters = True
+    for getter, setter in _find_blas_thread_getters():
+        _blas_getters[i] = <threads_getter> getter
+        _blas_setters[i] = <threads_setter> setter
+        setters = setters and setter != 0
         i += 1
     _n_blas_getters = i
+    _have_blas_setters = setters and i > 0
     return 0
 
 
@@ -113,6 +125,51 @@ cdef bint _blas_single_threaded() noexcept nogil:
         if _blas_getters[i]() > 1:
             return False
     return True
+
+
+# Holders of the one-thread limit (train_batches calls, which take and release it
+# with the GIL held): the first saves and lowers the thread counts, the last
+# restores them, so overlapping calls from several Python threads stay limited.
+cdef int _single_holders = 0
+cdef int _saved_threads[MAX_BLAS_LIBS]
+
+
+cdef bint blas_acquire_single() except -1:
+    """Run every loaded BLAS on one thread until the matching ``blas_release_single``.
+
+    Returns True, or False (nothing changed, nothing to release) when a BLAS
+    is unknown or cannot be limited.  Call with the GIL held.
+    """
+    global _single_holders
+    cdef int i
+    if _single_holders > 0:
+        _single_holders += 1
+        return True
+    if _n_blas_getters < 0:
+        _load_blas_thread_getters()
+    if _n_blas_getters <= 0:
+        return False
+    if not _blas_single_threaded() and not _have_blas_setters:
+        return False
+    for i in range(_n_blas_getters):
+        _saved_threads[i] = _blas_getters[i]()
+        if _saved_threads[i] > 1:
+            _blas_setters[i](1)
+    _single_holders = 1
+    return True
+
+
+cdef void blas_release_single() noexcept:
+    """Undo one successful ``blas_acquire_single`` (GIL held)."""
+    global _single_holders
+    cdef int i
+    _single_holders -= 1
+    if _single_holders > 0:
+        return
+    _single_holders = 0
+    for i in range(_n_blas_getters):
+        if _saved_threads[i] > 1:
+            _blas_setters[i](_saved_threads[i])
 
 
 def blas_single_threaded():
@@ -273,26 +330,48 @@ def activation_backward(int act, double alpha, const floating[:, ::1] Z, const f
                                 &dZ_out[0, 0])
 
 
+cdef void weight_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t lo,
+                          Py_ssize_t hi, const floating *x, const floating *w,
+                          const floating *dz, floating l2, floating *dw) noexcept nogil:
+    """Rows lo:hi of dw := x.T @ dz + l2 w (x (n, n_in), w and dw (n_in, n_out))."""
+    cdef Py_ssize_t i
+    _gemm(True, False, hi - lo, n_out, n, x + lo, n_in, dz, n_out, dw + lo * n_out, n_out)
+    if l2 != 0:
+        for i in range(lo * n_out, hi * n_out):
+            dw[i] = dw[i] + l2 * w[i]
+
+
+cdef void bias_grad_ptr(Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi,
+                        const floating *dz, floating *db) noexcept nogil:
+    """Entries lo:hi of db := dz.sum(0) (dz (n, n_out)), summed in row order."""
+    cdef Py_ssize_t i, j
+    cdef const floating *dzi
+    if hi <= lo:
+        return
+    memset(db + lo, 0, (hi - lo) * sizeof(floating))
+    for i in range(n):
+        dzi = dz + i * n_out
+        for j in range(lo, hi):
+            db[j] = db[j] + dzi[j]
+
+
+cdef void input_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, const floating *dz,
+                         const floating *w, floating *dx) noexcept nogil:
+    """dx (n, n_in) := dz (n, n_out) @ w.T."""
+    _gemm(False, True, n, n_in, n_out, dz, n_out, w, n_out, dx, n_in)
+
+
 cdef void dense_backward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                              const floating *x, const floating *w, const floating *dz,
                              floating l2, floating *dw, floating *db,
                              floating *dx) noexcept nogil:
     """dw := x.T @ dz + l2 w; db := dz.sum(0) unless db is NULL; dx := dz @ w.T unless
     dx is NULL.  x (n, n_in), w and dw (n_in, n_out), dz (n, n_out), dx (n, n_in)."""
-    cdef Py_ssize_t i, j
-    cdef const floating *dzi
-    _gemm(True, False, n_in, n_out, n, x, n_in, dz, n_out, dw, n_out)
-    if l2 != 0:
-        for i in range(n_in * n_out):
-            dw[i] = dw[i] + l2 * w[i]
+    weight_grad_ptr(n, n_in, n_out, 0, n_in, x, w, dz, l2, dw)
     if db != NULL:
-        memset(db, 0, n_out * sizeof(floating))
-        for i in range(n):
-            dzi = dz + i * n_out
-            for j in range(n_out):
-                db[j] = db[j] + dzi[j]
+        bias_grad_ptr(n, n_out, 0, n_out, dz, db)
     if dx != NULL:
-        _gemm(False, True, n, n_in, n_out, dz, n_out, w, n_out, dx, n_in)
+        input_grad_ptr(n, n_in, n_out, dz, w, dx)
 
 
 def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:, ::1] dZ,

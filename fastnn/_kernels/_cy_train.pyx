@@ -14,17 +14,36 @@ Design notes
   only the per-batch metric sums (``out[1:4]``) are computed here.
 * One ``floating`` body serves float32 and float64; the dtype of ``X``
   picks it.
+* Threads (PERF-NOTES): rather than BLAS's own pool next to serial
+  epilogues, the batch is split across OpenMP threads that each call BLAS
+  on one thread -- forward and input gradients by batch rows, weight
+  gradients by rows of ``dW``, bias gradients by columns, optimizer updates
+  by blocks of each parameter -- in one parallel region with a few barriers
+  per batch (``_worker``).  Every loaded BLAS is limited to one thread for
+  the call and restored afterwards.  Batches with little GEMM work
+  (``MIN_PARALLEL_FLOPS``), fewer than 16 rows per thread, an OpenMP limit
+  of one thread (``fn.set_num_threads(1)``) or a BLAS that cannot be
+  limited run the same loop on one thread, leaving BLAS as it is.
+* On a busy machine a thread that loses its core stalls every barrier.
+  The threads time their waits; when they wait more than they work, the
+  call goes on with one thread for a stretch of time that doubles while
+  the contention lasts (``_run``), and tries the threads again after it.
+* Results do not depend on the thread count beyond BLAS's blocking of
+  different row counts: sums (bias gradients, loss, metrics) keep their
+  one-thread order.
 * An out-of-range row index in ``perm`` or class label stops the loop and
   raises ``IndexError`` afterwards; the batches before it stay applied.
 """
 cimport numpy as cnp
 from cython cimport floating
+from cython.parallel cimport parallel, threadid
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
 from ._cy_activations cimport N_ACTIVATIONS
 from ._cy_dense cimport (
-    activation_backward_ptr, dense_backward_ptr, dense_forward_ptr, forward_threads,
+    activation_backward_ptr, bias_grad_ptr, blas_acquire_single, blas_release_single,
+    dense_forward_ptr, input_grad_ptr, weight_grad_ptr,
 )
 from ._cy_losses cimport (
     N_LOSSES, SPARSE_CATEGORICAL_CROSSENTROPY, loss_output_delta_ptr, loss_value_ptr,
@@ -38,6 +57,30 @@ import numpy as np
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define fastnn_train_wtime() omp_get_wtime()
+    #define fastnn_train_max_threads() omp_get_max_threads()
+    #define fastnn_train_team_size() omp_get_num_threads()
+    #else
+    #define fastnn_train_wtime() 0.0
+    #define fastnn_train_max_threads() 1
+    #define fastnn_train_team_size() 1
+    #endif
+    /* An orphaned barrier: binds to the enclosing parallel region (a no-op outside one). */
+    static void fastnn_train_barrier(void) {
+    #ifdef _OPENMP
+        #pragma omp barrier
+    #endif
+    }
+    """
+    double wtime "fastnn_train_wtime"() noexcept nogil
+    int omp_max_threads "fastnn_train_max_threads"() noexcept nogil
+    int omp_team_size "fastnn_train_team_size"() noexcept nogil
+    void barrier "fastnn_train_barrier"() noexcept nogil
+
 # The contract's optimizer codes (fastnn._kernels.OPT_SGD ... OPT_ADAM).
 cdef enum:
     OPT_SGD = 0
@@ -50,6 +93,8 @@ cdef enum:
 
 cdef enum:
     MAX_LAYERS = 64
+    MAX_THREADS = 64
+    WINDOW = 8           # batches per check for contention
 
 # Why the batch loop stopped early (besides a non-finite loss).
 cdef enum:
@@ -58,6 +103,9 @@ cdef enum:
     BAD_LABEL = 2   # a class label is outside [-k, k)
 
 cdef Py_ssize_t INT_MAX_BLAS = 2147483647
+cdef double MIN_PARALLEL_FLOPS = 4e6  # per batch, to split it across threads
+cdef double STRETCH_MIN = 0.05  # seconds on one thread after contention, doubling while it lasts
+cdef double STRETCH_MAX = 3.2
 
 
 ctypedef struct Layer:
@@ -94,6 +142,15 @@ ctypedef struct Job:
     double step0
     double *out
     int error
+    bint stop       # a batch loss was not finite
+    Py_ssize_t done # batches completed (relative to first_batch)
+    Py_ssize_t end  # the current run of the worker stops before this batch
+    Py_ssize_t done_at_start
+    double serial_until  # wtime() before which batches run on one thread (contention)
+    double stretch       # seconds of the next such stretch
+    Py_ssize_t parallel_batches, serial_batches, fallbacks  # for thread_statistics()
+    bint contended  # the threads wait for each other: finish on one thread for a while
+    double wait[MAX_THREADS]  # seconds each thread spent in barriers
     int64_t bad_value
     Layer layers[MAX_LAYERS]
 
@@ -236,80 +293,231 @@ cdef void _update(Job *job, floating *p, const floating *g, floating *s1, floati
                   <floating> job.rho, <floating> job.beta_2, <floating> job.epsilon)
 
 
-cdef Py_ssize_t _run(Job *job, const floating *X) noexcept nogil:
-    """The batch loop; returns the number of batches completed."""
+cdef inline void _part(Py_ssize_t total, Py_ssize_t align, int tid, int nt,
+                       Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    """Thread tid's share [lo, hi) of range(total), in blocks that are multiples of align."""
+    cdef Py_ssize_t chunk = (total + nt - 1) // nt
+    chunk = (chunk + align - 1) // align * align
+    lo[0] = min(tid * chunk, total)
+    hi[0] = min(lo[0] + chunk, total)
+
+
+cdef inline void _sync(Job *job, int tid, int nt) noexcept nogil:
+    """Barrier of the nt threads, timing the wait (nothing on one thread)."""
+    cdef double t0
+    if nt > 1:
+        t0 = wtime()
+        barrier()
+        job.wait[tid] += wtime() - t0
+
+
+cdef void _worker(Job *job, const floating *X, int tid, int nt) noexcept nogil:
+    """Batches job.done .. job.end - 1, run by each of nt threads (tid = 0 .. nt - 1)
+    in one parallel region, or by one thread alone.
+
+    Per batch: each thread gathers its own block of the batch rows and runs the
+    forward pass on them (a row of layer l + 1 needs only the same row of
+    layer l); thread 0 alone computes the loss, metrics and output delta; each
+    layer's weight gradient is split by rows of dW (all batch rows, after a
+    barrier), the bias gradient by columns and the input gradient plus the
+    activation derivative by batch rows again; the optimizer splits every
+    parameter into contiguous blocks.  Barriers separate the phases; every
+    thread meets the same ones and reads the shared flags only after a barrier.
+
+    On a busy machine a thread that loses its core stalls every barrier, so
+    thread 0 checks every WINDOW batches how long the threads waited; past
+    half the time it sets ``contended`` and the threads stop, for ``_run`` to
+    go on with one thread.
+    """
     cdef Py_ssize_t L = job.n_layers, B = job.batch_size, n = job.n, k = job.k
-    cdef Py_ssize_t j, l, start, stop, m, bad
+    cdef Py_ssize_t n0 = job.n0
+    cdef Py_ssize_t j, l, start, stop, m, bad, lo, hi, plo, phi, size
     cdef const int64_t *idx
     cdef Layer *ly
+    cdef Layer *prev
     cdef Layer *last = &job.layers[L - 1]
     cdef floating *xb = <floating *> job.Xb
     cdef const floating *inp
+    cdef const floating *x_in
     cdef const int64_t *labels = <const int64_t *> job.Yb if job.sparse else NULL
     cdef const floating *yb = NULL if job.sparse else <const floating *> job.Yb
     cdef const floating *wb = NULL if job.SW == NULL else <const floating *> job.SWb
     cdef floating *A_out = <floating *> last.A
     cdef double batch_loss, lr, step
+    cdef Py_ssize_t x_bytes = n0 * sizeof(floating)
     cdef Py_ssize_t y_bytes = 8 if job.sparse else k * sizeof(floating)
-    for j in range(job.n_batches):
+    cdef Py_ssize_t align = 64 // sizeof(floating)  # parameter blocks on cache lines
+    cdef double window_start = wtime() if nt > 1 else 0.0
+    cdef double waited, elapsed
+    cdef int t
+    for j in range(job.done, job.end):
         start = (job.first_batch + j) * B
         stop = min(start + B, n)
         m = stop - start
         idx = job.perm + start
-        # gather
-        bad = gather_bytes(<const char *> X, n, idx, m, job.n0 * sizeof(floating), job.Xb)
-        if bad < 0:
-            bad = gather_bytes(job.Y, n, idx, m, y_bytes, job.Yb)
-        if bad < 0 and job.SW != NULL:
-            bad = gather_bytes(job.SW, n, idx, m, sizeof(floating), job.SWb)
-        if bad >= 0:
-            job.error = BAD_ROW
-            job.bad_value = idx[bad]
-            return j
-        # forward
-        inp = xb
-        for l in range(L):
-            ly = &job.layers[l]
-            dense_forward_ptr(m, ly.n_in, ly.n_out, inp, <const floating *> ly.W,
-                              <const floating *> ly.b, ly.act, <floating> ly.alpha,
-                              <floating *> ly.Z, <floating *> ly.A, job.n_threads)
-            inp = <const floating *> ly.A
-        # loss (before the update) and metrics
-        batch_loss = loss_value_ptr(job.loss, m, k, A_out, labels, yb, wb, &bad)
-        if bad >= 0:
-            job.error = BAD_LABEL
-            job.bad_value = labels[bad]
-            return j
-        if not isfinite(batch_loss):
-            return j
-        job.out[0] += m * batch_loss
-        _statistics(m, k, A_out, labels, yb, job.out)
+        _part(m, 1, tid, nt, &lo, &hi)
+        # gather and forward, own rows
+        if hi > lo:
+            bad = gather_bytes(<const char *> X, n, idx + lo, hi - lo, x_bytes,
+                               job.Xb + lo * x_bytes)
+            if bad < 0:
+                bad = gather_bytes(job.Y, n, idx + lo, hi - lo, y_bytes, job.Yb + lo * y_bytes)
+            if bad < 0 and job.SW != NULL:
+                bad = gather_bytes(job.SW, n, idx + lo, hi - lo, sizeof(floating),
+                                   job.SWb + lo * sizeof(floating))
+            if bad >= 0:
+                job.bad_value = idx[lo + bad]
+                job.error = BAD_ROW
+            inp = xb + lo * n0
+            for l in range(L):
+                ly = &job.layers[l]
+                dense_forward_ptr(hi - lo, ly.n_in, ly.n_out, inp, <const floating *> ly.W,
+                                  <const floating *> ly.b, ly.act, <floating> ly.alpha,
+                                  <floating *> ly.Z + lo * ly.n_out,
+                                  <floating *> ly.A + lo * ly.n_out, 1)
+                inp = <const floating *> ly.A + lo * ly.n_out
+        _sync(job, tid, nt)
+        if job.error != OK:
+            return
+        # loss (before the update), metrics and output delta: thread 0
+        if tid == 0:
+            batch_loss = loss_value_ptr(job.loss, m, k, A_out, labels, yb, wb, &bad)
+            if bad >= 0:
+                job.bad_value = labels[bad]
+                job.error = BAD_LABEL
+            elif not isfinite(batch_loss):
+                job.stop = True
+            else:
+                job.out[0] += m * batch_loss
+                _statistics(m, k, A_out, labels, yb, job.out)
+                loss_output_delta_ptr(job.loss, last.act, <floating> last.alpha, m, k,
+                                      <const floating *> last.Z, A_out, labels, yb, wb,
+                                      <floating *> last.dZ)
+        _sync(job, tid, nt)
+        if job.error != OK or job.stop:
+            return
         # backward
-        loss_output_delta_ptr(job.loss, last.act, <floating> last.alpha, m, k,
-                              <const floating *> last.Z, A_out, labels, yb, wb,
-                              <floating *> last.dZ)
         for l in range(L - 1, -1, -1):
             ly = &job.layers[l]
             if l < L - 1:
-                activation_backward_ptr(ly.act, <floating> ly.alpha, m, ly.n_out,
-                                        <const floating *> ly.Z, <const floating *> ly.A,
-                                        <const floating *> ly.dZ, <floating *> ly.dZ)
-            dense_backward_ptr(m, ly.n_in, ly.n_out,
-                               <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A,
-                               <const floating *> ly.W, <const floating *> ly.dZ,
-                               <floating> ly.l2, <floating *> ly.dW, <floating *> ly.db,
-                               NULL if l == 0 else <floating *> job.layers[l - 1].dZ)
-        # update
+                _sync(job, tid, nt)  # every row of dZ[l] is done
+            x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
+            _part(ly.n_in, 1, tid, nt, &plo, &phi)
+            weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, x_in, <const floating *> ly.W,
+                            <const floating *> ly.dZ, <floating> ly.l2, <floating *> ly.dW)
+            if ly.db != NULL:
+                _part(ly.n_out, 1, tid, nt, &plo, &phi)
+                bias_grad_ptr(m, ly.n_out, plo, phi, <const floating *> ly.dZ,
+                              <floating *> ly.db)
+            if l > 0 and hi > lo:
+                prev = &job.layers[l - 1]
+                input_grad_ptr(hi - lo, ly.n_in, ly.n_out,
+                               <const floating *> ly.dZ + lo * ly.n_out,
+                               <const floating *> ly.W, <floating *> prev.dZ + lo * ly.n_in)
+                activation_backward_ptr(prev.act, <floating> prev.alpha, hi - lo, ly.n_in,
+                                        <const floating *> prev.Z + lo * ly.n_in,
+                                        <const floating *> prev.A + lo * ly.n_in,
+                                        <const floating *> prev.dZ + lo * ly.n_in,
+                                        <floating *> prev.dZ + lo * ly.n_in)
+        _sync(job, tid, nt)  # every gradient is done and no thread reads W any more
+        # update, a block of every parameter per thread
         lr = job.lrs[j]
         step = job.step0 + <double> (j + 1)
         for l in range(L):
             ly = &job.layers[l]
-            _update(job, <floating *> ly.W, <const floating *> ly.dW, <floating *> ly.s1W,
-                    <floating *> ly.s2W, ly.n_in * ly.n_out, lr, step)
+            size = ly.n_in * ly.n_out
+            _part(size, align, tid, nt, &plo, &phi)
+            if phi > plo:
+                _update(job, <floating *> ly.W + plo, <const floating *> ly.dW + plo,
+                        <floating *> ly.s1W + plo, <floating *> ly.s2W + plo, phi - plo, lr, step)
             if ly.b != NULL:
-                _update(job, <floating *> ly.b, <const floating *> ly.db, <floating *> ly.s1b,
-                        <floating *> ly.s2b, ly.n_out, lr, step)
-    return job.n_batches
+                _part(ly.n_out, align, tid, nt, &plo, &phi)
+                if phi > plo:
+                    _update(job, <floating *> ly.b + plo, <const floating *> ly.db + plo,
+                            <floating *> ly.s1b + plo, <floating *> ly.s2b + plo, phi - plo,
+                            lr, step)
+        if tid == 0:
+            job.done = j + 1
+            if nt > 1 and (j + 1 - job.done_at_start) % WINDOW == 0:
+                elapsed = wtime() - window_start
+                waited = 0.0
+                for t in range(nt):
+                    waited = max(waited, job.wait[t])
+                    job.wait[t] = 0.0
+                job.contended = waited > 0.5 * elapsed
+                window_start = wtime()
+        _sync(job, tid, nt)  # W is updated before the next forward pass
+        if job.contended:
+            return
+        if nt == 1 and job.serial_until > 0 and wtime() >= job.serial_until:
+            return  # a contention stretch is over: try the threads again
+
+
+cdef void _run(Job *job, const floating *X) noexcept nogil:
+    """All job.n_batches batches on job.n_threads threads.  When the worker reports
+    contention, the next ``job.stretch`` seconds run on one thread (the stretch
+    doubles, up to STRETCH_MAX, while contention is found again at once); the
+    deadline and the stretch outlive the call (see ``train_batches``)."""
+    cdef int nt = job.n_threads
+    cdef int t
+    cdef Py_ssize_t before
+    job.done = 0
+    while job.done < job.n_batches and job.error == OK and not job.stop:
+        job.done_at_start = before = job.done
+        job.end = job.n_batches
+        job.contended = False
+        if nt <= 1:
+            _worker(job, X, 0, 1)
+            continue
+        if wtime() < job.serial_until:
+            _worker(job, X, 0, 1)  # stops at the deadline
+            job.serial_batches += job.done - before
+            continue
+        for t in range(MAX_THREADS):
+            job.wait[t] = 0.0
+        with parallel(num_threads=nt):
+            _worker(job, X, threadid(), omp_team_size())
+        job.parallel_batches += job.done - before
+        if not job.contended:
+            job.stretch = STRETCH_MIN
+            continue
+        job.fallbacks += 1
+        if job.done == before + WINDOW:
+            job.stretch = min(job.stretch * 2, STRETCH_MAX)  # contended again right away
+        else:
+            job.stretch = STRETCH_MIN
+        job.serial_until = wtime() + job.stretch
+
+
+# State of the contention fallback between calls (read and written with the GIL
+# held) and counts for thread_statistics().
+cdef double _serial_until = 0.0
+cdef double _stretch = STRETCH_MIN
+cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0
+
+
+def _set_min_parallel_flops(double value):
+    """Set the GEMM work per batch (flops) below which a batch runs on one thread;
+    returns the previous value (tests lower it to exercise the split on tiny nets)."""
+    global MIN_PARALLEL_FLOPS
+    old = MIN_PARALLEL_FLOPS
+    MIN_PARALLEL_FLOPS = value
+    return old
+
+
+def thread_statistics(reset=False):
+    """How train_batches used threads since import (or the last reset): a dict with
+    ``parallel_batches`` (split across threads), ``fallback_batches`` (on one thread
+    because the threads were found waiting for each other on a busy machine) and
+    ``fallbacks`` (how often that was found)."""
+    global _parallel_batches, _serial_batches, _fallbacks, _serial_until, _stretch
+    stats = {"parallel_batches": _parallel_batches, "fallback_batches": _serial_batches,
+             "fallbacks": _fallbacks}
+    if reset:
+        _parallel_batches = _serial_batches = _fallbacks = 0
+        _serial_until = 0.0
+        _stretch = STRETCH_MIN
+    return stats
 
 
 # ------------------------------------------------------------------ the kernel
@@ -321,6 +529,7 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
     update) without the GIL; returns the number completed (fewer if a batch
     loss was not finite: that batch is not applied).  See ``fastnn._kernels``.
     """
+    global _serial_until, _stretch, _parallel_batches, _serial_batches, _fallbacks
     cdef Job job
     cdef Py_ssize_t L, l, n, n0, k, rows, n_in, n_out, done
     cdef int typenum
@@ -489,17 +698,46 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
     _expect("out", a, (4,))
     job.out = <double *> _data(a)
     job.error = OK
+    job.stop = False
+    job.done = 0
     job.bad_value = 0
-    job.n_threads = 1
 
     if n_batches == 0:
         return 0
-    if typenum == cnp.NPY_FLOAT:
-        with nogil:
-            done = _run(&job, <const float *> job.X)
-    else:
-        with nogil:
-            done = _run(&job, <const double *> job.X)
+    # Threads: the work is split across OpenMP threads, each calling BLAS on one
+    # thread (PERF-NOTES), when OpenMP allows several and every batch has at least
+    # 16 rows per thread; BLAS is then limited to one thread for this call only.
+    cdef bint limited = False
+    cdef double flops = 0.0  # of the GEMMs of one batch: forward, dW and dX
+    for l in range(L):
+        flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
+    job.n_threads = <int> min(<Py_ssize_t> omp_max_threads(), rows // 16, <Py_ssize_t> MAX_THREADS)
+    if flops < MIN_PARALLEL_FLOPS:
+        job.n_threads = 1  # barriers would cost more than the split saves
+    if job.n_threads > 1:
+        limited = blas_acquire_single()
+        if not limited:
+            job.n_threads = 1
+    job.serial_until = _serial_until if job.n_threads > 1 else 0.0
+    job.stretch = _stretch
+    job.parallel_batches = job.serial_batches = job.fallbacks = 0
+    try:
+        if typenum == cnp.NPY_FLOAT:
+            with nogil:
+                _run(&job, <const float *> job.X)
+        else:
+            with nogil:
+                _run(&job, <const double *> job.X)
+    finally:
+        if limited:
+            blas_release_single()
+        if job.n_threads > 1:
+            _serial_until = job.serial_until
+            _stretch = job.stretch
+        _parallel_batches += job.parallel_batches
+        _serial_batches += job.serial_batches
+        _fallbacks += job.fallbacks
+    done = job.done
     if job.error == BAD_ROW:
         raise IndexError(
             f"train_batches: perm holds row index {job.bad_value}, out of bounds for {n} rows"

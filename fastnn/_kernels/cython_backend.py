@@ -6,7 +6,9 @@ They live in ``_cy_dense`` (dense layers, activations, maxout),
 ``_cy_losses`` (loss values and output deltas) and ``_cy_optim`` (optimizer
 updates, minibatch gathers); ``_cy_gemm`` holds fastnn's own blocked GEMM and
 ``_cy_train`` the compiled training path ``train_batches`` (whole minibatch
-steps without the GIL, built on the same kernels).
+steps without the GIL, built on the same kernels; it splits each batch across
+OpenMP threads that call BLAS on one thread, and limits every BLAS to one
+thread while it runs).
 Importing this module raises ImportError when the extensions are not built.
 
 Beyond the contract: ``dense_forward(..., n_threads=k)`` splits the batch
