@@ -141,17 +141,18 @@ ctypedef struct Job:
     const double *lrs
     double step0
     double *out
-    int error
-    bint stop       # a batch loss was not finite
-    Py_ssize_t done # batches completed (relative to first_batch)
-    Py_ssize_t end  # the current run of the worker stops before this batch
-    Py_ssize_t done_at_start
-    double serial_until  # wtime() before which batches run on one thread (contention)
-    double stretch       # seconds of the next such stretch
+    # outcome
+    Py_ssize_t done       # batches completed (counted from first_batch)
+    bint stop             # a batch loss was not finite
+    int error             # OK, BAD_ROW or BAD_LABEL ...
+    int64_t bad_value     # ... and the offending row index or label
+    # threads (see _run and _worker)
+    Py_ssize_t done_at_start, end  # the worker's current run: batches done_at_start .. end - 1
+    bint contended        # the threads waited more than they worked: go on with one
+    double wait[MAX_THREADS]  # seconds each thread spent in barriers this window
+    double serial_until   # wtime() before which batches run on one thread (contention)
+    double stretch        # seconds of the next such stretch
     Py_ssize_t parallel_batches, serial_batches, fallbacks  # for thread_statistics()
-    bint contended  # the threads wait for each other: finish on one thread for a while
-    double wait[MAX_THREADS]  # seconds each thread spent in barriers
-    int64_t bad_value
     Layer layers[MAX_LAYERS]
 
 
@@ -207,7 +208,8 @@ cdef int _expect_rows(str name, cnp.ndarray a, Py_ssize_t rows, tuple row_shape)
     return 0
 
 
-cdef int _layers(str name, object seq, Py_ssize_t L) except -1:
+cdef int _check_per_layer(str name, object seq, Py_ssize_t L) except -1:
+    """seq must be a tuple (or list) with one entry per layer."""
     if not isinstance(seq, (tuple, list)):
         raise TypeError(f"train_batches: {name} must be a tuple of arrays, got {type(seq).__name__}")
     if len(seq) != L:
@@ -215,7 +217,8 @@ cdef int _layers(str name, object seq, Py_ssize_t L) except -1:
     return 0
 
 
-cdef char *_slot(str name, object x, int typenum, tuple shape) except? NULL:
+cdef char *_buffer(str name, object x, int typenum, tuple shape) except? NULL:
+    """Data of a writable array of X's dtype and the given shape (gradient, slot)."""
     cdef cnp.ndarray a = _array(name, x, typenum, len(shape), True, " like X")
     _expect(name, a, shape)
     return _data(a)
@@ -581,7 +584,7 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
         raise ValueError(f"train_batches: {L} layers; between 1 and {MAX_LAYERS} are supported")
     for name, seq in (("bs", bs), ("dWs", dWs), ("dbs", dbs), ("Zs", Zs), ("As", As),
                       ("dZs", dZs), ("S1W", S1W), ("S1b", S1b), ("S2W", S2W), ("S2b", S2b)):
-        _layers(name, seq, L)
+        _check_per_layer(name, seq, L)
     job.n_layers = L
     codes = _array("acts", acts, cnp.NPY_INT64, 1, False, "")
     _expect("acts", codes, (L,))
@@ -624,7 +627,7 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
         ly.alpha = (<const double *> _data(alpha_arr))[l]
         ly.l2 = (<const double *> _data(l2_arr))[l]
         ly.W = _data(w)
-        ly.dW = _slot(f"dWs[{l}]", dWs[l], typenum, (n_in, n_out))
+        ly.dW = _buffer(f"dWs[{l}]", dWs[l], typenum, (n_in, n_out))
         bias = _array(f"bs[{l}]", bs[l], typenum, 1, True, " like X")
         if cnp.PyArray_DIM(bias, 0) == 0:
             ly.b = NULL
@@ -632,16 +635,16 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
         else:
             _expect(f"bs[{l}]", bias, (n_out,))
             ly.b = _data(bias)
-            ly.db = _slot(f"dbs[{l}]", dbs[l], typenum, (n_out,))
+            ly.db = _buffer(f"dbs[{l}]", dbs[l], typenum, (n_out,))
         ly.s1W = ly.s1b = ly.s2W = ly.s2b = NULL
         if slot1:
-            ly.s1W = _slot(f"S1W[{l}]", S1W[l], typenum, (n_in, n_out))
+            ly.s1W = _buffer(f"S1W[{l}]", S1W[l], typenum, (n_in, n_out))
             if ly.b != NULL:
-                ly.s1b = _slot(f"S1b[{l}]", S1b[l], typenum, (n_out,))
+                ly.s1b = _buffer(f"S1b[{l}]", S1b[l], typenum, (n_out,))
         if slot2:
-            ly.s2W = _slot(f"S2W[{l}]", S2W[l], typenum, (n_in, n_out))
+            ly.s2W = _buffer(f"S2W[{l}]", S2W[l], typenum, (n_in, n_out))
             if ly.b != NULL:
-                ly.s2b = _slot(f"S2b[{l}]", S2b[l], typenum, (n_out,))
+                ly.s2b = _buffer(f"S2b[{l}]", S2b[l], typenum, (n_out,))
         for name, seq in (("Zs", Zs), ("As", As), ("dZs", dZs)):
             a = _array(f"{name}[{l}]", seq[l], typenum, 2, True, " like X")
             _expect_rows(f"{name}[{l}]", a, rows, (n_out,))
