@@ -4,11 +4,12 @@
 All arrays are row-major and contiguous; ``n`` is the number of rows.  The
 Python kernels check their arguments and call these; ``_cy_train`` checks
 once per call and then calls them for every minibatch without the GIL.
+``blas_acquire_single``/``blas_release_single`` hold every loaded BLAS to
+one thread while ``_cy_train`` splits the work itself.
 """
 from cython cimport floating
 
 
-cdef int forward_threads(Py_ssize_t n_threads, Py_ssize_t n) except -1
 cdef bint blas_acquire_single() except -1
 cdef void blas_release_single() noexcept
 cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
