@@ -57,6 +57,13 @@ def save_model(model, path) -> None:
     if model.compiled and model.optimizer.built:
         for i, s in enumerate(model.optimizer.get_state()):
             arrays[f"optimizer_{i}"] = s
+    write_npz_atomically(path, arrays)
+
+
+def write_npz_atomically(path, arrays: dict) -> None:
+    """Write ``arrays`` as an ``.npz`` archive to ``path``: a temporary file in
+    the same folder, flushed to disk, then renamed into place (never half-written)."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
     try:

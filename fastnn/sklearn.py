@@ -62,7 +62,7 @@ from . import _kernels, activations, optimizers, schedules
 from . import callbacks as cbks
 from .layers import Dense
 from .model import Sequential
-from .saving import load_model, save_model
+from .saving import load_model, save_model, write_npz_atomically
 
 __all__ = ["MLPClassifier", "MLPRegressor", "load", "partial_fit_blocks"]
 
@@ -554,19 +554,7 @@ class _BaseMLP(BaseEstimator):
                   "params": params, "attributes": attributes}
         arrays["config"] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
         arrays["model"] = np.frombuffer(_model_to_bytes(self.model_), dtype=np.uint8)
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_npz_atomically(path, arrays)
 
     _EXTRA_ATTRIBUTES: tuple = ()
 
