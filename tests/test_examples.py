@@ -38,6 +38,8 @@ def data_folder(monkeypatch):
 
 
 def run_example(name, tmp_path, *extra):
+    if str(EXAMPLES) not in sys.path:  # as when run as a script: helpers beside it import
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"fastnn_example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
