@@ -5,6 +5,8 @@ Tolerances: float64 runs must agree to 1e-9 (relative); float32 runs to 2e-4
 after a few epochs (rounding differs between BLAS calls and fused loops, and
 training amplifies it a little).
 """
+import platform
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,40 @@ def test_divergence_is_rolled_back_on_the_compiled_path(backend):
     assert len(history.epoch) < 5
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
     assert all(np.all(np.isfinite(s)) for s in model.optimizer.get_state())
+
+
+def _has_denormal_slot(model):
+    tiny = np.finfo(model.dtype).tiny
+    return any(np.any((s != 0) & (np.abs(s) < tiny)) for s in map(np.asarray, model.optimizer.get_state())
+               if s.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_backends_flush_denormals_only_while_training(backend, dtype):
+    """Weights whose gradient turns zero (here: an input column that goes silent) have
+    Adam slots decaying by beta_1 each step into the denormal range, where the NumPy
+    backend computes with them (a hundred times slower on x86); the compiled backends
+    flush them to zero and leave the caller's floating-point state as it was."""
+    if backend == "numpy" or not hasattr(fn.backends.resolve(backend), "train_batches"):
+        pytest.skip("only the compiled training paths flush denormals")
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("denormals are flushed on x86-64 only")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    models = {}
+    for name in ("numpy", backend):
+        models[name] = fn.Sequential([fn.Dense(4, activation="tanh", input_dim=3),
+                                      fn.Dense(2, activation="softmax")], backend=name, dtype=dtype, seed=0)
+        models[name].compile(optimizer=fn.optimizers.Adam(1e-3, beta_1=0.8), loss="sparse_categorical_crossentropy")
+        models[name].fit(X, y, epochs=1, batch_size=64, verbose=0)
+    X[:, 2] = 0.0  # from now on the gradient of W[2, :] is exactly zero
+    epochs = 0
+    while not _has_denormal_slot(models["numpy"]) and epochs < 4000:
+        models["numpy"].fit(X, y, epochs=10, batch_size=64, verbose=0)
+        epochs += 10
+    assert _has_denormal_slot(models["numpy"]), "the test's premise: the reference computes with denormals"
+    models[backend].fit(X, y, epochs=epochs, batch_size=64, verbose=0)
+    assert not _has_denormal_slot(models[backend]), "denormal left in an optimizer slot"
+    tiny = np.finfo(dtype).tiny
+    assert (np.array([tiny], dtype) * np.array([0.5], dtype))[0] != 0, "the caller's FP state was not restored"
