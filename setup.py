@@ -84,6 +84,10 @@ compile_args = ["-O3"] if sys.platform != "win32" else ["/O2"]
 define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 
 
+# C headers a module includes (rebuilt when they change).
+HEADERS = {"_cy_optim": ["_simd_loops.h"]}
+
+
 def extension(name):
     return Extension(
         f"fastnn._kernels.{name}",
@@ -92,6 +96,7 @@ def extension(name):
         extra_compile_args=list(compile_args),
         extra_link_args=[],
         define_macros=define_macros,
+        depends=[f"fastnn/_kernels/{header}" for header in HEADERS.get(name, ())],
     )
 
 

@@ -260,6 +260,13 @@ def test_optimizer_argument_errors(kernel):
     if kernel == "sgd":
         with pytest.raises(ValueError, match="velocity_inout is required"):
             cy.sgd_update(p, np.zeros(10, np.float32), 0.1, 0.9, False, None)
+    # the loops take restrict pointers: overlapping buffers are refused
+    with pytest.raises(ValueError, match="param_inout and grad share memory"):
+        call(p, p, np.zeros(10, np.float32))
+    buffer = np.zeros(21, np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        call(buffer[:10], np.zeros(10, np.float32), buffer[5:15])
+    call(buffer[:10], np.zeros(10, np.float32), buffer[10:20])  # adjacent is fine
 
 
 def test_one_sgd_momentum_step_by_hand():

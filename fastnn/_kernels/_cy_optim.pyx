@@ -1,5 +1,5 @@
 # cython: language_level=3, cdivision=True
-# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math
+# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math -ffp-contract=off
 """Optimizer updates and minibatch gathers for the Cython backend.
 
 Design notes
@@ -17,8 +17,10 @@ Design notes
   so float32 stays float32 and the loop vectorizes.  Expressions follow the
   reference's order of operations (``m = (m - g) * b1 + g``) so both
   backends round alike.
-* Built with ``-fno-math-errno`` so that ``sqrt`` vectorizes (see
-  ``_cy_dense``).
+* The update loops are C (``_simd_loops.h``), built once per x86 level
+  (AVX-512, AVX2, baseline) and picked at load time; ``-fno-math-errno`` lets
+  ``sqrt`` vectorize and ``-ffp-contract=off`` keeps every clone rounding
+  exactly like the reference (no fused multiply-adds).
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -28,7 +30,6 @@ from libc.string cimport memcpy
 
 import numpy as np
 
-from ._cy_activations cimport f_sqrt
 
 cnp.import_array()
 
@@ -72,65 +73,92 @@ cdef inline void *_like(str kernel, str name, object x, cnp.ndarray p, bint writ
     return cnp.PyArray_DATA(a)
 
 
+cdef int _check_disjoint(str kernel, tuple names, list ptrs, cnp.ndarray p) except -1:
+    """No two of the buffers (all of p's size) share memory: the loops take them as
+    ``restrict`` pointers."""
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(p)
+    cdef Py_ssize_t i, j, a, b
+    for i in range(len(ptrs)):
+        for j in range(i + 1, len(ptrs)):
+            a = <Py_ssize_t> ptrs[i]
+            b = <Py_ssize_t> ptrs[j]
+            if nbytes > 0 and abs(a - b) < nbytes:
+                raise ValueError(f"{kernel}: {names[i]} and {names[j]} share memory; "
+                                 "expected separate arrays")
+    return 0
+
+
 # ------------------------------------------------------------------- the loops
+cdef extern from "_simd_loops.h" nogil:
+    void sgd_f32 "fastnn_sgd_f32"(float *p, const float *g, Py_ssize_t n, float lr)
+    void sgd_f64 "fastnn_sgd_f64"(double *p, const double *g, Py_ssize_t n, double lr)
+    void momentum_f32 "fastnn_momentum_f32"(float *p, const float *g, float *v, Py_ssize_t n,
+                                            float lr, float mu)
+    void momentum_f64 "fastnn_momentum_f64"(double *p, const double *g, double *v,
+                                            Py_ssize_t n, double lr, double mu)
+    void nesterov_f32 "fastnn_nesterov_f32"(float *p, const float *g, float *v, Py_ssize_t n,
+                                            float lr, float mu)
+    void nesterov_f64 "fastnn_nesterov_f64"(double *p, const double *g, double *v,
+                                            Py_ssize_t n, double lr, double mu)
+    void adagrad_f32 "fastnn_adagrad_f32"(float *p, const float *g, float *acc, Py_ssize_t n,
+                                          float lr, float eps)
+    void adagrad_f64 "fastnn_adagrad_f64"(double *p, const double *g, double *acc,
+                                          Py_ssize_t n, double lr, double eps)
+    void rmsprop_f32 "fastnn_rmsprop_f32"(float *p, const float *g, float *ms, Py_ssize_t n,
+                                          float lr, float rho, float eps)
+    void rmsprop_f64 "fastnn_rmsprop_f64"(double *p, const double *g, double *ms,
+                                          Py_ssize_t n, double lr, double rho, double eps)
+    void adam_f32 "fastnn_adam_f32"(float *p, const float *g, float *m, float *v, Py_ssize_t n,
+                                    float lr_t, float b1, float b2, float eps)
+    void adam_f64 "fastnn_adam_f64"(double *p, const double *g, double *m, double *v,
+                                    Py_ssize_t n, double lr_t, double b1, double b2, double eps)
+
+
+# The loops themselves are C in _simd_loops.h (one clone per x86 level); these
+# fused-type wrappers pick the float32 or float64 one.
 cdef void sgd_loop(floating *p, const floating *g, Py_ssize_t size, floating lr) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(size):
-        p[i] = p[i] - g[i] * lr
+    if floating is float:
+        sgd_f32(p, g, size, lr)
+    else:
+        sgd_f64(p, g, size, lr)
 
 
 cdef void momentum_loop(floating *p, const floating *g, floating *v, Py_ssize_t size,
                         floating lr, floating mu, bint nesterov) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating t, vi
-    if nesterov:
-        for i in range(size):
-            t = g[i] * lr
-            vi = v[i] * mu - t
-            v[i] = vi
-            p[i] = (p[i] - t) + vi * mu
+    if floating is float:
+        if nesterov:
+            nesterov_f32(p, g, v, size, lr, mu)
+        else:
+            momentum_f32(p, g, v, size, lr, mu)
     else:
-        for i in range(size):
-            vi = v[i] * mu - g[i] * lr
-            v[i] = vi
-            p[i] = p[i] + vi
+        if nesterov:
+            nesterov_f64(p, g, v, size, lr, mu)
+        else:
+            momentum_f64(p, g, v, size, lr, mu)
 
 
 cdef void adagrad_loop(floating *p, const floating *g, floating *acc, Py_ssize_t size,
                        floating lr, floating eps) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating gi, ai
-    for i in range(size):
-        gi = g[i]
-        ai = acc[i] + gi * gi
-        acc[i] = ai
-        p[i] = p[i] - gi / (f_sqrt(ai) + eps) * lr
+    if floating is float:
+        adagrad_f32(p, g, acc, size, lr, eps)
+    else:
+        adagrad_f64(p, g, acc, size, lr, eps)
 
 
 cdef void rmsprop_loop(floating *p, const floating *g, floating *ms, Py_ssize_t size,
                        floating lr, floating rho, floating eps) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating gi, g2, mi
-    for i in range(size):
-        gi = g[i]
-        g2 = gi * gi
-        mi = (ms[i] - g2) * rho + g2
-        ms[i] = mi
-        p[i] = p[i] - gi / (f_sqrt(mi) + eps) * lr
+    if floating is float:
+        rmsprop_f32(p, g, ms, size, lr, rho, eps)
+    else:
+        rmsprop_f64(p, g, ms, size, lr, rho, eps)
 
 
 cdef void adam_loop(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t size,
                     floating lr_t, floating b1, floating b2, floating eps) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating gi, g2, mi, vi
-    for i in range(size):
-        gi = g[i]
-        mi = (m[i] - gi) * b1 + gi
-        g2 = gi * gi
-        vi = (v[i] - g2) * b2 + g2
-        m[i] = mi
-        v[i] = vi
-        p[i] = p[i] - mi / (f_sqrt(vi) + eps) * lr_t
+    if floating is float:
+        adam_f32(p, g, m, v, size, lr_t, b1, b2, eps)
+    else:
+        adam_f64(p, g, m, v, size, lr_t, b1, b2, eps)
 
 
 cdef double adam_step_size(double lr, double beta_1, double beta_2, double step) noexcept nogil:
@@ -176,6 +204,11 @@ def sgd_update(param_inout, grad, double lr, double momentum, bint nesterov, vel
             raise ValueError("sgd_update: velocity_inout is required when momentum > 0")
         v = _like("sgd_update", "velocity_inout", velocity_inout, p, True)
     cdef void *pp = cnp.PyArray_DATA(p)
+    if v == NULL:
+        _check_disjoint("sgd_update", ("param_inout", "grad"), [<Py_ssize_t> pp, <Py_ssize_t> g], p)
+    else:
+        _check_disjoint("sgd_update", ("param_inout", "grad", "velocity_inout"),
+                        [<Py_ssize_t> pp, <Py_ssize_t> g, <Py_ssize_t> v], p)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
@@ -203,6 +236,8 @@ def adagrad_update(param_inout, grad, double lr, double epsilon, accum_inout):
     cdef void *g = _like("adagrad_update", "grad", grad, p, False)
     cdef void *acc = _like("adagrad_update", "accum_inout", accum_inout, p, True)
     cdef void *pp = cnp.PyArray_DATA(p)
+    _check_disjoint("adagrad_update", ("param_inout", "grad", "accum_inout"),
+                    [<Py_ssize_t> pp, <Py_ssize_t> g, <Py_ssize_t> acc], p)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
@@ -223,6 +258,8 @@ def rmsprop_update(param_inout, grad, double lr, double rho, double epsilon, ms_
     cdef void *g = _like("rmsprop_update", "grad", grad, p, False)
     cdef void *ms = _like("rmsprop_update", "ms_inout", ms_inout, p, True)
     cdef void *pp = cnp.PyArray_DATA(p)
+    _check_disjoint("rmsprop_update", ("param_inout", "grad", "ms_inout"),
+                    [<Py_ssize_t> pp, <Py_ssize_t> g, <Py_ssize_t> ms], p)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
@@ -249,6 +286,8 @@ def adam_update(param_inout, grad, double lr, double beta_1, double beta_2, doub
     cdef void *v = _like("adam_update", "v_inout", v_inout, p, True)
     cdef double lr_t = adam_step_size(lr, beta_1, beta_2, <double> step)
     cdef void *pp = cnp.PyArray_DATA(p)
+    _check_disjoint("adam_update", ("param_inout", "grad", "m_inout", "v_inout"),
+                    [<Py_ssize_t> pp, <Py_ssize_t> g, <Py_ssize_t> m, <Py_ssize_t> v], p)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
