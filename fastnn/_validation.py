@@ -27,7 +27,8 @@ def _as_numeric_array(value, name):
     return arr
 
 
-def _check_finite(arr, name):
+def check_finite(arr, name):
+    """Raise ``ValueError`` (naming ``name`` and the count) if ``arr`` holds NaN or inf."""
     # A sum is finite only if every element is (NaN and inf propagate); only when
     # it is not (or overflowed) is the full elementwise scan needed.
     if arr.dtype.kind != "f":
@@ -39,8 +40,9 @@ def _check_finite(arr, name):
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); expected finite numbers")
 
 
-def check_X(X, n_features, dtype, name="X"):
-    """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (a copy only if needed)."""
+def check_X(X, n_features, dtype, name="X", finite=True):
+    """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (a copy only if needed);
+    ``finite=False`` leaves the NaN/inf scan to the caller (a kernel that checks as it reads)."""
     arr = _as_numeric_array(X, name)
     if arr.ndim != 2:
         hint = " (reshape a single feature with X.reshape(-1, 1), a single sample with X.reshape(1, -1))" if arr.ndim == 1 else ""
@@ -50,7 +52,8 @@ def check_X(X, n_features, dtype, name="X"):
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name}: expected {n_features} features (columns), got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(arr, name)
+    if finite:
+        check_finite(arr, name)
     return arr
 
 
@@ -66,7 +69,7 @@ def check_y(y, loss, n_outputs, n_samples, dtype, name="y"):
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name}: expected {n_samples} targets to match X, got {arr.shape[0]} (shape {arr.shape})")
     if arr.dtype.kind == "f":
-        _check_finite(arr, name)
+        check_finite(arr, name)
     if loss.sparse:
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
@@ -110,7 +113,7 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if w.ndim != 1 or w.shape[0] != n_samples:
         raise ValueError(f"sample_weight: expected shape ({n_samples},), got shape {w.shape}")
     w = np.ascontiguousarray(w, dtype=dtype)
-    _check_finite(w, "sample_weight")
+    check_finite(w, "sample_weight")
     if np.any(w < 0):
         raise ValueError("sample_weight: expected non-negative weights, got a negative value")
     if not np.any(w > 0):

@@ -303,11 +303,30 @@ class Sequential:
         """Outputs of the last layer, ``(n_samples, n_outputs)`` of the model's dtype
         (class probabilities for a softmax output)."""
         self._require_built("predict")
-        X = check.check_X(X, self.input_dim, DTYPES[self.dtype])
+        fused = hasattr(self._kernels, "predict_rows") and all(type(layer) is layers_mod.Dense for layer in self.layers)
+        X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused)
         out = np.empty((X.shape[0], self.output_dim), DTYPES[self.dtype])
+        if fused:
+            self._predict_rows(X, batch_size, out)
+            return out
         for start, stop, A, _ in self._chunks(X, batch_size):
             out[start:stop] = A
         return out
+
+    def _predict_rows(self, X, batch_size, out):
+        """``predict`` in one call to the backend's ``predict_rows`` (which also checks
+        that X is finite, in the same pass)."""
+        bs = 4096 if batch_size is None else check.check_batch_size(batch_size, X.shape[0])
+        ws = self._workspace(min(bs, X.shape[0]))
+        empty = np.empty(0, out.dtype)
+        layers = self.layers
+        finite = self._kernels.predict_rows(
+            X, [l.W for l in layers], [l.b if l.use_bias else empty for l in layers],
+            [l.activation.code for l in layers], [l.activation.alpha for l in layers],
+            [w.Z for w in ws], [w.A for w in ws], out)
+        if not finite:
+            check.check_finite(X, "X")  # raises the usual error
+            raise RuntimeError("predict_rows reported a non-finite X that check_finite found finite")
 
     def evaluate(self, X, y, batch_size=None, sample_weight=None, verbose=0):
         """Loss and metrics on ``(X, y)``: ``{"loss": ..., "<metric>": ...}``."""
@@ -372,7 +391,7 @@ class Sequential:
             arr = check._as_numeric_array(value, f"weights[{i}]")
             if arr.shape != p.shape:
                 raise ValueError(f"weights[{i}]: expected shape {p.shape}, got {arr.shape}")
-            check._check_finite(arr.astype(np.float64, copy=False), f"weights[{i}]")
+            check.check_finite(arr.astype(np.float64, copy=False), f"weights[{i}]")
             arrays.append(arr)
         for arr, p in zip(arrays, self._params):
             p[...] = arr

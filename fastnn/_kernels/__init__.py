@@ -116,6 +116,19 @@ train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
     over rows, ``out[3] +=`` per-row mean absolute error summed over rows.
     Returns the number of batches completed: fewer than ``n_batches`` if a
     batch loss was not finite (that batch's update is then not applied).
+
+Compiled inference (optional)
+-----------------------------
+predict_rows(X, Ws, bs, acts, alphas, Zs, As, out) -> bool
+    The forward pass of a stack of ``Dense`` layers over every row of ``X (n,
+    n_0)`` in one call: ``out (n, n_L)`` receives the last layer's
+    activations, as ``dense_forward`` layer after layer would give them.
+    ``Ws``, ``bs``, ``acts``, ``alphas`` as in ``train_batches``; ``Zs[l]``,
+    ``As[l]`` ``(R, n_{l+1})`` are workspaces of any ``R >= 1`` rows (the same
+    in every layer), which the backend may use in blocks.  Returns ``False``
+    when ``X`` holds a NaN or an infinity (``out`` is then unspecified), so
+    the caller need not scan ``X`` beforehand.  ``Sequential.predict`` uses it
+    when every layer is ``Dense``.
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ updates, minibatch gathers); ``_cy_gemm`` holds fastnn's own blocked GEMM and
 ``_cy_train`` the compiled training path ``train_batches`` (whole minibatch
 steps without the GIL, built on the same kernels; it splits each batch across
 OpenMP threads that call BLAS on one thread, and limits every BLAS to one
-thread while it runs).
+thread while it runs); ``_cy_predict`` holds ``predict_rows``, the forward
+pass over every row in one call, threaded the same way.
 Importing this module raises ImportError when the extensions are not built.
 
 Beyond the contract: ``dense_forward(..., n_threads=k)`` splits the batch
@@ -35,6 +36,7 @@ from ._cy_optim import (
     rmsprop_update,
     sgd_update,
 )
+from ._cy_predict import predict_rows
 from ._cy_train import train_batches
 
 NAME = "cython"
@@ -54,6 +56,7 @@ __all__ = [
     "maxout_backward",
     "maxout_forward",
     "openmp_enabled",
+    "predict_rows",
     "rmsprop_update",
     "sgd_update",
     "train_batches",

@@ -1,0 +1,109 @@
+"""The compiled inference path (``predict_rows``) against the per-layer path.
+
+Tolerances: as the training paths -- float64 to 1e-12 relative, float32 to
+1e-5 (BLAS blocks rows differently when a backend splits them into blocks).
+"""
+import numpy as np
+import pytest
+
+import fastnn as fn
+from fastnn import _kernels as K
+
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "elu", "leaky_relu", "linear"]
+
+
+# Backends with the optional kernel (the others keep the per-layer path, which
+# test_bad_input and test_api cover).
+WITH_PREDICT_ROWS = [name for name in K.available() if hasattr(K.load(name), "predict_rows")]
+
+
+@pytest.fixture(params=WITH_PREDICT_ROWS or [pytest.param(None, marks=pytest.mark.skip("no backend has predict_rows"))])
+def compiled(request):
+    return request.param
+
+
+def model(backend, dtype, hidden, use_bias=True, output="softmax", k=3, n_in=7, seed=0):
+    m = fn.Sequential([fn.Dense(11, activation=hidden, input_dim=n_in, use_bias=use_bias),
+                       fn.Dense(5, activation=hidden, use_bias=use_bias),
+                       fn.Dense(k, activation=output)], backend=backend, dtype=dtype, seed=seed)
+    m.compile(optimizer="sgd", loss="mse")
+    return m
+
+
+def layer_by_layer(m, X):
+    """What predict gives without predict_rows: dense_forward layer after layer."""
+    A = np.ascontiguousarray(X, dtype=m.dtype)
+    for layer in m.layers:
+        Z = np.empty((len(A), layer.W.shape[1]), m.dtype)
+        out = np.empty_like(Z)
+        m._kernels.dense_forward(A, layer.W, layer.b, layer.activation.code, layer.activation.alpha, Z, out)
+        A = out
+    return A
+
+
+@pytest.mark.parametrize("hidden", ACTIVATIONS)
+@pytest.mark.parametrize("n", [1, 17, 255, 256, 257, 1000, 5003])
+def test_predict_rows_equals_the_layer_by_layer_forward(compiled, dtype, hidden, n):
+    m = model(compiled, dtype, hidden)
+    X = np.random.default_rng(n).standard_normal((n, 7))
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(m.predict(X), layer_by_layer(m, X), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("batch_size", [1, 16, 100, None])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_predict_rows_with_any_workspace_size_and_without_bias(compiled, batch_size, use_bias):
+    m = model(compiled, "float64", "relu", use_bias=use_bias, output="sigmoid", k=1)
+    X = np.random.default_rng(1).standard_normal((2000, 7))
+    np.testing.assert_allclose(m.predict(X, batch_size=batch_size), layer_by_layer(m, X), rtol=1e-12)
+
+
+def test_predict_rows_mnist_shaped_matches_numpy():
+    """784-128-10 on 3,000 rows: several blocks per thread, every backend near numpy."""
+    X = np.random.default_rng(2).random((3000, 784), dtype=np.float32)
+    outputs = {}
+    for backend in K.available():
+        m = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784), fn.Dense(10, activation="softmax")],
+                          backend=backend, dtype="float32", seed=0)
+        outputs[backend] = m.predict(X)
+    for backend, out in outputs.items():
+        np.testing.assert_allclose(out, outputs["numpy"], rtol=1e-4, atol=1e-6, err_msg=backend)
+
+
+@pytest.mark.parametrize("where", [(0, 0), (1234, 5), (2999, 783)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_predict_rows_reports_non_finite_input_like_every_path(backend, dtype, where, bad):
+    """The fused finiteness check gives the same error as the separate scan."""
+    m = fn.Sequential([fn.Dense(16, activation="relu", input_dim=784), fn.Dense(3, activation="softmax")],
+                      backend=backend, dtype=dtype, seed=0)
+    X = np.random.default_rng(3).random((3000, 784))
+    X[where] = bad
+    with pytest.raises(ValueError, match=r"X: contains 1 NaN or infinite value\(s\)"):
+        m.predict(X)
+
+
+def test_predict_rows_kernel_contract(compiled, dtype):
+    module = K.load(compiled)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 6)).astype(dtype)
+    W0, W1 = rng.standard_normal((6, 8)).astype(dtype), rng.standard_normal((8, 3)).astype(dtype)
+    b0, b1 = rng.standard_normal(8).astype(dtype), np.empty(0, dtype)
+    Zs = [np.empty((16, 8), dtype), np.empty((16, 3), dtype)]
+    As = [np.empty((16, 8), dtype), np.empty((16, 3), dtype)]
+    out = np.empty((40, 3), dtype)
+    assert module.predict_rows(X, [W0, W1], [b0, b1], [K.TANH, K.LINEAR], [0.0, 0.0], Zs, As, out)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out, np.tanh(X @ W0 + b0) @ W1, rtol=tol, atol=tol)
+    X[7, 2] = np.nan
+    assert not module.predict_rows(X, [W0, W1], [b0, b1], [K.TANH, K.LINEAR], [0.0, 0.0], Zs, As, out)
+    with pytest.raises(ValueError, match=r"Ws\[1\] has shape \(7, 3\), expected 8 rows"):
+        module.predict_rows(X, [W0, W1[:7]], [b0, b1], [K.TANH, K.LINEAR], [0.0, 0.0], Zs, As, out)
+    with pytest.raises(ValueError, match=r"out has shape \(39, 3\)"):
+        module.predict_rows(X, [W0, W1], [b0, b1], [K.TANH, K.LINEAR], [0.0, 0.0], Zs, As, out[:39])
+    with pytest.raises(TypeError, match="expected float"):
+        module.predict_rows(X, [W0.astype(np.float16), W1], [b0, b1], [K.TANH, K.LINEAR], [0.0, 0.0], Zs, As, out)
+    with pytest.raises(ValueError, match="not an activation code"):
+        module.predict_rows(X, [W0, W1], [b0, b1], [99, K.LINEAR], [0.0, 0.0], Zs, As, out)
+    with pytest.raises(ValueError, match="same rows in every layer"):
+        module.predict_rows(X, [W0, W1], [b0, b1], [K.TANH, K.LINEAR], [0.0, 0.0],
+                            Zs, [As[0], np.empty((8, 3), dtype)], out)
