@@ -312,7 +312,10 @@ def _table(headers, rows) -> list[str]:
 
 
 SECTION_NOTES = {
-    "train": ("One `model.fit(X, y, epochs=1)` per round, after a warm-up fit. *epoch* is the epoch itself "
+    "train": ("One `model.fit(X, y, epochs=1)` per round, after a warm-up fit; every round starts from the "
+              "weights and optimizer state the warm-up left (later epochs would time a different model: "
+              "on the NumPy backend, Adam slots of dead ReLU units decay into slow denormals, which the "
+              "compiled backends flush to zero). *epoch* is the epoch itself "
               "(`on_epoch_begin` to `on_epoch_end`), the median over rounds; *fit call* is the whole call, "
               "which adds fit's input checks (about 40 ms for 60,000×784). FLOPs count the forward and "
               "weight-gradient products of every layer and the input-gradient products of every layer but "
