@@ -496,6 +496,34 @@ def test_train_batches_out_of_range_rows_and_labels_raise_index_error():
         cy.train_batches(**args)
 
 
+@pytest.mark.parametrize("where", ["first thread", "second thread"])
+def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
+    """Each thread checks the labels and rows of its own half of a batch."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastnn._kernels import _cy_train
+
+    if not cy.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    pos = 64 + (5 if where == "first thread" else 40)  # batch 1: perm[64:128], 32 rows a thread
+    old = _cy_train._set_min_parallel_flops(0.0)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
+                               n=300, batch_size=64, weighted=True)
+            args["Y"][args["perm"][pos]] = 9
+            before = [W.copy() for W in args["Ws"]]
+            with pytest.raises(IndexError, match="class label 9"):
+                cy.train_batches(**args)
+            assert not np.array_equal(args["Ws"][0], before[0])  # batch 0 was applied
+            args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
+                               n=300, batch_size=64, weighted=True)
+            args["perm"][pos] = 5000
+            with pytest.raises(IndexError, match="row index 5000"):
+                cy.train_batches(**args)
+    finally:
+        _cy_train._set_min_parallel_flops(old)
+
+
 def test_train_batches_releases_the_gil():
     """Another Python thread keeps running during one long call."""
     import threading

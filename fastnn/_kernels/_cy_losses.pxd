@@ -22,7 +22,13 @@ cdef enum:
 cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
                            const int64_t *labels, const floating *Y, const floating *w,
                            Py_ssize_t *bad_row) noexcept nogil
+cdef void loss_sums_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
+                        const int64_t *labels, const floating *Y, const floating *w,
+                        double *total_out, double *wsum_out, Py_ssize_t *bad_row) noexcept nogil
 cdef Py_ssize_t loss_output_delta_ptr(int loss, int act, floating alpha, Py_ssize_t n,
-                                      Py_ssize_t k, const floating *Z, const floating *A,
+                                      Py_ssize_t lo, Py_ssize_t hi_row, Py_ssize_t k,
+                                      const floating *Z, const floating *A,
                                       const int64_t *labels, const floating *Y,
-                                      const floating *w, floating *dz) noexcept nogil
+                                      const floating *w, double wsum,
+                                      floating *dz) noexcept nogil
+cdef double weight_sum(const floating *w, Py_ssize_t n) noexcept nogil

@@ -79,6 +79,19 @@ cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating 
     A label outside ``[-k, k)`` stops the loop and sets ``bad_row`` to its row
     (otherwise ``bad_row`` is set to -1).
     """
+    cdef double total, wsum
+    loss_sums_ptr(loss, n, k, A, labels, Y, w, &total, &wsum, bad_row)
+    if bad_row[0] >= 0:
+        return NAN
+    return total / wsum if wsum != 0 else NAN
+
+
+cdef void loss_sums_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
+                        const int64_t *labels, const floating *Y, const floating *w,
+                        double *total_out, double *wsum_out, Py_ssize_t *bad_row) noexcept nogil:
+    """The sums behind ``loss_value_ptr``: ``total_out`` := sum of (weighted) per-sample
+    losses and ``wsum_out`` := sum of weights (``n`` without weights), in double, so
+    that row blocks can be combined.  A bad label sets ``bad_row`` as there."""
     cdef Py_ssize_t i, j, col
     cdef floating eps = _eps(<floating> 0)
     cdef floating hi = 1 - eps
@@ -95,7 +108,9 @@ cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating 
             col = _label(labels[i], k)
             if col < 0:
                 bad_row[0] = i
-                return NAN
+                total_out[0] = NAN
+                wsum_out[0] = 0.0
+                return
             row = -f_log(_clip(ai[col], eps, hi))
         else:
             yi = Y + i * k
@@ -126,7 +141,8 @@ cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating 
             total += row
     if w == NULL:
         wsum = n
-    return total / wsum if wsum != 0 else NAN
+    total_out[0] = total
+    wsum_out[0] = wsum
 
 
 def loss_value(int loss, const floating[:, ::1] A, object Y, object sample_weight):
@@ -165,20 +181,31 @@ def loss_value(int loss, const floating[:, ::1] A, object Y, object sample_weigh
     return value
 
 
+cdef double weight_sum(const floating *w, Py_ssize_t n) noexcept nogil:
+    """Sum of the n sample weights in row order, in double (0 for w NULL)."""
+    cdef Py_ssize_t i
+    cdef double total = 0.0
+    if w != NULL:
+        for i in range(n):
+            total += w[i]
+    return total
+
+
 cdef Py_ssize_t loss_output_delta_ptr(int loss, int act, floating alpha, Py_ssize_t n,
-                                      Py_ssize_t k, const floating *Z, const floating *A,
+                                      Py_ssize_t lo, Py_ssize_t hi_row, Py_ssize_t k,
+                                      const floating *Z, const floating *A,
                                       const int64_t *labels, const floating *Y,
-                                      const floating *w, floating *dz) noexcept nogil:
-    """dz := d loss_value / dZ of the output layer (fused for matched pairs).
+                                      const floating *w, double wsum_d,
+                                      floating *dz) noexcept nogil:
+    """dz := d loss_value / dZ of the output layer (fused for matched pairs), for rows
+    ``lo .. hi_row - 1`` of a batch of ``n`` rows (the pointers address row 0; the
+    scale is the whole batch's, so row blocks can be done by different threads).
+    With sample weights, ``wsum_d`` is their sum over the batch (``weight_sum``).
 
     Returns -1, or the row of a label outside ``[-k, k)`` (the loop stops there).
     dz may be A (the fused sparse case reads the label's entry first).
     """
     cdef Py_ssize_t i, j, col
-    cdef double wsum_d = 0.0
-    if w != NULL:
-        for i in range(n):
-            wsum_d += w[i]
     cdef bint fused = (
         (act == SOFTMAX and (loss == CATEGORICAL_CROSSENTROPY
                              or loss == SPARSE_CATEGORICAL_CROSSENTROPY))
@@ -198,7 +225,7 @@ cdef Py_ssize_t loss_output_delta_ptr(int loss, int act, floating alpha, Py_ssiz
     cdef const floating *ai
     cdef const floating *yi
     cdef floating *di
-    for i in range(n):
+    for i in range(lo, hi_row):
         ai = A + i * k
         di = dz + i * k
         if w != NULL:
@@ -289,7 +316,7 @@ def loss_output_delta(int loss, int act, double alpha, const floating[:, ::1] Z,
         w = sample_weight
         wp = &w[0]
     with nogil:
-        bad = loss_output_delta_ptr(loss, act, <floating> alpha, n, k, &Z[0, 0], &A[0, 0],
-                                    lp, yp, wp, &dZ_out[0, 0])
+        bad = loss_output_delta_ptr(loss, act, <floating> alpha, n, 0, n, k, &Z[0, 0], &A[0, 0],
+                                    lp, yp, wp, weight_sum(wp, n), &dZ_out[0, 0])
     if bad >= 0:
         raise IndexError(f"loss_output_delta: a label is outside [0, {k})")

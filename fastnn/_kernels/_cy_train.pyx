@@ -28,17 +28,19 @@ Design notes
   The threads time their waits; when they wait more than they work, the
   call goes on with one thread for a stretch of time that doubles while
   the contention lasts (``_run``), and tries the threads again after it.
-* Results do not depend on the thread count beyond BLAS's blocking of
-  different row counts: sums (bias gradients, loss, metrics) keep their
-  one-thread order.
+* Gradients and updates do not depend on the thread count beyond BLAS's
+  blocking of different row counts: bias gradients keep their one-thread
+  order.  The reported loss and metrics are per-thread sums added in thread
+  order, so they may differ from a one-thread run in the last bits.
 * An out-of-range row index in ``perm`` or class label stops the loop and
   raises ``IndexError`` afterwards; the batches before it stay applied.
 """
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
-from libc.math cimport isfinite
+from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 
 from ._cy_activations cimport N_ACTIVATIONS
 from ._cy_dense cimport (
@@ -46,7 +48,7 @@ from ._cy_dense cimport (
     dense_forward_ptr, input_grad_ptr, weight_grad_ptr,
 )
 from ._cy_losses cimport (
-    N_LOSSES, SPARSE_CATEGORICAL_CROSSENTROPY, loss_output_delta_ptr, loss_value_ptr,
+    N_LOSSES, SPARSE_CATEGORICAL_CROSSENTROPY, loss_output_delta_ptr, loss_sums_ptr,
 )
 from ._cy_optim cimport (
     adagrad_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop, rmsprop_loop,
@@ -173,6 +175,10 @@ ctypedef struct Job:
     double serial_until   # wtime() before which batches run on one thread (contention)
     double stretch        # seconds of the next such stretch
     Py_ssize_t parallel_batches, serial_batches, fallbacks  # for thread_statistics()
+    # each thread's sums over its rows of a batch, one cache line per thread:
+    # [loss total, correct, squared error, absolute error, weight sum, -, -, -]
+    double part[MAX_THREADS][8]
+    Py_ssize_t bad_row[MAX_THREADS]  # a row with a label out of range, or -1
     Layer layers[MAX_LAYERS]
 
 
@@ -297,6 +303,27 @@ cdef void _statistics(Py_ssize_t m, Py_ssize_t k, const floating *A, const int64
     out[3] += ab
 
 
+cdef double _batch_weight_sum(Job *job, const floating *SW, const int64_t *idx,
+                              Py_ssize_t m) noexcept nogil:
+    """Sum of the batch's sample weights in row order, read from SW through idx: every
+    thread gets the one-thread value without waiting for the others' gathers (0 without
+    weights; rows out of range are skipped -- a gather reports them)."""
+    cdef Py_ssize_t i
+    cdef int64_t r
+    cdef floating w
+    cdef double total = 0.0
+    if SW == NULL:
+        return 0.0
+    for i in range(m):
+        r = idx[i]
+        if r < 0:
+            r += job.n
+        if 0 <= r < job.n:
+            memcpy(&w, <const char *> SW + r * sizeof(floating), sizeof(floating))  # may be unaligned
+            total += w
+    return total
+
+
 cdef void _update(Job *job, floating *p, const floating *g, floating *s1, floating *s2,
                   Py_ssize_t size, double lr, double step) noexcept nogil:
     """One optimizer update of a parameter, exactly as the ``*_update`` kernels do it."""
@@ -340,7 +367,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
 
     Per batch: each thread gathers its own block of the batch rows and runs the
     forward pass on them (a row of layer l + 1 needs only the same row of
-    layer l); thread 0 alone computes the loss, metrics and output delta; each
+    layer l) and then the loss sums, metrics and output delta of the same rows (the
+    threads' sums are added in thread order after a barrier); each
     layer's weight gradient is split by rows of dW (all batch rows, after a
     barrier), the bias gradient by columns and the input gradient plus the
     activation derivative by batch rows again; the optimizer splits every
@@ -350,7 +378,9 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     On a busy machine a thread that loses its core stalls every barrier, so
     thread 0 checks every WINDOW batches how long the threads waited; past
     half the time it sets ``contended`` and the threads stop, for ``_run`` to
-    go on with one thread.
+    go on with one thread.  The first window of a parallel region is not
+    judged: it holds the threads' wake-up, which on small batches alone
+    exceeds half the window.
     """
     cdef Py_ssize_t L = job.n_layers, B = job.batch_size, n = job.n, k = job.k
     cdef Py_ssize_t n0 = job.n0
@@ -366,7 +396,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     cdef const floating *yb = NULL if job.sparse else <const floating *> job.Yb
     cdef const floating *wb = NULL if job.SW == NULL else <const floating *> job.SWb
     cdef floating *A_out = <floating *> last.A
-    cdef double batch_loss, lr, step
+    cdef double batch_loss, lr, step, total, wsum
     cdef Py_ssize_t x_bytes = n0 * sizeof(floating)
     cdef Py_ssize_t y_bytes = 8 if job.sparse else k * sizeof(floating)
     cdef Py_ssize_t align = 64 // sizeof(floating)  # parameter blocks on cache lines
@@ -399,26 +429,50 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                   <floating *> ly.Z + lo * ly.n_out,
                                   <floating *> ly.A + lo * ly.n_out, 1)
                 inp = <const floating *> ly.A + lo * ly.n_out
-        _sync(job, tid, nt)
+        # loss sums (before the update), metrics and output delta of the same rows; the
+        # delta is scaled for the whole batch
+        job.bad_row[tid] = -1
+        for t in range(8):
+            job.part[tid][t] = 0.0
+        if hi > lo and job.error == OK:
+            loss_sums_ptr(job.loss, hi - lo, k, A_out + lo * k,
+                          labels + lo if labels != NULL else NULL,
+                          yb + lo * k if yb != NULL else NULL, wb + lo if wb != NULL else NULL,
+                          &job.part[tid][0], &job.part[tid][4], &bad)
+            if bad >= 0:
+                job.bad_row[tid] = lo + bad
+            else:
+                _statistics(hi - lo, k, A_out + lo * k, labels + lo if labels != NULL else NULL,
+                            yb + lo * k if yb != NULL else NULL, job.part[tid])
+                loss_output_delta_ptr(job.loss, last.act, <floating> last.alpha, m, lo, hi, k,
+                                      <const floating *> last.Z, A_out, labels, yb, wb,
+                                      _batch_weight_sum(job, <const floating *> job.SW, idx, m),
+                                      <floating *> last.dZ)
+        _sync(job, tid, nt)  # every row of the output delta is done
         if job.error != OK:
             return
-        # loss (before the update), metrics and output delta: thread 0
-        if tid == 0:
-            batch_loss = loss_value_ptr(job.loss, m, k, A_out, labels, yb, wb, &bad)
-            if bad >= 0:
-                job.bad_value = labels[bad]
-                job.error = BAD_LABEL
-            elif not isfinite(batch_loss):
-                job.stop = True
-            else:
-                job.out[0] += m * batch_loss
-                _statistics(m, k, A_out, labels, yb, job.out)
-                loss_output_delta_ptr(job.loss, last.act, <floating> last.alpha, m, k,
-                                      <const floating *> last.Z, A_out, labels, yb, wb,
-                                      <floating *> last.dZ)
-        _sync(job, tid, nt)
-        if job.error != OK or job.stop:
+        # The batch loss from the threads' sums, added in thread order: every thread
+        # computes the same value and takes the same branch.
+        total = 0.0
+        wsum = 0.0
+        for t in range(nt):
+            if job.bad_row[t] >= 0:
+                if tid == 0:
+                    job.bad_value = labels[job.bad_row[t]]
+                    job.error = BAD_LABEL
+                return
+            total += job.part[t][0]
+            wsum += job.part[t][4]
+        batch_loss = total / wsum if wsum != 0 else NAN
+        if not isfinite(batch_loss):
+            job.stop = True
             return
+        if tid == 0:
+            job.out[0] += m * batch_loss
+            for t in range(nt):
+                job.out[1] += job.part[t][1]
+                job.out[2] += job.part[t][2]
+                job.out[3] += job.part[t][3]
         # backward
         for l in range(L - 1, -1, -1):
             ly = &job.layers[l]
@@ -467,7 +521,9 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 for t in range(nt):
                     waited = max(waited, job.wait[t])
                     job.wait[t] = 0.0
-                job.contended = waited > 0.5 * elapsed
+                # the first window of a parallel region holds the threads' wake-up
+                job.contended = (waited > 0.5 * elapsed
+                                 and j + 1 - job.done_at_start > WINDOW)
                 window_start = wtime()
         _sync(job, tid, nt)  # W is updated before the next forward pass
         if job.contended:
@@ -512,7 +568,7 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
             job.stretch = STRETCH_MIN
             continue
         job.fallbacks += 1
-        if job.done == before + WINDOW:
+        if job.done == before + 2 * WINDOW:
             job.stretch = min(job.stretch * 2, STRETCH_MAX)  # contended again right away
         else:
             job.stretch = STRETCH_MIN
