@@ -112,6 +112,7 @@ cdef extern from "_simd_loops.h" nogil:
                                     float lr_t, float b1, float b2, float eps)
     void adam_f64 "fastnn_adam_f64"(double *p, const double *g, double *m, double *v,
                                     Py_ssize_t n, double lr_t, double b1, double b2, double eps)
+    void copy_bytes "fastnn_copy_bytes"(char *dst, const char *src, Py_ssize_t nbytes)
 
 
 # The loops themselves are C in _simd_loops.h (one clone per x86 level); these
@@ -185,7 +186,7 @@ cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, 
         elif row_bytes == 4:
             memcpy(dst + i * 4, src + r * 4, 4)
         else:
-            memcpy(dst + i * row_bytes, src + r * row_bytes, row_bytes)
+            copy_bytes(dst + i * row_bytes, src + r * row_bytes, row_bytes)
     return -1
 
 
