@@ -1,4 +1,4 @@
-/* Optimizer update loops of the Cython backend, compiled once per x86 level.
+/* Optimizer update loops and the gather's row copy of the Cython backend, compiled once per x86 level.
  *
  * Shipped builds use plain -O3 (SSE2 on x86-64), which runs the square roots
  * and divisions of Adam, RMSprop and AdaGrad four floats at a time.  Each loop
