@@ -104,3 +104,11 @@ def test_bench_bad_arguments_are_usage_errors(argv, message, capsys):
         cli.main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_where_time_goes_quick_reports_every_part():
+    backend = "cython" if "cython" in fn.backends.available() else "numpy"
+    out = _run([sys.executable, str(SUITE / "where_time_goes.py"), "--quick", "--backend", backend])
+    assert f"784-128-10 relu, adam, batch 128, 2,048 rows, float32, {backend}" in out
+    for part in ("GEMM-peak floor", "measured epoch", "GEMMs", "gather", "optimizer update", "the rest"):
+        assert re.search(rf"{part}.*\d+\.\d ms", out), (part, out)

@@ -1,0 +1,132 @@
+"""Where the time of a compiled training epoch goes, part by part.
+
+    python benchmarks/where_time_goes.py                 # mnist128 on the Cython backend
+    python benchmarks/where_time_goes.py wide --backend numba
+    python benchmarks/where_time_goes.py --quick         # smoke run (CI)
+
+The Cython backend splits every batch across the threads (each calling BLAS on
+one thread), so one thread's share of an epoch is made of: its GEMMs (forward
+and input gradients on its rows, weight gradients on its rows of dW), the
+gather of its rows from memory, and the optimizer update of its share of the
+parameters.  This script times each part alone, on one thread, at exactly
+those shapes, and compares their sum with a measured epoch (two threads) and
+with the GEMM-peak floor.  What the parts do not explain is synchronisation,
+epilogues, the loss and the small layers.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import fastnn as fn
+from fastnn import _kernels as K
+from fastnn._bench.cases import TRAIN_ROWS, WORKLOADS, dense_flops, image_rows
+
+
+def best_of(call, repeat: int) -> float:
+    """Fastest of ``repeat`` timings of ``call`` (seconds)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peak_gflops(quick: bool) -> float:
+    """float32 GEMM throughput of this machine now (numpy, square matrices, fastest of 10)."""
+    n = 512 if quick else 2048
+    A = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    return 2 * n**3 / best_of(lambda: A @ A, 10) / 1e9
+
+
+def parts(workload, rows: int, threads: int, backend: str, repeat: int) -> dict:
+    """Seconds per epoch of one thread's share of each part, timed on one thread."""
+    widths, batch = workload.widths, workload.batch_size
+    batches = -(-rows // batch)
+    share = -(-batch // threads)  # batch rows per thread
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    out = {"GEMMs": 0.0, "gather": 0.0, "optimizer update": 0.0}
+    kernels = K.load(backend)
+    with threadpool_limits(1):
+        for layer, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+            X = rng.random((batch, n_in), dtype=f32)
+            W = rng.random((n_in, n_out), dtype=f32)
+            dZ = rng.random((batch, n_out), dtype=f32)
+            Z = np.empty((share, n_out), f32)
+            dW = np.empty((-(-n_in // threads), n_out), f32)
+            dX = np.empty((share, n_in), f32)
+            rows_of_dW = dW.shape[0]
+            out["GEMMs"] += best_of(lambda: np.matmul(X[:share], W, out=Z), repeat)
+            out["GEMMs"] += best_of(lambda: np.matmul(X[:, :rows_of_dW].T, dZ, out=dW), repeat)
+            if layer > 0:
+                out["GEMMs"] += best_of(lambda: np.matmul(dZ[:share], W.T, out=dX), repeat)
+            p = rng.random(n_in * n_out // threads, dtype=f32)
+            g, m, v = (rng.random(p.size, dtype=f32) * 1e-3 for _ in range(3))
+            out["optimizer update"] += best_of(
+                lambda: kernels.adam_update(p, g, 1e-3, 0.9, 0.999, 1e-7, 10, m, v), repeat)
+        X, _ = image_rows("train", "float32", rows) if widths[0] == 784 else (
+            rng.random((rows, widths[0]), dtype=f32), None)
+        perm = rng.permutation(len(X)).astype(np.int64)
+        Xb = np.empty((share, widths[0]), f32)
+        gather = K.load("cython" if "cython" in K.available() else backend).gather_rows
+
+        def gather_epoch():
+            for start in range(0, len(X) - share + 1, batch):
+                gather(X, perm[start:start + share], Xb)
+
+        out["gather"] = best_of(gather_epoch, max(1, repeat // 10)) / batches
+    if workload.optimizer != "adam":
+        out["optimizer update"] = float("nan")  # timed as Adam: not this workload's optimizer
+    return {name: seconds * batches for name, seconds in out.items()}
+
+
+def measured_epoch(workload, rows: int, backend: str, epochs: int) -> float:
+    X, y = image_rows("train", "float32", rows)
+    model = workload.build(backend, "float32")
+    model.fit(X[:1024], y[:1024], epochs=1, batch_size=workload.batch_size, verbose=0)  # compile, warm up
+    times = []
+
+    class Timer(fn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    model.fit(X, y, epochs=epochs, batch_size=workload.batch_size, verbose=0, callbacks=[Timer()])
+    return float(np.median(times))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workload", nargs="?", default="mnist128",
+                        choices=[name for name, w in WORKLOADS.items() if not w.regression])
+    parser.add_argument("--backend", default="cython" if "cython" in K.available() else "numba")
+    parser.add_argument("--threads", type=int, default=2, help="threads the epoch is split across")
+    parser.add_argument("--quick", action="store_true", help="2,048 rows, few repeats (smoke run)")
+    args = parser.parse_args(argv)
+    workload = WORKLOADS[args.workload]
+    rows = 2048 if args.quick else TRAIN_ROWS
+    repeat = 3 if args.quick else 50
+    peak = peak_gflops(args.quick)
+    floor = dense_flops(workload.widths, rows) / (peak * 1e9)
+    found = parts(workload, rows, args.threads, args.backend, repeat)
+    epoch = measured_epoch(workload, rows, args.backend, 2 if args.quick else 5)
+    print(f"{workload.label}, {rows:,} rows, float32, {args.backend}, {args.threads} threads")
+    print(f"  GEMM-peak floor ({peak:.0f} GFLOP/s): {floor * 1e3:8.1f} ms")
+    print(f"  measured epoch (median):         {epoch * 1e3:8.1f} ms  ({epoch / floor:.2f}x the floor)")
+    print("  one thread's share, each part timed alone on one thread:")
+    for name, seconds in found.items():
+        print(f"    {name:<28} {seconds * 1e3:8.1f} ms")
+    known = sum(s for s in found.values() if s == s)
+    print(f"    {'sum':<28} {known * 1e3:8.1f} ms")
+    print(f"    {'the rest (sync, epilogues...)':<28} {(epoch - known) * 1e3:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
