@@ -317,7 +317,7 @@ SECTION_NOTES = {
               "on the NumPy backend, Adam slots of dead ReLU units decay into slow denormals, which the "
               "compiled backends flush to zero). *epoch* is the epoch itself "
               "(`on_epoch_begin` to `on_epoch_end`), the median over rounds; *fit call* is the whole call, "
-              "which adds fit's input checks (about 40 ms for 60,000×784). FLOPs count the forward and "
+              "which adds fit's input checks (about 10 ms for 60,000×784). FLOPs count the forward and "
               "weight-gradient products of every layer and the input-gradient products of every layer but "
               "the first."),
     "predict": "`model.predict(X)` (input checks included) with an untrained model; FLOPs: the forward products.",
