@@ -2,6 +2,7 @@
 
     python benchmarks/where_time_goes.py                 # mnist128 on the Cython backend
     python benchmarks/where_time_goes.py wide --backend numba
+    python benchmarks/where_time_goes.py --predict       # predict on 10,000 rows instead
     python benchmarks/where_time_goes.py --quick         # smoke run (CI)
 
 The Cython backend splits every batch across the threads (each calling BLAS on
@@ -12,6 +13,11 @@ parameters.  This script times each part alone, on one thread, at exactly
 those shapes, and compares their sum with a measured epoch (two threads) and
 with the GEMM-peak floor.  What the parts do not explain is synchronisation,
 epilogues, the loss and the small layers.
+
+With ``--predict`` it does the same for ``predict`` on the test rows: the
+compiled backend's threads take blocks of rows (``predict_rows``), so the
+GEMMs of half the rows, timed on one thread in blocks of that size, bound
+the call from below.
 """
 from __future__ import annotations
 
@@ -102,18 +108,49 @@ def measured_epoch(workload, rows: int, backend: str, epochs: int) -> float:
     return float(np.median(times))
 
 
+def predict_parts(workload, rows: int, backend: str, threads: int, repeat: int) -> dict:
+    """Seconds of one predict call: measured on the backend and on numpy, and the GEMMs
+    of 1/threads of the rows in blocks of 256 rows timed alone on one thread."""
+    X, _ = image_rows("test", "float32", rows)
+    model = {name: workload.build(name, "float32") for name in ("numpy", backend)}
+    out = {f"predict, {name}": best_of(lambda: m.predict(X), repeat) for name, m in model.items()}
+    block = 256
+    Ws = [layer.W for layer in model[backend].layers]
+    bufs = [np.empty((block, W.shape[1]), np.float32) for W in Ws]
+
+    def gemms():
+        for start in range(0, rows // threads, block):
+            A = X[start:start + block]
+            for W, Z in zip(Ws, bufs):
+                A = np.matmul(A, W, out=Z[:len(A)])
+
+    with threadpool_limits(1):
+        out["GEMMs of one thread's rows"] = best_of(gemms, repeat)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workload", nargs="?", default="mnist128",
                         choices=[name for name, w in WORKLOADS.items() if not w.regression])
     parser.add_argument("--backend", default="cython" if "cython" in K.available() else "numba")
     parser.add_argument("--threads", type=int, default=2, help="threads the epoch is split across")
+    parser.add_argument("--predict", action="store_true", help="predict on the test rows instead of an epoch")
     parser.add_argument("--quick", action="store_true", help="2,048 rows, few repeats (smoke run)")
     args = parser.parse_args(argv)
     workload = WORKLOADS[args.workload]
     rows = 2048 if args.quick else TRAIN_ROWS
     repeat = 3 if args.quick else 50
     peak = peak_gflops(args.quick)
+    if args.predict:
+        rows = 2000 if args.quick else 10_000
+        floor = dense_flops(workload.widths, rows, backward=False) / (peak * 1e9)
+        print(f"predict with {'-'.join(map(str, workload.widths))}, {rows:,} rows, float32, "
+              f"{args.backend}, {args.threads} threads")
+        print(f"  GEMM-peak floor ({peak:.0f} GFLOP/s): {floor * 1e3:8.2f} ms")
+        for name, seconds in predict_parts(workload, rows, args.backend, args.threads, repeat).items():
+            print(f"  {name:<32} {seconds * 1e3:8.2f} ms")
+        return
     floor = dense_flops(workload.widths, rows) / (peak * 1e9)
     found = parts(workload, rows, args.threads, args.backend, repeat)
     epoch = measured_epoch(workload, rows, args.backend, 2 if args.quick else 5)

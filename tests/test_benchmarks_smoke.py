@@ -112,3 +112,10 @@ def test_where_time_goes_quick_reports_every_part():
     assert f"784-128-10 relu, adam, batch 128, 2,048 rows, float32, {backend}" in out
     for part in ("GEMM-peak floor", "measured epoch", "GEMMs", "gather", "optimizer update", "the rest"):
         assert re.search(rf"{part}.*\d+\.\d ms", out), (part, out)
+
+
+def test_where_time_goes_predict_quick():
+    backend = "cython" if "cython" in fn.backends.available() else "numpy"
+    out = _run([sys.executable, str(SUITE / "where_time_goes.py"), "--predict", "--quick", "--backend", backend])
+    for part in ("GEMM-peak floor", "predict, numpy", f"predict, {backend}", "GEMMs of one thread's rows"):
+        assert re.search(rf"{part}.*\d+\.\d\d ms", out), (part, out)
