@@ -12,7 +12,10 @@ gather of its rows from memory, and the optimizer update of its share of the
 parameters.  This script times each part alone, on one thread, at exactly
 those shapes, and compares their sum with a measured epoch (two threads) and
 with the GEMM-peak floor.  What the parts do not explain is synchronisation,
-epilogues, the loss and the small layers.
+epilogues, the loss and the small layers; for the Cython backend the script
+also prints the first thread's time per phase in place
+(``_cy_train.phase_statistics``), where the parts run with cold caches and
+wait for each other.
 
 With ``--predict`` it does the same for ``predict`` on the test rows: the
 compiled backend's threads take blocks of rows (``predict_rows``), so the
@@ -91,11 +94,18 @@ def parts(workload, rows: int, threads: int, backend: str, repeat: int) -> dict:
     return {name: seconds * batches for name, seconds in out.items()}
 
 
-def measured_epoch(workload, rows: int, backend: str, epochs: int) -> float:
+def measured_epoch(workload, rows: int, backend: str, epochs: int) -> tuple[float, dict]:
+    """Median seconds per epoch, and (Cython) seconds per epoch of each phase of the
+    first thread in place (``_cy_train.phase_statistics``), else an empty dict."""
     X, y = image_rows("train", "float32", rows)
     model = workload.build(backend, "float32")
     model.fit(X[:1024], y[:1024], epochs=1, batch_size=workload.batch_size, verbose=0)  # compile, warm up
     times = []
+    phases = None
+    if backend == "cython":
+        from fastnn._kernels import _cy_train as phases
+
+        phases.phase_statistics(reset=True)
 
     class Timer(fn.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -105,7 +115,9 @@ def measured_epoch(workload, rows: int, backend: str, epochs: int) -> float:
             times.append(time.perf_counter() - self.start)
 
     model.fit(X, y, epochs=epochs, batch_size=workload.batch_size, verbose=0, callbacks=[Timer()])
-    return float(np.median(times))
+    in_place = {} if phases is None else {
+        name: seconds / epochs for name, seconds in phases.phase_statistics().items()}
+    return float(np.median(times)), in_place
 
 
 def predict_parts(workload, rows: int, backend: str, threads: int, repeat: int) -> dict:
@@ -153,7 +165,7 @@ def main(argv=None):
         return
     floor = dense_flops(workload.widths, rows) / (peak * 1e9)
     found = parts(workload, rows, args.threads, args.backend, repeat)
-    epoch = measured_epoch(workload, rows, args.backend, 2 if args.quick else 5)
+    epoch, in_place = measured_epoch(workload, rows, args.backend, 2 if args.quick else 5)
     print(f"{workload.label}, {rows:,} rows, float32, {args.backend}, {args.threads} threads")
     print(f"  GEMM-peak floor ({peak:.0f} GFLOP/s): {floor * 1e3:8.1f} ms")
     print(f"  measured epoch (median):         {epoch * 1e3:8.1f} ms  ({epoch / floor:.2f}x the floor)")
@@ -163,6 +175,10 @@ def main(argv=None):
     known = sum(s for s in found.values() if s == s)
     print(f"    {'sum':<28} {known * 1e3:8.1f} ms")
     print(f"    {'the rest (sync, epilogues...)':<28} {(epoch - known) * 1e3:8.1f} ms")
+    if in_place:
+        print("  the first thread's phases in place (mean per epoch):")
+        for name, seconds in in_place.items():
+            print(f"    {name:<28} {seconds * 1e3:8.1f} ms")
 
 
 if __name__ == "__main__":

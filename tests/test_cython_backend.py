@@ -524,6 +524,24 @@ def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
         _cy_train._set_min_parallel_flops(old)
 
 
+def test_phase_statistics_account_for_the_first_threads_time():
+    import time
+
+    from fastnn._kernels import _cy_train
+
+    args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True), n=600, batch_size=64)
+    _cy_train.phase_statistics(reset=True)
+    start = time.perf_counter()
+    cy.train_batches(**args)
+    elapsed = time.perf_counter() - start
+    phases = _cy_train.phase_statistics(reset=True)
+    assert tuple(phases) == _cy_train.PHASE_NAMES
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert phases["forward"] > 0 and phases["weight gradients"] > 0 and phases["optimizer update"] > 0
+    assert 0 < sum(phases.values()) <= elapsed
+    assert sum(_cy_train.phase_statistics().values()) == 0  # reset
+
+
 def test_train_batches_releases_the_gil():
     """Another Python thread keeps running during one long call."""
     import threading

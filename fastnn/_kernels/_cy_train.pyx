@@ -116,6 +116,20 @@ cdef enum:
     MAX_THREADS = 64
     WINDOW = 8           # batches per check for contention
 
+# Where thread 0's time goes, for phase_statistics() (PHASE_NAMES in that order).
+cdef enum:
+    PH_GATHER = 0
+    PH_FORWARD = 1
+    PH_LOSS = 2
+    PH_WEIGHT_GRAD = 3
+    PH_INPUT_GRAD = 4  # input gradients, activation derivatives and bias gradients
+    PH_UPDATE = 5
+    PH_WAIT = 6        # in barriers
+    N_PHASES = 7
+
+PHASE_NAMES = ("gather", "forward", "loss and output delta", "weight gradients",
+               "input and bias gradients", "optimizer update", "waiting at barriers")
+
 # Why the batch loop stopped early (besides a non-finite loss).
 cdef enum:
     OK = 0
@@ -178,6 +192,7 @@ ctypedef struct Job:
     # each thread's sums over its rows of a batch, one cache line per thread:
     # [loss total, correct, squared error, absolute error, weight sum, -, -, -]
     double part[MAX_THREADS][8]
+    double phase[N_PHASES]  # seconds thread 0 spent in each phase (phase_statistics)
     Py_ssize_t bad_row[MAX_THREADS]  # a row with a label out of range, or -1
     Layer layers[MAX_LAYERS]
 
@@ -352,6 +367,15 @@ cdef inline void _part(Py_ssize_t total, Py_ssize_t align, int tid, int nt,
     hi[0] = min(lo[0] + chunk, total)
 
 
+cdef inline void _lap(Job *job, int tid, int phase, double *t0) noexcept nogil:
+    """Thread 0: the time since t0 goes to ``phase``; t0 := now."""
+    cdef double now
+    if tid == 0:
+        now = wtime()
+        job.phase[phase] += now - t0[0]
+        t0[0] = now
+
+
 cdef inline void _sync(Job *job, int tid, int nt) noexcept nogil:
     """Barrier of the nt threads, timing the wait (nothing on one thread)."""
     cdef double t0
@@ -402,6 +426,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     cdef Py_ssize_t align = 64 // sizeof(floating)  # parameter blocks on cache lines
     cdef double window_start = wtime() if nt > 1 else 0.0
     cdef double waited, elapsed
+    cdef double t0 = wtime()
     cdef int t
     for j in range(job.done, job.end):
         start = (job.first_batch + j) * B
@@ -421,6 +446,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             if bad >= 0:
                 job.bad_value = idx[lo + bad]
                 job.error = BAD_ROW
+            _lap(job, tid, PH_GATHER, &t0)
             inp = xb + lo * n0
             for l in range(L):
                 ly = &job.layers[l]
@@ -429,6 +455,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                   <floating *> ly.Z + lo * ly.n_out,
                                   <floating *> ly.A + lo * ly.n_out, 1)
                 inp = <const floating *> ly.A + lo * ly.n_out
+            _lap(job, tid, PH_FORWARD, &t0)
         # loss sums (before the update), metrics and output delta of the same rows; the
         # delta is scaled for the whole batch
         job.bad_row[tid] = -1
@@ -448,7 +475,9 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                       <const floating *> last.Z, A_out, labels, yb, wb,
                                       _batch_weight_sum(job, <const floating *> job.SW, idx, m),
                                       <floating *> last.dZ)
+        _lap(job, tid, PH_LOSS, &t0)
         _sync(job, tid, nt)  # every row of the output delta is done
+        _lap(job, tid, PH_WAIT, &t0)
         if job.error != OK:
             return
         # The batch loss from the threads' sums, added in thread order: every thread
@@ -478,10 +507,12 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             ly = &job.layers[l]
             if l < L - 1:
                 _sync(job, tid, nt)  # every row of dZ[l] is done
+                _lap(job, tid, PH_WAIT, &t0)
             x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
             _part(ly.n_in, 1, tid, nt, &plo, &phi)
             weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, x_in, <const floating *> ly.W,
                             <const floating *> ly.dZ, <floating> ly.l2, <floating *> ly.dW)
+            _lap(job, tid, PH_WEIGHT_GRAD, &t0)
             if ly.db != NULL:
                 _part(ly.n_out, 1, tid, nt, &plo, &phi)
                 bias_grad_ptr(m, ly.n_out, plo, phi, <const floating *> ly.dZ,
@@ -496,7 +527,9 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                         <const floating *> prev.A + lo * ly.n_in,
                                         <const floating *> prev.dZ + lo * ly.n_in,
                                         <floating *> prev.dZ + lo * ly.n_in)
+            _lap(job, tid, PH_INPUT_GRAD, &t0)
         _sync(job, tid, nt)  # every gradient is done and no thread reads W any more
+        _lap(job, tid, PH_WAIT, &t0)
         # update, a block of every parameter per thread
         lr = job.lrs[j]
         step = job.step0 + <double> (j + 1)
@@ -513,6 +546,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                     _update(job, <floating *> ly.b + plo, <const floating *> ly.db + plo,
                             <floating *> ly.s1b + plo, <floating *> ly.s2b + plo, phi - plo,
                             lr, step)
+        _lap(job, tid, PH_UPDATE, &t0)
         if tid == 0:
             job.done = j + 1
             if nt > 1 and (j + 1 - job.done_at_start) % WINDOW == 0:
@@ -526,6 +560,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                  and j + 1 - job.done_at_start > WINDOW)
                 window_start = wtime()
         _sync(job, tid, nt)  # W is updated before the next forward pass
+        _lap(job, tid, PH_WAIT, &t0)
         if job.contended:
             return
         if nt == 1 and job.serial_until > 0 and wtime() >= job.serial_until:
@@ -580,6 +615,7 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
 cdef double _serial_until = 0.0
 cdef double _stretch = STRETCH_MIN
 cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0
+cdef double _phases[N_PHASES]
 
 
 def _set_min_parallel_flops(double value):
@@ -603,6 +639,18 @@ def thread_statistics(reset=False):
         _parallel_batches = _serial_batches = _fallbacks = 0
         _serial_until = 0.0
         _stretch = STRETCH_MIN
+    return stats
+
+
+def phase_statistics(reset=False):
+    """Seconds the first thread of train_batches spent in each phase since import (or
+    the last reset), a dict keyed by ``PHASE_NAMES``: where an epoch's time goes, in
+    place.  The other threads do the same work on their share of the rows and
+    parameters, so waiting at barriers is what the imbalance costs."""
+    stats = {name: _phases[i] for i, name in enumerate(PHASE_NAMES)}
+    if reset:
+        for i in range(N_PHASES):
+            _phases[i] = 0.0
     return stats
 
 
@@ -807,6 +855,8 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
     job.serial_until = _serial_until if job.n_threads > 1 else 0.0
     job.stretch = _stretch
     job.parallel_batches = job.serial_batches = job.fallbacks = 0
+    for l in range(N_PHASES):
+        job.phase[l] = 0.0
     try:
         if typenum == cnp.NPY_FLOAT:
             with nogil:
@@ -823,6 +873,8 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
         _parallel_batches += job.parallel_batches
         _serial_batches += job.serial_batches
         _fallbacks += job.fallbacks
+        for l in range(N_PHASES):
+            _phases[l] += job.phase[l]
     done = job.done
     if job.error == BAD_ROW:
         raise IndexError(
