@@ -107,3 +107,19 @@ def test_predict_rows_kernel_contract(compiled, dtype):
     with pytest.raises(ValueError, match="same rows in every layer"):
         module.predict_rows(X, [W0, W1], [b0, b1], [K.TANH, K.LINEAR], [0.0, 0.0],
                             Zs, [As[0], np.empty((8, 3), dtype)], out)
+
+
+def test_predict_rows_on_one_thread_equals_the_threaded_split(compiled):
+    """With OpenMP held to one thread the rows run in workspace-sized blocks on one
+    thread (BLAS as it is); the result is the threaded one up to BLAS blocking."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X = np.random.default_rng(5).random((5000, 784), dtype=np.float32)
+    m = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784), fn.Dense(10, activation="softmax")],
+                      backend=compiled, dtype="float32", seed=0)
+    threaded = m.predict(X)
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        serial = m.predict(X)
+        X[4321, 7] = np.inf
+        with pytest.raises(ValueError, match=r"X: contains 1 NaN or infinite value\(s\)"):
+            m.predict(X)
+    np.testing.assert_allclose(serial, threaded, rtol=1e-5, atol=1e-7)
