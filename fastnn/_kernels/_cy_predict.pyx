@@ -199,8 +199,8 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
     if n == 0:
         return True
     # Threads: one block of workspace rows each, BLAS on one thread while they run.
-    nt = <int> min(<Py_ssize_t> omp_max_threads(), <Py_ssize_t> MAX_THREADS, rows // 16,
-                   (n + 15) // 16)
+    nt = <int> max(1, min(<Py_ssize_t> omp_max_threads(), <Py_ssize_t> MAX_THREADS, rows // 16,
+                          (n + 15) // 16))
     if flops < MIN_PARALLEL_FLOPS:
         nt = 1
     if nt > 1:
