@@ -137,6 +137,7 @@ from types import ModuleType
 
 # Activation codes.
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SOFTMAX, SOFTPLUS, GELU, SWISH = range(10)
+N_ACTIVATIONS = 10
 # Loss codes.
 (
     BINARY_CROSSENTROPY,

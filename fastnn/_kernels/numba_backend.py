@@ -1238,6 +1238,8 @@ def warmup(dtype=np.float32):
     return calls
 
 
-# The optional compiled training loop (``train_batches``) strings the kernels
-# above together; it lives in its own module and is exported from here.
-from .numba_training import train_batches  # noqa: E402  (needs the kernels above)
+# The optional compiled training loop (``train_batches``) and forward pass
+# (``predict_rows``) string the kernels above together; they live in their own
+# modules and are exported from here.
+from .numba_predict import predict_rows  # noqa: E402  (needs the kernels above)
+from .numba_training import train_batches  # noqa: E402

@@ -1,0 +1,151 @@
+"""``predict_rows`` for the Numba backend: the forward pass of a stack of Dense
+layers over every row of ``X`` in one call (see the contract in
+``fastnn._kernels``).
+
+Like the Cython kernel: the rows go in blocks, ``prange`` gives each thread a
+run of blocks and its own rows of the workspaces, every BLAS is held at one
+thread for the call (``ThreadpoolController.limit``, about 15 us), and each
+block is scanned for NaN/inf just before its first GEMM reads it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from . import N_ACTIVATIONS
+from .numba_backend import dense_forward
+
+BLOCK_ROWS = 256  # rows per step of a thread, as in _cy_predict
+MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
+
+_controller = None
+
+
+def _blas_held_at_one_thread():
+    """A context manager holding every BLAS pool at one thread (threadpoolctl)."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _finite(x):
+    """Whether every value of x is finite: v - v is 0 for finite v and NaN otherwise,
+    and a sum of zeros and NaNs is 0 or NaN in any order (so it may vectorize;
+    without nnan/ninf, v - v is not folded away)."""
+    total = x.dtype.type(0)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            v = x[i, j]
+            total += v - v
+    return total == 0
+
+
+@njit(cache=True, nogil=True)
+def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot):
+    """Rows start .. start + block - 1 of X through every layer on workspace rows
+    slot * block ..; the last layer writes into out.  False if X holds NaN/inf there."""
+    stop = min(start + block, X.shape[0])
+    m = stop - start
+    inp = X[start:stop]
+    if not _finite(inp):
+        return False
+    r0 = slot * block
+    L = len(Ws)
+    for l in range(L):
+        a = out[start:stop] if l == L - 1 else As[l][r0:r0 + m]
+        if bs[l].shape[0] > 0:
+            dense_forward(inp, Ws[l], bs[l], acts[l], alphas[l], Zs[l][r0:r0 + m], a)
+        else:
+            dense_forward(inp, Ws[l], None, acts[l], alphas[l], Zs[l][r0:r0 + m], a)
+        inp = a
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _serial(X, Ws, bs, acts, alphas, Zs, As, out, block):
+    finite = True
+    for start in range(0, X.shape[0], block):
+        finite &= _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, 0)
+    return finite
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _parallel(X, Ws, bs, acts, alphas, Zs, As, out, block, nt):
+    n_blocks = (X.shape[0] + block - 1) // block
+    per = (n_blocks + nt - 1) // nt
+    finite = np.ones(nt, np.bool_)
+    for t in prange(nt):  # iteration t owns workspace slot t
+        for c in range(t * per, min(n_blocks, (t + 1) * per)):
+            finite[t] &= _block(X, Ws, bs, acts, alphas, Zs, As, out, c * block, block, t)
+    return finite.all()
+
+
+def _check(X, Ws, bs, acts, alphas, Zs, As, out):
+    """The contract's argument checks, with the Cython kernel's messages; returns the
+    workspace rows."""
+    L = len(Ws)
+    if not (L == len(bs) == len(acts) == len(alphas) == len(Zs) == len(As)) or L == 0:
+        raise ValueError("predict_rows: Ws, bs, acts, alphas, Zs and As need one entry per layer")
+    if not isinstance(X, np.ndarray):
+        raise TypeError(f"predict_rows: X must be a numpy array, got {type(X).__name__}")
+    dtype = X.dtype
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"predict_rows: X must be float32 or float64, got {dtype}")
+
+    def array(name, a, ndim, writable=False):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"predict_rows: {name} must be a numpy array, got {type(a).__name__}")
+        if a.dtype != dtype:
+            raise TypeError(f"predict_rows: {name} has dtype {a.dtype}, expected {dtype}")
+        if a.ndim != ndim:
+            raise ValueError(f"predict_rows: {name} must be {ndim}-D, got shape {a.shape}")
+        if not (a.flags.c_contiguous and a.flags.aligned):
+            raise ValueError(f"predict_rows: {name} must be C-contiguous and aligned")
+        if writable and not a.flags.writeable:
+            raise ValueError(f"predict_rows: {name} is read-only")
+        return a
+
+    array("X", X, 2)
+    width, rows = X.shape[1], -1
+    for l in range(L):
+        W = array(f"Ws[{l}]", Ws[l], 2)
+        if W.shape[0] != width:
+            raise ValueError(f"predict_rows: Ws[{l}] has shape {W.shape}, expected {width} rows")
+        width = W.shape[1]
+        b = array(f"bs[{l}]", bs[l], 1)
+        if b.shape[0] not in (0, width):
+            raise ValueError(f"predict_rows: bs[{l}] has shape {b.shape}, expected ({width},) or (0,)")
+        if not 0 <= int(acts[l]) < N_ACTIVATIONS:
+            raise ValueError(f"predict_rows: acts[{l}] = {int(acts[l])} is not an activation code")
+        for name, arrays in (("Zs", Zs), ("As", As)):
+            a = array(f"{name}[{l}]", arrays[l], 2, writable=True)
+            if a.shape[1] != width or a.shape[0] < 1 or (rows >= 0 and a.shape[0] != rows):
+                raise ValueError(f"predict_rows: {name}[{l}] has shape {a.shape}, "
+                                 f"expected (rows, {width}) with the same rows in every layer")
+            rows = a.shape[0]
+    array("out", out, 2, writable=True)
+    if out.shape != (X.shape[0], width):
+        raise ValueError(f"predict_rows: out has shape {out.shape}, expected {(X.shape[0], width)}")
+    return rows
+
+
+def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
+    """See ``fastnn._kernels``: out := the last layer's activations for every row of X;
+    returns False (out unspecified) when X holds a NaN or an infinity."""
+    rows = _check(X, Ws, bs, acts, alphas, Zs, As, out)
+    n = X.shape[0]
+    if n == 0:
+        return True
+    widths = [X.shape[1]] + [W.shape[1] for W in Ws]
+    flops = 2.0 * n * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    nt = max(1, min(get_num_threads(), rows // 16, (n + 15) // 16))
+    args = (X, tuple(Ws), tuple(bs), np.asarray(acts, np.int64), np.asarray(alphas, np.float64),
+            tuple(Zs), tuple(As), out)
+    if nt > 1 and flops >= MIN_PARALLEL_FLOPS:
+        with _blas_held_at_one_thread():
+            return bool(_parallel(*args, min(BLOCK_ROWS, rows // nt), nt))
+    return bool(_serial(*args, min(4096, rows)))
