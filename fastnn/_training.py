@@ -16,7 +16,6 @@ import numpy as np
 
 from . import metrics as metrics_mod
 from .callbacks import ProgressLogger
-from .layers import Dense
 from .losses import SparseCategoricalCrossentropy, CategoricalCrossentropy
 
 _COMPILED_METRICS = {metrics_mod.Accuracy: 1, metrics_mod.MeanSquaredError: 2, metrics_mod.MeanAbsoluteError: 3}
@@ -122,7 +121,7 @@ class CompiledLoop(_Loop):
     def supports(model, batch_hooks, y) -> bool:
         if not hasattr(model._kernels, "train_batches"):
             return False
-        if not all(type(layer) is Dense for layer in model.layers):
+        if not model._dense_stack:
             return False
         if any(not isinstance(cb, ProgressLogger) for cb in batch_hooks):
             return False

@@ -273,6 +273,11 @@ class Sequential:
         return X[:cut], y[:cut], split_w[0], (X[cut:], y[cut:], split_w[1])
 
     # ---------------------------------------------------- forward / inference
+    @property
+    def _dense_stack(self) -> bool:
+        """Every layer is a plain ``Dense``: the compiled whole-epoch/whole-input kernels apply."""
+        return all(type(layer) is layers_mod.Dense for layer in self.layers)
+
     def _workspace(self, n):
         """Per-layer buffers for batches of up to ``n`` rows (allocated once per size)."""
         ws = self._workspaces.get(n)
@@ -303,7 +308,7 @@ class Sequential:
         """Outputs of the last layer, ``(n_samples, n_outputs)`` of the model's dtype
         (class probabilities for a softmax output)."""
         self._require_built("predict")
-        fused = hasattr(self._kernels, "predict_rows") and all(type(layer) is layers_mod.Dense for layer in self.layers)
+        fused = hasattr(self._kernels, "predict_rows") and self._dense_stack
         X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused)
         out = np.empty((X.shape[0], self.output_dim), DTYPES[self.dtype])
         if fused:
