@@ -9,7 +9,6 @@ small temporaries.  All math goes through the backend's kernels
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 

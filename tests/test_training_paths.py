@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn as fn
-from fastnn._training import CompiledLoop, KernelLoop
+from fastnn._training import CompiledLoop
 
 OPTIMIZERS = {
     "sgd": lambda: fn.optimizers.SGD(0.05),
