@@ -35,7 +35,7 @@ class Loss(Configurable):
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
         """Loss value of predictions ``y_pred (n, k)`` against ``y_true``."""
-        from ._kernels import numpy_backend as ref
+        from ._kernels import numpy as ref
 
         A = np.ascontiguousarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
         if A.ndim == 1:

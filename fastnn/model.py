@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _kernels
 from . import _validation as check
+from ._kernels import step as reference
 from ._training import CompiledLoop, KernelLoop
 from . import callbacks as cbks
 from . import layers as layers_mod
@@ -288,10 +289,7 @@ class Sequential:
         return ws
 
     def _forward(self, Xb, ws):
-        A = Xb
-        for layer, w in zip(self.layers, ws):
-            A = layer.forward(self._kernels, A, w)
-        return A
+        return reference.forward(self._kernels, self.layers, Xb, ws)
 
     def _chunks(self, X, batch_size):
         n = X.shape[0]
@@ -352,25 +350,10 @@ class Sequential:
         n = X.shape[0]
         return {name: (total / weight_sum if name == "loss" else total / n) for name, total in totals.items()}
 
-    def _loss_and_gradients(self, Xb, yb, wb, ws, metric_totals=None):
+    def _loss_and_gradients(self, Xb, yb, wb, ws):
         """Forward and backward pass on one batch: fills every layer's ``dW``/``db``
-        and returns the batch loss (computed before any update).  Metrics, if
-        ``metric_totals`` is given, are accumulated into it weighted by rows."""
-        K, layers, loss = self._kernels, self.layers, self.loss
-        A = self._forward(Xb, ws)
-        batch_loss = K.loss_value(loss.code, A, yb, wb)
-        if metric_totals is not None:
-            for name, metric in self.metrics:
-                metric_totals[name] += Xb.shape[0] * metric(yb, A)
-        out_act = layers[-1].output_activation()
-        Z, A_out, d_out = layers[-1].loss_buffers(ws[-1])
-        K.loss_output_delta(loss.code, out_act.code, out_act.alpha, Z, A_out, yb, wb, d_out)
-        last = len(layers) - 1
-        for i in range(last, -1, -1):
-            X_in = Xb if i == 0 else ws[i - 1].A
-            dX = None if i == 0 else layers[i - 1].grad_input_buffer(ws[i - 1])
-            layers[i].backward(K, X_in, ws[i], dX, i == last)
-        return batch_loss
+        and returns the batch loss (computed before any update)."""
+        return reference.loss_and_gradients(self._kernels, self.layers, self.loss.code, Xb, yb, wb, ws)
 
     # ------------------------------------------------------------- weights
     def get_weights(self) -> list[np.ndarray]:

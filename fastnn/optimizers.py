@@ -10,6 +10,8 @@ import numpy as np
 
 from . import _kernels as K
 from . import schedules
+from ._kernels.plan import OptimizerHyper
+from ._kernels.step import update_parameter
 from ._registry import Configurable, Registry
 
 
@@ -28,7 +30,7 @@ def _check(name, value, low=0.0, high=None, low_open=False, high_open=False):
 
 
 class Optimizer(Configurable):
-    """Base class.  Subclasses set ``n_slots`` and implement ``_update``."""
+    """Base class.  Subclasses set ``n_slots`` and implement ``kernel_spec``."""
 
     n_slots = 0
     _config_keys: tuple[str, ...] = ()
@@ -97,15 +99,14 @@ class Optimizer(Configurable):
         """One update of every parameter in place, with the current learning rate."""
         lr = self._schedule(self.iterations)
         self.iterations += 1
+        rule, hyper = self.kernel_spec()
         for p, g, slots in zip(params, grads, self._slots):
-            self._update(kernels, p, g, lr, slots)
+            update_parameter(kernels, rule, hyper, p, g, lr, self.iterations,
+                             slots[0] if len(slots) > 0 else None, slots[1] if len(slots) > 1 else None)
 
-    def _update(self, kernels, p, g, lr, slots):
-        raise NotImplementedError
-
-    def kernel_spec(self) -> tuple[int, np.ndarray]:
-        """``(code, hyper)`` for the compiled ``train_batches`` kernel:
-        ``hyper = [momentum, rho or beta_1, beta_2, epsilon]``."""
+    def kernel_spec(self) -> tuple[int, OptimizerHyper]:
+        """``(rule, hyper)``: the update rule's code (``fastnn._kernels.codes``)
+        and its hyper-parameters, as the kernels receive them."""
         raise NotImplementedError
 
     def learning_rates(self, out: np.ndarray) -> np.ndarray:
@@ -144,12 +145,10 @@ class SGD(Optimizer):
     def n_slots(self):
         return 1 if self.momentum > 0 else 0
 
-    def _update(self, kernels, p, g, lr, slots):
-        kernels.sgd_update(p, g, lr, self.momentum, self.nesterov, slots[0] if slots else None)
 
     def kernel_spec(self):
         code = K.OPT_SGD if self.momentum == 0 else (K.OPT_NESTEROV if self.nesterov else K.OPT_MOMENTUM)
-        return code, np.array([self.momentum, 0.0, 0.0, 0.0])
+        return code, OptimizerHyper(momentum=self.momentum)
 
 
 @registry.register("adagrad")
@@ -168,11 +167,9 @@ class Adagrad(Optimizer):
     def _initial_slot(self, p):
         return np.full_like(p, self.initial_accumulator_value)
 
-    def _update(self, kernels, p, g, lr, slots):
-        kernels.adagrad_update(p, g, lr, self.epsilon, slots[0])
 
     def kernel_spec(self):
-        return K.OPT_ADAGRAD, np.array([0.0, 0.0, 0.0, self.epsilon])
+        return K.OPT_ADAGRAD, OptimizerHyper(epsilon=self.epsilon)
 
 
 @registry.register("rmsprop")
@@ -187,11 +184,9 @@ class RMSprop(Optimizer):
         self.rho = _check("rho", rho, 0.0, 1.0, high_open=True)
         self.epsilon = _check("epsilon", epsilon, low_open=True)
 
-    def _update(self, kernels, p, g, lr, slots):
-        kernels.rmsprop_update(p, g, lr, self.rho, self.epsilon, slots[0])
 
     def kernel_spec(self):
-        return K.OPT_RMSPROP, np.array([0.0, self.rho, 0.0, self.epsilon])
+        return K.OPT_RMSPROP, OptimizerHyper(rho=self.rho, epsilon=self.epsilon)
 
 
 @registry.register("adam")
@@ -208,12 +203,9 @@ class Adam(Optimizer):
         self.beta_2 = _check("beta_2", beta_2, 0.0, 1.0, high_open=True)
         self.epsilon = _check("epsilon", epsilon, low_open=True)
 
-    def _update(self, kernels, p, g, lr, slots):
-        kernels.adam_update(p, g, lr, self.beta_1, self.beta_2, self.epsilon, self.iterations,
-                            slots[0], slots[1])
 
     def kernel_spec(self):
-        return K.OPT_ADAM, np.array([0.0, self.beta_1, self.beta_2, self.epsilon])
+        return K.OPT_ADAM, OptimizerHyper(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
 
 
 def get(identifier) -> Optimizer:

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from fastnn import _kernels as K
-from fastnn._kernels import numpy_backend as ref
+from fastnn._kernels import numpy as ref
+from _plans import run_train_batches
 
 cy = pytest.importorskip("fastnn._kernels.cython_backend", reason="Cython extensions not built")
+from fastnn._kernels import _cy_train  # noqa: E402
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -398,8 +400,8 @@ def test_train_batches_matches_the_numpy_reference(dtype, opt, loss, acts, k, we
     if loss == K.BINARY_CROSSENTROPY:
         args["Y"] = (args["Y"] > 0).astype(dtype)
     expected, actual = _copy_args(args), _copy_args(args)
-    assert ref.train_batches(**expected) == args["n_batches"]
-    assert cy.train_batches(**actual) == args["n_batches"]
+    assert run_train_batches(ref, expected) == args["n_batches"]
+    assert run_train_batches(cy, actual) == args["n_batches"]
     scale = 50.0 if dtype == np.float32 else 1.0  # six steps amplify float32 rounding a little
     for key in STATE:
         for e, a in zip(expected[key], actual[key]):
@@ -410,11 +412,11 @@ def test_train_batches_matches_the_numpy_reference(dtype, opt, loss, acts, k, we
 def test_train_batches_runs_a_window_of_batches_and_accumulates_out():
     args = _train_args(n=40, batch_size=8)
     one, two = _copy_args(args), _copy_args(args)
-    assert cy.train_batches(**one) == 5
+    assert run_train_batches(cy, one) == 5
     two["n_batches"] = 2
-    assert cy.train_batches(**two) == 2
+    assert run_train_batches(cy, two) == 2
     two.update(first_batch=2, n_batches=3, lrs=args["lrs"][2:], step0=args["step0"] + 2)
-    assert cy.train_batches(**two) == 3
+    assert run_train_batches(cy, two) == 3
     for key in STATE:
         for a, b in zip(one[key], two[key]):
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
@@ -428,9 +430,9 @@ def test_train_batches_stops_before_a_non_finite_update():
     W_after_first = None
     first = _copy_args(args)
     first["n_batches"] = 1
-    cy.train_batches(**first)
+    run_train_batches(cy, first)
     W_after_first = [W.copy() for W in first["Ws"]]
-    done = cy.train_batches(**args)
+    done = run_train_batches(cy, args)
     assert done < args["n_batches"]
     if done == 1:
         for a, b in zip(args["Ws"], W_after_first):
@@ -440,7 +442,7 @@ def test_train_batches_stops_before_a_non_finite_update():
 def test_train_batches_float32_and_float64_are_both_supported():
     for dtype in (np.float32, np.float64):
         args = _train_args(dtype)
-        assert cy.train_batches(**args) == args["n_batches"]
+        assert run_train_batches(cy, args) == args["n_batches"]
         assert all(W.dtype == dtype for W in args["Ws"])
 
 
@@ -472,7 +474,7 @@ def test_train_batches_argument_errors(key, value, error, match):
     before = [W.copy() for W in args["Ws"]]
     args[key] = value(args)
     with pytest.raises(error, match=match):
-        cy.train_batches(**args)
+        _cy_train.train_batches(**args)
     if key != "Ws":
         for W, W0 in zip(args["Ws"], before):
             np.testing.assert_array_equal(W, W0)  # nothing was written
@@ -482,18 +484,18 @@ def test_train_batches_read_only_parameters_raise():
     args = _train_args()
     args["Ws"][1].flags.writeable = False
     with pytest.raises(ValueError, match="Ws\\[1\\] is read-only"):
-        cy.train_batches(**args)
+        _cy_train.train_batches(**args)
 
 
 def test_train_batches_out_of_range_rows_and_labels_raise_index_error():
     args = _train_args()
     args["perm"][3] = 1000
     with pytest.raises(IndexError, match="row index 1000"):
-        cy.train_batches(**args)
+        _cy_train.train_batches(**args)
     args = _train_args()
     args["Y"][5] = 7
     with pytest.raises(IndexError, match="class label 7"):
-        cy.train_batches(**args)
+        _cy_train.train_batches(**args)
 
 
 @pytest.mark.parametrize("where", ["first thread", "second thread"])
@@ -513,13 +515,13 @@ def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
             args["Y"][args["perm"][pos]] = 9
             before = [W.copy() for W in args["Ws"]]
             with pytest.raises(IndexError, match="class label 9"):
-                cy.train_batches(**args)
+                run_train_batches(cy, args)
             assert not np.array_equal(args["Ws"][0], before[0])  # batch 0 was applied
             args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
                                n=300, batch_size=64, weighted=True)
             args["perm"][pos] = 5000
             with pytest.raises(IndexError, match="row index 5000"):
-                cy.train_batches(**args)
+                run_train_batches(cy, args)
     finally:
         _cy_train._set_min_parallel_flops(old)
 
@@ -532,7 +534,7 @@ def test_phase_statistics_account_for_the_first_threads_time():
     args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True), n=600, batch_size=64)
     _cy_train.phase_statistics(reset=True)
     start = time.perf_counter()
-    cy.train_batches(**args)
+    run_train_batches(cy, args)
     elapsed = time.perf_counter() - start
     phases = _cy_train.phase_statistics(reset=True)
     assert tuple(phases) == _cy_train.PHASE_NAMES
@@ -564,7 +566,7 @@ def test_train_batches_releases_the_gil():
         time.sleep(0.01)
         with threadpoolctl.threadpool_limits(1, user_api="blas"):  # steady timing on busy machines
             start = time.perf_counter()
-            cy.train_batches(**args)
+            run_train_batches(cy, args)
             stop = time.perf_counter()
     finally:
         done.set()
@@ -585,7 +587,7 @@ def test_train_batches_accepts_unaligned_data():
         u[...] = a
         assert not u.flags.aligned
         args[key] = u
-    assert cy.train_batches(**args) == cy.train_batches(**expected) == args["n_batches"]
+    assert run_train_batches(cy, args) == run_train_batches(cy, expected) == args["n_batches"]
     for a, b in zip(args["Ws"], expected["Ws"]):
         np.testing.assert_array_equal(a, b)
 
@@ -602,13 +604,13 @@ def test_train_batches_threads_match_one_thread(dtype):
     args = _train_args(dtype, K.OPT_ADAM, widths=(40, 33, 17, 3), n=300, batch_size=64, weighted=True)
     one, many = _copy_args(args), _copy_args(args)
     with threadpoolctl.threadpool_limits(1):
-        assert cy.train_batches(**one) == args["n_batches"]
+        assert run_train_batches(cy, one) == args["n_batches"]
     before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
     old = _cy_train._set_min_parallel_flops(0.0)  # split even this small net
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             _cy_train.thread_statistics(reset=True)
-            assert cy.train_batches(**many) == args["n_batches"]
+            assert run_train_batches(cy, many) == args["n_batches"]
             stats = _cy_train.thread_statistics()
     finally:
         _cy_train._set_min_parallel_flops(old)

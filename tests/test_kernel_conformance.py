@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastnn import _kernels as K
-from fastnn._kernels import numpy_backend as ref
+from fastnn._kernels import numpy as ref
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 COMPILED = [name for name in ("numba", "cython") if name in K.BACKEND_MODULES]

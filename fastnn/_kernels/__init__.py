@@ -1,8 +1,8 @@
 """The kernel contract: the only math the model code calls.
 
-Every backend (``numpy_backend`` -- the readable reference --, ``numba_backend``
-and the Cython backend) is a module that defines exactly the functions below
-with these names, argument orders, shapes and dtypes.  The model owns memory:
+Every backend (``numpy`` -- the readable reference --, ``numba`` and
+``cython``) defines the functions below with these names, argument orders,
+shapes and dtypes.  The model owns memory:
 arguments named ``*_out`` are written (never read), ``*_inout`` are updated in
 place, everything else is read only.  No kernel allocates arrays that outlive
 the call, and none returns an array.
@@ -13,7 +13,7 @@ Conventions
   (the model's ``dtype``); kernels never upcast the arrays they write.
 * ``n`` is the number of rows in the (mini)batch, ``n_in``/``n_out`` the
   layer widths.  ``W`` is ``(n_in, n_out)`` and ``b`` is ``(n_out,)``.
-* Activations and losses are passed as the small integer codes below,
+* Activations and losses are passed as the small integer codes of ``codes``,
   resolved once at ``compile()``; ``alpha`` is the activation's parameter
   (Leaky ReLU slope, ELU alpha; ignored by the others).
 * Hyperparameters (learning rate, betas, ...) are Python floats; compiled
@@ -71,85 +71,45 @@ adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_ino
     ``p -= lr * sqrt(1 - b2**step) / (1 - b1**step) * m / (sqrt(v) + epsilon)``
     with ``step >= 1`` the 1-based update count.
 
-Each backend module also defines ``NAME`` (its public name).
+Whole-epoch kernels (optional)
+------------------------------
+A backend may also define these two; ``Sequential`` uses them when every
+layer is ``Dense`` (and, for ``train_batches``, no callback needs per-batch
+control), and must get the same results as the per-kernel path within the
+conformance tolerances.
 
-Compiled training (optional)
-----------------------------
-A backend may also define ``train_batches``: whole minibatch steps (gather,
-forward, loss, backward, optimizer update) for a stack of ``Dense`` layers in
-one call, so no Python runs between steps.  ``Sequential.fit`` uses it when
-every layer is ``Dense`` and no callback needs per-batch control, and must
-get the same results as the per-kernel path (within the conformance
-tolerances).  ``L`` is the number of layers, layer ``l`` maps ``n_l`` to
-``n_{l+1}`` columns; ``B`` is the batch size.
-
-train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
-              Ws, bs, dWs, dbs, acts, alphas, l2s,
-              Zs, As, dZs, Xb, Yb, SWb,
-              loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, out) -> int
-    Data: ``X (n, n_0)``; ``Y`` int64 ``(n,)`` labels (sparse categorical
-    cross-entropy) or ``(n, k)`` floats; ``SW`` ``(n,)`` sample weights or
-    ``None``; ``perm (n,)`` int64 row order of this epoch.  Batch ``j`` holds
-    rows ``perm[j*B : min((j+1)*B, n)]`` (the last may be short); the call
-    runs batches ``first_batch .. first_batch + n_batches - 1``.
-    Layers (tuples of length ``L``): ``Ws[l] (n_l, n_{l+1})``; ``bs[l]``
-    ``(n_{l+1},)`` or a zero-length array for a layer without bias;
-    ``dWs``/``dbs`` the gradients (same shapes); ``acts`` int64 ``(L,)``
-    activation codes; ``alphas``, ``l2s`` float64 ``(L,)``.
-    Workspaces (written): ``Zs[l]``, ``As[l]``, ``dZs[l]`` ``(B, n_{l+1})``;
-    ``Xb (B, n_0)``, ``Yb`` (``B`` rows like ``Y``), ``SWb (B,)`` or ``None``.
-    Optimizer: ``opt`` one of ``OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV,
-    OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM``; ``hyper`` float64 ``(4,)`` =
-    ``[momentum, rho or beta_1, beta_2, epsilon]`` (unused entries 0);
-    ``lrs`` float64 ``(n_batches,)`` learning rate of each batch; ``step0``
-    the optimizer's update count before the first batch (Adam's bias
-    correction uses ``step0 + j + 1`` for the j-th batch of the call).
-    Slots, tuples like ``Ws``/``bs``: ``S1W``/``S1b`` velocity (momentum,
-    Nesterov), accumulator (Adagrad), mean square (RMSprop) or ``m`` (Adam);
-    ``S2W``/``S2b`` Adam's ``v``; zero-length arrays where unused.  Each
-    update is exactly the per-parameter kernel above (``*_update``).
-    ``out`` float64 ``(4,)`` is *accumulated* (``+=``) per batch of ``m`` rows:
-    ``out[0] += m * batch_loss`` (the loss before the update, as
-    ``loss_value``), ``out[1] +=`` correct predictions (one output: ``a > 0.5``
-    equals ``y > 0.5``; several: argmax of the output equals the label, or the
-    argmax of a one-hot ``Y``), ``out[2] +=`` per-row mean squared error summed
-    over rows, ``out[3] +=`` per-row mean absolute error summed over rows.
-    Returns the number of batches completed: fewer than ``n_batches`` if a
-    batch loss was not finite (that batch's update is then not applied).
-
-Compiled inference (optional)
------------------------------
+train_batches(plan, first_batch, n_batches, lrs, step0) -> TrainResult
+    Runs batches ``first_batch .. first_batch + n_batches - 1`` of
+    ``plan`` (a ``plan.TrainingPlan``, built once per ``fit``: data, layers,
+    workspaces, loss, optimizer rule, hyper-parameters and state), each one
+    the reference step of ``step.train_step``: gather the batch's rows,
+    forward, loss, backward, update.  ``lrs`` float64 ``(n_batches,)`` is the
+    learning rate of each batch; ``step0`` the optimizer's update count before
+    the first one (Adam's bias correction uses ``step0 + j + 1`` for the j-th
+    batch of the call).  Returns a ``plan.TrainResult``: the number of
+    batches completed -- fewer than ``n_batches`` if a batch loss was not
+    finite, that batch's update then not applied -- and the loss and metric
+    totals of those batches.
 predict_rows(X, Ws, bs, acts, alphas, Zs, As, out) -> bool
     The forward pass of a stack of ``Dense`` layers over every row of ``X (n,
     n_0)`` in one call: ``out (n, n_L)`` receives the last layer's
     activations, as ``dense_forward`` layer after layer would give them.
-    ``Ws``, ``bs``, ``acts``, ``alphas`` as in ``train_batches``; ``Zs[l]``,
+    ``Ws``, ``bs``, ``acts``, ``alphas`` as in ``TrainingPlan``; ``Zs[l]``,
     ``As[l]`` ``(R, n_{l+1})`` are workspaces of any ``R >= 1`` rows (the same
     in every layer), which the backend may use in blocks.  Returns ``False``
     when ``X`` holds a NaN or an infinity (``out`` is then unspecified), so
-    the caller need not scan ``X`` beforehand.  ``Sequential.predict`` uses it
-    when every layer is ``Dense``.
+    the caller need not scan ``X`` beforehand.
+
+Each backend is a package (``numpy/``, ``numba/``, ``cython/``) whose public
+names are exactly ``NAME`` (its name), the kernels of ``KERNELS`` and those of
+``OPTIONAL_KERNELS`` it implements; its helpers live in private modules.
 """
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-# Activation codes.
-LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SOFTMAX, SOFTPLUS, GELU, SWISH = range(10)
-N_ACTIVATIONS = 10
-# Loss codes.
-(
-    BINARY_CROSSENTROPY,
-    CATEGORICAL_CROSSENTROPY,
-    SPARSE_CATEGORICAL_CROSSENTROPY,
-    MSE,
-    HALF_SQUARED_ERROR,
-    MAE,
-) = range(6)
-
-# Optimizer codes of train_batches.
-OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM = range(6)
+from .codes import *  # noqa: F401,F403 - the codes are part of the contract
 
 KERNELS = (
     "dense_forward",
@@ -165,13 +125,14 @@ KERNELS = (
     "rmsprop_update",
     "adam_update",
 )
+OPTIONAL_KERNELS = ("train_batches", "predict_rows")
 
 # Public backend name -> module implementing the contract, in order of preference
 # for backend="auto" (fastest first).
 BACKEND_MODULES = {
     "cython": "fastnn._kernels.cython_backend",
     "numba": "fastnn._kernels.numba_backend",
-    "numpy": "fastnn._kernels.numpy_backend",
+    "numpy": "fastnn._kernels.numpy",
 }
 
 _loaded: dict[str, ModuleType] = {}

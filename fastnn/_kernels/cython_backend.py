@@ -18,6 +18,8 @@ rows over ``k`` OpenMP threads, but only while ``blas_single_threaded()``
 user_api="blas")``); ``gemm_blocked`` is the BLAS-free GEMM; and
 ``openmp_enabled()`` says whether this build has OpenMP.
 """
+import numpy as np
+
 from ._blas import openmp_enabled
 from ._cy_dense import (
     activation_backward,
@@ -37,9 +39,23 @@ from ._cy_optim import (
     sgd_update,
 )
 from ._cy_predict import predict_rows
-from ._cy_train import train_batches
+from ._cy_train import train_batches as _train_batches
+from .codes import OPT_ADAM
+from .plan import TrainResult
 
 NAME = "cython"
+
+
+def train_batches(plan, first_batch, n_batches, lrs, step0):
+    h = plan.hyper
+    hyper = np.array([h.momentum, h.beta_1 if plan.optimizer == OPT_ADAM else h.rho, h.beta_2, h.epsilon])
+    out = np.zeros(4, np.float64)
+    done = _train_batches(
+        plan.X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
+        plan.Ws, plan.bs, plan.dWs, plan.dbs, plan.acts, plan.alphas, plan.l2s,
+        plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
+        plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b, out)
+    return TrainResult(int(done), *map(float, out))
 
 __all__ = [
     "NAME",

@@ -17,6 +17,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .plan import TrainResult
 from . import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
 from .numba_backend import (
     activation_backward,
@@ -216,18 +217,19 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
     return n_batches
 
 
-def train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
-                  Ws, bs, dWs, dbs, acts, alphas, l2s,
-                  Zs, As, dZs, Xb, Yb, SWb,
-                  loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, out):
+def train_batches(plan, first_batch, n_batches, lrs, step0):
     """See ``fastnn._kernels``: runs ``n_batches`` whole training steps (with
     denormals flushed to zero, see ``_flush_denormals``)."""
+    h = plan.hyper
+    hyper = np.array([h.momentum, h.beta_1 if plan.optimizer == OPT_ADAM else h.rho, h.beta_2, h.epsilon])
+    out = np.zeros(4, np.float64)
     fp = flush_denormals()
     try:
-        return _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
-                          tuple(Ws), tuple(bs), tuple(dWs), tuple(dbs), acts, alphas, l2s,
-                          tuple(Zs), tuple(As), tuple(dZs), Xb, Yb, SWb,
-                          loss, opt, hyper, lrs, step0,
-                              tuple(S1W), tuple(S1b), tuple(S2W), tuple(S2b), out)
+        done = _train_batches(
+            plan.X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
+            plan.Ws, plan.bs, plan.dWs, plan.dbs, plan.acts, plan.alphas, plan.l2s,
+            plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
+            plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b, out)
     finally:
         restore_fp(fp)
+    return TrainResult(int(done), *map(float, out))

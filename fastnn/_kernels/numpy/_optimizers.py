@@ -1,0 +1,70 @@
+"""Optimizer updates, one pass over each parameter, in place (NumPy reference)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._scratch import scratch as _scratch
+
+
+def sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout):
+    dtype = param_inout.dtype.type
+    if momentum == 0:
+        t = _scratch(grad)
+        np.multiply(grad, dtype(lr), out=t)
+        param_inout -= t
+        return
+    t = _scratch(grad)
+    np.multiply(grad, dtype(lr), out=t)  # t = lr * g
+    velocity_inout *= dtype(momentum)
+    velocity_inout -= t  # v = momentum * v - lr * g
+    if nesterov:
+        param_inout -= t
+        np.multiply(velocity_inout, dtype(momentum), out=t)
+        param_inout += t
+    else:
+        param_inout += velocity_inout
+
+
+def adagrad_update(param_inout, grad, lr, epsilon, accum_inout):
+    dtype = param_inout.dtype.type
+    t = _scratch(grad)
+    np.square(grad, out=t)
+    accum_inout += t
+    np.sqrt(accum_inout, out=t)
+    t += dtype(epsilon)
+    np.divide(grad, t, out=t)
+    t *= dtype(lr)
+    param_inout -= t
+
+
+def rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout):
+    dtype = param_inout.dtype.type
+    t = _scratch(grad)
+    np.square(grad, out=t)
+    ms_inout -= t
+    ms_inout *= dtype(rho)
+    ms_inout += t  # ms = rho * ms + (1 - rho) * g^2
+    np.sqrt(ms_inout, out=t)
+    t += dtype(epsilon)
+    np.divide(grad, t, out=t)
+    t *= dtype(lr)
+    param_inout -= t
+
+
+def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout):
+    dtype = param_inout.dtype.type
+    lr_t = lr * np.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
+    m_inout -= grad
+    m_inout *= dtype(beta_1)
+    m_inout += grad  # m = b1 * m + (1 - b1) * g
+    t = _scratch(grad)
+    np.square(grad, out=t)
+    v_inout -= t
+    v_inout *= dtype(beta_2)
+    v_inout += t  # v = b2 * v + (1 - b2) * g^2
+    np.sqrt(v_inout, out=t)
+    t += dtype(epsilon)
+    np.divide(m_inout, t, out=t)
+    t *= dtype(lr_t)
+    param_inout -= t
+
