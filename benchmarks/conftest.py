@@ -1,4 +1,4 @@
-"""The pytest-benchmark suite: every case of ``fastnn._bench.cases`` on every backend.
+"""The pytest-benchmark suite: every case of ``harness.cases`` on every backend.
 
     pytest benchmarks/ --benchmark-only                     # full run (float32 and float64)
     pytest benchmarks/ --benchmark-only --quick             # fewer, smaller cases, float32 only
@@ -14,8 +14,8 @@ case are compared side by side.
 """
 import pytest
 
-from fastnn._bench import cases as bench
-from fastnn._bench import probes
+from harness import cases as bench
+from harness import probes
 
 
 def pytest_addoption(parser):

@@ -4,7 +4,8 @@
     python benchmarks/report.py --quick    # CI-sized, under 2 minutes
     python benchmarks/report.py --help
 
-The logic lives in ``fastnn._bench.report`` (also ``fastnn bench``).
+The logic lives in ``harness/report.py`` beside this script (also ``fastnn bench``,
+from a source checkout).
 """
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 # Prefer the fastnn of this checkout to another installed copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastnn._bench.report import main  # noqa: E402
+from harness.report import main  # noqa: E402  (benchmarks/, this script's folder, is on sys.path)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,7 @@
 """Kernel-level benchmarks: each kernel of the contract alone, inputs preallocated."""
 import pytest
 
-from fastnn._bench.cases import measure
+from harness.cases import measure
 
 
 @pytest.mark.cases("gemm")

@@ -1,7 +1,7 @@
 """The machine's float32 GEMM throughput, measured in the same run: the GEMM-peak floor's denominator."""
 import pytest
 
-from fastnn._bench.cases import measure
+from harness.cases import measure
 
 
 @pytest.mark.cases("peak")

@@ -1,7 +1,7 @@
 """Training and inference benchmarks: one epoch of each reference workload, and predict."""
 import pytest
 
-from fastnn._bench.cases import measure
+from harness.cases import measure
 
 
 @pytest.mark.cases("train")

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 import fastnn as fn
 from fastnn import _kernels as K
-from fastnn._bench.cases import TRAIN_ROWS, WORKLOADS, dense_flops, image_rows
+from harness.cases import TRAIN_ROWS, WORKLOADS, dense_flops, image_rows
 
 
 def best_of(call, repeat: int) -> float:

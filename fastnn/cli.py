@@ -7,7 +7,9 @@
     fastnn bench --quick                          # benchmark the backends (source checkout)
 
 Bad arguments end with an argparse-style usage error (exit status 2), never
-a traceback.
+a traceback.  ``bench`` runs the benchmark harness of fastnn's source
+checkout (``benchmarks/``, not installed with the package) and takes its
+options: ``fastnn bench --help`` lists them there.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -121,10 +124,9 @@ def build_parser():
     predict.add_argument("--output", help="write predictions to .npy or .csv (default: print)")
     predict.add_argument("--proba", action="store_true", help="output the raw outputs (probabilities) instead of labels")
 
-    from ._bench.report import add_arguments as add_bench_arguments
-
-    bench = sub.add_parser("bench", help="benchmark the backends, write benchmarks/RESULTS.md (pytest-benchmark)")
-    add_bench_arguments(bench)
+    # Listed for --help only: main hands the arguments after "bench" to the harness unparsed.
+    sub.add_parser("bench", add_help=False,
+                   help="benchmark the backends, write benchmarks/RESULTS.md (source checkout, pytest-benchmark)")
     return parser
 
 
@@ -262,18 +264,39 @@ def _predict(args, parser):
     return 0
 
 
-def _bench(args, parser):
-    from ._bench.report import run
+def find_benchmarks() -> Path | None:
+    """``benchmarks/`` of fastnn's source checkout, holding the benchmark harness:
+    beside this package (an editable install or a checkout on the path), else in the
+    current folder; None where neither has it (an installed wheel)."""
+    for folder in (Path(__file__).resolve().parents[1] / "benchmarks", Path.cwd() / "benchmarks"):
+        if (folder / "harness" / "report.py").is_file():
+            return folder.resolve()
+    return None
 
-    return run(args, parser, prog="fastnn bench")
+
+def _bench(argv, parser):
+    """Run ``benchmarks/report.py``'s logic with the arguments after ``bench``."""
+    benchmarks = find_benchmarks()
+    if benchmarks is None:
+        parser.exit(1, "fastnn bench: needs a source checkout of fastnn (benchmarks/ is not installed with the "
+                       "package); in the checkout run: python benchmarks/report.py --quick\n")
+    if str(benchmarks) not in sys.path:
+        sys.path.insert(0, str(benchmarks))
+    from harness.report import main as report_main
+
+    return report_main(argv, prog="fastnn bench")
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "train" and not 0 <= args.validation_split < 1:
-        parser.error(f"argument --validation-split: expected a value in [0, 1), got {args.validation_split}")
-    handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "bench": _bench}[args.command]
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the harness in the source checkout parses what follows
+        handler, args = _bench, argv[1:]
+    else:
+        args = parser.parse_args(argv)
+        if args.command == "train" and not 0 <= args.validation_split < 1:
+            parser.error(f"argument --validation-split: expected a value in [0, 1), got {args.validation_split}")
+        handler = {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command]
     try:
         return handler(args, parser)
     except KeyboardInterrupt:

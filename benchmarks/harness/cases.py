@@ -22,8 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import _kernels as K
-from ..callbacks import Callback
+from fastnn import _kernels as K
+from fastnn.callbacks import Callback
 
 QUICK_ENV = "FASTNN_BENCH_QUICK"
 BACKENDS_ENV = "FASTNN_BENCH_BACKENDS"
@@ -96,7 +96,7 @@ def dense_flops(widths, rows: int, backward: bool = True) -> int:
 @functools.lru_cache(maxsize=1)
 def _images():
     """``((X_train, y_train), (X_test, y_test))`` as uint8 images, and where they come from."""
-    from .. import datasets
+    from fastnn import datasets
 
     for name, loader in (("MNIST", datasets.load_mnist), ("Fashion-MNIST", datasets.load_fashion_mnist)):
         try:
@@ -119,7 +119,7 @@ def image_source() -> str:
 @functools.lru_cache(maxsize=4)
 def image_rows(split: str, dtype: str, rows: int):
     """The first ``rows`` images of ``split`` as ``(X (rows, 784) in [0, 1], y (rows,) int64)``."""
-    from .. import datasets
+    from fastnn import datasets
 
     (train, test), _ = _images()
     X, y = train if split == "train" else test
@@ -129,7 +129,7 @@ def image_rows(split: str, dtype: str, rows: int):
 @functools.lru_cache(maxsize=2)
 def regression_rows(dtype: str):
     """``(X (404, 13), y (404, 1), source)``: Boston housing, standardized, else synthetic."""
-    from .. import datasets
+    from fastnn import datasets
 
     try:
         X, y = datasets.load_boston(dtype="float64")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cases, probes
+from . import BENCHMARKS, cases, probes
 
 RESULTS_NAME = "RESULTS.md"
 CHART_NAME = "speedups.png"
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", metavar="DIR",
                         help=f"folder for {RESULTS_NAME} and {CHART_NAME} (default: the suite's folder, benchmarks/)")
     parser.add_argument("--suite", metavar="DIR",
-                        help="the pytest-benchmark suite (default: benchmarks/ here or in fastnn's source checkout)")
+                        help="the pytest-benchmark suite (default: benchmarks/, the folder holding this harness)")
     parser.add_argument("--backends", metavar="LIST",
                         help="comma-separated backends to run (default: every available one)")
     parser.add_argument("-k", dest="keyword", metavar="EXPR",
@@ -94,14 +94,11 @@ def _command(prog, args) -> str:
 
 
 def find_suite(explicit=None) -> Path | None:
-    """The ``benchmarks/`` folder: ``explicit``, else in the current folder, else in the source checkout."""
-    if explicit is not None:
-        candidates = [Path(explicit)]
-    else:
-        candidates = [Path.cwd() / "benchmarks", Path(__file__).resolve().parents[2] / "benchmarks"]
-    for folder in candidates:
-        if (folder / "conftest.py").is_file() and any(folder.glob("test_*.py")):
-            return folder.resolve()
+    """The pytest-benchmark suite: ``explicit``, else ``benchmarks/``, the folder holding this harness;
+    None if that folder holds no suite."""
+    folder = Path(explicit) if explicit is not None else BENCHMARKS
+    if (folder / "conftest.py").is_file() and any(folder.glob("test_*.py")):
+        return folder.resolve()
     return None
 
 
@@ -128,10 +125,10 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
     backends = _parse_backends(args.backends, parser)
     suite = find_suite(args.suite)
     if suite is None and args.json is None:
-        where = args.suite or "benchmarks/ (here or beside the fastnn package)"
-        parser.error(f"cannot find the benchmark suite in {where}; run from a fastnn source checkout, "
-                     f"pass --suite DIR, or --json a saved pytest-benchmark JSON")
-    output = Path(args.output) if args.output else (suite or Path.cwd() / "benchmarks")
+        where = args.suite or str(BENCHMARKS)
+        parser.error(f"cannot find the benchmark suite in {where}; pass --suite DIR, "
+                     f"or --json a saved pytest-benchmark JSON")
+    output = Path(args.output) if args.output else (suite or BENCHMARKS)
     output.mkdir(parents=True, exist_ok=True)
 
     # Environment of every benchmark subprocess (thread pools read it when they load).

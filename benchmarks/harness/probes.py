@@ -14,6 +14,8 @@ import sys
 import tempfile
 from importlib import metadata
 
+from . import BENCHMARKS
+
 SUBPROCESS_TIMEOUT = 900
 
 
@@ -148,7 +150,7 @@ t1 = time.perf_counter()
 fastnn._kernels.load(sys.argv[1])
 t2 = time.perf_counter()
 import numpy as np
-from fastnn._bench.cases import WORKLOADS
+from harness.cases import WORKLOADS
 w = WORKLOADS[sys.argv[2]]
 rng = np.random.default_rng(0)
 X = rng.random((2 * w.batch_size, w.widths[0]), dtype=np.float32)
@@ -164,7 +166,7 @@ print(json.dumps({"import": t1 - t0, "backend": t2 - t1, "first_step": t4 - t3, 
 
 _MEMORY_SCRIPT = r"""
 import json, sys
-from fastnn._bench.cases import WORKLOADS, TrainingRun
+from harness.cases import WORKLOADS, TrainingRun
 from fastnn.callbacks import Callback
 
 def status_bytes(key):
@@ -215,6 +217,8 @@ print(json.dumps({"rss_before": before_fit, "epoch_before": probe.before, "epoch
 
 def _run_child(script: str, args: list[str], env_extra: dict | None = None) -> dict:
     env = dict(os.environ, **(env_extra or {}))
+    # The scripts import harness.cases: put benchmarks/ on the child's path.
+    env["PYTHONPATH"] = os.pathsep.join(path for path in (str(BENCHMARKS), env.get("PYTHONPATH")) if path)
     proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
                           timeout=SUBPROCESS_TIMEOUT)
     if proc.returncode != 0:

@@ -1,0 +1,20 @@
+"""Benchmark harness: what is timed, how, and the report built from it.
+
+It lives beside the pytest-benchmark suite in ``benchmarks/`` of fastnn's
+source checkout and is not installed with the package; the suite's tests
+are thin wrappers over it:
+
+- ``cases``  -- the reference workloads, the kernel cases, their data and
+  ``measure``, the one function every benchmark test calls;
+- ``probes`` -- facts about the machine, first-call latency and peak memory,
+  each measured in a fresh subprocess;
+- ``report`` -- runs the suite (or reads its saved JSON) and writes
+  ``benchmarks/RESULTS.md`` and a chart; ``python benchmarks/report.py`` and
+  ``fastnn bench`` (from a source checkout) both call ``report.main``.
+
+``benchmarks/`` must be on ``sys.path`` to import it as ``harness``: pytest
+puts it there for the suite's ``conftest.py``, Python for the scripts in it.
+"""
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1]  # benchmarks/: the suite, its scripts and this package
