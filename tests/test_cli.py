@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from fastnn import cli
 from fastnn.cli import main
 
 
@@ -85,3 +86,16 @@ def test_python_dash_m_runs_the_same_command():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "test: loss" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["bench", "--quick"], ["bench", "--help"]])
+def test_bench_without_a_source_checkout_says_how_to_run_it(argv, monkeypatch, capsys):
+    # An installed wheel has no benchmarks/ folder: one line, no traceback.
+    monkeypatch.setattr(cli, "find_benchmarks", lambda: None)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("fastnn bench: needs a source checkout of fastnn (benchmarks/ is not installed with "
+                            "the package); in the checkout run: python benchmarks/report.py --quick\n")
