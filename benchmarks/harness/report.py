@@ -2,7 +2,7 @@
 
     python benchmarks/report.py             # full run (about 10 minutes on 2 cores)
     python benchmarks/report.py --quick     # CI-sized, under 2 minutes
-    fastnn bench --quick                    # the same, from the command line
+    fastnn bench --quick                    # the same, from the command line of a source checkout
     python benchmarks/report.py --json run.json   # a saved pytest-benchmark JSON
 
 Every figure in the report comes from this run (or the JSON it reads): the
