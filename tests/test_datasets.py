@@ -186,13 +186,18 @@ def test_real_mnist_training_labels_parse():
 
 @needs_mnist
 def test_missing_training_images_say_where_to_put_them(monkeypatch, tmp_path):
-    monkeypatch.setenv("FASTNN_DATA", str(SHARED))
+    # A data folder of its own holding what mnist-t10k/ holds (the test set and the
+    # training labels) but no training images, whatever the shared folder has.
+    data = tmp_path / "data"
+    shutil.copytree(MNIST_T10K, data / "mnist-t10k", ignore=shutil.ignore_patterns("train-images*"))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FASTNN_DATA", str(data))
     with pytest.raises(FileNotFoundError) as info:
-        ds.load_mnist(cache_dir=tmp_path, download=False)
+        ds.load_mnist(cache_dir=cache, download=False)
     message = str(info.value)
     assert "train-images-idx3-ubyte.gz" in message
     assert "train-labels-idx1-ubyte.gz" not in message      # that one was found
-    for folder in (SHARED, SHARED / "mnist", MNIST_T10K, tmp_path / "mnist"):
+    for folder in (data, data / "mnist", data / "mnist-t10k", cache / "mnist"):
         assert str(folder) in message
     assert "FASTNN_DATA" in message and "download=True" in message
 
