@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _kernels
 from . import _validation as check
+from ._archive import save_model
 from ._kernels import step as reference
 from ._training import CompiledLoop, KernelLoop
 from . import callbacks as cbks
@@ -425,8 +426,6 @@ class Sequential:
     def save(self, path) -> None:
         """Write the model (config, weights, compile settings and optimizer
         state) to one ``.fastnn`` file, atomically; see ``fastnn.load_model``."""
-        from .saving import save_model
-
         save_model(self, path)
 
     def __repr__(self):
