@@ -171,8 +171,7 @@ class Maxout(Layer):
 
     class Workspace:
         def __init__(self, n, units, pieces, dtype):
-            self.Z = np.empty((n, units * pieces), dtype)
-            self.L = np.empty((n, units * pieces), dtype)
+            self.L = np.empty((n, units * pieces), dtype)  # X @ W + b, the pieces
             self.A = np.empty((n, units), dtype)
             self.argmax = np.empty((n, units), np.int64)
             self.dA = np.empty((n, units), dtype)
@@ -188,7 +187,7 @@ class Maxout(Layer):
         return Maxout.Workspace(n, self.units, self.pieces, dtype)
 
     def forward(self, kernels, X, ws):
-        kernels.dense_forward(X, self.W, self.b, K.LINEAR, 0.0, ws.Z, ws.L)
+        kernels.dense_forward(X, self.W, self.b, K.LINEAR, 0.0, ws.L, ws.L)
         kernels.maxout_forward(ws.L, self.pieces, ws.A, ws.argmax)
         return ws.A
 

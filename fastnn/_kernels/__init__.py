@@ -26,7 +26,7 @@ Kernels
 dense_forward(X, W, b, act, alpha, Z_out, A_out)
     ``Z_out (n, n_out) = X (n, n_in) @ W + b`` (``b`` may be ``None``: no
     bias) and ``A_out (n, n_out) = act(Z_out)``.  ``Z_out`` is kept for the
-    backward pass.  Softmax is row-wise and numerically stable.
+    backward pass.  For ``LINEAR`` the two may be the same array.  Softmax is row-wise and numerically stable.
 activation_backward(act, alpha, Z, A, dA, dZ_out)
     ``dZ_out = dA * act'(Z)`` elementwise (for softmax, the row-wise
     Jacobian product ``A * (dA - sum(dA * A, axis=1))``).  ``dZ_out`` may be
