@@ -9,6 +9,7 @@ small temporaries.  All math goes through the backend's kernels
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class Sequential:
         self.metrics: list[tuple[str, metrics_mod.Metric]] = []
         self.history = None
         self.stop_training = False
-        self._workspaces: dict[int, list] = {}
+        self._workspaces: dict[tuple[int, int], list] = {}  # (thread, rows) -> per-layer buffers
         for layer in layers or []:
             self.add(layer)
 
@@ -280,13 +281,16 @@ class Sequential:
         return all(type(layer) is layers_mod.Dense for layer in self.layers)
 
     def _workspace(self, n):
-        """Per-layer buffers for batches of up to ``n`` rows (allocated once per size)."""
-        ws = self._workspaces.get(n)
+        """Per-layer buffers for batches of up to ``n`` rows, allocated once per size and
+        per calling thread: threads that predict with one model at once never share a
+        buffer (no lock is needed)."""
+        key = (threading.get_ident(), n)
+        ws = self._workspaces.get(key)
         if ws is None:
-            if len(self._workspaces) > 4:
-                self._workspaces.clear()
+            if len(self._workspaces) > 8:
+                self._workspaces.clear()  # a thread using a dropped list keeps its own reference
             dtype = DTYPES[self.dtype]
-            ws = self._workspaces[n] = [layer.workspace(n, dtype) for layer in self.layers]
+            ws = self._workspaces[key] = [layer.workspace(n, dtype) for layer in self.layers]
         return ws
 
     def _forward(self, Xb, ws):

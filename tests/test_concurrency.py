@@ -1,0 +1,87 @@
+"""Many threads, one model: servers call ``predict`` concurrently, and two models may
+train at once in one process.  Results must equal the serial ones on every backend."""
+import threading
+
+import numpy as np
+import pytest
+
+import fastnn as fn
+
+BACKENDS = fn.backends.available()
+
+
+def _run_threads(target, n_threads):
+    errors = []
+
+    def wrapped(i):
+        try:
+            target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _model(backend, layers, dtype="float32"):
+    model = fn.Sequential(layers, backend=backend, dtype=dtype, seed=3)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["dense", "maxout"])
+def test_concurrent_predict_and_evaluate_equal_serial_results(backend, kind):
+    rng = np.random.default_rng(0)
+    if kind == "dense":
+        layers = [fn.Dense(64, activation="relu", input_dim=40), fn.Dense(5, activation="softmax")]
+    else:
+        layers = [fn.Maxout(16, pieces=3, input_dim=40), fn.Dense(5, activation="softmax")]
+    model = _model(backend, layers)
+    # Different sizes per thread, so threads use workspaces of different sizes too.
+    inputs = [rng.standard_normal((300 + 97 * i, 40)).astype(np.float32) for i in range(6)]
+    labels = [rng.integers(0, 5, x.shape[0]) for x in inputs]
+    expected = [model.predict(x, batch_size=128) for x in inputs]
+    expected_eval = [model.evaluate(x, y, batch_size=128) for x, y in zip(inputs, labels)]
+    results = {}
+
+    def work(i):
+        for repeat in range(8):
+            j = (i + repeat) % len(inputs)
+            results[(i, repeat)] = (j, model.predict(inputs[j], batch_size=128),
+                                    model.evaluate(inputs[j], labels[j], batch_size=128))
+
+    _run_threads(work, 6)
+    for (j, out, ev) in results.values():
+        np.testing.assert_allclose(out, expected[j], rtol=1e-5, atol=1e-6)
+        assert ev["loss"] == pytest.approx(expected_eval[j]["loss"], rel=1e-5)
+        assert ev["accuracy"] == pytest.approx(expected_eval[j]["accuracy"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_models_trained_at_once_in_two_threads_equal_serial_training(backend):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((600, 30)).astype(np.float32)
+    y = rng.integers(0, 4, 600)
+    shapes = [(32,), (24, 12)]  # two different models: different buffer shapes and sizes
+
+    def make(hidden):
+        layers = [fn.Dense(hidden[0], activation="tanh", input_dim=30)]
+        layers += [fn.Dense(h, activation="relu") for h in hidden[1:]]
+        return _model(backend, layers + [fn.Dense(4, activation="softmax")])
+
+    serial = []
+    for hidden in shapes:
+        m = make(hidden)
+        m.fit(X, y, epochs=3, batch_size=32, verbose=0)
+        serial.append(m.get_weights())
+    models = [make(hidden) for hidden in shapes]
+    _run_threads(lambda i: models[i].fit(X, y, epochs=3, batch_size=32, verbose=0), 2)
+    for m, weights in zip(models, serial):
+        for a, b in zip(m.get_weights(), weights):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
