@@ -306,31 +306,40 @@ class Sequential:
             ws = full if stop - start == bs else [w.rows(stop - start) for w in full]
             yield start, stop, self._forward(X[start:stop], ws), ws
 
-    def predict(self, X, batch_size=None, verbose=0):
+    def predict(self, X, batch_size=None, verbose=0, *, output="activations"):
         """Outputs of the last layer, ``(n_samples, n_outputs)`` of the model's dtype
-        (class probabilities for a softmax output)."""
+        (class probabilities for a softmax output).
+
+        ``output="logits"`` gives the last layer's pre-activations instead
+        (``A @ W + b``, before its activation)."""
         self._require_built("predict")
+        if output not in ("activations", "logits"):
+            raise ValueError(f"output: expected 'activations' or 'logits', got {output!r}")
+        # A layer with a linear output (Maxout, a linear Dense) already returns its logits.
+        logits = output == "logits" and self.layers[-1].output_activation().code != _kernels.LINEAR
         fused = hasattr(self._kernels, "predict_rows") and self._dense_stack
         X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused)
         out = np.empty((X.shape[0], self.output_dim), DTYPES[self.dtype])
         if fused:
-            self._predict_rows(X, batch_size, out)
+            self._predict_rows(X, batch_size, out, logits)
             return out
-        for start, stop, A, _ in self._chunks(X, batch_size):
-            out[start:stop] = A
+        for start, stop, A, ws in self._chunks(X, batch_size):
+            out[start:stop] = ws[-1].Z if logits else A
         return out
 
-    def _predict_rows(self, X, batch_size, out):
+    def _predict_rows(self, X, batch_size, out, logits=False):
         """``predict`` in one call to the backend's ``predict_rows`` (which also checks
         that X is finite, in the same pass)."""
         bs = 4096 if batch_size is None else check.check_batch_size(batch_size, X.shape[0])
         ws = self._workspace(min(bs, X.shape[0]))
         empty = np.empty(0, out.dtype)
         layers = self.layers
+        acts, alphas = [l.activation.code for l in layers], [l.activation.alpha for l in layers]
+        if logits:
+            acts[-1], alphas[-1] = _kernels.LINEAR, 0.0
         finite = self._kernels.predict_rows(
             X, [l.W for l in layers], [l.b if l.use_bias else empty for l in layers],
-            [l.activation.code for l in layers], [l.activation.alpha for l in layers],
-            [w.Z for w in ws], [w.A for w in ws], out)
+            acts, alphas, [w.Z for w in ws], [w.A for w in ws], out)
         if not finite:
             check.check_finite(X, "X")  # raises the usual error
             raise RuntimeError("predict_rows reported a non-finite X that check_finite found finite")

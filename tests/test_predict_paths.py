@@ -123,3 +123,28 @@ def test_predict_rows_on_one_thread_equals_the_threaded_split(compiled):
         with pytest.raises(ValueError, match=r"X: contains 1 NaN or infinite value\(s\)"):
             m.predict(X)
     np.testing.assert_allclose(serial, threaded, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear"])
+@pytest.mark.parametrize("n", [1, 257, 5003])
+def test_predict_logits_are_the_output_layers_pre_activations(backend, dtype, output, n):
+    """``predict(output="logits")`` on every path: the forward pass with a linear last layer."""
+    m = model(backend, dtype, "tanh", output=output)
+    X = np.random.default_rng(n).standard_normal((n, 7))
+    linear = fn.Sequential.from_config(m.get_config(), backend=backend)
+    linear.set_weights(m.get_weights())
+    linear.layers[-1].activation = fn.activations.get("linear")
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    logits = m.predict(X, output="logits")
+    assert logits.shape == (n, 3) and logits.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(logits, layer_by_layer(linear, X), rtol=tol, atol=tol)
+    np.testing.assert_allclose(m.predict(X, batch_size=100, output="logits"), logits, rtol=tol, atol=tol)
+    np.testing.assert_allclose(m.predict(X), layer_by_layer(m, X), rtol=tol, atol=tol)
+
+
+def test_predict_logits_of_a_maxout_output_are_its_outputs():
+    m = fn.Sequential([fn.Dense(8, activation="relu", input_dim=5), fn.Maxout(3, pieces=2)], seed=0)
+    X = np.random.default_rng(6).standard_normal((50, 5))
+    np.testing.assert_array_equal(m.predict(X, output="logits"), m.predict(X))
+    with pytest.raises(ValueError, match="output: expected 'activations' or 'logits', got 'proba'"):
+        m.predict(X, output="proba")
