@@ -23,7 +23,6 @@ from ._dask import _thread_budget
 _SOLVERS = ("adam", "sgd", "rmsprop", "adagrad")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
-_PREDICT_ROWS = 4096  # rows per chunk in decision_function
 
 
 def _fail(estimator, name, expected, value):
@@ -427,21 +426,9 @@ class _BaseMLP(BaseEstimator):
             return self.model_.predict(X)
 
     def _logits(self, X):
-        """Output-layer pre-activations, with the model's own kernels."""
-        kernels = _kernels.resolve(self.model_.backend)
-        layers = self.model_.layers
-        out = np.empty((X.shape[0], layers[-1].units), X.dtype)
-        for start in range(0, X.shape[0], _PREDICT_ROWS):
-            A = X[start:start + _PREDICT_ROWS]
-            for i, layer in enumerate(layers):
-                code, alpha = (_kernels.LINEAR, 0.0) if i == len(layers) - 1 else \
-                    (layer.activation.code, layer.activation.alpha)
-                Z = np.empty((A.shape[0], layer.units), X.dtype)
-                A_next = np.empty_like(Z)
-                kernels.dense_forward(A, layer.W, layer.b, code, alpha, Z, A_next)
-                A = A_next
-            out[start:start + A.shape[0]] = A
-        return out
+        """Output-layer pre-activations for validated ``X``, ``(n, n_outputs)``."""
+        with _thread_budget():
+            return self.model_.predict(X, output="logits")
 
     @property
     def coefs_(self):

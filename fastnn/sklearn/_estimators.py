@@ -8,7 +8,6 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 from . import _persistence
 from ._base import _BaseMLP, _fail
-from ._dask import _thread_budget
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -218,8 +217,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         for binary targets (positive means ``classes_[1]``), else
         ``(n_samples, n_classes)``."""
         X = self._check_X(X)
-        with _thread_budget():
-            Z = self._logits(X).astype(np.float64)
+        Z = self._logits(X).astype(np.float64)
         return Z[:, 0] if self._target_kind == "binary" else Z
 
     def __sklearn_tags__(self):
