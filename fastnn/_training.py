@@ -12,6 +12,9 @@ per-batch control.  Both allocate their buffers once, in ``__init__``.
 from __future__ import annotations
 
 import math
+import signal
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -23,6 +26,42 @@ from .callbacks import ProgressLogger
 from .losses import SparseCategoricalCrossentropy, CategoricalCrossentropy
 
 _COMPILED_METRICS = {metrics_mod.Accuracy: 1, metrics_mod.MeanSquaredError: 2, metrics_mod.MeanAbsoluteError: 3}
+
+
+class DeferredInterrupt:
+    """Ctrl+C during ``fit`` stops training at the next safe point.
+
+    While active (in the main thread, when SIGINT has Python's default handler),
+    a first Ctrl+C only sets ``requested``; the loops call ``check()`` between
+    batches and between compiled runs of batches -- where weights, optimizer
+    state, ``iterations`` and History agree -- and it raises KeyboardInterrupt
+    there.  A second Ctrl+C interrupts at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 def make_plan(model, X, y, w, batch_size, perm, workspaces) -> TrainingPlan:
@@ -65,8 +104,9 @@ def make_plan(model, X, y, w, batch_size, perm, workspaces) -> TrainingPlan:
 class _Loop:
     """Shared set-up: batch buffers, shuffling and divergence roll-back."""
 
-    def __init__(self, model, X, y, w, batch_size, shuffle, rng):
+    def __init__(self, model, X, y, w, batch_size, shuffle, rng, interrupt=None):
         self.model, self.X, self.y, self.w = model, X, y, w
+        self.interrupt = interrupt or DeferredInterrupt()
         self.bs, self.shuffle, self.rng = batch_size, shuffle, rng
         self.n = X.shape[0]
         self.steps = math.ceil(self.n / batch_size)
@@ -103,8 +143,8 @@ class _Loop:
 class KernelLoop(_Loop):
     """One Python-level step per minibatch; any layers, any callbacks."""
 
-    def __init__(self, model, X, y, w, batch_size, shuffle, rng):
-        super().__init__(model, X, y, w, batch_size, shuffle, rng)
+    def __init__(self, model, X, y, w, batch_size, shuffle, rng, interrupt=None):
+        super().__init__(model, X, y, w, batch_size, shuffle, rng, interrupt)
         self.gather = shuffle and batch_size < self.n
 
     def run_epoch(self, batch_hooks, want_grad_norm):
@@ -114,6 +154,7 @@ class KernelLoop(_Loop):
         totals = dict.fromkeys(["loss"] + [name for name, _ in model.metrics], 0.0)
         seen = 0
         for step in range(self.steps):
+            self.interrupt.check()  # before a batch: a finished epoch is always logged
             start = step * self.bs
             stop = min(start + self.bs, self.n)
             m = stop - start
@@ -168,30 +209,44 @@ class CompiledLoop(_Loop):
                 return False
         return True
 
-    def __init__(self, model, X, y, w, batch_size, shuffle, rng):
-        super().__init__(model, X, y, w, batch_size, shuffle, rng)
+    # Seconds of work per train_batches call: short enough that Ctrl+C is honoured
+    # within about this long, long enough that the calls cost nothing measurable.
+    CALL_SECONDS = 0.1
+
+    def __init__(self, model, X, y, w, batch_size, shuffle, rng, interrupt=None):
+        super().__init__(model, X, y, w, batch_size, shuffle, rng, interrupt)
         self.lrs = np.empty(self.steps, np.float64)
+        self.seconds_per_batch = None  # measured on the first calls
 
     def run_epoch(self, batch_hooks, want_grad_norm):
         model, K, opt = self.model, self.model._kernels, self.model.optimizer
         self._begin_epoch()
         progress = batch_hooks[0] if batch_hooks else None
-        chunk = self.steps if progress is None else max(1, self.steps // 50)
+        most = self.steps if progress is None else max(1, self.steps // 50)
         totals = np.zeros(4, np.float64)  # loss, correct, squared error, absolute error
-        seen = 0
-        for first in range(0, self.steps, chunk):
-            count = min(chunk, self.steps - first)
+        seen = first = 0
+        while first < self.steps:
+            self.interrupt.check()  # before a run of batches: a finished epoch is always logged
+            if self.seconds_per_batch is None:
+                count = min(4, most)
+            else:
+                count = min(most, max(1, int(self.CALL_SECONDS / self.seconds_per_batch)))
+            count = min(count, self.steps - first)
             lrs = opt.learning_rates(self.lrs[:count])
+            start = time.perf_counter()
             result = K.train_batches(self.plan, first, count, lrs, opt.iterations)
             done = result.batches
             opt.iterations += done
             totals += result[1:]
+            if done:
+                self.seconds_per_batch = max((time.perf_counter() - start) / done, 1e-7)
             seen = min((first + done) * self.bs, self.n)
             if done < count:
                 self._diverged(math.nan, first + done)
                 return None
             if progress is not None:
                 progress.advance(count, totals[0] / seen)
+            first += count
         logs = {"loss": float(totals[0] / seen)}
         for name, metric in model.metrics:
             logs[name] = float(totals[_COMPILED_METRICS[type(metric)]] / seen)

@@ -17,7 +17,7 @@ from . import _kernels
 from . import _validation as check
 from ._archive import save_model
 from ._kernels import step as reference
-from ._training import CompiledLoop, KernelLoop
+from ._training import CompiledLoop, DeferredInterrupt, KernelLoop
 from . import callbacks as cbks
 from . import layers as layers_mod
 from . import losses, optimizers
@@ -226,24 +226,26 @@ class Sequential:
         self.stop_training = False
         shuffle_rng = np.random.default_rng(None if self.seed is None else [self.seed, 1, initial_epoch])
         Loop = CompiledLoop if CompiledLoop.supports(self, batch_hooks, y) else KernelLoop
-        loop = Loop(self, X, y, w, bs, shuffle, shuffle_rng)
+        interrupt = DeferredInterrupt()
+        loop = Loop(self, X, y, w, bs, shuffle, shuffle_rng, interrupt)
         for cb in callback_list:
             cb.on_train_begin()
         try:
-            for epoch in range(initial_epoch, epochs):
-                for cb in callback_list:
-                    cb.on_epoch_begin(epoch)
-                logs = loop.run_epoch(batch_hooks, want_grad_norm)
-                if logs is None:  # diverged: weights restored to the start of the epoch
-                    break
-                if val is not None:
-                    val_logs = self.evaluate(*val[:2], sample_weight=val[2], batch_size=max(bs, 1024))
-                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                logs["lr"] = self.optimizer.current_learning_rate()
-                for cb in callback_list:
-                    cb.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
+            with interrupt:  # Ctrl+C stops at the next batch boundary
+                for epoch in range(initial_epoch, epochs):
+                    for cb in callback_list:
+                        cb.on_epoch_begin(epoch)
+                    logs = loop.run_epoch(batch_hooks, want_grad_norm)
+                    if logs is None:  # diverged: weights restored to the start of the epoch
+                        break
+                    if val is not None:
+                        val_logs = self.evaluate(*val[:2], sample_weight=val[2], batch_size=max(bs, 1024))
+                        logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    logs["lr"] = self.optimizer.current_learning_rate()
+                    for cb in callback_list:
+                        cb.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
         finally:
             for cb in callback_list:
                 cb.on_train_end()

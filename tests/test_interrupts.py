@@ -1,0 +1,109 @@
+"""Ctrl+C during ``fit``: training stops soon, on every backend and at any verbosity, and
+leaves the weights, optimizer state, ``iterations`` and History in agreement."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import fastnn as fn
+
+CHILD = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    import fastnn as fn
+
+    backend, verbose, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6000, 120))
+    y = rng.integers(0, 10, 6000)
+
+    def model():
+        m = fn.Sequential([fn.Dense(96, activation="relu", input_dim=120), fn.Dense(10, activation="softmax")],
+                          backend=backend, dtype="float64", seed=5)
+        m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m
+
+    model().fit(X[:200], y[:200], epochs=1, verbose=0)  # compile and load everything first
+    m = model()
+    print("ready", flush=True)
+    try:
+        m.fit(X, y, epochs=100000, batch_size=32, verbose=verbose)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    np.savez(out, *m.get_weights(), *m.optimizer.get_state())
+    with open(out + ".json", "w") as f:
+        json.dump({"iterations": m.optimizer.iterations, "epochs": len(m.history.history["loss"]),
+                   "steps": m.history.params["steps"]}, f)
+""")
+
+
+@pytest.mark.parametrize("verbose", [0, 2])
+@pytest.mark.parametrize("backend", fn.backends.available())
+def test_ctrl_c_stops_fit_soon_and_leaves_a_consistent_model(backend, verbose, tmp_path):
+    out = str(tmp_path / "state.npz")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, backend, str(verbose), out],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        sent = time.perf_counter()
+        child.send_signal(signal.SIGINT)
+        line = child.stdout.readline()
+        while line and line.strip() != "interrupted":  # verbose=2 prints epoch lines
+            line = child.stdout.readline()
+        latency = time.perf_counter() - sent
+        assert line.strip() == "interrupted"
+        assert child.wait(timeout=60) == 0, child.stderr.read()
+    finally:
+        child.kill()
+    # The target is 0.1 s (a compiled call runs about that long); the bound leaves room
+    # for a busy machine.
+    assert latency < 3.0, f"fit stopped {latency:.2f} s after Ctrl+C"
+    info = json.loads(open(out + ".json").read())
+    assert info["iterations"] > 0
+    assert info["epochs"] == info["iterations"] // info["steps"]
+
+    # Replay exactly that many updates on the per-batch path: same weights and state.
+    class StopAfter(fn.callbacks.Callback):
+        seen = 0
+
+        def on_batch_end(self, batch, logs=None):
+            self.seen += 1
+            if self.seen == info["iterations"]:
+                self.model.stop_training = True
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6000, 120))
+    y = rng.integers(0, 10, 6000)
+    m = fn.Sequential([fn.Dense(96, activation="relu", input_dim=120), fn.Dense(10, activation="softmax")],
+                      backend="numpy", dtype="float64", seed=5)
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(X, y, epochs=info["epochs"] + 1, batch_size=32, verbose=0, callbacks=[StopAfter()])
+    assert m.optimizer.iterations == info["iterations"]
+    saved = np.load(out)
+    expected = m.get_weights() + m.optimizer.get_state()
+    assert len(saved.files) == len(expected)
+    for i, e in enumerate(expected):
+        np.testing.assert_allclose(saved[f"arr_{i}"], e, rtol=1e-6, atol=1e-9)
+
+
+def test_a_second_ctrl_c_interrupts_at_once_and_handlers_are_restored():
+    import fastnn._training as training
+
+    with training.DeferredInterrupt() as interrupt:
+        if interrupt._previous is None:
+            pytest.skip("not in the main thread, or SIGINT has a handler of its own")
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupt.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
