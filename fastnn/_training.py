@@ -125,16 +125,30 @@ class _Loop:
         if self.shuffle and self.bs < self.n:
             self.rng.shuffle(self.perm)
 
-    def _diverged(self, batch_loss, step):
+    def _diverged(self, what):
         for s, p in zip(self.snapshot, self.state):
             np.copyto(p, s)
         self.model.optimizer.iterations = self._iterations
         warnings.warn(
-            f"fit: the loss became {batch_loss} at batch {step}; training stopped and the "
-            f"weights were restored to the start of this epoch (try a lower learning rate)",
+            f"fit: {what}; training stopped and the weights were restored to the start of "
+            f"this epoch (try a lower learning rate)",
             RuntimeWarning, stacklevel=4,
         )
         self.model.stop_training = True
+
+    def _ends_finite(self, last_batch):
+        """After an epoch: are the parameters, the optimizer state and the outputs of the
+        epoch's last batch under the final weights all finite?  (Each batch's loss is
+        checked before its update, which cannot see what the last update did.)"""
+        if not all(np.isfinite(p).all() for p in self.state):
+            return False
+        start = last_batch * self.bs
+        stop = min(start + self.bs, self.n)
+        rows = self.perm[start:stop] if self.shuffle and self.bs < self.n else slice(start, stop)
+        m = stop - start
+        ws = self.ws if m == self.bs else [w.rows(m) for w in self.ws]
+        with np.errstate(all="ignore"):
+            return bool(np.isfinite(self.model._forward(self.X[rows], ws)).all())
 
     def _grad_norm(self):
         return math.sqrt(sum(float(np.vdot(g, g)) for g in self.model._grads))
@@ -166,7 +180,7 @@ class KernelLoop(_Loop):
             lr = opt.current_learning_rate()
             batch_loss = reference.train_step(K, plan, Xb, yb, wb, lr, opt.iterations + 1)
             if not math.isfinite(batch_loss):
-                self._diverged(batch_loss, step)
+                self._diverged(f"the loss became {batch_loss} at batch {step}")
                 return None
             opt.iterations += 1
             totals["loss"] += m * batch_loss
@@ -183,6 +197,9 @@ class KernelLoop(_Loop):
                     cb.on_batch_end(step, batch_logs)
                 if model.stop_training:
                     break
+        if not self._ends_finite(step):
+            self._diverged(f"the outputs overflowed after the update of batch {step}")
+            return None
         logs = {name: total / max(seen, 1) for name, total in totals.items()}
         if want_grad_norm:
             logs["grad_norm"] = grad_norm if stop == self.n else math.nan
@@ -242,11 +259,14 @@ class CompiledLoop(_Loop):
                 self.seconds_per_batch = max((time.perf_counter() - start) / done, 1e-7)
             seen = min((first + done) * self.bs, self.n)
             if done < count:
-                self._diverged(math.nan, first + done)
+                self._diverged(f"the loss became nan or infinite at batch {first + done}")
                 return None
             if progress is not None:
                 progress.advance(count, totals[0] / seen)
             first += count
+        if not self._ends_finite(self.steps - 1):
+            self._diverged(f"the outputs overflowed after the update of batch {self.steps - 1}")
+            return None
         logs = {"loss": float(totals[0] / seen)}
         for name, metric in model.metrics:
             logs[name] = float(totals[_COMPILED_METRICS[type(metric)]] / seen)

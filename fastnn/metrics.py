@@ -13,6 +13,10 @@ from ._registry import Configurable, Registry
 
 
 class Metric(Configurable):
+    # True for metrics that compare outputs with targets of the same shape, which
+    # class labels (sparse categorical cross-entropy) are not.
+    compares_values = False
+
     def __call__(self, y_true, y_pred) -> float:
         raise NotImplementedError
 
@@ -43,19 +47,26 @@ def _is_one_hot(Y):
 
 @registry.register("mse", "mean_squared_error")
 class MeanSquaredError(Metric):
+    compares_values = True
+
     def __call__(self, y_true, y_pred) -> float:
         return float(np.mean(np.square(np.asarray(y_pred) - _as_2d(y_true, y_pred))))
 
 
 @registry.register("mae", "mean_absolute_error")
 class MeanAbsoluteError(Metric):
+    compares_values = True
+
     def __call__(self, y_true, y_pred) -> float:
         return float(np.mean(np.abs(np.asarray(y_pred) - _as_2d(y_true, y_pred))))
 
 
 def _as_2d(y_true, y_pred):
     y_true = np.asarray(y_true)
-    return y_true.reshape(np.shape(y_pred)) if y_true.size == np.size(y_pred) else y_true
+    if y_true.size != np.size(y_pred):
+        raise ValueError(f"y_true: expected {np.size(y_pred)} values to compare with the outputs "
+                         f"{np.shape(y_pred)}, got shape {y_true.shape}")
+    return y_true.reshape(np.shape(y_pred))
 
 
 def get(identifier) -> Metric:

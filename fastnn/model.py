@@ -150,7 +150,13 @@ class Sequential:
         resolved = []
         for m in metrics:
             metric = metrics_mod.get(m)
-            resolved.append((m if isinstance(m, str) else metric.name, metric))
+            name = m if isinstance(m, str) else metric.name
+            if metric.compares_values and isinstance(loss, losses.SparseCategoricalCrossentropy):
+                raise ValueError(
+                    f"metrics: {name!r} compares the outputs with targets of the same shape, but with "
+                    f"loss='sparse_categorical_crossentropy' the targets are class labels; use 'accuracy', "
+                    f"or one-hot targets with loss='categorical_crossentropy'")
+            resolved.append((name, metric))
         self.optimizer, self.loss, self.metrics = optimizer, loss, resolved
         if self.built:
             optimizer.build(self._params)
