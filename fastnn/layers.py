@@ -51,7 +51,13 @@ class Layer:
             raise ValueError(f"input_dim: layer expects {self.input_dim} inputs, got {n_in}")
         self.input_dim = n_in
         shape = (n_in, self.linear_units)
-        self.W = np.ascontiguousarray(self.kernel_initializer(shape, dtype, rng, n_in, self.units))
+        try:
+            self.W = np.ascontiguousarray(self.kernel_initializer(shape, dtype, rng, n_in, self.units))
+        except MemoryError:
+            raise ValueError(
+                f"units: a {n_in} x {self.linear_units} weight matrix needs "
+                f"{n_in * self.linear_units * np.dtype(dtype).itemsize:.3g} bytes, more than can be "
+                f"allocated here") from None
         self.dW = np.zeros_like(self.W)
         if self.use_bias:
             self.b = np.ascontiguousarray(

@@ -89,6 +89,8 @@ CASES = [
     Case("softmax output with MSE on one unit",
          lambda: fn.Sequential([fn.Dense(1, activation="softmax", input_dim=4)]).compile("sgd", "mse"),
          ValueError, r"softmax"),
+    Case("a layer too large to allocate (`Dense(10**12)`)", lambda: fn.Sequential([fn.Dense(10**12, input_dim=784)]),
+         ValueError, r"units: a 784 x 1000000000000 weight matrix needs .* bytes, more than can be allocated"),
     Case("an unknown activation name", lambda: fn.Dense(3, activation="relux"),
          ValueError, r"activation: unknown activation 'relux'; expected one of"),
     Case("an unknown optimizer name", lambda: classifier().compile("adamw", "mse"),
