@@ -9,11 +9,6 @@ def test_dense_gemm(benchmark, backend, case):
     measure(benchmark, backend, case)
 
 
-@pytest.mark.cases("own_gemm")
-def test_own_gemm(benchmark, backend, case):
-    measure(benchmark, backend, case)
-
-
 @pytest.mark.cases("activation")
 def test_activation(benchmark, backend, case):
     measure(benchmark, backend, case)

@@ -1,5 +1,5 @@
-"""Numba-specific checks: fastnn's own GEMM, the vectorizable transcendentals,
-float32 staying float32 in the compiled loops, laziness and ``warmup``.
+"""Numba-specific checks: the vectorizable transcendentals, float32 staying
+float32 in the compiled loops, laziness and ``warmup``.
 
 The kernels themselves are held to the NumPy reference by
 ``test_kernel_conformance.py``; these tests cover what only this backend has.
@@ -16,7 +16,6 @@ numba = pytest.importorskip("numba")
 from fastnn import _kernels as K  # noqa: E402
 from fastnn._kernels import numba_backend as N  # noqa: E402
 
-RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 # Compile options of the backend's elementwise kernels, for fresh (uncached)
 # copies whose LLVM IR can be inspected.
 JIT_OPTIONS = dict(fastmath={"contract"}, error_model="numpy")
@@ -25,56 +24,6 @@ JIT_OPTIONS = dict(fastmath={"contract"}, error_model="numpy")
 @pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
 def dtype(request):
     return request.param
-
-
-# ------------------------------------------------------------ own blocked GEMM
-GEMM_SHAPES = [
-    (1, 1, 1),
-    (1, 7, 3),
-    (5, 3, 2),
-    (4, 4, 4),
-    (17, 33, 9),
-    (64, 129, 31),
-    (130, 784, 16),
-    (7, 1100, 13),  # k spans more than one k panel
-    (3, 2, 130),
-]
-
-
-@pytest.mark.parametrize("m,k,n", GEMM_SHAPES, ids=str)
-def test_gemm_blocked_matches_numpy(dtype, m, k, n):
-    rng = np.random.default_rng(10)
-    A = rng.standard_normal((m, k)).astype(dtype)
-    B = rng.standard_normal((k, n)).astype(dtype)
-    C = np.full((m, n), np.nan, dtype)
-    N.gemm_blocked(A, B, C)
-    expected = A.astype(np.float64) @ B.astype(np.float64)
-    tol = RTOL[dtype] * max(1.0, np.sqrt(k))
-    np.testing.assert_allclose(C, expected, rtol=tol, atol=tol)
-    assert C.dtype == dtype
-
-
-def test_gemm_blocked_transposed_input_and_threads(dtype):
-    """A Fortran-ordered A gives the same result; the threaded path agrees with the serial one."""
-    rng = np.random.default_rng(11)
-    A = rng.standard_normal((130, 129)).astype(dtype)
-    B = rng.standard_normal((129, 75)).astype(dtype)
-    C1, C2, C3 = (np.empty((130, 75), dtype) for _ in range(3))
-    N.gemm_blocked(A, B, C1)
-    N.gemm_blocked(np.asfortranarray(A), B, C2)
-    N.gemm_blocked(A, B, C3, n_threads=2)
-    np.testing.assert_array_equal(C2, C1)
-    np.testing.assert_array_equal(C3, C1)  # same tiles, same summation order
-
-
-def test_gemm_blocked_rejects_bad_arguments():
-    A, B = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
-    with pytest.raises(ValueError, match="expected A"):
-        N.gemm_blocked(A, B, np.empty((3, 4), np.float32))
-    with pytest.raises(TypeError, match="dtype"):
-        N.gemm_blocked(A, B.astype(np.float64), np.empty((3, 5), np.float32))
-    with pytest.raises(ValueError, match="contiguous"):
-        N.gemm_blocked(A, B, np.empty((5, 3), np.float32).T)
 
 
 # ----------------------------------------------- vectorizable transcendentals

@@ -37,17 +37,12 @@ KINDS = {
     "train": "Training: one epoch",
     "predict": "Inference: predict",
     "gemm": "Dense-layer GEMM products (dense_forward / dense_backward)",
-    "own_gemm": "fastnn's own blocked GEMM vs BLAS",
     "activation": "Activation forward + backward",
     "loss": "Softmax + cross-entropy gradient (loss_output_delta)",
     "optimizer": "Optimizer update (in place)",
     "gather": "Minibatch gather (gather_rows)",
     "peak": "Machine: float32 GEMM peak",
 }
-
-
-class Unsupported(Exception):
-    """The backend has no kernel for this case (the benchmark is skipped)."""
 
 
 def quick_from_env() -> bool:
@@ -313,30 +308,6 @@ def _gemm_case(product, shape, dtype, quick):
                 flops=products * 2 * n * k * m, quick=quick)
 
 
-def _own_gemm_case(shape, dtype, quick):
-    n, k, m = shape
-
-    def setup(backend):
-        X, W = _arrays(dtype, (n, k), (k, m), scale=0.1)
-        C = np.empty((n, m), dtype)
-        if backend == "numpy":  # the reference: BLAS through NumPy
-            return lambda: np.matmul(X, W, out=C)
-        gemm = getattr(K.load(backend), "gemm_blocked", None)
-        if gemm is None:
-            raise Unsupported(f"the {backend} backend has no gemm_blocked kernel")
-        try:
-            gemm(X, W, C)
-        except TypeError as exc:
-            raise Unsupported(f"{backend}.gemm_blocked(A, B, C) is not callable that way: {exc}") from None
-        tol = 1e-3 if dtype == "float32" else 1e-10
-        if not np.allclose(C, X @ W, rtol=tol, atol=tol):
-            raise AssertionError(f"{backend}.gemm_blocked(A, B, C) does not compute C = A @ B")
-        return lambda: gemm(X, W, C)
-
-    return Case("own_gemm", f"own-{n}x{k}x{m}-{dtype}", f"C = X·W, {n}×{k}×{m} (numpy row: BLAS matmul)",
-                dtype, setup, flops=2 * n * k * m, quick=quick)
-
-
 ACTIVATIONS = {  # name: (code, alpha)
     "linear": (K.LINEAR, 0.0), "sigmoid": (K.SIGMOID, 0.0), "tanh": (K.TANH, 0.0), "relu": (K.RELU, 0.0),
     "leaky_relu": (K.LEAKY_RELU, 0.01), "elu": (K.ELU, 1.0), "softmax": (K.SOFTMAX, 0.0),
@@ -470,8 +441,6 @@ def cases(kind: str, quick: bool = False) -> list[Case]:
         if kind == "gemm":
             out += [_gemm_case(p, s, dtype, quick) for s in (QUICK_GEMM_SHAPES if quick else GEMM_SHAPES)
                     for p in GEMM_PRODUCTS]
-        elif kind == "own_gemm":
-            out += [_own_gemm_case(s, dtype, quick) for s in (QUICK_GEMM_SHAPES if quick else GEMM_SHAPES)]
         elif kind == "activation":
             out += [_activation_case(a, dtype, quick) for a in (QUICK_ACTIVATIONS if quick else ACTIVATIONS)]
         elif kind == "loss":
@@ -505,12 +474,7 @@ def measure(benchmark, backend: str, case: Case):
     first-call latency.  Kernels use pytest-benchmark's own calibration;
     a training epoch is one round of ``benchmark.pedantic``.
     """
-    try:
-        target = case.setup(backend)
-    except Unsupported as exc:
-        import pytest
-
-        pytest.skip(str(exc))
+    target = case.setup(backend)
     benchmark.extra_info.update(case.info(backend))
     if benchmark.disabled:  # smoke run: the call runs once, untimed
         benchmark(target)

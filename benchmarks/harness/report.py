@@ -321,8 +321,6 @@ SECTION_NOTES = {
     "gemm": ("`dense_forward` with bias and ReLU (X·W), `dense_backward` without the input gradient "
              "(first layer: Xᵀ·δ) and with it (Xᵀ·δ and δ·Wᵀ); shapes are batch × inputs × outputs. "
              "Epilogue work (bias, activation, bias gradient) is not counted in FLOPs."),
-    "own_gemm": ("fastnn's own blocked GEMM kernel `gemm_blocked(A, B, C)` of each compiled backend; the numpy "
-                 "row is `np.matmul` (BLAS), so × numpy > 1 means the own kernel beats BLAS at that shape."),
     "activation": ("`dense_forward` with inner dimension 1 (the GEMM is an outer product, so the time is the "
                    "bias add and the activation) followed by `activation_backward`."),
     "loss": "`loss_output_delta` for softmax + sparse categorical cross-entropy (the fused `(A - Y) / n`).",

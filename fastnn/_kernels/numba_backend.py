@@ -40,15 +40,13 @@ Design
 * Elementwise kernels whose output may alias an input (``dZ_out is dA``)
   have an in-place loop: LLVM's runtime overlap check fails for an exact
   alias and would fall back to scalar code.
-* ``gemm_blocked`` is fastnn's own blocked GEMM (not used by the kernels;
-  benchmarks decide whether it ever beats BLAS at some shape).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from . import (
@@ -1019,159 +1017,6 @@ def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v
         m[i] = mi
         v[i] = vi
         p[i] -= lr_t * (mi / (np.sqrt(vi) + eps))
-
-
-# ------------------------------------------------------------ fastnn's own GEMM
-# C = A @ B computed from A (m, k) and a packed B.T (n, k): every 4x4 tile of C
-# is 16 dot products over a k panel, each a vectorized reduction (reassoc is
-# safe here: no range reductions).  Per step of the k loop it loads 4 + 4
-# vectors for 16 FMAs, so it is bound by FMA throughput rather than by the
-# loads and stores that an axpy-style loop (C row += a * B row) spends per FMA.
-_KC = 512  # k panel: a 4-row panel of A and of B.T stay in L1 (2 x 8 KiB in float32)
-_jit_gemm = njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
-
-
-@_jit_gemm
-def _gemm_cols(A, Bt, C, j0, j1):
-    """C[:, j0:j1] := A @ Bt[j0:j1].T.     # IN: A (m, k), Bt (n, k)  OUT: C (m, n)"""
-    m, k = A.shape
-    zero = C.dtype.type(0.0)
-    for i in range(m):
-        for j in range(j0, j1):
-            C[i, j] = zero
-    for p0 in range(0, k, _KC):
-        p1 = min(k, p0 + _KC)
-        kk = p1 - p0
-        j = j0
-        while j + 4 <= j1:
-            b0 = Bt[j, p0:p1]
-            b1 = Bt[j + 1, p0:p1]
-            b2 = Bt[j + 2, p0:p1]
-            b3 = Bt[j + 3, p0:p1]
-            i = 0
-            while i + 4 <= m:
-                a0 = A[i, p0:p1]
-                a1 = A[i + 1, p0:p1]
-                a2 = A[i + 2, p0:p1]
-                a3 = A[i + 3, p0:p1]
-                s00 = s01 = s02 = s03 = zero
-                s10 = s11 = s12 = s13 = zero
-                s20 = s21 = s22 = s23 = zero
-                s30 = s31 = s32 = s33 = zero
-                for p in range(kk):
-                    x0 = a0[p]
-                    x1 = a1[p]
-                    x2 = a2[p]
-                    x3 = a3[p]
-                    y0 = b0[p]
-                    y1 = b1[p]
-                    y2 = b2[p]
-                    y3 = b3[p]
-                    s00 += x0 * y0
-                    s01 += x0 * y1
-                    s02 += x0 * y2
-                    s03 += x0 * y3
-                    s10 += x1 * y0
-                    s11 += x1 * y1
-                    s12 += x1 * y2
-                    s13 += x1 * y3
-                    s20 += x2 * y0
-                    s21 += x2 * y1
-                    s22 += x2 * y2
-                    s23 += x2 * y3
-                    s30 += x3 * y0
-                    s31 += x3 * y1
-                    s32 += x3 * y2
-                    s33 += x3 * y3
-                C[i, j] += s00
-                C[i, j + 1] += s01
-                C[i, j + 2] += s02
-                C[i, j + 3] += s03
-                C[i + 1, j] += s10
-                C[i + 1, j + 1] += s11
-                C[i + 1, j + 2] += s12
-                C[i + 1, j + 3] += s13
-                C[i + 2, j] += s20
-                C[i + 2, j + 1] += s21
-                C[i + 2, j + 2] += s22
-                C[i + 2, j + 3] += s23
-                C[i + 3, j] += s30
-                C[i + 3, j + 1] += s31
-                C[i + 3, j + 2] += s32
-                C[i + 3, j + 3] += s33
-                i += 4
-            while i < m:  # leftover rows: 1 x 4 tiles
-                a0 = A[i, p0:p1]
-                s00 = s01 = s02 = s03 = zero
-                for p in range(kk):
-                    x0 = a0[p]
-                    s00 += x0 * b0[p]
-                    s01 += x0 * b1[p]
-                    s02 += x0 * b2[p]
-                    s03 += x0 * b3[p]
-                C[i, j] += s00
-                C[i, j + 1] += s01
-                C[i, j + 2] += s02
-                C[i, j + 3] += s03
-                i += 1
-            j += 4
-        while j < j1:  # leftover columns: m x 1
-            b0 = Bt[j, p0:p1]
-            for i in range(m):
-                a0 = A[i, p0:p1]
-                s00 = zero
-                for p in range(kk):
-                    s00 += a0[p] * b0[p]
-                C[i, j] += s00
-            j += 1
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _gemm_cols_parallel(A, Bt, C, n_chunks):
-    """_gemm_cols over n_chunks column ranges (multiples of 4) in parallel."""
-    n = C.shape[1]
-    tiles = (n + 3) // 4
-    for c in prange(n_chunks):
-        j0 = min(n, 4 * ((tiles * c) // n_chunks))
-        j1 = min(n, 4 * ((tiles * (c + 1)) // n_chunks))
-        _gemm_cols(A, Bt, C, j0, j1)
-
-
-def gemm_blocked(A, B, C, n_threads=1):
-    """``C := A @ B`` with fastnn's own blocked kernel (no BLAS).
-
-    A ``(m, k)``, B ``(k, n)``, C ``(m, n)`` C-contiguous, one floating dtype.
-    B is packed transposed once per call.  ``n_threads > 1`` splits the
-    columns of C over Numba's threads; keep it at 1 next to multi-threaded
-    BLAS calls (see PERF-NOTES).     # IN: A, B  OUT: C
-    """
-    if A.ndim != 2 or B.ndim != 2 or C.ndim != 2:
-        raise ValueError("gemm_blocked: A, B and C must be 2-D")
-    m, k = A.shape
-    if B.shape[0] != k or C.shape != (m, B.shape[1]):
-        raise ValueError(
-            f"gemm_blocked: A is {A.shape}, B is {B.shape}, C is {C.shape}; "
-            "expected A (m, k), B (k, n), C (m, n)"
-        )
-    if not (A.dtype == B.dtype == C.dtype) or C.dtype.kind != "f":
-        raise TypeError("gemm_blocked: A, B and C must share one floating dtype")
-    if not C.flags.c_contiguous:
-        raise ValueError("gemm_blocked: C must be C-contiguous")
-    A = np.ascontiguousarray(A)
-    Bt = np.ascontiguousarray(B.T)
-    n = C.shape[1]
-    n_chunks = min(int(n_threads), (n + 3) // 4)
-    if n_chunks > 1 and m * n * k >= 1 << 20:
-        import numba
-
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-        try:
-            _gemm_cols_parallel(A, Bt, C, n_chunks)
-        finally:
-            numba.set_num_threads(previous)
-    else:
-        _gemm_cols(A, Bt, C, 0, n)
 
 
 # ------------------------------------------------------------------------ warmup
