@@ -14,7 +14,8 @@ import pytest
 numba = pytest.importorskip("numba")
 
 from fastnn import _kernels as K  # noqa: E402
-from fastnn._kernels import numba_backend as N  # noqa: E402
+from fastnn._kernels import numba as N  # noqa: E402
+from fastnn._kernels.numba import _activations, _math, _warmup  # noqa: E402
 
 # Compile options of the backend's elementwise kernels, for fresh (uncached)
 # copies whose LLVM IR can be inspected.
@@ -31,13 +32,13 @@ def dtype(request):
 def _apply(which, x, out):
     for i in range(x.size):
         if which == 0:
-            out[i] = N._exp(x[i])
+            out[i] = _math._exp(x[i])
         elif which == 1:
-            out[i] = N._expm1(x[i])
+            out[i] = _math._expm1(x[i])
         elif which == 2:
-            out[i] = N._tanh(x[i])
+            out[i] = _math._tanh(x[i])
         else:
-            out[i] = N._log1p_unit(x[i])
+            out[i] = _math._log1p_unit(x[i])
 
 
 MATH = {"exp": (0, np.exp), "expm1": (1, np.expm1), "tanh": (2, np.tanh), "log1p_unit": (3, np.log1p)}
@@ -85,7 +86,7 @@ def test_transcendentals_special_values(dtype, name):
 @numba.njit
 def _norm_cdf_loop(x, out):
     for i in range(x.size):
-        out[i] = N._norm_cdf(x[i])
+        out[i] = _math._norm_cdf(x[i])
 
 
 def test_norm_cdf_for_gelu(dtype):
@@ -140,10 +141,10 @@ def _float32_kernel_cases():
     p = np.zeros((7, 9), np.float32)
     alpha = np.float32(0.1)
     return [
-        ("activation-forward", N._act_flat, (K.SIGMOID, alpha, z, a)),
-        ("activation-backward", N._dact_flat, (K.SIGMOID, alpha, z, a, d.copy())),
-        ("activation-backward-out", N._dact_flat_out, (K.SIGMOID, alpha, z, a, d, d.copy())),
-        ("softmax", N._softmax_rows, (Z, np.empty_like(Z))),
+        ("activation-forward", _activations._act_flat, (K.SIGMOID, alpha, z, a)),
+        ("activation-backward", _activations._dact_flat, (K.SIGMOID, alpha, z, a, d.copy())),
+        ("activation-backward-out", _activations._dact_flat_out, (K.SIGMOID, alpha, z, a, d, d.copy())),
+        ("softmax", _activations._softmax_rows, (Z, np.empty_like(Z))),
         ("sgd", N.sgd_update, (p, p.copy(), 0.1, 0.9, True, p.copy())),
         ("adagrad", N.adagrad_update, (p, p.copy(), 0.1, 1e-7, p.copy())),
         ("rmsprop", N.rmsprop_update, (p, p.copy(), 0.1, 0.9, 1e-7, p.copy())),
@@ -172,15 +173,15 @@ def _loop(helper):
 
 
 SCALAR_HELPERS = {
-    "exp": N._exp,
-    "expm1": N._expm1,
-    "tanh": N._tanh,
-    "log1p_unit": N._log1p_unit,
-    "sigmoid": N._sigmoid,
-    "softplus": N._softplus,
-    "d_swish": N._d_swish,
-    "gelu": N._gelu,
-    "d_gelu": N._d_gelu,
+    "exp": _math._exp,
+    "expm1": _math._expm1,
+    "tanh": _math._tanh,
+    "log1p_unit": _math._log1p_unit,
+    "sigmoid": _activations._sigmoid,
+    "softplus": _activations._softplus,
+    "d_swish": _activations._d_swish,
+    "gelu": _activations._gelu,
+    "d_gelu": _activations._d_gelu,
 }
 
 
@@ -243,10 +244,16 @@ def test_nan_propagates_through_activations(dtype):
         assert np.all(np.isfinite(A[1:])), name
 
 
-# --------------------------------------------------------- laziness, warmup
+# ------------------------------------------------- public names, laziness, warmup
+def test_public_names_are_the_contract():
+    public = {n for n in dir(N) if not n.startswith("_")}
+    assert public == {"NAME", *K.KERNELS, *K.OPTIONAL_KERNELS}
+    assert N.NAME == "numba"
+
+
 def test_import_compiles_nothing():
     code = (
-        "import fastnn._kernels.numba_backend as N\n"
+        "import fastnn._kernels.numba as N\n"
         "from fastnn._kernels import KERNELS\n"
         "compiled = [k for k in KERNELS if getattr(N, k).signatures]\n"
         "assert not compiled, compiled\n"
@@ -255,7 +262,7 @@ def test_import_compiles_nothing():
 
 
 def test_warmup_compiles_every_kernel(dtype):
-    calls = N.warmup(dtype)
+    calls = _warmup.warmup(dtype)
     assert calls >= len(K.KERNELS)
     for name in K.KERNELS:
         sigs = getattr(N, name).signatures
@@ -267,4 +274,4 @@ def test_warmup_compiles_every_kernel(dtype):
 
 def test_warmup_rejects_other_dtypes():
     with pytest.raises(ValueError):
-        N.warmup(np.int32)
+        _warmup.warmup(np.int32)

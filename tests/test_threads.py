@@ -25,7 +25,7 @@ def test_bad_thread_counts(bad):
 def test_warmup_compiles_the_training_kernel(backend):
     fn.backends.warmup(backend, dtypes=("float64",), depths=(2,))
     if backend == "numba":
-        from fastnn._kernels.numba_training import _train_batches
+        from fastnn._kernels.numba._training import _train_batches
 
         # sparse and one-hot targets, each with and without sample weights
         assert len(_train_batches.signatures) >= 4

@@ -131,7 +131,7 @@ OPTIONAL_KERNELS = ("train_batches", "predict_rows")
 # for backend="auto" (fastest first).
 BACKEND_MODULES = {
     "cython": "fastnn._kernels.cython_backend",
-    "numba": "fastnn._kernels.numba_backend",
+    "numba": "fastnn._kernels.numba",
     "numpy": "fastnn._kernels.numpy",
 }
 

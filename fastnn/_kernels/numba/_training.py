@@ -1,14 +1,14 @@
-"""``train_batches`` for the Numba backend: whole minibatch steps in one
-compiled call (see the contract in ``fastnn._kernels``).
+"""Minibatch gathering and ``train_batches`` for the Numba backend: whole
+minibatch steps in one compiled call (see the contract in ``fastnn._kernels``).
 
-It strings together the Numba kernels of ``numba_backend`` -- no Python runs
-between steps.  Layer tuples (``Ws``, ``Zs``, ...) are homogeneous, so Numba
-types them as ``UniTuple`` and indexes them with the loop variable; a layer
-without bias has a zero-length ``b``, and the two cases call the kernels with
-``b`` or ``None`` so each call site keeps one type.
+``_train_batches`` strings the kernels together -- no Python runs between
+steps.  Layer tuples (``Ws``, ``Zs``, ...) are homogeneous, so Numba types them
+as ``UniTuple`` and indexes them with the loop variable; a layer without bias
+has a zero-length ``b``, and the two cases call the kernels with ``b`` or
+``None`` so each call site keeps one type.  ``train_batches`` is the Python
+wrapper that unpacks the ``TrainingPlan`` (a dataclass, which ``@njit`` cannot
+take) into arguments.
 """
-from __future__ import annotations
-
 import platform
 
 import numpy as np
@@ -17,24 +17,48 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .plan import TrainResult
-from . import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
-from .numba_backend import (
-    activation_backward,
-    adagrad_update,
-    adam_update,
-    dense_backward,
-    dense_forward,
-    gather_rows,
-    loss_output_delta,
-    loss_value,
-    rmsprop_update,
-    sgd_update,
-)
+from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
+from ..plan import TrainResult
+from ._activations import activation_backward
+from ._dense import dense_backward, dense_forward
+from ._jit import jit
+from ._losses import loss_output_delta, loss_value
+from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 
-_jit = njit(cache=True, error_model="numpy")
+# The training loop and its helpers: no fastmath, so their float64 statistics
+# add up in order; the kernels they call keep their own options.
+_jit_loop = njit(cache=True, error_model="numpy")
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+@jit
+def gather_rows(X, idx, out):
+    """out[i] := X[idx[i]] (negative indices count from the end).     # IN: X, idx  OUT: out"""
+    m = idx.shape[0]
+    n = X.shape[0]
+    if out.shape[0] != m:
+        raise ValueError("gather_rows: out must have len(idx) rows")
+    if X.ndim == 1:
+        for i in range(m):
+            r = idx[i]
+            if r < 0:
+                r += n
+            if r < 0 or r >= n:
+                raise IndexError("gather_rows: index out of range")
+            out[i] = X[r]
+    else:
+        d = X.shape[1]
+        if out.shape[1] != d:
+            raise ValueError("gather_rows: out must have the row length of X")
+        for i in range(m):
+            r = idx[i]
+            if r < 0:
+                r += n
+            if r < 0 or r >= n:
+                raise IndexError("gather_rows: index out of range")
+            for j in range(d):
+                out[i, j] = X[r, j]
 
 
 @intrinsic
@@ -42,7 +66,8 @@ def _flush_denormals(typingctx):
     """Set the x86 MXCSR flush-to-zero and denormals-are-zero bits of the calling
     thread; return the previous MXCSR (uint32) for ``_restore_fp``.  Optimizer slots
     of weights whose gradient stays zero (dead ReLU units) decay into the denormal
-    range, where every operation costs some hundred cycles.  Elsewhere: a no-op."""
+    range, where every operation costs some hundred cycles (see "Denormals" in
+    ``docs/performance.md``).  Elsewhere: a no-op."""
     def codegen(context, builder, signature, args):
         i32 = ir.IntType(32)
         if not _X86:
@@ -75,18 +100,18 @@ def _restore_fp(typingctx, old):
     return types.void(types.uint32), codegen
 
 
-@_jit
+@_jit_loop
 def flush_denormals():
     """Flush denormals to zero on this thread until ``restore_fp``; returns the old state."""
     return _flush_denormals()
 
 
-@_jit
+@_jit_loop
 def restore_fp(old):
     _restore_fp(old)
 
 
-@_jit
+@_jit_loop
 def _update(opt, p, g, lr, hyper, step, s1, s2):
     if opt == OPT_SGD:
         sgd_update(p, g, lr, 0.0, False, None)
@@ -104,7 +129,7 @@ def _update(opt, p, g, lr, hyper, step, s1, s2):
         raise ValueError("train_batches: unknown optimizer code")
 
 
-@_jit
+@_jit_loop
 def _argmax_row(row):
     best = 0
     for j in range(1, row.shape[0]):
@@ -113,7 +138,7 @@ def _argmax_row(row):
     return best
 
 
-@_jit
+@_jit_loop
 def _batch_statistics(A, Y, out):
     """Correct predictions, per-row mean squared / absolute error of one batch."""
     m, k = A.shape
@@ -145,7 +170,7 @@ def _batch_statistics(A, Y, out):
     out[3] += ab
 
 
-@_jit
+@_jit_loop
 def _forward(xb, Ws, bs, acts, alphas, Zs, As, m):
     L = len(Ws)
     for l in range(L):
@@ -156,7 +181,7 @@ def _forward(xb, Ws, bs, acts, alphas, Zs, As, m):
             dense_forward(inp, Ws[l], None, acts[l], alphas[l], Zs[l][:m], As[l][:m])
 
 
-@_jit
+@_jit_loop
 def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m):
     L = len(Ws)
     for l in range(L - 1, -1, -1):
@@ -175,7 +200,7 @@ def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m):
             dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], None, dZs[l - 1][:m])
 
 
-@_jit
+@_jit_loop
 def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                    Ws, bs, dWs, dbs, acts, alphas, l2s,
                    Zs, As, dZs, Xb, Yb, SWb,

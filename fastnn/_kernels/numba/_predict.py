@@ -7,13 +7,11 @@ run of blocks and its own rows of the workspaces, every BLAS is held at one
 thread for the call (``ThreadpoolController.limit``, about 15 us), and each
 block is scanned for NaN/inf just before its first GEMM reads it.
 """
-from __future__ import annotations
-
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from .arguments import check_predict_rows
-from .numba_backend import dense_forward
+from ..arguments import check_predict_rows
+from ._dense import dense_forward
 
 BLOCK_ROWS = 256  # rows per step of a thread, as in _cy_predict
 MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
@@ -82,8 +80,6 @@ def _parallel(X, Ws, bs, acts, alphas, Zs, As, out, block, nt):
         for c in range(t * per, min(n_blocks, (t + 1) * per)):
             finite[t] &= _block(X, Ws, bs, acts, alphas, Zs, As, out, c * block, block, t)
     return finite.all()
-
-
 
 
 def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):

@@ -1,0 +1,55 @@
+"""The Numba backend: every kernel of ``fastnn._kernels`` as one compiled pass.
+
+The public kernels are the ``@njit`` dispatchers themselves: no Python layer in
+between, so a call on a tiny layer costs about half a microsecond of dispatch.
+``None`` arguments (no bias, no input gradient, no sample weights, no
+velocity) are typed as ``none`` and their branches are pruned at compile time;
+so are branches on ``ndim`` (sparse vs one-hot targets, 1-D vs 2-D
+``gather_rows``).  Activation and loss codes are ordinary integer arguments;
+the branch on them is taken once, outside the loops.  float32 stays float32:
+hyperparameters are cast to the array dtype on entry and constants are typed.
+Kernels release the GIL.  Compilation is lazy (first call) and cached on disk;
+``_warmup.warmup(dtype)`` compiles the usual specializations ahead of time.
+
+Private modules, each importing only from those above it:
+
+``_jit``          compile options, bit casts and ``_select``
+``_math``         vectorizable float32-accurate ``_exp``, ``_tanh``, ... and reductions
+``_activations``  activations and their derivatives
+``_dense``        dense layers (BLAS GEMM, fused epilogue) and maxout
+``_losses``       ``loss_value`` and ``loss_output_delta``
+``_optimizers``   the four update rules
+``_training``     ``gather_rows``, denormal flushing and ``train_batches``
+``_predict``      ``predict_rows``
+``_warmup``       ahead-of-time compilation
+
+Numba's disk cache checks only each function's own source file: after editing
+a module, functions cached from the modules that import it keep the old code
+until the cache (``__pycache__/*.nbi``, ``*.nbc``) is cleared.
+"""
+from ._activations import activation_backward
+from ._dense import dense_backward, dense_forward, maxout_backward, maxout_forward
+from ._losses import loss_output_delta, loss_value
+from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
+from ._predict import predict_rows
+from ._training import gather_rows, train_batches
+
+NAME = "numba"
+
+__all__ = [
+    "NAME",
+    "activation_backward",
+    "adagrad_update",
+    "adam_update",
+    "dense_backward",
+    "dense_forward",
+    "gather_rows",
+    "loss_output_delta",
+    "loss_value",
+    "maxout_backward",
+    "maxout_forward",
+    "predict_rows",
+    "rmsprop_update",
+    "sgd_update",
+    "train_batches",
+]

@@ -1,0 +1,74 @@
+"""Compile options and bit-level intrinsics shared by the Numba kernels.
+
+* Every kernel is ``@njit`` with ``cache=True`` (compiled on first call, one
+  specialization per dtype and ``None`` pattern, then cached on disk) and
+  ``nogil=True``.
+* ``fastmath`` is limited to ``contract`` (fused multiply-add): no
+  ``nnan``/``ninf`` (NaN and inf must survive to be detected) and no
+  ``reassoc``, which would undo the two-constant range reduction of ``_exp``.
+  Elementwise loops vectorize without it; reductions that should vectorize
+  (softmax's row sums, ``_math._sum``/``_dot``) are compiled apart with
+  ``reassoc`` (``jit_reduction``).
+* ``error_model="numpy"`` (x / 0 is inf, not an exception) removes the
+  zero-divisor branch that would keep any loop with a division scalar.
+* ``_select`` and the bit casts are single LLVM instructions, so the scalar
+  math built on them is branch-free and its loops vectorize.
+
+See "Numba: float32 constants and vectorization" in ``docs/performance.md``.
+"""
+from numba import njit, types
+from numba.extending import intrinsic
+
+FASTMATH = {"contract"}
+jit = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+# Scalar helpers are inlined at the Numba IR level: left to LLVM's inliner, the
+# larger ones (tanh = polynomial + exp + division) stay calls and the loop
+# around them does not vectorize.
+jit_inline = njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+# Reductions whose summation order may change so that they vectorize.
+jit_reduction = njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+
+
+@intrinsic
+def _as_int(typingctx, x):
+    """Reinterpret the bits of a float32/float64 as int32/int64."""
+    if x == types.float32:
+        rt = types.int32
+    elif x == types.float64:
+        rt = types.int64
+    else:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(rt))
+
+    return rt(x), codegen
+
+
+@intrinsic
+def _as_float(typingctx, bits):
+    """Reinterpret the bits of an int32/int64 as float32/float64."""
+    if bits == types.int32:
+        rt = types.float32
+    elif bits == types.int64:
+        rt = types.float64
+    else:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(rt))
+
+    return rt(bits), codegen
+
+
+@intrinsic
+def _select(typingctx, cond, a, b):
+    """``a if cond else b`` as one LLVM select (no branch in Numba's IR, so the
+    helpers below inline cleanly and their loops vectorize)."""
+    if not isinstance(cond, types.Boolean) or a != b:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(args[0], args[1], args[2])
+
+    return a(cond, a, b), codegen

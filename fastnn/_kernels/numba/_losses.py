@@ -1,0 +1,195 @@
+"""Losses: the batch loss and the output layer's gradient (Numba)."""
+import numpy as np
+
+from ..codes import (
+    BINARY_CROSSENTROPY,
+    CATEGORICAL_CROSSENTROPY,
+    HALF_SQUARED_ERROR,
+    MAE,
+    MSE,
+    SIGMOID,
+    SOFTMAX,
+    SPARSE_CATEGORICAL_CROSSENTROPY,
+)
+from ._activations import _dact_flat, _softmax_backward_rows
+from ._jit import jit
+
+
+@jit
+def _row_scales(n, k_div, sample_weight):
+    """Per-row factor w_i / sum(w) / k_div (1 / n / k_div without weights), float64."""
+    out = np.empty(n, np.float64)
+    if sample_weight is None:
+        c = 1.0 / n / k_div
+        for i in range(n):
+            out[i] = c
+    else:
+        if sample_weight.shape[0] != n:
+            raise ValueError("sample_weight must have shape (n,)")
+        s = 0.0
+        for i in range(n):
+            s += sample_weight[i]
+        c = 1.0 / s / k_div
+        for i in range(n):
+            out[i] = sample_weight[i] * c
+    return out
+
+
+@jit
+def loss_value(loss, A, Y, sample_weight):
+    """Mean (or sample-weighted mean) over rows of the per-sample loss, as a float.     # IN: all"""
+    n, k = A.shape
+    dt = A.dtype.type
+    eps = np.finfo(A.dtype).eps
+    lo = dt(eps)
+    hi = dt(1.0) - dt(eps)
+    one = dt(1.0)
+    per = np.empty(n, np.float64)
+    if Y.ndim == 1:
+        if loss != SPARSE_CATEGORICAL_CROSSENTROPY:
+            raise ValueError("loss_value: 1-D integer targets need sparse categorical cross-entropy")
+        if Y.shape[0] != n:
+            raise ValueError("loss_value: Y must have shape (n,)")
+        for i in range(n):
+            y = Y[i]
+            if y < 0 or y >= k:
+                raise IndexError("loss_value: class label out of range")
+            p = A[i, y]
+            p = p if p > lo else lo
+            p = p if p < hi else hi
+            per[i] = -np.log(p)
+    else:
+        if Y.shape[0] != n or Y.shape[1] != k:
+            raise ValueError("loss_value: Y must have the shape of A")
+        if loss == CATEGORICAL_CROSSENTROPY:
+            for i in range(n):
+                s = 0.0
+                for j in range(k):
+                    p = A[i, j]
+                    p = p if p > lo else lo
+                    p = p if p < hi else hi
+                    s += Y[i, j] * np.log(p)
+                per[i] = -s
+        elif loss == BINARY_CROSSENTROPY:
+            for i in range(n):
+                s = 0.0
+                for j in range(k):
+                    p = A[i, j]
+                    p = p if p > lo else lo
+                    p = p if p < hi else hi
+                    y = Y[i, j]
+                    s += y * np.log(p) + (one - y) * np.log1p(-p)
+                per[i] = -s / k
+        elif loss == MSE or loss == HALF_SQUARED_ERROR:
+            for i in range(n):
+                s = 0.0
+                for j in range(k):
+                    e = A[i, j] - Y[i, j]
+                    s += e * e
+                per[i] = s / k if loss == MSE else 0.5 * s / k
+        elif loss == MAE:
+            for i in range(n):
+                s = 0.0
+                for j in range(k):
+                    s += abs(A[i, j] - Y[i, j])
+                per[i] = s / k
+        else:
+            raise ValueError("loss_value: unknown loss code (or 2-D targets for sparse cross-entropy)")
+    total = 0.0
+    if sample_weight is None:
+        for i in range(n):
+            total += per[i]
+        return total / n
+    if sample_weight.shape[0] != n:
+        raise ValueError("loss_value: sample_weight must have shape (n,)")
+    wsum = 0.0
+    for i in range(n):
+        total += per[i] * sample_weight[i]
+        wsum += sample_weight[i]
+    return total / wsum
+
+
+@jit
+def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
+    """dZ_out := d loss_value / dZ for the output layer.     # IN: Z, A, Y, sample_weight  OUT: dZ_out
+
+    Matched pairs (softmax + (sparse) categorical cross-entropy, sigmoid +
+    binary cross-entropy) take the fused, stable ``(A - Y) * scale``.
+    """
+    n, k = A.shape
+    if dZ_out.shape[0] != n or dZ_out.shape[1] != k or Z.shape[0] != n or Z.shape[1] != k:
+        raise ValueError("loss_output_delta: Z, A and dZ_out must have one shape")
+    dt = A.dtype.type
+    eps = np.finfo(A.dtype).eps
+    lo = dt(eps)
+    hi = dt(1.0) - dt(eps)
+    one = dt(1.0)
+    per_element = (loss == BINARY_CROSSENTROPY or loss == MSE or loss == HALF_SQUARED_ERROR
+                   or loss == MAE)
+    scales = _row_scales(n, k if per_element else 1, sample_weight)
+    if Y.ndim == 1:
+        if loss != SPARSE_CATEGORICAL_CROSSENTROPY:
+            raise ValueError("loss_output_delta: 1-D integer targets need sparse categorical cross-entropy")
+        if Y.shape[0] != n:
+            raise ValueError("loss_output_delta: Y must have shape (n,)")
+        for i in range(n):
+            if Y[i] < 0 or Y[i] >= k:
+                raise IndexError("loss_output_delta: class label out of range")
+        if act == SOFTMAX:  # fused: (A - onehot(Y)) * scale
+            for i in range(n):
+                c = dt(scales[i])
+                for j in range(k):
+                    dZ_out[i, j] = A[i, j] * c
+                dZ_out[i, Y[i]] = (A[i, Y[i]] - one) * c
+            return
+        for i in range(n):
+            for j in range(k):
+                dZ_out[i, j] = 0
+            p = A[i, Y[i]]
+            p = p if p > lo else lo
+            p = p if p < hi else hi
+            dZ_out[i, Y[i]] = -(one / p) * dt(scales[i])
+    else:
+        if Y.shape[0] != n or Y.shape[1] != k:
+            raise ValueError("loss_output_delta: Y must have the shape of A")
+        fused = ((act == SOFTMAX and loss == CATEGORICAL_CROSSENTROPY)
+                 or (act == SIGMOID and loss == BINARY_CROSSENTROPY))
+        if fused or loss == HALF_SQUARED_ERROR or loss == MSE:
+            two = dt(2.0) if loss == MSE else one
+            for i in range(n):
+                c = dt(scales[i]) * two
+                for j in range(k):
+                    dZ_out[i, j] = (A[i, j] - Y[i, j]) * c
+            if fused:
+                return
+        elif loss == CATEGORICAL_CROSSENTROPY:
+            for i in range(n):
+                c = dt(scales[i])
+                for j in range(k):
+                    p = A[i, j]
+                    p = p if p > lo else lo
+                    p = p if p < hi else hi
+                    dZ_out[i, j] = -(Y[i, j] / p) * c
+        elif loss == BINARY_CROSSENTROPY:
+            for i in range(n):
+                c = dt(scales[i])
+                for j in range(k):
+                    p = A[i, j]
+                    p = p if p > lo else lo
+                    p = p if p < hi else hi
+                    dZ_out[i, j] = ((p - Y[i, j]) / (p * (one - p))) * c
+        elif loss == MAE:
+            zero = dt(0.0)
+            for i in range(n):
+                c = dt(scales[i])
+                for j in range(k):
+                    e = A[i, j] - Y[i, j]
+                    s = one if e > zero else (-one if e < zero else e)  # np.sign, NaN stays NaN
+                    dZ_out[i, j] = s * c
+        else:
+            raise ValueError("loss_output_delta: unknown loss code (or 2-D targets for sparse cross-entropy)")
+    # General path: loss'(A) pushed through the activation, in place.
+    if act == SOFTMAX:
+        _softmax_backward_rows(A, dZ_out, dZ_out)
+    else:
+        _dact_flat(act, dt(alpha), Z.reshape(n * k), A.reshape(n * k), dZ_out.reshape(n * k))

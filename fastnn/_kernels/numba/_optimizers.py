@@ -1,0 +1,115 @@
+"""Optimizer updates, in place on flat views of the parameter (Numba).
+
+Hyper-parameters arrive as Python floats and are cast to the parameter's
+dtype first, so float32 updates stay float32.
+"""
+import math
+
+import numpy as np
+
+from ._jit import jit
+
+
+@jit
+def _flat_views(param, grad):
+    if grad.size != param.size:
+        raise ValueError("optimizer update: param and grad must have one shape")
+    return param.reshape(param.size), grad.reshape(grad.size)
+
+
+@jit
+def _flat_slot(slot, size):
+    if slot.size != size:
+        raise ValueError("optimizer update: state arrays must have the shape of param")
+    return slot.reshape(size)
+
+
+@jit
+def sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout):
+    """p -= lr g; with momentum: v := mu v - lr g, p += v (Nesterov: p += mu v - lr g).
+
+    # IN: grad  INOUT: param_inout, velocity_inout (None without momentum)
+    """
+    p, g = _flat_views(param_inout, grad)
+    dt = param_inout.dtype.type
+    lr_ = dt(lr)
+    if velocity_inout is None or momentum == 0:
+        if momentum != 0:
+            raise ValueError("sgd_update: momentum > 0 needs velocity_inout")
+        for i in range(p.size):
+            p[i] -= lr_ * g[i]
+        return
+    v = _flat_slot(velocity_inout, p.size)
+    mu = dt(momentum)
+    if nesterov:
+        for i in range(p.size):
+            t = lr_ * g[i]
+            vi = mu * v[i] - t
+            v[i] = vi
+            p[i] += mu * vi - t
+    else:
+        for i in range(p.size):
+            vi = mu * v[i] - lr_ * g[i]
+            v[i] = vi
+            p[i] += vi
+
+
+@jit
+def adagrad_update(param_inout, grad, lr, epsilon, accum_inout):
+    """acc += g^2; p -= lr g / (sqrt(acc) + eps).     # IN: grad  INOUT: param_inout, accum_inout"""
+    p, g = _flat_views(param_inout, grad)
+    acc = _flat_slot(accum_inout, p.size)
+    dt = param_inout.dtype.type
+    lr_ = dt(lr)
+    eps = dt(epsilon)
+    for i in range(p.size):
+        gi = g[i]
+        a = acc[i] + gi * gi
+        acc[i] = a
+        p[i] -= lr_ * (gi / (np.sqrt(a) + eps))
+
+
+@jit
+def rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout):
+    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + eps).
+
+    # IN: grad  INOUT: param_inout, ms_inout
+    """
+    p, g = _flat_views(param_inout, grad)
+    ms = _flat_slot(ms_inout, p.size)
+    dt = param_inout.dtype.type
+    lr_ = dt(lr)
+    eps = dt(epsilon)
+    r = dt(rho)
+    for i in range(p.size):
+        gi = g[i]
+        g2 = gi * gi
+        s = r * (ms[i] - g2) + g2  # = rho ms + (1 - rho) g^2, the reference's rounding
+        ms[i] = s
+        p[i] -= lr_ * (gi / (np.sqrt(s) + eps))
+
+
+@jit
+def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout):
+    """m := b1 m + (1 - b1) g; v := b2 v + (1 - b2) g^2; p -= lr_t m / (sqrt(v) + eps).
+
+    ``lr_t = lr sqrt(1 - b2^step) / (1 - b1^step)``.
+    # IN: grad  INOUT: param_inout, m_inout, v_inout
+    """
+    p, g = _flat_views(param_inout, grad)
+    m = _flat_slot(m_inout, p.size)
+    v = _flat_slot(v_inout, p.size)
+    if step < 1:
+        raise ValueError("adam_update: step is the 1-based update count")
+    dt = param_inout.dtype.type
+    lr_t = dt(lr * math.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step))
+    b1 = dt(beta_1)
+    b2 = dt(beta_2)
+    eps = dt(epsilon)
+    for i in range(p.size):
+        gi = g[i]
+        mi = b1 * (m[i] - gi) + gi
+        vi = b2 * (v[i] - gi * gi) + gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] -= lr_t * (mi / (np.sqrt(vi) + eps))
