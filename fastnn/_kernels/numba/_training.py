@@ -18,7 +18,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
-from ..plan import TrainResult
+from ..plan import OptimizerHyper, TrainResult
 from ._activations import activation_backward
 from ._dense import dense_backward, dense_forward
 from ._jit import jit
@@ -116,15 +116,15 @@ def _update(opt, p, g, lr, hyper, step, s1, s2):
     if opt == OPT_SGD:
         sgd_update(p, g, lr, 0.0, False, None)
     elif opt == OPT_MOMENTUM:
-        sgd_update(p, g, lr, hyper[0], False, s1)
+        sgd_update(p, g, lr, hyper.momentum, False, s1)
     elif opt == OPT_NESTEROV:
-        sgd_update(p, g, lr, hyper[0], True, s1)
+        sgd_update(p, g, lr, hyper.momentum, True, s1)
     elif opt == OPT_ADAGRAD:
-        adagrad_update(p, g, lr, hyper[3], s1)
+        adagrad_update(p, g, lr, hyper.epsilon, s1)
     elif opt == OPT_RMSPROP:
-        rmsprop_update(p, g, lr, hyper[1], hyper[3], s1)
+        rmsprop_update(p, g, lr, hyper.rho, hyper.epsilon, s1)
     elif opt == OPT_ADAM:
-        adam_update(p, g, lr, hyper[1], hyper[2], hyper[3], step, s1, s2)
+        adam_update(p, g, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, s1, s2)
     else:
         raise ValueError("train_batches: unknown optimizer code")
 
@@ -139,16 +139,16 @@ def _argmax_row(row):
 
 
 @_jit_loop
-def _batch_statistics(A, Y, out):
-    """Correct predictions, per-row mean squared / absolute error of one batch."""
+def _batch_statistics(A, Y):
+    """Correct predictions and the sums of per-row mean squared / absolute error
+    of one batch (both 0 for integer labels)."""
     m, k = A.shape
     correct = 0
     if Y.ndim == 1:
         for i in range(m):
             if _argmax_row(A[i]) == Y[i]:
                 correct += 1
-        out[1] += correct
-        return
+        return correct, 0.0, 0.0
     sq = 0.0
     ab = 0.0
     for i in range(m):
@@ -165,9 +165,7 @@ def _batch_statistics(A, Y, out):
             row_ab += abs(d)
         sq += row_sq / k
         ab += row_ab / k
-    out[1] += correct
-    out[2] += sq
-    out[3] += ab
+    return correct, sq, ab
 
 
 @_jit_loop
@@ -204,9 +202,11 @@ def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m):
 def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                    Ws, bs, dWs, dbs, acts, alphas, l2s,
                    Zs, As, dZs, Xb, Yb, SWb,
-                   loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, out):
+                   loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b):
+    """The fields of ``TrainResult``, as a tuple."""
     n = X.shape[0]
     L = len(Ws)
+    loss_sum = correct = squared_error = absolute_error = 0.0
     for j in range(n_batches):
         start = (first_batch + j) * batch_size
         stop = min(start + batch_size, n)
@@ -225,9 +225,12 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             gather_rows(SW, idx, wb)
             batch_loss = loss_value(loss, A, yb, wb)
         if not np.isfinite(batch_loss):
-            return j
-        out[0] += m * batch_loss
-        _batch_statistics(A, yb, out)
+            return j, loss_sum, correct, squared_error, absolute_error
+        loss_sum += m * batch_loss
+        c, se, ae = _batch_statistics(A, yb)
+        correct += c
+        squared_error += se
+        absolute_error += ae
         if SW is None:
             loss_output_delta(loss, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], A, yb, None, dZs[L - 1][:m])
         else:
@@ -239,22 +242,22 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             _update(opt, Ws[l], dWs[l], lr, hyper, step, S1W[l], S2W[l])
             if bs[l].shape[0] > 0:
                 _update(opt, bs[l], dbs[l], lr, hyper, step, S1b[l], S2b[l])
-    return n_batches
+    return n_batches, loss_sum, correct, squared_error, absolute_error
 
 
 def train_batches(plan, first_batch, n_batches, lrs, step0):
     """See ``fastnn._kernels``: runs ``n_batches`` whole training steps (with
     denormals flushed to zero, see ``_flush_denormals``)."""
-    h = plan.hyper
-    hyper = np.array([h.momentum, h.beta_1 if plan.optimizer == OPT_ADAM else h.rho, h.beta_2, h.epsilon])
-    out = np.zeros(4, np.float64)
+    # Numba reads the hyper-parameters' named tuple by field; all floats, so
+    # every optimizer shares one compiled type.
+    hyper = OptimizerHyper(*map(float, plan.hyper))
     fp = flush_denormals()
     try:
-        done = _train_batches(
+        totals = _train_batches(
             plan.X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
             plan.Ws, plan.bs, plan.dWs, plan.dbs, plan.acts, plan.alphas, plan.l2s,
             plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
-            plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b, out)
+            plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b)
     finally:
         restore_fp(fp)
-    return TrainResult(int(done), *map(float, out))
+    return TrainResult(*totals)
