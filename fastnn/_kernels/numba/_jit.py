@@ -1,8 +1,8 @@
 """Compile options and bit-level intrinsics shared by the Numba kernels.
 
-* Every kernel is ``@njit`` with ``cache=True`` (compiled on first call, one
+* The kernels are ``@njit`` with ``cache=True`` (compiled on first call, one
   specialization per dtype and ``None`` pattern, then cached on disk) and
-  ``nogil=True``.
+  ``nogil=True`` (``jit``).
 * ``fastmath`` is limited to ``contract`` (fused multiply-add): no
   ``nnan``/``ninf`` (NaN and inf must survive to be detected) and no
   ``reassoc``, which would undo the two-constant range reduction of ``_exp``.
@@ -64,7 +64,7 @@ def _as_float(typingctx, bits):
 @intrinsic
 def _select(typingctx, cond, a, b):
     """``a if cond else b`` as one LLVM select (no branch in Numba's IR, so the
-    helpers below inline cleanly and their loops vectorize)."""
+    math helpers of ``_math`` inline cleanly and their loops vectorize)."""
     if not isinstance(cond, types.Boolean) or a != b:
         return None
 
