@@ -139,16 +139,23 @@ class _Loop:
     def _ends_finite(self, last_batch):
         """After an epoch: are the parameters, the optimizer state and the outputs of the
         epoch's last batch under the final weights all finite?  (Each batch's loss is
-        checked before its update, which cannot see what the last update did.)"""
-        if not all(np.isfinite(p).all() for p in self.state):
-            return False
+        checked before its update, which cannot see what the last update did.)  Allocates
+        nothing: min/max propagate NaN and show infinities."""
+        for p in self.state:
+            if p.size and not (math.isfinite(p.min()) and math.isfinite(p.max())):
+                return False
         start = last_batch * self.bs
         stop = min(start + self.bs, self.n)
-        rows = self.perm[start:stop] if self.shuffle and self.bs < self.n else slice(start, stop)
         m = stop - start
+        if self.shuffle and self.bs < self.n:
+            Xb = self.plan.Xb[:m]
+            self.model._kernels.gather_rows(self.X, self.perm[start:stop], Xb)
+        else:
+            Xb = self.X[start:stop]
         ws = self.ws if m == self.bs else [w.rows(m) for w in self.ws]
         with np.errstate(all="ignore"):
-            return bool(np.isfinite(self.model._forward(self.X[rows], ws)).all())
+            A = self.model._forward(Xb, ws)
+            return math.isfinite(A.min()) and math.isfinite(A.max())
 
     def _grad_norm(self):
         return math.sqrt(sum(float(np.vdot(g, g)) for g in self.model._grads))
