@@ -100,7 +100,7 @@ def extension(name):
     )
 
 
-CYTHON_MODULES = ["_blas", "_cy_dense", "_cy_losses", "_cy_optim", "_cy_gemm", "_cy_train", "_cy_predict"]
+CYTHON_MODULES = ["_blas", "_cy_dense", "_cy_losses", "_cy_optim", "_cy_train", "_cy_predict"]
 
 setup(
     ext_modules=cythonize(

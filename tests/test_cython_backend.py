@@ -1,4 +1,4 @@
-"""What only the Cython backend has: its own blocked GEMM, float32 exp/tanh, OpenMP, checks.
+"""What only the Cython backend has: float32 exp/tanh, OpenMP, argument checks, train_batches.
 
 The contract itself (every kernel against the NumPy reference) is
 ``test_kernel_conformance.py``; this file covers the rest.  GEMM tolerances
@@ -17,12 +17,6 @@ from fastnn._kernels import _cy_train  # noqa: E402
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-# (m, n, k): single rows and columns, primes, sizes just off the micro-tile (4 x 8) and the
-# blocks (64 rows, 256 deep, 512 wide), and one shape that crosses every block boundary.
-GEMM_SHAPES = [
-    (1, 1, 1), (1, 9, 5), (7, 1, 3), (3, 5, 1), (4, 8, 16), (5, 9, 17), (13, 31, 7),
-    (63, 65, 255), (64, 8, 257), (65, 513, 300), (130, 17, 784),
-]
 
 
 def rand(rng, shape, dtype):
@@ -32,51 +26,6 @@ def rand(rng, shape, dtype):
 def close(actual, expected, dtype, scale=1.0):
     tol = RTOL[dtype] * scale
     np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
-
-
-# ------------------------------------------------------------- the blocked GEMM
-@DTYPES
-@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=str)
-@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
-@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
-def test_gemm_blocked_matches_numpy(dtype, shape, trans_a, trans_b):
-    m, n, k = shape
-    rng = np.random.default_rng(10)
-    A = rand(rng, (k, m) if trans_a else (m, k), dtype)
-    B = rand(rng, (n, k) if trans_b else (k, n), dtype)
-    C = np.full((m, n), np.nan, dtype)  # beta == 0: C is never read
-    cy.gemm_blocked(A, B, C, trans_a, trans_b)
-    expected = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B)
-    assert C.dtype == dtype
-    close(C, expected, dtype, max(1.0, np.sqrt(k)))
-
-
-@DTYPES
-@pytest.mark.parametrize("n_threads", [1, 2, 3])
-def test_gemm_blocked_alpha_beta_and_threads(dtype, n_threads):
-    m, n, k = 200, 70, 300  # several row blocks and two depth blocks
-    rng = np.random.default_rng(11)
-    A, B, C0 = rand(rng, (m, k), dtype), rand(rng, (k, n), dtype), rand(rng, (m, n), dtype)
-    C = C0.copy()
-    cy.gemm_blocked(A, B, C, alpha=0.5, beta=-2.0, n_threads=n_threads)
-    expected = 0.5 * (A.astype(np.float64) @ B) - 2.0 * C0
-    close(C, expected, dtype, np.sqrt(k))
-
-
-@DTYPES
-def test_gemm_blocked_empty_inner_dimension(dtype):
-    A, B = np.empty((3, 0), dtype), np.empty((0, 4), dtype)
-    C = np.ones((3, 4), dtype)
-    cy.gemm_blocked(A, B, C, beta=3.0)
-    np.testing.assert_array_equal(C, 3.0)
-    cy.gemm_blocked(A, B, C)
-    np.testing.assert_array_equal(C, 0.0)
-
-
-def test_gemm_blocked_rejects_mismatched_shapes():
-    A, B, C = np.ones((3, 4)), np.ones((5, 2)), np.ones((3, 2))
-    with pytest.raises(ValueError, match="op\\(A\\) is \\(3, 4\\), op\\(B\\) is \\(5, 2\\)"):
-        cy.gemm_blocked(A, B, C)
 
 
 # ---------------------------------------------------------------------- OpenMP

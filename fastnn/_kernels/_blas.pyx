@@ -4,7 +4,7 @@
 BLAS is column-major; a row-major ``C (m, n)`` is the column-major ``C.T``, so
 ``C = op(A) @ op(B)`` is computed as ``C.T = op(B).T @ op(A).T`` by swapping
 the operands.  One ``floating`` body serves float32 (``sgemm``) and float64
-(``dgemm``).  Every kernel here releases the GIL.
+(``dgemm``); it runs without the GIL.
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -39,35 +39,3 @@ cdef void gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *> b, &ldb, <double *> a, &lda,
               &beta, c, &ldc)
 
-
-def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
-         bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
-    """``C = alpha * op(A) @ op(B) + beta * C`` in place.
-
-    A, B, C: C-contiguous, one dtype (float32 or float64).  ``op(A)`` is
-    ``A.T`` when ``trans_a``.  Shapes must agree: op(A) (m, k), op(B) (k, n),
-    C (m, n); a mismatch raises ValueError before BLAS is called.
-    """
-    cdef int m = C.shape[0]
-    cdef int n = C.shape[1]
-    cdef int k = A.shape[0] if trans_a else A.shape[1]
-    cdef int a_rows = A.shape[1] if trans_a else A.shape[0]
-    cdef int b_rows = B.shape[1] if trans_b else B.shape[0]
-    cdef int b_cols = B.shape[0] if trans_b else B.shape[1]
-    if a_rows != m or b_rows != k or b_cols != n:
-        raise ValueError(
-            f"gemm: op(A) is ({a_rows}, {k}), op(B) is ({b_rows}, {b_cols}), "
-            f"C is ({m}, {n}); expected op(A) (m, k), op(B) (k, n), C (m, n)"
-        )
-    cdef Py_ssize_t i, j
-    if m == 0 or n == 0:
-        return
-    if k == 0:  # empty product: C = beta * C (BLAS would reject lda = 0)
-        for i in range(m):
-            for j in range(n):
-                C[i, j] = <floating> beta * C[i, j] if beta != 0 else 0
-        return
-    with nogil:
-        gemm_rowmajor(trans_a, trans_b, m, n, k, <floating> alpha,
-                      &A[0, 0], A.shape[1], &B[0, 0], B.shape[1],
-                      <floating> beta, &C[0, 0], n)

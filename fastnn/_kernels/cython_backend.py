@@ -4,9 +4,8 @@ The kernels are the compiled functions themselves, re-exported without a
 Python wrapper so a call into a tiny layer costs only argument checking.
 They live in ``_cy_dense`` (dense layers, activations, maxout),
 ``_cy_losses`` (loss values and output deltas) and ``_cy_optim`` (optimizer
-updates, minibatch gathers); ``_cy_gemm`` holds fastnn's own blocked GEMM and
-``_cy_train`` the compiled training path ``train_batches`` (whole minibatch
-steps without the GIL, built on the same kernels; it splits each batch across
+updates, minibatch gathers); ``_cy_train`` holds the compiled training path
+``train_batches`` (whole minibatch steps without the GIL, built on the same kernels; it splits each batch across
 OpenMP threads that call BLAS on one thread, and limits every BLAS to one
 thread while it runs); ``_cy_predict`` holds ``predict_rows``, the forward
 pass over every row in one call, threaded the same way.
@@ -15,7 +14,7 @@ Importing this module raises ImportError when the extensions are not built.
 Beyond the contract: ``dense_forward(..., n_threads=k)`` splits the batch
 rows over ``k`` OpenMP threads, but only while ``blas_single_threaded()``
 (every BLAS limited to one thread, e.g. ``threadpool_limits(1,
-user_api="blas")``); ``gemm_blocked`` is the BLAS-free GEMM; and
+user_api="blas")``); and
 ``openmp_enabled()`` says whether this build has OpenMP.
 """
 import numpy as np
@@ -29,7 +28,6 @@ from ._cy_dense import (
     maxout_backward,
     maxout_forward,
 )
-from ._cy_gemm import gemm_blocked
 from ._cy_losses import loss_output_delta, loss_value
 from ._cy_optim import (
     adagrad_update,
@@ -66,7 +64,6 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "gather_rows",
-    "gemm_blocked",
     "loss_output_delta",
     "loss_value",
     "maxout_backward",
