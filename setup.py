@@ -84,23 +84,25 @@ compile_args = ["-O3"] if sys.platform != "win32" else ["/O2"]
 define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 
 
+# The Cython backend's package and its extension modules.
+PACKAGE = "fastnn._kernels.cython"
+PACKAGE_DIR = PACKAGE.replace(".", "/")
+CYTHON_MODULES = ["_blas", "_dense", "_losses", "_optimizers", "_training", "_predict"]
 # C headers a module includes (rebuilt when they change).
-HEADERS = {"_cy_optim": ["_simd_loops.h"]}
+HEADERS = {"_optimizers": ["_simd_loops.h"]}
 
 
 def extension(name):
     return Extension(
-        f"fastnn._kernels.{name}",
-        [f"fastnn/_kernels/{name}.pyx"],
+        f"{PACKAGE}.{name}",
+        [f"{PACKAGE_DIR}/{name}.pyx"],
         include_dirs=[np.get_include()],
         extra_compile_args=list(compile_args),
         extra_link_args=[],
         define_macros=define_macros,
-        depends=[f"fastnn/_kernels/{header}" for header in HEADERS.get(name, ())],
+        depends=[f"{PACKAGE_DIR}/{header}" for header in HEADERS.get(name, ())],
     )
 
-
-CYTHON_MODULES = ["_blas", "_cy_dense", "_cy_losses", "_cy_optim", "_cy_train", "_cy_predict"]
 
 setup(
     ext_modules=cythonize(

@@ -14,8 +14,8 @@ those shapes, and compares their sum with a measured epoch (two threads) and
 with the GEMM-peak floor.  What the parts do not explain is synchronisation,
 epilogues, the loss and the small layers; for the Cython backend the script
 also prints the first thread's time per phase in place
-(``_cy_train.phase_statistics``), where the parts run with cold caches and
-wait for each other.
+(``fastnn._kernels.cython._training.phase_statistics``), where the parts
+run with cold caches and wait for each other.
 
 With ``--predict`` it does the same for ``predict`` on the test rows: the
 compiled backend's threads take blocks of rows (``predict_rows``), so the
@@ -96,14 +96,14 @@ def parts(workload, rows: int, threads: int, backend: str, repeat: int) -> dict:
 
 def measured_epoch(workload, rows: int, backend: str, epochs: int) -> tuple[float, dict]:
     """Median seconds per epoch, and (Cython) seconds per epoch of each phase of the
-    first thread in place (``_cy_train.phase_statistics``), else an empty dict."""
+    first thread in place (``cython._training.phase_statistics``), else an empty dict."""
     X, y = image_rows("train", "float32", rows)
     model = workload.build(backend, "float32")
     model.fit(X[:1024], y[:1024], epochs=1, batch_size=workload.batch_size, verbose=0)  # compile, warm up
     times = []
     phases = None
     if backend == "cython":
-        from fastnn._kernels import _cy_train as phases
+        from fastnn._kernels.cython import _training as phases
 
         phases.phase_statistics(reset=True)
 

@@ -12,9 +12,9 @@ import importlib.util as _util
 # The compiled extension must be built: fail early, and say how to fix it.
 # (find_spec only locates the module: importing it would load SciPy's BLAS,
 # which the first model that needs it does instead.)
-if _util.find_spec("fastnn._kernels._blas") is None:  # pragma: no cover - depends on the installation
+if _util.find_spec("fastnn._kernels.cython._blas") is None:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "fastnn's compiled extension (fastnn._kernels._blas) is missing. Install fastnn with "
+        "fastnn's compiled extension (fastnn._kernels.cython._blas) is missing. Install fastnn with "
         "`pip install .` (or `pip install -e .` for development) so that setup.py builds it."
     )
 

@@ -12,8 +12,8 @@ from fastnn import _kernels as K
 from fastnn._kernels import numpy as ref
 from _plans import run_train_batches
 
-cy = pytest.importorskip("fastnn._kernels.cython_backend", reason="Cython extensions not built")
-from fastnn._kernels import _cy_train  # noqa: E402
+cy = pytest.importorskip("fastnn._kernels.cython", reason="Cython extensions not built")
+from fastnn._kernels.cython import _training  # noqa: E402
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -30,7 +30,7 @@ def close(actual, expected, dtype, scale=1.0):
 
 # ---------------------------------------------------------------------- OpenMP
 def test_openmp_enabled_is_reported():
-    from fastnn._kernels import _blas
+    from fastnn._kernels.cython import _blas
 
     assert isinstance(cy.openmp_enabled(), bool)
     assert cy.openmp_enabled() is _blas.openmp_enabled()
@@ -423,7 +423,7 @@ def test_train_batches_argument_errors(key, value, error, match):
     before = [W.copy() for W in args["Ws"]]
     args[key] = value(args)
     with pytest.raises(error, match=match):
-        _cy_train.train_batches(**args)
+        _training.train_batches(**args)
     if key != "Ws":
         for W, W0 in zip(args["Ws"], before):
             np.testing.assert_array_equal(W, W0)  # nothing was written
@@ -433,30 +433,30 @@ def test_train_batches_read_only_parameters_raise():
     args = _train_args()
     args["Ws"][1].flags.writeable = False
     with pytest.raises(ValueError, match="Ws\\[1\\] is read-only"):
-        _cy_train.train_batches(**args)
+        _training.train_batches(**args)
 
 
 def test_train_batches_out_of_range_rows_and_labels_raise_index_error():
     args = _train_args()
     args["perm"][3] = 1000
     with pytest.raises(IndexError, match="row index 1000"):
-        _cy_train.train_batches(**args)
+        _training.train_batches(**args)
     args = _train_args()
     args["Y"][5] = 7
     with pytest.raises(IndexError, match="class label 7"):
-        _cy_train.train_batches(**args)
+        _training.train_batches(**args)
 
 
 @pytest.mark.parametrize("where", ["first thread", "second thread"])
 def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
     """Each thread checks the labels and rows of its own half of a batch."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from fastnn._kernels import _cy_train
+    from fastnn._kernels.cython import _training
 
     if not cy.openmp_enabled():
         pytest.skip("built without OpenMP")
     pos = 64 + (5 if where == "first thread" else 40)  # batch 1: perm[64:128], 32 rows a thread
-    old = _cy_train._set_min_parallel_flops(0.0)
+    old = _training._set_min_parallel_flops(0.0)
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
@@ -472,25 +472,25 @@ def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
             with pytest.raises(IndexError, match="row index 5000"):
                 run_train_batches(cy, args)
     finally:
-        _cy_train._set_min_parallel_flops(old)
+        _training._set_min_parallel_flops(old)
 
 
 def test_phase_statistics_account_for_the_first_threads_time():
     import time
 
-    from fastnn._kernels import _cy_train
+    from fastnn._kernels.cython import _training
 
     args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True), n=600, batch_size=64)
-    _cy_train.phase_statistics(reset=True)
+    _training.phase_statistics(reset=True)
     start = time.perf_counter()
     run_train_batches(cy, args)
     elapsed = time.perf_counter() - start
-    phases = _cy_train.phase_statistics(reset=True)
-    assert tuple(phases) == _cy_train.PHASE_NAMES
+    phases = _training.phase_statistics(reset=True)
+    assert tuple(phases) == _training.PHASE_NAMES
     assert all(seconds >= 0 for seconds in phases.values())
     assert phases["forward"] > 0 and phases["weight gradients"] > 0 and phases["optimizer update"] > 0
     assert 0 < sum(phases.values()) <= elapsed
-    assert sum(_cy_train.phase_statistics().values()) == 0  # reset
+    assert sum(_training.phase_statistics().values()) == 0  # reset
 
 
 def test_train_batches_releases_the_gil():
@@ -546,7 +546,7 @@ def test_train_batches_threads_match_one_thread(dtype):
     """The row/column split across OpenMP threads gives the one-thread result (up to BLAS
     blocking), and the BLAS thread counts are restored after the call."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from fastnn._kernels import _cy_train
+    from fastnn._kernels.cython import _training
 
     if not cy.openmp_enabled():
         pytest.skip("built without OpenMP")
@@ -555,14 +555,14 @@ def test_train_batches_threads_match_one_thread(dtype):
     with threadpoolctl.threadpool_limits(1):
         assert run_train_batches(cy, one) == args["n_batches"]
     before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
-    old = _cy_train._set_min_parallel_flops(0.0)  # split even this small net
+    old = _training._set_min_parallel_flops(0.0)  # split even this small net
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
-            _cy_train.thread_statistics(reset=True)
+            _training.thread_statistics(reset=True)
             assert run_train_batches(cy, many) == args["n_batches"]
-            stats = _cy_train.thread_statistics()
+            stats = _training.thread_statistics()
     finally:
-        _cy_train._set_min_parallel_flops(old)
+        _training._set_min_parallel_flops(old)
     assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
     assert stats["parallel_batches"] == args["n_batches"]  # fewer than a contention window
     for key in STATE:

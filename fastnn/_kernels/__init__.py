@@ -130,7 +130,7 @@ OPTIONAL_KERNELS = ("train_batches", "predict_rows")
 # Public backend name -> module implementing the contract, in order of preference
 # for backend="auto" (fastest first).
 BACKEND_MODULES = {
-    "cython": "fastnn._kernels.cython_backend",
+    "cython": "fastnn._kernels.cython",
     "numba": "fastnn._kernels.numba",
     "numpy": "fastnn._kernels.numpy",
 }

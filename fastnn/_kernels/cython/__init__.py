@@ -2,12 +2,12 @@
 
 The kernels are the compiled functions themselves, re-exported without a
 Python wrapper so a call into a tiny layer costs only argument checking.
-They live in ``_cy_dense`` (dense layers, activations, maxout),
-``_cy_losses`` (loss values and output deltas) and ``_cy_optim`` (optimizer
-updates, minibatch gathers); ``_cy_train`` holds the compiled training path
+They live in ``_dense`` (dense layers, activations, maxout),
+``_losses`` (loss values and output deltas) and ``_optimizers`` (optimizer
+updates, minibatch gathers); ``_training`` holds the compiled training path
 ``train_batches`` (whole minibatch steps without the GIL, built on the same kernels; it splits each batch across
 OpenMP threads that call BLAS on one thread, and limits every BLAS to one
-thread while it runs); ``_cy_predict`` holds ``predict_rows``, the forward
+thread while it runs); ``_predict`` holds ``predict_rows``, the forward
 pass over every row in one call, threaded the same way.
 Importing this module raises ImportError when the extensions are not built.
 
@@ -20,7 +20,7 @@ user_api="blas")``); and
 import numpy as np
 
 from ._blas import openmp_enabled
-from ._cy_dense import (
+from ._dense import (
     activation_backward,
     blas_single_threaded,
     dense_backward,
@@ -28,18 +28,18 @@ from ._cy_dense import (
     maxout_backward,
     maxout_forward,
 )
-from ._cy_losses import loss_output_delta, loss_value
-from ._cy_optim import (
+from ._losses import loss_output_delta, loss_value
+from ._optimizers import (
     adagrad_update,
     adam_update,
     gather_rows,
     rmsprop_update,
     sgd_update,
 )
-from ._cy_predict import predict_rows
-from ._cy_train import train_batches as _train_batches
-from .codes import OPT_ADAM
-from .plan import TrainResult
+from ._predict import predict_rows
+from ._training import train_batches as _train_batches
+from ..codes import OPT_ADAM
+from ..plan import TrainResult
 
 NAME = "cython"
 

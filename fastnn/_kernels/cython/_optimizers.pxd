@@ -1,6 +1,6 @@
 # cython: language_level=3
-"""Pointer-level optimizer loops and row gather shared by ``_cy_optim``'s Python kernels
-and ``_cy_train``.  Each update is one in-place pass over ``size`` contiguous values."""
+"""Pointer-level optimizer loops and row gather shared by ``_optimizers``'s Python kernels
+and ``_training``.  Each update is one in-place pass over ``size`` contiguous values."""
 from cython cimport floating
 from libc.stdint cimport int64_t
 

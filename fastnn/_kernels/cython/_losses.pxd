@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Pointer-level loss kernels shared by ``_cy_losses``'s Python kernels and ``_cy_train``.
+"""Pointer-level loss kernels shared by ``_losses``'s Python kernels and ``_training``.
 
 ``A``, ``Z``, ``Y`` and ``dz`` are row-major ``(n, k)``; class labels are
 ``labels (n,)`` int64 (sparse categorical cross-entropy; ``Y`` is then

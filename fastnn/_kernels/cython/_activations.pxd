@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Activations, their derivatives and the dtype-generic math they need.
 
-Shared as ``cdef inline`` functions so that ``_cy_dense`` and ``_cy_losses``
+Shared as ``cdef inline`` functions so that ``_dense`` and ``_losses``
 fuse them into their own loops (the forward after the GEMM, the derivative
 after the loss gradient) instead of calling across modules per element.
 

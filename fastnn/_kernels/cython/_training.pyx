@@ -10,7 +10,7 @@ Design notes
   sizes go into a ``Job`` struct (layers in a fixed array of ``MAX_LAYERS``)
   and the batch loop then runs without the GIL and without Python objects.
 * The loop calls the same pointer-level kernels as the per-kernel path
-  (``_cy_dense``, ``_cy_losses``, ``_cy_optim``), so both paths round alike;
+  (``_dense``, ``_losses``, ``_optimizers``), so both paths round alike;
   only the per-batch metric sums (``out[1:4]``) and the combination of the
   threads' loss sums are computed here.
 * Denormals are flushed to zero on every thread while the loop runs
@@ -47,15 +47,15 @@ from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from ._cy_activations cimport N_ACTIVATIONS
-from ._cy_dense cimport (
+from ._activations cimport N_ACTIVATIONS
+from ._dense cimport (
     activation_backward_ptr, bias_grad_ptr, blas_acquire_single, blas_release_single,
     dense_forward_ptr, input_grad_ptr, weight_grad_ptr,
 )
-from ._cy_losses cimport (
+from ._losses cimport (
     N_LOSSES, SPARSE_CATEGORICAL_CROSSENTROPY, loss_output_delta_ptr, loss_sums_ptr,
 )
-from ._cy_optim cimport (
+from ._optimizers cimport (
     adagrad_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop, rmsprop_loop,
     sgd_loop,
 )

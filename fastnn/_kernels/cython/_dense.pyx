@@ -13,12 +13,13 @@ Design notes
   n_threads=k)`` instead splits the batch rows into ``k`` blocks, each
   thread running sgemm on its block and then the epilogue on the same rows;
   it runs only while BLAS is limited to one thread (``threadpoolctl``).
-* Every ``_cy_*`` module builds with ``-fno-math-errno -fno-trapping-math``
-  (the ``distutils`` line above): no kernel reads ``errno`` or the
-  floating-point exception flags, and without these GCC will not vectorize
-  ``sqrt`` or a loop that selects between two computed values (ReLU-family
-  derivatives, clamps).  Unlike ``-ffast-math`` they change no result.
-* ``cdivision`` is on in every ``_cy_*`` module, debug builds included:
+* Every kernel module here (all but ``_blas``) builds with
+  ``-fno-math-errno -fno-trapping-math`` (the ``distutils`` line above): no
+  kernel reads ``errno`` or the floating-point exception flags, and without
+  these GCC will not vectorize ``sqrt`` or a loop that selects between two
+  computed values (ReLU-family derivatives, clamps).  Unlike
+  ``-ffast-math`` they change no result.
+* ``cdivision`` is on in every kernel module here, debug builds included:
   a float division by zero must give inf/nan as in NumPy, not raise.
   ``FASTNN_CYTHON_DEBUG=1`` still turns bounds checking on.
 * Arguments are typed memoryviews, so a wrong dtype, a non C-contiguous or
@@ -31,7 +32,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._blas cimport gemm_rowmajor
-from ._cy_activations cimport N_ACTIVATIONS, act_backward_row, act_forward_row
+from ._activations cimport N_ACTIVATIONS, act_backward_row, act_forward_row
 
 cdef extern from *:
     """
@@ -53,7 +54,7 @@ cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # when every loaded BLAS says so.  The getters are the libraries' own
 # ``*_get_num_threads`` C functions (they follow ``threadpoolctl`` limits),
 # looked up once with the matching setters; a BLAS without a known getter
-# disables the split.  ``_cy_train`` uses the setters to run BLAS on one
+# disables the split.  ``_training`` uses the setters to run BLAS on one
 # thread for the duration of a call while it splits the work itself.
 ctypedef int (*threads_getter)() noexcept nogil
 ctypedef void (*threads_setter)(int) noexcept nogil

@@ -26,8 +26,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from ._cy_activations cimport N_ACTIVATIONS
-from ._cy_dense cimport blas_acquire_single, blas_release_single, dense_forward_ptr
+from ._activations cimport N_ACTIVATIONS
+from ._dense cimport blas_acquire_single, blas_release_single, dense_forward_ptr
 
 import numpy as np
 

@@ -1,11 +1,11 @@
 # cython: language_level=3
-"""Pointer-level dense-layer kernels shared by ``_cy_dense``'s Python kernels and ``_cy_train``.
+"""Pointer-level dense-layer kernels shared by ``_dense``'s Python kernels and ``_training``.
 
 All arrays are row-major and contiguous; ``n`` is the number of rows.  The
-Python kernels check their arguments and call these; ``_cy_train`` checks
+Python kernels check their arguments and call these; ``_training`` checks
 once per call and then calls them for every minibatch without the GIL.
 ``blas_acquire_single``/``blas_release_single`` hold every loaded BLAS to
-one thread while ``_cy_train`` splits the work itself.
+one thread while ``_training`` splits the work itself.
 """
 from cython cimport floating
 

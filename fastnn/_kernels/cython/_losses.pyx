@@ -22,7 +22,7 @@ from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.math cimport NAN
 from libc.stdint cimport int64_t
 
-from ._cy_activations cimport (
+from ._activations cimport (
     N_ACTIVATIONS, SIGMOID, SOFTMAX, act_backward_row, f_abs, f_log, f_log1p,
 )
 
