@@ -26,19 +26,9 @@ from libc.math cimport (
 from libc.stdint cimport int32_t, uint32_t
 from libc.string cimport memcpy
 
-# The contract's activation codes (fastnn._kernels.LINEAR ... SWISH).
-cdef enum:
-    LINEAR = 0
-    SIGMOID = 1
-    TANH = 2
-    RELU = 3
-    LEAKY_RELU = 4
-    ELU = 5
-    SOFTMAX = 6
-    SOFTPLUS = 7
-    GELU = 8
-    SWISH = 9
-    N_ACTIVATIONS = 10
+from ._codes cimport (
+    ELU, GELU, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SWISH, TANH,
+)
 
 cdef extern from *:
     """

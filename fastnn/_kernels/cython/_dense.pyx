@@ -32,7 +32,8 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._blas cimport gemm_rowmajor
-from ._activations cimport N_ACTIVATIONS, act_backward_row, act_forward_row
+from ._activations cimport act_backward_row, act_forward_row
+from ._codes cimport N_ACTIVATIONS
 
 cdef extern from *:
     """

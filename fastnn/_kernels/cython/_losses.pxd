@@ -8,17 +8,6 @@ unused) and ``w (n,)`` the sample weights or NULL.
 from cython cimport floating
 from libc.stdint cimport int64_t
 
-# The contract's loss codes (fastnn._kernels.BINARY_CROSSENTROPY ... MAE).
-cdef enum:
-    BINARY_CROSSENTROPY = 0
-    CATEGORICAL_CROSSENTROPY = 1
-    SPARSE_CATEGORICAL_CROSSENTROPY = 2
-    MSE = 3
-    HALF_SQUARED_ERROR = 4
-    MAE = 5
-    N_LOSSES = 6
-
-
 cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
                            const int64_t *labels, const floating *Y, const floating *w,
                            Py_ssize_t *bad_row) noexcept nogil

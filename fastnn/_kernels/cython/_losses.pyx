@@ -22,8 +22,10 @@ from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.math cimport NAN
 from libc.stdint cimport int64_t
 
-from ._activations cimport (
-    N_ACTIVATIONS, SIGMOID, SOFTMAX, act_backward_row, f_abs, f_log, f_log1p,
+from ._activations cimport act_backward_row, f_abs, f_log, f_log1p
+from ._codes cimport (
+    BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, HALF_SQUARED_ERROR, MAE, MSE,
+    N_ACTIVATIONS, N_LOSSES, SIGMOID, SOFTMAX, SPARSE_CATEGORICAL_CROSSENTROPY,
 )
 
 cdef inline floating _eps(floating x) noexcept nogil:

@@ -26,7 +26,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from ._activations cimport N_ACTIVATIONS
+from ._codes cimport N_ACTIVATIONS
 from ._dense cimport blas_acquire_single, blas_release_single, dense_forward_ptr
 
 import numpy as np

@@ -47,14 +47,15 @@ from libc.math cimport NAN, isfinite
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from ._activations cimport N_ACTIVATIONS
+from ._codes cimport (
+    N_ACTIVATIONS, N_LOSSES, N_OPTIMIZERS, OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV,
+    OPT_RMSPROP, OPT_SGD, SPARSE_CATEGORICAL_CROSSENTROPY,
+)
 from ._dense cimport (
     activation_backward_ptr, bias_grad_ptr, blas_acquire_single, blas_release_single,
     dense_forward_ptr, input_grad_ptr, weight_grad_ptr,
 )
-from ._losses cimport (
-    N_LOSSES, SPARSE_CATEGORICAL_CROSSENTROPY, loss_output_delta_ptr, loss_sums_ptr,
-)
+from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._optimizers cimport (
     adagrad_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop, rmsprop_loop,
     sgd_loop,
@@ -105,16 +106,6 @@ cdef extern from *:
     int omp_max_threads "fastnn_train_max_threads"() noexcept nogil
     int omp_team_size "fastnn_train_team_size"() noexcept nogil
     void barrier "fastnn_train_barrier"() noexcept nogil
-
-# The contract's optimizer codes (fastnn._kernels.OPT_SGD ... OPT_ADAM).
-cdef enum:
-    OPT_SGD = 0
-    OPT_MOMENTUM = 1
-    OPT_NESTEROV = 2
-    OPT_ADAGRAD = 3
-    OPT_RMSPROP = 4
-    OPT_ADAM = 5
-    N_OPTIMIZERS = 6
 
 cdef enum:
     MAX_LAYERS = 64
