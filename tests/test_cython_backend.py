@@ -13,7 +13,8 @@ from fastnn._kernels import numpy as ref
 from _plans import run_train_batches
 
 cy = pytest.importorskip("fastnn._kernels.cython", reason="Cython extensions not built")
-from fastnn._kernels.cython import _training  # noqa: E402
+from fastnn._kernels.cython import _blas, _dense, _training  # noqa: E402
+from _plans import plan_from_arrays  # noqa: E402
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -28,27 +29,39 @@ def close(actual, expected, dtype, scale=1.0):
     np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
 
 
+# ------------------------------------------------------------------ the package
+def test_public_names_are_exactly_the_contract():
+    public = {name for name in dir(cy) if not name.startswith("_")}
+    assert public == {"NAME", *K.KERNELS, *K.OPTIONAL_KERNELS}
+    assert cy.NAME == "cython" and K.load("cython") is cy
+
+
+def test_dense_forward_has_the_contract_signature():
+    import inspect
+
+    names = list(inspect.signature(cy.dense_forward).parameters)
+    assert names == ["X", "W", "b", "act", "alpha", "Z_out", "A_out"]
+
+
 # ---------------------------------------------------------------------- OpenMP
 def test_openmp_enabled_is_reported():
-    from fastnn._kernels.cython import _blas
-
-    assert isinstance(cy.openmp_enabled(), bool)
-    assert cy.openmp_enabled() is _blas.openmp_enabled()
+    assert isinstance(_blas.openmp_enabled(), bool)
 
 
 def test_blas_single_threaded_follows_threadpool_limits():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
-        assert cy.blas_single_threaded() is True
+        assert _dense.blas_single_threaded() is True
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        assert cy.blas_single_threaded() is False
+        assert _dense.blas_single_threaded() is False
 
 
 @DTYPES
 @pytest.mark.parametrize("act", [K.RELU, K.SOFTMAX, K.GELU])
 @pytest.mark.parametrize("blas_threads", [1, None], ids=["blas1", "blas-default"])
 def test_dense_forward_row_split_threads_match_serial(dtype, act, blas_threads):
-    """n_threads splits the batch rows (BLAS on one thread) or is ignored; same result."""
+    """dense_forward_threads splits the batch rows (BLAS on one thread) or ignores
+    n_threads; the result is dense_forward's."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(12)
     X, W, b = rand(rng, (133, 50), dtype), rand(rng, (50, 17), dtype), rand(rng, 17, dtype)
@@ -56,7 +69,7 @@ def test_dense_forward_row_split_threads_match_serial(dtype, act, blas_threads):
     Z2, A2 = np.full_like(Z1, np.nan), np.full_like(A1, np.nan)
     cy.dense_forward(X, W, b, act, 0.0, Z1, A1)
     with threadpoolctl.threadpool_limits(blas_threads, user_api="blas"):
-        cy.dense_forward(X, W, b, act, 0.0, Z2, A2, n_threads=2)
+        _dense.dense_forward_threads(X, W, b, act, 0.0, Z2, A2, 2)
     # BLAS may block a smaller row count differently, so allow for rounding.
     close(Z2, Z1, dtype, np.sqrt(50))
     close(A2, A1, dtype, np.sqrt(50))
@@ -395,6 +408,22 @@ def test_train_batches_float32_and_float64_are_both_supported():
         assert all(W.dtype == dtype for W in args["Ws"])
 
 
+# The fields of the plan and the arguments of the call; errors name the plan's fields.
+CALL_ARGUMENTS = ("first_batch", "n_batches", "lrs", "step0")
+
+
+def _call_train_batches(args, key=None, value=None):
+    """cy.train_batches on the plan of ``args``, with its field (or the call's argument)
+    ``key`` replaced by ``value``."""
+    plan = plan_from_arrays(args)
+    call = {name: args[name] for name in CALL_ARGUMENTS}
+    if key in CALL_ARGUMENTS:
+        call[key] = value
+    elif key is not None:
+        setattr(plan, key, value)
+    return cy.train_batches(plan, **call)
+
+
 @pytest.mark.parametrize("key,value,error,match", [
     ("X", lambda a: a["X"].astype(np.float32), TypeError, "Ws\\[0\\] has dtype float64, expected float32"),
     ("X", lambda a: a["X"].astype(np.int64), TypeError, "X must be float32 or float64"),
@@ -408,22 +437,19 @@ def test_train_batches_float32_and_float64_are_both_supported():
     ("perm", lambda a: a["perm"][:10], ValueError, "perm has shape"),
     ("acts", lambda a: np.array([99, 2, 6], np.int64), ValueError, "unknown activation code 99"),
     ("loss", lambda a: 42, ValueError, "unknown loss code 42"),
-    ("opt", lambda a: 17, ValueError, "unknown optimizer code 17"),
+    ("optimizer", lambda a: 17, ValueError, "unknown optimizer code 17"),
     ("S1W", lambda a: tuple(np.empty(0) for _ in range(3)), ValueError, "S1W\\[0\\] must be 2-D"),
-    ("hyper", lambda a: np.zeros(3), ValueError, "hyper has shape"),
     ("lrs", lambda a: a["lrs"][:2], ValueError, "lrs has 2 entries"),
     ("n_batches", lambda a: 99, ValueError, "run past"),
-    ("out", lambda a: np.zeros(4, np.float32), TypeError, "out has dtype float32"),
     ("Ws", lambda a: 5, TypeError, "Ws must be a tuple"),
 ], ids=["X-float32", "X-int64", "X-fortran", "Ws-shape", "too-deep", "dWs-length", "bs-shape",
         "Zs-rows", "Y-dtype", "perm-shape", "act-code", "loss-code", "opt-code", "slot-missing",
-        "hyper-shape", "lrs-short", "too-many-batches", "out-dtype", "Ws-type"])
+        "lrs-short", "too-many-batches", "Ws-type"])
 def test_train_batches_argument_errors(key, value, error, match):
     args = _train_args()
     before = [W.copy() for W in args["Ws"]]
-    args[key] = value(args)
     with pytest.raises(error, match=match):
-        _training.train_batches(**args)
+        _call_train_batches(args, key, value(args))
     if key != "Ws":
         for W, W0 in zip(args["Ws"], before):
             np.testing.assert_array_equal(W, W0)  # nothing was written
@@ -433,27 +459,25 @@ def test_train_batches_read_only_parameters_raise():
     args = _train_args()
     args["Ws"][1].flags.writeable = False
     with pytest.raises(ValueError, match="Ws\\[1\\] is read-only"):
-        _training.train_batches(**args)
+        _call_train_batches(args)
 
 
 def test_train_batches_out_of_range_rows_and_labels_raise_index_error():
     args = _train_args()
     args["perm"][3] = 1000
     with pytest.raises(IndexError, match="row index 1000"):
-        _training.train_batches(**args)
+        _call_train_batches(args)
     args = _train_args()
     args["Y"][5] = 7
     with pytest.raises(IndexError, match="class label 7"):
-        _training.train_batches(**args)
+        _call_train_batches(args)
 
 
 @pytest.mark.parametrize("where", ["first thread", "second thread"])
 def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
     """Each thread checks the labels and rows of its own half of a batch."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from fastnn._kernels.cython import _training
-
-    if not cy.openmp_enabled():
+    if not _blas.openmp_enabled():
         pytest.skip("built without OpenMP")
     pos = 64 + (5 if where == "first thread" else 40)  # batch 1: perm[64:128], 32 rows a thread
     old = _training._set_min_parallel_flops(0.0)
@@ -477,8 +501,6 @@ def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
 
 def test_phase_statistics_account_for_the_first_threads_time():
     import time
-
-    from fastnn._kernels.cython import _training
 
     args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True), n=600, batch_size=64)
     _training.phase_statistics(reset=True)
@@ -546,9 +568,7 @@ def test_train_batches_threads_match_one_thread(dtype):
     """The row/column split across OpenMP threads gives the one-thread result (up to BLAS
     blocking), and the BLAS thread counts are restored after the call."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from fastnn._kernels.cython import _training
-
-    if not cy.openmp_enabled():
+    if not _blas.openmp_enabled():
         pytest.skip("built without OpenMP")
     args = _train_args(dtype, K.OPT_ADAM, widths=(40, 33, 17, 3), n=300, batch_size=64, weighted=True)
     one, many = _copy_args(args), _copy_args(args)

@@ -136,7 +136,9 @@ def machine_facts(backends: list[str]) -> dict:
     }
     facts.update(thread_facts())
     if "cython" in backends:
-        facts["cython_openmp"] = bool(fastnn._kernels.load("cython").openmp_enabled())
+        from fastnn._kernels.cython._blas import openmp_enabled
+
+        facts["cython_openmp"] = bool(openmp_enabled())
     return facts
 
 

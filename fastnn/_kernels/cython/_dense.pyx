@@ -9,8 +9,8 @@ Design notes
   is one pass over each output row while that row is still in cache.
 * Threads.  By default BLAS does the threading and the epilogue is serial:
   an OpenMP loop right after a multi-threaded BLAS call fights BLAS's
-  spinning pool for the cores (PERF-NOTES).  ``dense_forward(...,
-  n_threads=k)`` instead splits the batch rows into ``k`` blocks, each
+  spinning pool for the cores (PERF-NOTES).  ``dense_forward_threads(...,
+  k)`` instead splits the batch rows into ``k`` blocks, each
   thread running sgemm on its block and then the epilogue on the same rows;
   it runs only while BLAS is limited to one thread (``threadpoolctl``).
 * Every kernel module here (all but ``_blas``) builds with
@@ -261,18 +261,9 @@ cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
             _forward_rows(lo, hi, n_in, n_out, x, w, b, act, alpha, z, a)
 
 
-def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
-                  int act, double alpha, floating[:, ::1] Z_out, floating[:, ::1] A_out,
-                  int n_threads=1):
-    """Z_out := X @ W + b; A_out := act(Z_out).
-
-    X (n, n_in) IN, W (n_in, n_out) IN, b (n_out,) or None IN,
-    Z_out (n, n_out) OUT, A_out (n, n_out) OUT (may be Z_out).
-    ``n_threads > 1`` splits the rows across OpenMP threads, each running a
-    single-threaded sgemm on its rows; it is clipped to one thread per 16 rows
-    and to OpenMP's limit, and ignored unless every BLAS is limited to one
-    thread (``threadpool_limits(1, user_api="blas")``).
-    """
+cdef int _dense_forward(const floating[:, ::1] X, const floating[:, ::1] W,
+                        const floating[::1] b, int act, double alpha, floating[:, ::1] Z_out,
+                        floating[:, ::1] A_out, int n_threads) except -1:
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
     if W.shape[0] != n_in:
         raise ValueError(
@@ -289,16 +280,38 @@ def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floa
     _check_act(act)
     _check_blas_size(n, n_in, n_out)
     if n == 0 or n_out == 0:
-        return
+        return 0
     cdef const floating *bp = NULL
     if b is not None:
         bp = &b[0]
     cdef const floating *xp = &X[0, 0] if n_in > 0 else NULL
     cdef const floating *wp = &W[0, 0] if n_in > 0 else NULL
-    cdef int nt = forward_threads(n_threads, n)
+    cdef int nt = forward_threads(n_threads, n) if n_threads > 1 else 1
     with nogil:
         dense_forward_ptr(n, n_in, n_out, xp, wp, bp, act, <floating> alpha,
                           &Z_out[0, 0], &A_out[0, 0], nt)
+    return 0
+
+
+def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
+                  int act, double alpha, floating[:, ::1] Z_out, floating[:, ::1] A_out):
+    """Z_out := X @ W + b; A_out := act(Z_out).
+
+    X (n, n_in) IN, W (n_in, n_out) IN, b (n_out,) or None IN,
+    Z_out (n, n_out) OUT, A_out (n, n_out) OUT (may be Z_out).
+    """
+    _dense_forward(X, W, b, act, alpha, Z_out, A_out, 1)
+
+
+def dense_forward_threads(const floating[:, ::1] X, const floating[:, ::1] W,
+                          const floating[::1] b, int act, double alpha, floating[:, ::1] Z_out,
+                          floating[:, ::1] A_out, int n_threads):
+    """``dense_forward`` with the batch rows split across ``n_threads`` OpenMP threads,
+    each running a single-threaded sgemm on its rows; ``n_threads`` is clipped to one
+    thread per 16 rows and to OpenMP's limit, and ignored unless every BLAS is limited
+    to one thread (``threadpool_limits(1, user_api="blas")``).  Not part of the contract.
+    """
+    _dense_forward(X, W, b, act, alpha, Z_out, A_out, n_threads)
 
 
 cdef void activation_backward_ptr(int act, floating alpha, Py_ssize_t n, Py_ssize_t k,

@@ -5,13 +5,16 @@
 
 Design notes
 ------------
-* Every argument is checked once, at entry, with the GIL: dtypes, shapes,
-  C order, alignment and writability, layer by layer.  The raw pointers and
-  sizes go into a ``Job`` struct (layers in a fixed array of ``MAX_LAYERS``)
-  and the batch loop then runs without the GIL and without Python objects.
+* ``train_batches`` takes the ``TrainingPlan`` itself and reads its fields
+  once, at entry, with the GIL, checking each (dtypes, shapes, C order,
+  alignment and writability, layer by layer; errors name the plan's field,
+  e.g. ``Ws[1]``).  The raw pointers, sizes and hyper-parameters go into a
+  ``Job`` struct (layers in a fixed array of ``MAX_LAYERS``) and the batch
+  loop then runs without the GIL and without Python objects; the totals come
+  back as a ``TrainResult``.
 * The loop calls the same pointer-level kernels as the per-kernel path
   (``_dense``, ``_losses``, ``_optimizers``), so both paths round alike;
-  only the per-batch metric sums (``out[1:4]``) and the combination of the
+  only the per-batch metric sums (``TrainResult``) and the combination of the
   threads' loss sums are computed here.
 * Denormals are flushed to zero on every thread while the loop runs
   (``_worker``): optimizer slots of weights whose gradient stays zero decay
@@ -62,6 +65,8 @@ from ._optimizers cimport (
 )
 
 import numpy as np
+
+from fastnn._kernels.plan import TrainResult
 
 cnp.import_array()
 
@@ -169,10 +174,10 @@ ctypedef struct Job:
     char *Yb
     char *SWb
     int loss, opt, n_layers, n_threads
-    double momentum, rho, beta_2, epsilon
+    double momentum, rho, beta_1, beta_2, epsilon
     const double *lrs
     double step0
-    double *out
+    double out[4]  # TrainResult's totals: loss_sum, correct, squared_error, absolute_error
     # outcome
     Py_ssize_t done       # batches completed (counted from first_batch)
     bint stop             # a batch loss was not finite
@@ -350,8 +355,8 @@ cdef void _update(Job *job, floating *p, const floating *g, floating *s1, floati
         rmsprop_loop(p, g, s1, size, <floating> lr, <floating> job.rho, <floating> job.epsilon)
     else:  # OPT_ADAM
         adam_loop(p, g, s1, s2, size,
-                  <floating> adam_step_size(lr, job.rho, job.beta_2, step),
-                  <floating> job.rho, <floating> job.beta_2, <floating> job.epsilon)
+                  <floating> adam_step_size(lr, job.beta_1, job.beta_2, step),
+                  <floating> job.beta_1, <floating> job.beta_2, <floating> job.epsilon)
 
 
 cdef inline void _part(Py_ssize_t total, Py_ssize_t align, int tid, int nt,
@@ -651,19 +656,29 @@ def phase_statistics(reset=False):
 
 
 # ------------------------------------------------------------------ the kernel
-def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
-                  Py_ssize_t n_batches, Ws, bs, dWs, dbs, acts, alphas, l2s,
-                  Zs, As, dZs, Xb, Yb, SWb, int loss, int opt, hyper, lrs, step0,
-                  S1W, S1b, S2W, S2b, out):
-    """Runs ``n_batches`` whole training steps (gather, forward, loss, backward,
-    update) without the GIL; returns the number completed (fewer if a batch
-    loss was not finite: that batch is not applied).  See ``fastnn._kernels``.
+def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0):
+    """Runs batches ``first_batch .. first_batch + n_batches - 1`` of ``plan`` (a
+    ``TrainingPlan``), whole training steps (gather, forward, loss, backward, update)
+    without the GIL, and returns a ``TrainResult``: the batches completed (fewer if a
+    batch loss was not finite: that batch is not applied) and their totals.  See
+    ``fastnn._kernels``.
     """
     global _serial_until, _stretch, _parallel_batches, _serial_batches, _fallbacks
     cdef Job job
-    cdef Py_ssize_t L, l, n, n0, k, rows, n_in, n_out, done
-    cdef int typenum
+    cdef Py_ssize_t L, l, n, n0, k, rows, n_in, n_out, done, batch_size
+    cdef int typenum, loss, opt
     cdef cnp.ndarray a, w, bias, codes, alpha_arr, l2_arr
+    # the plan's fields, read once
+    X, Y, SW, perm = plan.X, plan.Y, plan.SW, plan.perm
+    Ws, bs, dWs, dbs = plan.Ws, plan.bs, plan.dWs, plan.dbs
+    acts, alphas, l2s = plan.acts, plan.alphas, plan.l2s
+    Zs, As, dZs = plan.Zs, plan.As, plan.dZs
+    Xb, Yb, SWb = plan.Xb, plan.Yb, plan.SWb
+    S1W, S1b, S2W, S2b = plan.S1W, plan.S1b, plan.S2W, plan.S2b
+    hyper = plan.hyper
+    batch_size = plan.batch_size
+    loss = plan.loss
+    opt = plan.optimizer
 
     # data
     if not cnp.PyArray_Check(X):
@@ -719,13 +734,11 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
     _expect("alphas", alpha_arr, (L,))
     l2_arr = _array("l2s", l2s, cnp.NPY_DOUBLE, 1, False, "")
     _expect("l2s", l2_arr, (L,))
-    a = _array("hyper", hyper, cnp.NPY_DOUBLE, 1, False, "")
-    _expect("hyper", a, (4,))
-    cdef const double *hp = <const double *> _data(a)
-    job.momentum = hp[0]
-    job.rho = hp[1]
-    job.beta_2 = hp[2]
-    job.epsilon = hp[3]
+    job.momentum = hyper.momentum
+    job.rho = hyper.rho
+    job.beta_1 = hyper.beta_1
+    job.beta_2 = hyper.beta_2
+    job.epsilon = hyper.epsilon
     cdef bint slot1 = opt != OPT_SGD
     cdef bint slot2 = opt == OPT_ADAM
     cdef int64_t act
@@ -824,16 +837,15 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
     if step0 < 0:
         raise ValueError(f"train_batches: step0 must be >= 0, got {step0}")
     job.step0 = <double> step0
-    a = _array("out", out, cnp.NPY_DOUBLE, 1, True, "")
-    _expect("out", a, (4,))
-    job.out = <double *> _data(a)
+    for l in range(4):
+        job.out[l] = 0.0
     job.error = OK
     job.stop = False
     job.done = 0
     job.bad_value = 0
 
     if n_batches == 0:
-        return 0
+        return TrainResult(0, 0.0, 0.0, 0.0, 0.0)
     # Threads: the work is split across OpenMP threads, each calling BLAS on one
     # thread (PERF-NOTES), when OpenMP allows several and every batch has at least
     # 16 rows per thread; BLAS is then limited to one thread for this call only.
@@ -878,4 +890,4 @@ def train_batches(X, Y, SW, perm, Py_ssize_t batch_size, Py_ssize_t first_batch,
         )
     if job.error == BAD_LABEL:
         raise IndexError(f"train_batches: class label {job.bad_value} is outside [0, {k})")
-    return done
+    return TrainResult(done, job.out[0], job.out[1], job.out[2], job.out[3])
