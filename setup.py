@@ -1,8 +1,10 @@
-"""Build fastnn's Cython extensions.
+"""Build fastnn's Cython extensions (the ``cython`` backend, ``fastnn._kernels.cython``).
 
-OpenMP is probed by compiling a tiny program; without it the same ``.pyx``
-sources build serially (Cython guards its OpenMP pragmas with ``#ifdef
-_OPENMP``) and a loud warning is printed.  Shipped builds use ``-O3`` only:
+They are optional: where they cannot be built (no C compiler, a failed
+compile) the install goes on without them, prints one warning, and fastnn
+runs on its numba or numpy backend.  OpenMP is probed by compiling a tiny
+program; without it the same ``.pyx`` sources build serially (Cython guards
+its OpenMP pragmas with ``#ifdef _OPENMP``) and a loud warning is printed.  Shipped builds use ``-O3`` only:
 no ``-march=native`` and no ``-ffast-math``.
 
 Set ``FASTNN_CYTHON_DEBUG=1`` to build with bounds checking and wraparound on.
@@ -18,6 +20,10 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, ExecError, PlatformError
+
+# What a missing or failing C compiler raises while the extensions build.
+BUILD_ERRORS = (CCompilerError, ExecError, PlatformError, OSError)
 
 OPENMP_TEST = textwrap.dedent(
     """
@@ -56,20 +62,41 @@ def openmp_flags():
     return None
 
 
+def loud(message):
+    print("\n" + "!" * 72 + "\n" + message + "\n" + "!" * 72 + "\n", file=sys.stderr)
+
+
 class BuildExt(build_ext):
+    """build_ext that adds the OpenMP flags and never fails the install: an extension
+    that does not build is left out, with one warning for them all."""
+
+    def run(self):
+        self.failures = []
+        try:
+            super().run()
+        except BUILD_ERRORS as exc:  # e.g. no compiler at all
+            self.failures.append(exc)
+        if self.failures:
+            loud(
+                f"WARNING: fastnn: the Cython kernels could not be built ({self.failures[0]}); "
+                "fastnn will use the numba or numpy backend."
+            )
+
     def build_extensions(self):
         flags = openmp_flags()
-        if flags is None:
-            print(
-                "\n" + "!" * 72 + "\nWARNING: OpenMP not found; fastnn's Cython kernels are built "
-                "single-threaded.\n" + "!" * 72 + "\n",
-                file=sys.stderr,
-            )
         for ext in self.extensions:
             if flags is not None:
                 ext.extra_compile_args += flags[0]
                 ext.extra_link_args += flags[1]
         super().build_extensions()
+        if flags is None and not self.failures:
+            loud("WARNING: OpenMP not found; fastnn's Cython kernels are built single-threaded.")
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except BUILD_ERRORS as exc:
+            self.failures.append(exc)
 
 
 debug = os.environ.get("FASTNN_CYTHON_DEBUG", "0") == "1"
@@ -101,6 +128,7 @@ def extension(name):
         extra_link_args=[],
         define_macros=define_macros,
         depends=[f"{PACKAGE_DIR}/{header}" for header in HEADERS.get(name, ())],
+        optional=True,  # see BuildExt
     )
 
 

@@ -7,17 +7,8 @@
 ... ], seed=0)
 >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 """
-import importlib.util as _util
-
-# The compiled extension must be built: fail early, and say how to fix it.
-# (find_spec only locates the module: importing it would load SciPy's BLAS,
-# which the first model that needs it does instead.)
-if _util.find_spec("fastnn._kernels.cython._blas") is None:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "fastnn's compiled extension (fastnn._kernels.cython._blas) is missing. Install fastnn with "
-        "`pip install .` (or `pip install -e .` for development) so that setup.py builds it."
-    )
-
+# The compiled Cython kernels are optional: without them (no C compiler at install
+# time) backend="auto" picks numba or numpy and says so once (fastnn._kernels.resolve).
 from . import activations, backends, callbacks, initializers, losses, metrics, optimizers, schedules
 from .layers import Dense, Maxout
 from .model import NotBuiltError, Sequential

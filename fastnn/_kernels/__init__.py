@@ -107,6 +107,7 @@ names are exactly ``NAME`` (its name), the kernels of ``KERNELS`` and those of
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 
 from .codes import *  # noqa: F401,F403 - the codes are part of the contract
@@ -137,6 +138,7 @@ BACKEND_MODULES = {
 
 _loaded: dict[str, ModuleType] = {}
 _failed: dict[str, str] = {}
+_auto_fallback_warned = False
 
 
 def load(name: str) -> ModuleType:
@@ -180,12 +182,32 @@ def available() -> list[str]:
 
 
 def resolve(name: str) -> ModuleType:
-    """Backend module for ``name``; ``"auto"`` picks the fastest available."""
+    """Backend module for ``name``; ``"auto"`` picks the fastest available.
+
+    When ``"auto"`` cannot have the fastest (``cython``: the extensions were
+    not built, e.g. no C compiler at install time) it warns, once per process,
+    which backend it picked and why.
+    """
+    global _auto_fallback_warned
     if name == "auto":
+        unavailable = []
         for candidate in BACKEND_MODULES:
             try:
-                return load(candidate)
+                module = load(candidate)
             except ImportError:
+                unavailable.append(candidate)
                 continue
+            if unavailable and not _auto_fallback_warned:
+                _auto_fallback_warned = True
+                why = "; ".join(f"{n}: {_failed.get(n, 'not available')}" for n in unavailable)
+                warnings.warn(
+                    f"fastnn: backend='auto' uses the {candidate} backend, because "
+                    + " and ".join(f"the {n} backend" for n in unavailable)
+                    + f" cannot be used here ({why}). Reinstall fastnn with a C compiler "
+                    "to build the Cython kernels.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return module
         raise ImportError("no fastnn backend is available")  # numpy always is
     return load(name)
