@@ -3,8 +3,9 @@
 ``set_num_threads(n)`` limits the BLAS pools (NumPy's and SciPy's OpenBLAS,
 through threadpoolctl), OpenMP, Numba's pool (if Numba is loaded) and the
 thread count that fastnn's own compiled kernels use, all together, so they
-never multiply into more threads than cores (see PERF-NOTES: OpenMP loops
-next to a busy BLAS pool collapse).
+never multiply into more threads than cores (OpenMP loops next to a busy
+BLAS pool run many times slower: ``docs/performance.md``, "BLAS and OpenMP
+thread pools").
 """
 from __future__ import annotations
 

@@ -9,10 +9,12 @@ Design notes
   is one pass over each output row while that row is still in cache.
 * Threads.  By default BLAS does the threading and the epilogue is serial:
   an OpenMP loop right after a multi-threaded BLAS call fights BLAS's
-  spinning pool for the cores (PERF-NOTES).  ``dense_forward_threads(...,
-  k)`` instead splits the batch rows into ``k`` blocks, each
-  thread running sgemm on its block and then the epilogue on the same rows;
-  it runs only while BLAS is limited to one thread (``threadpoolctl``).
+  spinning pool for the cores and was measured up to about 100 times slower
+  (``docs/performance.md``, "BLAS and OpenMP thread pools").
+  ``dense_forward_threads(..., k)`` instead splits the batch rows into ``k``
+  blocks, each thread running sgemm on its block and then the epilogue on
+  the same rows; it runs only while BLAS is limited to one thread
+  (``threadpoolctl``).
 * Every kernel module here (all but ``_blas``) builds with
   ``-fno-math-errno -fno-trapping-math`` (the ``distutils`` line above): no
   kernel reads ``errno`` or the floating-point exception flags, and without
@@ -50,8 +52,9 @@ cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 
 
 # ------------------------------------------------- is BLAS single-threaded now?
-# The row split in dense_forward only pays with BLAS on one thread and is ~100x
-# slower with BLAS's own pool spinning beside it (PERF-NOTES), so it runs only
+# The row split of dense_forward_threads only pays with BLAS on one thread and
+# was measured about 100x slower with BLAS's own pool spinning beside it
+# (docs/performance.md, "BLAS and OpenMP thread pools"), so it runs only
 # when every loaded BLAS says so.  The getters are the libraries' own
 # ``*_get_num_threads`` C functions (they follow ``threadpoolctl`` limits),
 # looked up once with the matching setters; a BLAS without a known getter

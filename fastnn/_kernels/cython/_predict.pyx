@@ -10,9 +10,10 @@ Design notes
 * Rows go in blocks of at most ``BLOCK_ROWS``; OpenMP threads take blocks
   dynamically (a thread that loses its core simply takes fewer), each with
   its own rows of the workspaces, and call BLAS on one thread -- every loaded
-  BLAS is limited to one thread for the call (PERF-NOTES: a threaded BLAS
-  next to OpenMP loops collapses).  The last layer writes straight into
-  ``out``.
+  BLAS is limited to one thread for the call: a threaded BLAS's spinning
+  pool next to OpenMP threads takes their cores and the call runs many times
+  slower (``docs/performance.md``, "BLAS and OpenMP thread pools").  The
+  last layer writes straight into ``out``.
 * The finiteness check of the input is fused in: each block is scanned just
   before its first GEMM reads it, so the check costs no extra pass over
   memory.  The scan compares exponent bits (integer max), which vectorizes

@@ -5,6 +5,13 @@
 
 Design notes
 ------------
+* One file, though long: the ``Job`` struct is the whole interface between
+  the entry checks (which fill it) and the ``nogil`` batch loop with its
+  thread scheme (which reads it), and both stay next to it.  Splitting them
+  would move the struct into a shared ``.pxd`` for no gain in speed or
+  clarity; the kernels the loop calls already live in the other modules.
+  In order: argument checks, the loop (``_batches``, ``_worker``, ``_run``),
+  statistics, the kernel ``train_batches``.
 * ``train_batches`` takes the ``TrainingPlan`` itself and reads its fields
   once, at entry, with the GIL, checking each (dtypes, shapes, C order,
   alignment and writability, layer by layer; errors name the plan's field,
@@ -18,12 +25,15 @@ Design notes
   threads' loss sums are computed here.
 * Denormals are flushed to zero on every thread while the loop runs
   (``_worker``): optimizer slots of weights whose gradient stays zero decay
-  into them, and x86 arithmetic on denormals is about a hundred times slower.
+  into them, and x86 arithmetic on denormals is about a hundred times slower
+  (``docs/performance.md``, "Denormals").
 * Thread 0 times its phases (``phase_statistics``): one clock read each.
 * One ``floating`` body serves float32 and float64; the dtype of ``X``
   picks it.
-* Threads (PERF-NOTES): rather than BLAS's own pool next to serial
-  epilogues, the batch is split across OpenMP threads that each call BLAS
+* Threads: rather than BLAS's own pool next to serial epilogues (its
+  spinning threads take the cores an OpenMP loop needs, measured up to about
+  100 times slower: ``docs/performance.md``, "BLAS and OpenMP thread
+  pools"), the batch is split across OpenMP threads that each call BLAS
   on one thread -- forward and input gradients by batch rows, weight
   gradients by rows of ``dW``, bias gradients by columns, optimizer updates
   by blocks of each parameter -- in one parallel region with a few barriers
@@ -35,7 +45,8 @@ Design notes
 * On a busy machine a thread that loses its core stalls every barrier.
   The threads time their waits; when they wait more than they work, the
   call goes on with one thread for a stretch of time that doubles while
-  the contention lasts (``_run``), and tries the threads again after it.
+  the contention lasts (``_run``), and tries the threads again after it
+  (``docs/performance.md``, "Threads and busy machines").
 * Gradients and updates do not depend on the thread count beyond BLAS's
   blocking of different row counts: bias gradients keep their one-thread
   order.  The reported loss and metrics are per-thread sums added in thread
@@ -847,8 +858,9 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     if n_batches == 0:
         return TrainResult(0, 0.0, 0.0, 0.0, 0.0)
     # Threads: the work is split across OpenMP threads, each calling BLAS on one
-    # thread (PERF-NOTES), when OpenMP allows several and every batch has at least
-    # 16 rows per thread; BLAS is then limited to one thread for this call only.
+    # thread (see "Threads" at the top), when OpenMP allows several and every batch
+    # has at least 16 rows per thread; BLAS is then limited to one thread for this
+    # call only.
     cdef bint limited = False
     cdef double flops = 0.0  # of the GEMMs of one batch: forward, dW and dX
     for l in range(L):
