@@ -114,6 +114,19 @@ define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 # The Cython backend's package and its extension modules.
 PACKAGE = "fastnn._kernels.cython"
 PACKAGE_DIR = PACKAGE.replace(".", "/")
+def write_codes_pxd():
+    """Generate the Cython enums from fastnn/_kernels/codes.py, where the codes are defined."""
+    import runpy
+
+    codes = runpy.run_path(os.path.join("fastnn", "_kernels", "codes.py"))
+    path = os.path.join("fastnn", "_kernels", "cython", "_codes.pxd")
+    text = codes["cython_declarations"]()
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+
+
+write_codes_pxd()
 CYTHON_MODULES = ["_blas", "_dense", "_losses", "_optimizers", "_training", "_predict"]
 # C headers a module includes (rebuilt when they change).
 HEADERS = {"_optimizers": ["_simd_loops.h"]}

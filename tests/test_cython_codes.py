@@ -1,8 +1,9 @@
 """The Cython backend's C enums (``cython/_codes.pxd``) against ``fastnn._kernels.codes``.
 
-The codes are defined once, in Python; the ``.pxd`` repeats them for the
-compiled kernels' branches, so this parses it and compares.  No compiler or
-build is needed.
+The codes are defined once, in Python; ``setup.py`` generates the ``.pxd``
+from them for the compiled kernels' branches (``codes.cython_declarations``).
+These tests check that the committed file is that output and parse it to
+compare the values.  No compiler or build is needed.
 """
 import re
 from pathlib import Path
@@ -25,6 +26,11 @@ def enums():
         elif line and not line[0].isspace():
             current = None  # the block ended
     return blocks
+
+
+def test_the_pxd_is_generated_from_codes_py():
+    assert PXD.read_text() == codes.cython_declarations(), \
+        f"{PXD.name} is stale: run python setup.py build_ext --inplace (it regenerates it)"
 
 
 def test_every_group_is_one_enum_in_code_order_with_its_count():

@@ -38,3 +38,21 @@ N_OPTIMIZERS = len(OPTIMIZERS)
 
 # Every group above by its name, for tests and for the Cython declarations' check.
 GROUPS = {"activation": ACTIVATIONS, "loss": LOSSES, "optimizer": OPTIMIZERS}
+
+_COUNTS = {"activation": "N_ACTIVATIONS", "loss": "N_LOSSES", "optimizer": "N_OPTIMIZERS"}
+
+
+def cython_declarations() -> str:
+    """The text of ``cython/_codes.pxd``: these codes as C enums.  ``setup.py``
+    writes it before compiling (this module imports nothing, so the build can run
+    it alone) and a test checks that the committed file matches."""
+    lines = [
+        "# cython: language_level=3",
+        "# Generated from fastnn/_kernels/codes.py by setup.py: edit codes.py, not this file.",
+        '"""The contract\'s integer codes as C enums, for the compiled kernels\' branches."""',
+    ]
+    for group, names in GROUPS.items():
+        lines += ["", f"# {group}", "cdef enum:"]
+        lines += [f"    {name} = {code}" for code, name in enumerate(names)]
+        lines.append(f"    {_COUNTS[group]} = {len(names)}")
+    return "\n".join(lines) + "\n"

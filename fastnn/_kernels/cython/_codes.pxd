@@ -1,14 +1,8 @@
 # cython: language_level=3
-"""The contract's integer codes as C enums, for the compiled kernels' branches.
+# Generated from fastnn/_kernels/codes.py by setup.py: edit codes.py, not this file.
+"""The contract's integer codes as C enums, for the compiled kernels' branches."""
 
-``fastnn._kernels.codes`` defines the codes (users' names resolve to them at
-``compile()``); these are the same values, one enum per group of
-``codes.GROUPS`` in its order, each ending with the group's count.
-``tests/test_cython_codes.py`` parses this file and compares it with
-``codes``: change both together.
-"""
-
-# activation: fastnn._kernels.codes.ACTIVATIONS
+# activation
 cdef enum:
     LINEAR = 0
     SIGMOID = 1
@@ -22,7 +16,7 @@ cdef enum:
     SWISH = 9
     N_ACTIVATIONS = 10
 
-# loss: fastnn._kernels.codes.LOSSES
+# loss
 cdef enum:
     BINARY_CROSSENTROPY = 0
     CATEGORICAL_CROSSENTROPY = 1
@@ -32,7 +26,7 @@ cdef enum:
     MAE = 5
     N_LOSSES = 6
 
-# optimizer: fastnn._kernels.codes.OPTIMIZERS
+# optimizer
 cdef enum:
     OPT_SGD = 0
     OPT_MOMENTUM = 1
