@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import fastnn as fn
+from fastnn._kernels import codes
 
-ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "softplus", "gelu", "swish"]
+ACTIVATIONS = [name.lower() for name in codes.ACTIVATIONS]  # every activation, by its registry name
 REGRESSION_LOSSES = ["mse", "half_squared_error", "mae"]
 PROBABILISTIC = {
     "binary_crossentropy": ["sigmoid", "softmax"],

@@ -10,23 +10,15 @@ import numpy as np
 import pytest
 
 from fastnn import _kernels as K
+from fastnn._kernels import codes
 from fastnn._kernels import numpy as ref
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 COMPILED = [name for name in ("numba", "cython") if name in K.BACKEND_MODULES]
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 3, 2), (17, 33, 9), (64, 129, 31), (130, 784, 16)]
-ACTIVATIONS = {
-    "linear": (K.LINEAR, 0.0),
-    "sigmoid": (K.SIGMOID, 0.0),
-    "tanh": (K.TANH, 0.0),
-    "relu": (K.RELU, 0.0),
-    "leaky_relu": (K.LEAKY_RELU, 0.1),
-    "elu": (K.ELU, 1.0),
-    "softmax": (K.SOFTMAX, 0.0),
-    "softplus": (K.SOFTPLUS, 0.0),
-    "gelu": (K.GELU, 0.0),
-    "swish": (K.SWISH, 0.0),
-}
+# Every activation code, by its registry name, with a parameter where it has one.
+ALPHAS = {"LEAKY_RELU": 0.1, "ELU": 1.0}
+ACTIVATIONS = {name.lower(): (code, ALPHAS.get(name, 0.0)) for code, name in enumerate(codes.ACTIVATIONS)}
 LOSSES = {
     "binary_crossentropy": K.BINARY_CROSSENTROPY,
     "categorical_crossentropy": K.CATEGORICAL_CROSSENTROPY,
