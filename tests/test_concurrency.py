@@ -85,3 +85,35 @@ def test_two_models_trained_at_once_in_two_threads_equal_serial_training(backend
     for m, weights in zip(models, serial):
         for a, b in zip(m.get_weights(), weights):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_compiled_training_releases_the_gil(backend):
+    """Another Python thread keeps running while a compiled epoch runs."""
+    import time
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((20000, 100)).astype(np.float32)
+    y = rng.integers(0, 10, 20000)
+    model = _model(backend, [fn.Dense(128, activation="relu", input_dim=100), fn.Dense(10, activation="softmax")])
+    model.fit(X[:500], y[:500], epochs=1, verbose=0)  # compile first
+    ticks, done = [], threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        start = time.perf_counter()
+        model.fit(X, y, epochs=6, batch_size=32, verbose=0)
+        stop = time.perf_counter()
+    finally:
+        done.set()
+        thread.join()
+    # While the GIL is held the ticker cannot run; it must tick throughout the fit
+    # (holding the GIL for one compiled call of about 0.1 s would show as such pauses).
+    gaps = np.diff([t for t in ticks if start < t < stop])
+    assert len(gaps) >= 20 and gaps.max() < 0.08, f"{len(gaps)} ticks, longest pause {gaps.max():.3f} s"

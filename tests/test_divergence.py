@@ -42,3 +42,30 @@ def test_metrics_that_compare_values_are_refused_with_class_labels():
 def test_a_value_metric_refuses_targets_of_another_size():
     with pytest.raises(ValueError, match=r"y_true: expected 6 values .* got shape \(2,\)"):
         fn.metrics.get("mae")(np.zeros(2), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+                                  "mse", "half_squared_error", "mae"])
+def test_losses_propagate_nan_instead_of_clipping_it_away(backend, loss):
+    K = fn.backends.resolve(backend)
+    code = fn.losses.get(loss).code
+    A = np.full((4, 3), 1 / 3)
+    A[1, 1] = np.nan  # at row 1's label, so that every loss reads it
+    Y = np.array([0, 1, 2, 1]) if loss.startswith("sparse") else np.eye(3)[[0, 1, 2, 1]]
+    assert np.isnan(K.loss_value(code, A, Y, None))
+    assert np.isnan(K.loss_value(code, A, Y, np.ones(4)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_diverging_fit_ends_with_finite_weights_and_says_so(backend):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    model = fn.Sequential([fn.Dense(64, activation="relu", input_dim=64), fn.Dense(64, activation="relu"),
+                           fn.Dense(10, activation="softmax")], backend=backend, seed=0)
+    model.compile(fn.optimizers.SGD(1e6, momentum=0.9), "sparse_categorical_crossentropy")
+    with pytest.warns(RuntimeWarning, match="training stopped"), np.errstate(all="ignore"):
+        history = model.fit(X, y, epochs=3, verbose=0)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert all(np.isfinite(v) for v in history.history.get("loss", []))

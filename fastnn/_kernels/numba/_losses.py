@@ -55,8 +55,8 @@ def loss_value(loss, A, Y, sample_weight):
             if y < 0 or y >= k:
                 raise IndexError("loss_value: class label out of range")
             p = A[i, y]
-            p = p if p > lo else lo
-            p = p if p < hi else hi
+            p = lo if p < lo else p  # NaN stays NaN, as with np.clip
+            p = hi if p > hi else p
             per[i] = -np.log(p)
     else:
         if Y.shape[0] != n or Y.shape[1] != k:
@@ -66,8 +66,8 @@ def loss_value(loss, A, Y, sample_weight):
                 s = 0.0
                 for j in range(k):
                     p = A[i, j]
-                    p = p if p > lo else lo
-                    p = p if p < hi else hi
+                    p = lo if p < lo else p  # NaN stays NaN, as with np.clip
+                    p = hi if p > hi else p
                     s += Y[i, j] * np.log(p)
                 per[i] = -s
         elif loss == BINARY_CROSSENTROPY:
@@ -75,8 +75,8 @@ def loss_value(loss, A, Y, sample_weight):
                 s = 0.0
                 for j in range(k):
                     p = A[i, j]
-                    p = p if p > lo else lo
-                    p = p if p < hi else hi
+                    p = lo if p < lo else p  # NaN stays NaN, as with np.clip
+                    p = hi if p > hi else p
                     y = Y[i, j]
                     s += y * np.log(p) + (one - y) * np.log1p(-p)
                 per[i] = -s / k
@@ -146,8 +146,8 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
             for j in range(k):
                 dZ_out[i, j] = 0
             p = A[i, Y[i]]
-            p = p if p > lo else lo
-            p = p if p < hi else hi
+            p = lo if p < lo else p  # NaN stays NaN, as with np.clip
+            p = hi if p > hi else p
             dZ_out[i, Y[i]] = -(one / p) * dt(scales[i])
     else:
         if Y.shape[0] != n or Y.shape[1] != k:
@@ -167,16 +167,16 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
                 c = dt(scales[i])
                 for j in range(k):
                     p = A[i, j]
-                    p = p if p > lo else lo
-                    p = p if p < hi else hi
+                    p = lo if p < lo else p  # NaN stays NaN, as with np.clip
+                    p = hi if p > hi else p
                     dZ_out[i, j] = -(Y[i, j] / p) * c
         elif loss == BINARY_CROSSENTROPY:
             for i in range(n):
                 c = dt(scales[i])
                 for j in range(k):
                     p = A[i, j]
-                    p = p if p > lo else lo
-                    p = p if p < hi else hi
+                    p = lo if p < lo else p  # NaN stays NaN, as with np.clip
+                    p = hi if p > hi else p
                     dZ_out[i, j] = ((p - Y[i, j]) / (p * (one - p))) * c
         elif loss == MAE:
             zero = dt(0.0)

@@ -27,7 +27,7 @@ from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 
 # The training loop and its helpers: no fastmath, so their float64 statistics
 # add up in order; the kernels they call keep their own options.
-_jit_loop = njit(cache=True, error_model="numpy")
+_jit_loop = njit(cache=True, nogil=True, error_model="numpy")
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
