@@ -218,9 +218,11 @@ class Sequential:
 
         history = cbks.History()
         history.params = {"epochs": epochs, "steps": steps, "batch_size": bs, "samples": n}
-        callback_list = [history] + list(callbacks or [])
+        # History comes last (as in Keras), so it records what other callbacks add to logs.
+        callback_list = list(callbacks or [])
         if verbose:
             callback_list.append(cbks.ProgressLogger(verbose, epochs, steps))
+        callback_list.append(history)
         for cb in callback_list:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")

@@ -6,6 +6,8 @@ for update ``t`` (0-based, ``optimizer.iterations``) is ``schedule(t)``.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import _kernels as K
@@ -61,6 +63,11 @@ class Optimizer(Configurable):
 
     def get_config(self):
         lr = self.learning_rate
+        if isinstance(lr, schedules.FunctionSchedule):
+            lr = self.current_learning_rate()
+            warnings.warn(f"learning_rate: a Python function cannot be stored in a config or a model "
+                          f"file; its current value {lr:g} is stored as a constant rate", UserWarning,
+                          stacklevel=2)
         config = {"learning_rate": lr if isinstance(lr, float) else schedules.registry.serialize(lr)}
         config.update({key: getattr(self, key) for key in self._config_keys})
         return config

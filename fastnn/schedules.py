@@ -133,8 +133,33 @@ class Warmup(LearningRateSchedule):
         return self.schedule(step - self.warmup_steps)
 
 
+class FunctionSchedule(LearningRateSchedule):
+    """η(t) = f(t) for a plain Python function ``f(step) -> float`` (as Keras and
+    PyTorch's ``LambdaLR`` accept).  Model files hold no code, so a saved model
+    keeps the rate ``f`` gave last, as a constant (with a warning)."""
+
+    def __init__(self, function):
+        if not callable(function):
+            raise TypeError(f"learning_rate: expected a callable f(step) -> float, got {function!r}")
+        self.function = function
+
+    def __call__(self, step):
+        value = self.function(step)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value <= 0:
+            raise ValueError(f"learning_rate: the function gave {value!r} for step {step}; "
+                             f"expected a finite number > 0")
+        return float(value)
+
+    def __repr__(self):
+        return f"FunctionSchedule({getattr(self.function, '__name__', self.function)!r})"
+
+
 def get(identifier) -> LearningRateSchedule:
-    """A schedule from a name, a schedule, a config dict, or a number (constant)."""
+    """A schedule from a name, a schedule, a config dict, a number (constant) or a
+    function ``f(step) -> float``."""
     if isinstance(identifier, (int, float)) and not isinstance(identifier, bool):
         return Constant(identifier)
+    if callable(identifier) and not isinstance(identifier, (LearningRateSchedule, type)):
+        return FunctionSchedule(identifier)
     return registry.get(identifier, "learning_rate")

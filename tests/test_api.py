@@ -339,3 +339,27 @@ def test_schedules_follow_their_formulas():
     for _ in range(3):
         opt.apply(fn.backends.resolve("numpy"), [p], [np.ones(1)])
     assert p[0] == pytest.approx(-(1 + 0.5 + 0.25))
+
+
+def test_a_python_function_is_a_learning_rate():
+    opt = fn.optimizers.SGD(lambda step: 0.1 / (1 + step))
+    model = fn.Sequential([fn.Dense(1, input_dim=2)], backend="numpy", seed=0)
+    model.compile(opt, "mse")
+    history = model.fit(np.ones((8, 2)), np.ones(8), batch_size=4, epochs=3, verbose=0)
+    assert history.history["lr"] == pytest.approx([0.1 / 3, 0.1 / 5, 0.1 / 7])  # the rate of the next update
+    with pytest.warns(UserWarning, match="its current value 0.0142857 is stored as a constant"):
+        config = opt.get_config()
+    assert config["learning_rate"] == pytest.approx(0.1 / 7)
+    with pytest.raises(ValueError, match=r"learning_rate: the function gave -1 for step 0"):
+        fn.optimizers.SGD(lambda step: -1).current_learning_rate()
+
+
+def test_stopping_criteria_record_their_measure_in_history():
+    X, y = np.random.default_rng(0).standard_normal((16, 2)), np.ones(16)
+    model = fn.Sequential([fn.Dense(1, input_dim=2)], backend="numpy", seed=0)
+    model.compile(fn.optimizers.SGD(0.01), "mse")
+    history = model.fit(X, y, batch_size=16, epochs=3, verbose=0,
+                        callbacks=[fn.callbacks.WeightChangeStopping(tol=1e-12),
+                                   fn.callbacks.GradientNormStopping(tol=1e-12)])
+    assert len(history.history["weight_change"]) == len(history.history["grad_norm"]) == 3
+    assert all(v > 0 for v in history.history["weight_change"] + history.history["grad_norm"])
