@@ -18,7 +18,7 @@ from ._threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 
-_LAZY_MODULES = ("datasets", "plot", "sklearn")  # they import scikit-learn / matplotlib
+_LAZY_MODULES = ("datasets", "onnx", "plot", "sklearn")  # they import scikit-learn / matplotlib / onnx
 
 
 def __getattr__(name):  # load heavy parts on first use, keeping `import fastnn` fast

@@ -46,14 +46,19 @@ def save_model(model, path) -> None:
 
 
 def write_npz_atomically(path, arrays: dict) -> None:
-    """Write ``arrays`` as an ``.npz`` archive to ``path``: a temporary file in
+    """Write ``arrays`` as an ``.npz`` archive to ``path`` atomically (see ``write_atomically``)."""
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path, write) -> None:
+    """Call ``write(f)`` on a binary file that becomes ``path``: a temporary file in
     the same folder, flushed to disk, then renamed into place (never half-written)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -451,5 +451,14 @@ class Sequential:
         state) to one ``.fastnn`` file, atomically; see ``fastnn.load_model``."""
         save_model(self, path)
 
+    def export_onnx(self, path) -> None:
+        """Write the network (weights as initializers, a dynamic batch dimension,
+        the model's dtype) to an ONNX file at ``path``, atomically; needs
+        ``pip install "fastnn[onnx]"``.  See ``fastnn.onnx``."""
+        self._require_built("export_onnx")
+        from . import onnx as onnx_export  # imports the onnx package, so only here
+
+        onnx_export.export_onnx(self, path)
+
     def __repr__(self):
         return f"Sequential({self.layers!r}, backend={self.backend!r}, dtype={self.dtype!r})"
