@@ -124,6 +124,10 @@ def build_parser():
     predict.add_argument("--output", help="write predictions to .npy or .csv (default: print)")
     predict.add_argument("--proba", action="store_true", help="output the raw outputs (probabilities) instead of labels")
 
+    export = sub.add_parser("export", help="export a saved model to ONNX (needs fastnn[onnx])")
+    export.add_argument("model", help="a .fastnn file")
+    export.add_argument("output", help="the .onnx file to write")
+
     # Listed for --help only: main hands the arguments after "bench" to the harness unparsed.
     sub.add_parser("bench", add_help=False,
                    help="benchmark the backends, write benchmarks/RESULTS.md (source checkout, pytest-benchmark)")
@@ -264,6 +268,18 @@ def _predict(args, parser):
     return 0
 
 
+def _export(args, parser):
+    model = _load_model_or_exit(args.model, parser)
+    try:
+        model.export_onnx(args.output)
+    except ImportError as exc:
+        parser.exit(1, f"fastnn: {exc}\n")
+    except OSError as exc:
+        parser.exit(1, f"fastnn: cannot write {args.output!r}: {exc}\n")
+    print(f"wrote {args.output} (ONNX, input (batch, {model.input_dim}), {model.dtype})")
+    return 0
+
+
 def find_benchmarks() -> Path | None:
     """``benchmarks/`` of fastnn's source checkout, holding the benchmark harness:
     beside this package (an editable install or a checkout on the path), else in the
@@ -296,7 +312,8 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         if args.command == "train" and not 0 <= args.validation_split < 1:
             parser.error(f"argument --validation-split: expected a value in [0, 1), got {args.validation_split}")
-        handler = {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command]
+        handler = {"train": _train, "evaluate": _evaluate, "predict": _predict,
+                   "export": _export}[args.command]
     try:
         return handler(args, parser)
     except KeyboardInterrupt:
