@@ -456,9 +456,9 @@ class Sequential:
         the model's dtype) to an ONNX file at ``path``, atomically; needs
         ``pip install "fastnn[onnx]"``.  See ``fastnn.onnx``."""
         self._require_built("export_onnx")
-        from . import onnx as onnx_export  # imports the onnx package, so only here
+        from . import _onnx  # imports the onnx package, so only here
 
-        onnx_export.export_onnx(self, path)
+        _onnx.export_onnx(self, path)
 
     def __repr__(self):
         return f"Sequential({self.layers!r}, backend={self.backend!r}, dtype={self.dtype!r})"
