@@ -35,6 +35,7 @@ class Optimizer(Configurable):
     """Base class.  Subclasses set ``n_slots`` and implement ``kernel_spec``."""
 
     n_slots = 0
+    nonnegative_slots: tuple[int, ...] = ()  # slots that accumulate squared gradients (>= 0)
     _config_keys: tuple[str, ...] = ()
 
     def __init__(self, learning_rate=0.01):
@@ -164,6 +165,7 @@ class Adagrad(Optimizer):
     ``initial_accumulator_value``."""
 
     n_slots = 1
+    nonnegative_slots = (0,)
     _config_keys = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7):
@@ -184,6 +186,7 @@ class RMSprop(Optimizer):
     """``ms = rho * ms + (1 - rho) * g^2; p -= lr * g / (sqrt(ms) + epsilon)``."""
 
     n_slots = 1
+    nonnegative_slots = (0,)
     _config_keys = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho: float = 0.9, epsilon: float = 1e-7):
@@ -202,6 +205,7 @@ class Adam(Optimizer):
     ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)``."""
 
     n_slots = 2
+    nonnegative_slots = (1,)  # v; m is slot 0
     _config_keys = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):

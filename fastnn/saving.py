@@ -14,21 +14,32 @@ Entries:
   so training resumes exactly where it stopped.
 
 Files are written to a temporary file in the target folder and renamed into
-place, so a crash never leaves a half-written model.  Loading uses
-``allow_pickle=False`` and validates everything before building the model.
+place, so a crash never leaves a half-written model.
+
+Loading reads no pickle and checks the whole file before allocating anything:
+the config's schema (``fastnn._file_schema``), then each array's stored shape
+and dtype against the shapes the config implies (at most ``MAX_PARAMETERS``
+parameters), then the values (finite; optimizer accumulators >= 0).  Arrays
+must be stored uncompressed, as ``save`` writes them, so no entry can expand
+beyond the file's size.  A bad file raises ``ValueError`` naming the file.
 """
 from __future__ import annotations
 
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from . import _kernels, optimizers
 from . import metrics as metrics_mod
 from ._archive import FORMAT, VERSION, save_model, write_npz_atomically  # noqa: F401 - the writing half
+from ._file_schema import MAX_PARAMETERS, BadFile, Spec, check_config  # noqa: F401 - MAX_PARAMETERS is documented
+from ._npz_reader import Archive
+from ._validation import check_finite
 from .model import Sequential
+
+MAX_CONFIG_BYTES = 16 * 2 ** 20
+
 
 def load_model(path, backend=None):
     """Load a model written by ``Sequential.save``.
@@ -43,6 +54,8 @@ def load_model(path, backend=None):
 
     Raises
     ------
+    FileNotFoundError
+        No file at ``path``.
     ValueError
         The file is not a fastnn model, is corrupt, or is from a newer version.
     """
@@ -50,41 +63,81 @@ def load_model(path, backend=None):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path: no such file {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            entries = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ValueError(f"{path}: not a fastnn model file (not a readable .npz archive: {exc})") from None
-    if "config" not in entries:
-        raise ValueError(f"{path}: not a fastnn model file (no 'config' entry)")
-    try:
-        config = json.loads(entries["config"].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: corrupt fastnn model file (config is not JSON: {exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a fastnn model file (format {config.get('format') if isinstance(config, dict) else None!r})")
-    if not isinstance(config.get("version"), int) or config["version"] > VERSION:
-        raise ValueError(f"{path}: fastnn model file version {config.get('version')!r}; "
-                         f"this fastnn reads versions up to {VERSION}")
-    try:
-        model_config = config["model"]
-        if backend is None:
-            stored = model_config.get("backend", "auto")
-            backend = stored if stored in _kernels.available() else "auto"
-        model = Sequential.from_config(model_config, backend=backend)
-        n_weights = sum(1 for key in entries if key.startswith("weight_"))
-        weights = [entries[f"weight_{i}"] for i in range(n_weights)]
-        model.set_weights(weights)
-        compile_config = config.get("compile")
-        if compile_config:
-            model.compile(
-                optimizer=optimizers.get(compile_config["optimizer"]),
-                loss=compile_config["loss"],
-                metrics=[metrics_mod.registry.get(cls) if name != cls else name
-                         for name, cls in compile_config["metrics"]],
-            )
-            state = [entries[f"optimizer_{i}"] for i in range(sum(k.startswith("optimizer_") for k in entries))]
-            if state:
-                model.optimizer.set_state(state, config.get("optimizer_iterations", 0))
-    except (KeyError, TypeError, ValueError) as exc:
+        with Archive(path) as archive:
+            spec = check_config(_read_config(archive))
+            weights, state = _read_arrays(archive, spec)
+    except MemoryError:
+        raise
+    except BadFile as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - zip, npy and json layers raise all kinds
         raise ValueError(f"{path}: corrupt fastnn model file ({type(exc).__name__}: {exc})") from None
+    try:
+        return _build(spec, weights, state, backend)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: corrupt fastnn model file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_config(archive):
+    if "config" not in archive.entries:
+        raise BadFile("no 'config' entry", kind="not a fastnn model file")
+    try:
+        raw = archive.read("config", np.uint8, max_length=MAX_CONFIG_BYTES)
+    except BadFile as exc:
+        raise BadFile(exc.detail, kind="not a fastnn model file") from None
+
+    def no_constants(name):
+        raise ValueError(f"{name} is not a number in strict JSON")
+
+    try:
+        return json.loads(raw.tobytes().decode("utf-8"), parse_constant=no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadFile(f"config is not UTF-8 JSON ({type(exc).__name__}: {exc})") from None
+
+
+def _read_arrays(archive, spec: Spec):
+    """The weight and optimizer arrays, each checked against ``spec`` before it is read."""
+    n_w, n_s = len(spec.weights), len(spec.state)
+    names = [f"weight_{i}" for i in range(n_w)]
+    stored = sum(key.startswith("optimizer_") for key in archive.entries)
+    if stored not in (0, n_s):
+        raise BadFile(f"optimizer state: expected {n_s} entries (optimizer_0 to optimizer_{n_s - 1}) for "
+                      f"{spec.optimizer or 'an uncompiled model'}, or none; got {stored}")
+    names += [f"optimizer_{i}" for i in range(stored)]
+    missing = [key for key in names if key not in archive.entries]
+    if missing:
+        raise BadFile(f"entries: expected {names[0]} to {names[-1]}; {', '.join(missing)} missing")
+    unexpected = sorted(set(archive.entries) - set(names) - {"config"})
+    if unexpected:
+        raise BadFile(f"unexpected entries {unexpected}")
+    arrays = [archive.read(key, spec.dtype, shape)
+              for key, shape in zip(names, spec.weights + [s.shape for s in spec.state])]
+    for key, arr in zip(names, arrays):
+        try:
+            check_finite(arr, key)
+        except ValueError as exc:
+            raise BadFile(str(exc)) from None
+    for i, (s, arr) in enumerate(zip(spec.state[:stored], arrays[n_w:])):
+        if s.nonnegative and arr.size and arr.min() < 0:
+            raise BadFile(f"optimizer_{i}: expected values >= 0 ({spec.optimizer} accumulates squared "
+                          f"gradients here), got {float(arr.min())}")
+    return arrays[:n_w], arrays[n_w:]
+
+
+def _build(spec: Spec, weights, state, backend):
+    model_config, compile_config = spec.config["model"], spec.config.get("compile")
+    if backend is None:
+        stored = model_config.get("backend", "auto")
+        backend = stored if stored in _kernels.available() else "auto"
+    model = Sequential.from_config(model_config, backend=backend)
+    model.set_weights(weights)
+    if compile_config:
+        model.compile(
+            optimizer=optimizers.get(compile_config["optimizer"]),
+            loss=compile_config["loss"],
+            metrics=[metrics_mod.registry.get(cls) if name != cls else name
+                     for name, cls in compile_config["metrics"]],
+        )
+        if len(state) == len(spec.state):  # also restores the count of a stateless optimizer
+            model.optimizer.set_state(state, spec.config.get("optimizer_iterations", 0))
     return model
