@@ -2,6 +2,12 @@
 IDX reader reject them with a ValueError naming the file and what is wrong,
 without allocating more than the file itself justifies."""
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
 import tracemalloc
 import zipfile
 
@@ -9,6 +15,12 @@ import numpy as np
 import pytest
 
 import fastnn as fn
+from fastnn import _archive
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 def saved_model(tmp_path, optimizer="adam", name="m.fastnn"):
@@ -239,3 +251,99 @@ def test_the_update_count_of_a_stateless_optimizer_survives_loading(tmp_path):
     schedule = fn.schedules.ExponentialDecay(0.1, decay_rate=0.5, decay_steps=1)
     model = fn.load_model(saved_model(tmp_path, optimizer=fn.optimizers.SGD(schedule)))
     assert model.optimizer.iterations == 4 and model.optimizer.current_learning_rate() == 0.1 * 0.5 ** 4
+
+
+# ------------------------------------------------------------------ the atomic writer
+posix_only = pytest.mark.skipif(os.name != "posix", reason="umask, SIGKILL and flock are POSIX")
+
+
+def tiny_model():
+    return fn.Sequential([fn.Dense(2, input_dim=2)], backend="numpy", seed=0)
+
+
+def temporaries(folder):
+    return sorted(p.name for p in folder.glob(".fastnn-*.tmp"))
+
+
+@posix_only
+@pytest.mark.parametrize("anonymous", [True, False], ids=["O_TMPFILE", "named"])
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_saved_files_get_the_mode_the_umask_gives_new_files(tmp_path, monkeypatch, anonymous, umask, mode):
+    monkeypatch.setattr(_archive, "ANONYMOUS_TEMPORARIES", anonymous and _archive.ANONYMOUS_TEMPORARIES)
+    path = tmp_path / "m.fastnn"
+    path.write_bytes(b"old")
+    path.chmod(0o600)  # replaced, not rewritten: the new file's mode is a new file's
+    old = os.umask(umask)
+    try:
+        tiny_model().save(path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert fn.load_model(path).get_config() == tiny_model().get_config()
+
+
+_KILLED_WRITER = """
+import sys, time
+import numpy as np
+import fastnn as fn
+from fastnn import _archive
+if sys.argv[2] == "named":
+    _archive.ANONYMOUS_TEMPORARIES = False  # as on a file system without O_TMPFILE
+
+def slow_savez(f, **arrays):
+    f.write(b"PK half a model")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+
+np.savez = slow_savez
+fn.Sequential([fn.Dense(2, input_dim=2)], backend="numpy").save(sys.argv[1])
+"""
+
+
+def kill_mid_save(path, how):
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path), how],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "writing\n"
+    finally:
+        child.kill()  # SIGKILL: no finally block, no atexit
+        child.wait(timeout=60)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+
+
+def o_tmpfile_works(folder):
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
+        return os.path.isdir("/proc/self/fd")
+    except (AttributeError, OSError):
+        return False
+
+
+@posix_only
+def test_a_save_killed_with_sigkill_leaves_no_temporary_file(tmp_path):
+    if not o_tmpfile_works(tmp_path):
+        pytest.skip("no O_TMPFILE here: see the test of the named-temporary fallback")
+    kill_mid_save(tmp_path / "m.fastnn", "anonymous")
+    assert list(tmp_path.iterdir()) == []
+
+
+@posix_only
+def test_stale_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path):
+    kill_mid_save(tmp_path / "m.fastnn", "named")
+    [left] = temporaries(tmp_path)
+    tiny_model().save(tmp_path / "other.fastnn")
+    assert temporaries(tmp_path) == [left]  # recent: it could be a save still running
+    hour_ago = time.time() - 3700
+    os.utime(tmp_path / left, (hour_ago, hour_ago))
+    busy = tmp_path / ".fastnn-busy.tmp"  # old but still written (locked) by a live process
+    busy.write_bytes(b"")
+    os.utime(busy, (hour_ago, hour_ago))
+    with open(busy, "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        tiny_model().save(tmp_path / "other.fastnn")
+        assert temporaries(tmp_path) == [busy.name]
+    tiny_model().save(tmp_path / "other.fastnn")
+    assert temporaries(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.fastnn"]
