@@ -1,6 +1,7 @@
 """Crafted, damaged and hostile files: ``load_model``, the atomic writer and the
 IDX reader reject them with a ValueError naming the file and what is wrong,
 without allocating more than the file itself justifies."""
+import gzip
 import json
 import os
 import signal
@@ -15,7 +16,9 @@ import numpy as np
 import pytest
 
 import fastnn as fn
+import fastnn.datasets as ds
 from fastnn import _archive
+from fastnn.datasets import _idx
 
 try:
     import fcntl
@@ -347,3 +350,66 @@ def test_stale_temporaries_of_killed_saves_are_removed_by_the_next_save(tmp_path
     tiny_model().save(tmp_path / "other.fastnn")
     assert temporaries(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.fastnn"]
+
+
+# ------------------------------------------------------------------ IDX files
+def idx_header(type_code, *dims):
+    return bytes([0, 0, type_code, len(dims)]) + np.array(dims, ">u4").tobytes()
+
+
+def gzip_stream(path, header, zeros, chunk=2 ** 20):
+    """``header`` then ``zeros`` zero bytes, gzip-compressed a chunk at a time (the test stays small)."""
+    block = bytes(chunk)
+    with gzip.GzipFile(path, "wb", compresslevel=1) as f:
+        f.write(header)
+        for start in range(0, zeros, chunk):
+            f.write(block[: min(chunk, zeros - start)])
+    return path
+
+
+def peak_memory(call):
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_gzip_bomb_is_rejected_after_reading_one_byte_past_the_declared_size(tmp_path):
+    bomb = gzip_stream(tmp_path / "train-images-idx3-ubyte.gz", idx_header(0x08, 10, 28, 28), 256 * 2 ** 20)
+    assert bomb.stat().st_size < 2 * 2 ** 20
+
+    def read():
+        with pytest.raises(ValueError, match=r"longer than its header says: dimensions \(10, 28, 28\)") as info:
+            ds.read_idx(bomb)
+        assert str(bomb) in str(info.value)
+
+    assert peak_memory(read) < 50 * 2 ** 20
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
+def test_a_header_declaring_more_than_the_file_can_hold_is_rejected_before_reading(tmp_path, compress):
+    content = idx_header(0x0E, 60000, 1000, 100) + bytes(100)  # 48 GB declared
+    path = tmp_path / "huge-idx"
+    if compress:
+        path.write_bytes(gzip.compress(content))
+    else:
+        path.write_bytes(content)
+    peak = peak_memory(lambda: pytest.raises(ValueError, ds.read_idx, path))
+    with pytest.raises(ValueError, match=r"truncated: dimensions \(60000, 1000, 100\) of float64 need 48000000016 bytes") \
+            as info:
+        ds.read_idx(path)
+    assert str(path) in str(info.value) and peak < 2 ** 20
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
+def test_dimensions_whose_product_overflows_are_a_clear_error(tmp_path, compress):
+    content = idx_header(0x0E, 65536, 65536, 65536, 65536)  # 2**64 items: 0 in int64 arithmetic
+    path = tmp_path / "overflow-idx"
+    path.write_bytes(gzip.compress(content) if compress else content)
+    for call in (lambda: ds.read_idx(path), lambda: _idx.parse_idx(content, name=str(path))):
+        with pytest.raises(ValueError, match=r"dimensions \(65536, 65536, 65536, 65536\) of float64 overflow") as info:
+            call()
+        assert str(path) in str(info.value)
