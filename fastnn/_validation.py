@@ -1,7 +1,8 @@
 """Input checks shared by ``fit``, ``evaluate`` and ``predict``.
 
 Every check raises ``TypeError``/``ValueError`` naming the argument, what was
-expected and what was received; none broadcasts silently.
+expected and what was received; none broadcasts silently, none ignores a
+masked array's mask, and none lets a value overflow the model's dtype to inf.
 """
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ import numpy as np
 
 
 def _as_numeric_array(value, name):
+    if isinstance(value, np.ma.MaskedArray):
+        n_masked = int(np.count_nonzero(np.ma.getmaskarray(value)))
+        if n_masked:
+            raise ValueError(f"{name}: a masked array with {n_masked} masked value(s); fill them "
+                             f"(e.g. {name}.filled(0)) or drop those rows first")
+        value = value.data
     if hasattr(value, "toarray") or type(value).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name}: sparse matrices are not supported; pass a dense array (e.g. {name}.toarray())")
     try:
@@ -40,6 +47,32 @@ def check_finite(arr, name):
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); expected finite numbers")
 
 
+def cast(arr, dtype, name):
+    """``arr`` as a C-contiguous array of ``dtype``; values too large for ``dtype``
+    (1e39 for float32) raise ``ValueError`` instead of silently becoming inf."""
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if out is arr or arr.dtype.kind not in "fiu" or out.dtype.kind != "f" \
+            or np.finfo(out.dtype).max >= _max_of(arr.dtype):
+        return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(out)
+    if np.isfinite(total):
+        return out
+    overflow = np.isfinite(arr) & ~np.isfinite(out)
+    n = int(np.count_nonzero(overflow))
+    if n:
+        biggest = float(np.max(np.abs(arr[overflow])))
+        raise ValueError(f"{name}: {n} value(s) overflow {out.dtype}: largest magnitude {biggest:g} exceeds "
+                         f"{out.dtype}'s maximum {float(np.finfo(out.dtype).max):g}; scale the data or use "
+                         f"dtype='float64'")
+    return out
+
+
+def _max_of(dtype):
+    return np.finfo(dtype).max if dtype.kind == "f" else np.iinfo(dtype).max
+
+
 def check_X(X, n_features, dtype, name="X", finite=True):
     """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (a copy only if needed);
     ``finite=False`` leaves the NaN/inf scan to the caller (a kernel that checks as it reads)."""
@@ -51,7 +84,7 @@ def check_X(X, n_features, dtype, name="X", finite=True):
         raise ValueError(f"{name}: expected at least 1 sample, got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name}: expected {n_features} features (columns), got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = cast(arr, dtype, name)
     if finite:
         check_finite(arr, name)
     return arr
@@ -98,7 +131,7 @@ def check_y(y, loss, n_outputs, n_samples, dtype, name="y"):
         raise ValueError(
             f"{name}: expected shape ({n_samples}, {n_outputs}) for a {n_outputs}-unit output layer, got shape {arr.shape}"
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = cast(arr, dtype, name)
     if loss.probabilistic and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(
             f"{name}: {loss.name} expects targets in [0, 1], got values in [{arr.min()}, {arr.max()}]"
@@ -112,7 +145,7 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     w = _as_numeric_array(sample_weight, "sample_weight")
     if w.ndim != 1 or w.shape[0] != n_samples:
         raise ValueError(f"sample_weight: expected shape ({n_samples},), got shape {w.shape}")
-    w = np.ascontiguousarray(w, dtype=dtype)
+    w = cast(w, dtype, "sample_weight")
     check_finite(w, "sample_weight")
     if np.any(w < 0):
         raise ValueError("sample_weight: expected non-negative weights, got a negative value")

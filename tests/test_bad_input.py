@@ -184,3 +184,38 @@ def test_set_weights_checks_count_and_shapes(model):
     ws[1] = np.full(6, np.nan)
     with pytest.raises(ValueError, match=r"weights\[1\]: contains 6 NaN"):
         model.set_weights(ws)
+
+
+def test_values_that_overflow_float32_are_not_called_nan_or_infinite(model):
+    Xb = X.copy()
+    Xb[2, 1] = -1e39
+    for call in (lambda: model.fit(Xb, Y, verbose=0), lambda: model.predict(Xb), lambda: model.evaluate(Xb, Y)):
+        with pytest.raises(ValueError, match=r"X: 1 value\(s\) overflow float32: largest magnitude 1e\+39 "
+                                             r"exceeds float32's maximum 3\.40282e\+38"):
+            call()
+    reg = fn.Sequential([fn.Dense(1, input_dim=4)], seed=0)
+    reg.compile(optimizer="sgd", loss="mse")
+    big = np.ones(10)
+    big[4] = 5e40
+    with pytest.raises(ValueError, match=r"y: 1 value\(s\) overflow float32: largest magnitude 5e\+40"):
+        reg.fit(X, big, verbose=0)
+    with pytest.raises(ValueError, match=r"sample_weight: 1 value\(s\) overflow float32"):
+        reg.fit(X, np.ones(10), sample_weight=big, verbose=0)
+    wide = fn.Sequential([fn.Dense(1, input_dim=4)], dtype="float64", seed=0)
+    assert wide.predict(Xb).shape == (10, 1)  # float64 holds 1e39: no error
+
+
+def test_masked_arrays_with_masked_values_are_refused(model):
+    masked_X = np.ma.masked_array(X, mask=np.zeros_like(X, bool))
+    masked_X[3, 0] = np.ma.masked
+    with pytest.raises(ValueError, match=r"X: a masked array with 1 masked value\(s\); .*X\.filled"):
+        model.fit(masked_X, Y, verbose=0)
+    with pytest.raises(ValueError, match=r"X: a masked array with 1 masked value"):
+        model.predict(masked_X)
+    masked_Y = np.ma.masked_equal(Y, 2)
+    with pytest.raises(ValueError, match=rf"y: a masked array with {np.sum(Y == 2)} masked value"):
+        model.fit(X, masked_Y, verbose=0)
+    weights = np.ma.masked_less(np.linspace(0, 1, 10), 0.05)
+    with pytest.raises(ValueError, match=r"sample_weight: a masked array with 1 masked value"):
+        model.fit(X, Y, sample_weight=weights, verbose=0)
+    model.fit(np.ma.masked_array(X), np.ma.masked_array(Y), verbose=0)  # nothing masked: fine
