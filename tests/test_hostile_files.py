@@ -4,6 +4,7 @@ without allocating more than the file itself justifies."""
 import gzip
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -124,8 +125,6 @@ CONFIG_EDITS = {
 
 @pytest.mark.parametrize("edit, message", CONFIG_EDITS.values(), ids=CONFIG_EDITS.keys())
 def test_config_schema_is_checked(tmp_path, edit, message):
-    import re
-
     text = load_error(tampered(tmp_path, edit))
     assert re.search(message, text), text
 
@@ -137,8 +136,6 @@ def test_config_schema_is_checked(tmp_path, edit, message):
     (b'{"format": "fastnn", "version": 1, "optimizer_iterations": 1' + b"0" * 5000 + b"}", r"config is not"),
 ])
 def test_config_that_is_not_a_json_object(tmp_path, raw, message):
-    import re
-
     _, entries = contents(saved_model(tmp_path))
     text = load_error(write_model(tmp_path / "bad.fastnn", raw, entries))
     assert re.search(message, text), text
@@ -181,8 +178,6 @@ ARRAY_EDITS = {
 
 @pytest.mark.parametrize("arrays, message", ARRAY_EDITS.values(), ids=ARRAY_EDITS.keys())
 def test_weights_and_state_are_checked_against_the_config(tmp_path, arrays, message):
-    import re
-
     text = load_error(tampered(tmp_path, **arrays))
     assert re.search(message, text), text
 
