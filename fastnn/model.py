@@ -402,7 +402,8 @@ class Sequential:
             arr = check._as_numeric_array(value, f"weights[{i}]")
             if arr.shape != p.shape:
                 raise ValueError(f"weights[{i}]: expected shape {p.shape}, got {arr.shape}")
-            check.check_finite(arr.astype(np.float64, copy=False), f"weights[{i}]")
+            arr = check.cast(arr, p.dtype, f"weights[{i}]")  # 1e39 for float32 is an error, not inf
+            check.check_finite(arr, f"weights[{i}]")
             arrays.append(arr)
         for arr, p in zip(arrays, self._params):
             p[...] = arr

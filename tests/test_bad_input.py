@@ -219,3 +219,12 @@ def test_masked_arrays_with_masked_values_are_refused(model):
     with pytest.raises(ValueError, match=r"sample_weight: a masked array with 1 masked value"):
         model.fit(X, Y, sample_weight=weights, verbose=0)
     model.fit(np.ma.masked_array(X), np.ma.masked_array(Y), verbose=0)  # nothing masked: fine
+
+
+def test_set_weights_refuses_values_that_overflow_the_model_dtype(model):
+    ws = model.get_weights()
+    ws[0] = ws[0].astype(np.float64)
+    ws[0][1, 2] = 1e39
+    with pytest.raises(ValueError, match=r"weights\[0\]: 1 value\(s\) overflow float32: largest magnitude 1e\+39"):
+        model.set_weights(ws)
+    assert np.isfinite(model.get_weights()[0]).all()
