@@ -9,8 +9,12 @@ or adding a case, rewrite the table with::
 """
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import shutil
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,17 @@ def regressor(units=1):
     return m
 
 
+TMP = tempfile.mkdtemp(prefix="fastnn-bad-input-")
+atexit.register(shutil.rmtree, TMP, True)
+
+
+def text_file():
+    path = os.path.join(TMP, "notes.fastnn")
+    with open(path, "w") as f:
+        f.write("this is not a model\n")
+    return path
+
+
 def with_value(a, index, value):
     a = np.array(a, dtype=float)
     a[index] = value
@@ -66,6 +81,16 @@ CASES = [
          ValueError, r"X: contains 1 NaN or infinite"),
     Case("an infinity in `X` given to `predict`", lambda: classifier().predict(with_value(X, (0, 0), np.inf)),
          ValueError, r"X: contains 1 NaN or infinite"),
+    Case("a float64 value too large for a float32 model",
+         lambda: classifier().fit(with_value(X, (2, 1), 1e39), LABELS, verbose=0),
+         ValueError, r"X: 1 value\(s\) overflow float32"),
+    Case("a masked array with masked entries",
+         lambda: classifier().fit(np.ma.masked_array(X, mask=X > 0.5), LABELS, verbose=0),
+         ValueError, r"X: .*masked"),
+    Case("a text file given to `load_model`", lambda: fn.load_model(text_file()),
+         ValueError, r"not a fastnn model file"),
+    Case("a model file that does not exist", lambda: fn.load_model("no-such-model.fastnn"),
+         FileNotFoundError, r"no such file"),
     Case("strings in `X`", lambda: classifier().fit(np.full((10, 4), "a"), LABELS, verbose=0),
          TypeError, r"X: expected numeric data"),
     Case("empty `X`", lambda: classifier().fit(np.empty((0, 4)), np.empty(0), verbose=0),
@@ -140,7 +165,7 @@ def render() -> str:
     rows = ["| bad input tried | what fastnn does |", "|---|---|"]
     for case in CASES:
         what = "warns" if issubclass(case.raises, Warning) else "raises"
-        message = run(case).replace("|", "\\|").replace("\n", " ")
+        message = run(case).replace(TMP + os.sep, "").replace("|", "\\|").replace("\n", " ")
         rows.append(f"| {case.tried} | {what} `{case.raises.__name__}`: {message} |")
     return "\n".join(rows)
 
