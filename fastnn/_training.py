@@ -152,10 +152,14 @@ class _Loop:
             self.model._kernels.gather_rows(self.X, self.perm[start:stop], Xb)
         else:
             Xb = self.X[start:stop]
-        ws = self.ws if m == self.bs else [w.rows(m) for w in self.ws]
         with np.errstate(all="ignore"):
-            A = self.model._forward(Xb, ws)
+            A = self._outputs(Xb)
             return math.isfinite(A.min()) and math.isfinite(A.max())
+
+    def _outputs(self, Xb):
+        """The model's outputs for ``Xb`` (its rows' workspace buffers are reused)."""
+        m = Xb.shape[0]
+        return self.model._forward(Xb, self.ws if m == self.bs else [w.rows(m) for w in self.ws])
 
     def _grad_norm(self):
         return math.sqrt(sum(float(np.vdot(g, g)) for g in self.model._grads))
@@ -241,6 +245,16 @@ class CompiledLoop(_Loop):
         super().__init__(model, X, y, w, batch_size, shuffle, rng, interrupt)
         self.lrs = np.empty(self.steps, np.float64)
         self.seconds_per_batch = None  # measured on the first calls
+        self.out = np.empty((batch_size, model.output_dim), X.dtype)
+
+    def _outputs(self, Xb):
+        # predict_rows threads the way train_batches does (BLAS held at one thread);
+        # a plain forward here would wake multi-threaded BLAS between two compiled
+        # calls, whose spinning threads then slow the next one down.
+        plan, m = self.plan, Xb.shape[0]
+        out = self.out[:m]
+        self.model._kernels.predict_rows(Xb, plan.Ws, plan.bs, plan.acts, plan.alphas, plan.Zs, plan.As, out)
+        return out
 
     def run_epoch(self, batch_hooks, want_grad_norm):
         model, K, opt = self.model, self.model._kernels, self.model.optimizer

@@ -13,7 +13,7 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
         stop = min(start + block, X.shape[0])
         m = stop - start
         A = X[start:stop]
-        if not np.isfinite(A).all():
+        if not (np.isfinite(A.min()) and np.isfinite(A.max())):  # NaN propagates; no temporary
             return False
         for l in range(len(Ws)):
             dense_forward(A, Ws[l], bs[l] if bs[l].size else None, acts[l], alphas[l], Zs[l][:m], As[l][:m])
