@@ -134,11 +134,33 @@ def build_parser():
     return parser
 
 
+def _check_outputs(args, parser):
+    """Fail before training, not after it, when ``--save`` or ``--plot`` cannot be written."""
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.exit(1, 'fastnn: --plot needs matplotlib, which is not installed: '
+                           'pip install "fastnn[plot]" (or pip install matplotlib)\n')
+    if args.save:
+        path = os.path.abspath(args.save)
+        folder = os.path.dirname(path)
+        if os.path.isdir(path):
+            parser.exit(1, f"fastnn: --save {args.save}: is a folder; give a file name, e.g. "
+                           f"{os.path.join(args.save, 'model.fastnn')}\n")
+        if not os.path.isdir(folder):
+            what = "is not a folder" if os.path.exists(folder) else "does not exist"
+            parser.exit(1, f"fastnn: --save {args.save}: the folder {folder} {what}\n")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            parser.exit(1, f"fastnn: --save {args.save}: the folder {folder} is not writable\n")
+
+
 def _train(args, parser):
     from sklearn.preprocessing import StandardScaler
 
     import fastnn as fn
 
+    _check_outputs(args, parser)
     (X_train, y_train), (X_test, y_test) = _load_or_exit(args.dataset, args.data_dir, args.seed, parser)
     regression = args.dataset in REGRESSION
     standardize = args.dataset in STANDARDIZED
@@ -180,13 +202,10 @@ def _train(args, parser):
         model.save(args.save)
         print(f"saved {args.save}")
     if args.plot:
-        try:
-            from .plot import plot_history
-        except ImportError as exc:
-            print(f"--plot skipped: {exc}", file=sys.stderr)
-        else:
-            plot_history(history, path=args.plot)
-            print(f"learning curves written to {args.plot}")
+        from .plot import plot_history
+
+        plot_history(history, path=args.plot)
+        print(f"learning curves written to {args.plot}")
     return 0
 
 

@@ -99,3 +99,41 @@ def test_bench_without_a_source_checkout_says_how_to_run_it(argv, monkeypatch, c
     assert captured.out == ""
     assert captured.err == ("fastnn bench: needs a source checkout of fastnn (benchmarks/ is not installed with "
                             "the package); in the checkout run: python benchmarks/report.py --quick\n")
+
+
+# --------------------------------------------------------------------------- checked before training
+
+def test_plot_without_matplotlib_fails_before_training(monkeypatch, capsys, tmp_path):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--epochs", "1", "--verbose", "0", "--plot", str(tmp_path / "curves.png")])
+    assert exc.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing trained
+    assert captured.err == ('fastnn: --plot needs matplotlib, which is not installed: '
+                            'pip install "fastnn[plot]" (or pip install matplotlib)\n')
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / "missing" / "m.fastnn", "the folder {tmp}/missing does not exist"),
+    (lambda tmp: (tmp / "file").write_text("") or tmp / "file" / "m.fastnn", "the folder {tmp}/file is not a folder"),
+    (lambda tmp: tmp, "is a folder; give a file name"),
+], ids=["missing-folder", "parent-is-a-file", "path-is-a-folder"])
+def test_save_to_an_unwritable_place_fails_before_training(make, message, capsys, tmp_path):
+    target = make(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--epochs", "1", "--verbose", "0", "--save", str(target)])
+    assert exc.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing trained
+    assert captured.err.startswith(f"fastnn: --save {target}: ") and captured.err.count("\n") == 1
+    assert message.format(tmp=tmp_path) in captured.err
+    assert not (tmp_path / "missing").exists()  # and nothing was created
+
+
+def test_save_into_an_existing_folder_by_relative_name(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--epochs", "1", "--verbose", "0", "--save", "m.fastnn"]) == 0
+    assert (tmp_path / "m.fastnn").is_file() and "saved m.fastnn" in capsys.readouterr().out
