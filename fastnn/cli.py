@@ -7,7 +7,9 @@
     fastnn bench --quick                          # benchmark the backends (source checkout)
 
 Bad arguments end with an argparse-style usage error (exit status 2), never
-a traceback.  ``bench`` runs the benchmark harness of fastnn's source
+a traceback.  When the reader of the output goes away (``fastnn predict ... |
+head``) the command stops quietly with exit status 141 (128 + SIGPIPE, what a
+command killed by SIGPIPE returns, e.g. ``seq`` in the same pipeline).  ``bench`` runs the benchmark harness of fastnn's source
 checkout (``benchmarks/``, not installed with the package) and takes its
 options: ``fastnn bench --help`` lists them there.
 """
@@ -323,6 +325,24 @@ def _bench(argv, parser):
 
 
 def main(argv=None) -> int:
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # `fastnn predict ... | head`: the reader closed the pipe. Exit quietly with
+        # 141 (128 + SIGPIPE), the status of a command killed by SIGPIPE, as
+        # coreutils' commands end in the same pipeline; stdout goes to devnull so
+        # the interpreter's final flush does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):  # stdout replaced (tests) or already closed
+            pass
+        return 141
+
+
+def _run(argv):
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # the harness in the source checkout parses what follows

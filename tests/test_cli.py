@@ -137,3 +137,26 @@ def test_save_into_an_existing_folder_by_relative_name(monkeypatch, capsys, tmp_
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--epochs", "1", "--verbose", "0", "--save", "m.fastnn"]) == 0
     assert (tmp_path / "m.fastnn").is_file() and "saved m.fastnn" in capsys.readouterr().out
+
+
+def _tiny_model(path, n_in=1, n_out=10):
+    import fastnn as fn
+
+    model = fn.Sequential([fn.Dense(n_out, activation="softmax", input_dim=n_in)], seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.save(path)
+    return path
+
+
+def test_predict_into_a_closed_pipe_exits_quietly(tmp_path):
+    # `fastnn predict ... | head -1`: megabytes of output, the reader leaves after one line.
+    model = _tiny_model(tmp_path / "m.fastnn")
+    np.save(tmp_path / "rows.npy", np.linspace(-1, 1, 20_000)[:, None])
+    proc = subprocess.Popen([sys.executable, "-m", "fastnn", "predict", str(model), "--input",
+                             str(tmp_path / "rows.npy"), "--proba"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().count(b",") == 9
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as for a command killed by SIGPIPE
+    assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
