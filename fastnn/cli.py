@@ -87,9 +87,12 @@ def load_dataset(name, data_dir=None, seed=0):
 
 
 def build_parser():
+    import fastnn
+
     from . import activations, backends, optimizers
 
     parser = argparse.ArgumentParser(prog="fastnn", description="Train multilayer perceptrons fast on the CPU.")
+    parser.add_argument("--version", action="version", version=f"fastnn {fastnn.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train an MLP on a data set and report test metrics")
