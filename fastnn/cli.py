@@ -58,6 +58,16 @@ def _positive_float(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
 def load_dataset(name, data_dir=None, seed=0):
     """``(X_train, y_train), (X_test, y_test)`` for a CLI data set name.
 
@@ -107,7 +117,7 @@ def build_parser():
     train.add_argument("--lr", type=_positive_float, help="learning rate (default: the optimizer's)")
     train.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default: 20)")
     train.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
-    train.add_argument("--validation-split", type=float, default=0.1, help="held-out fraction (default: 0.1)")
+    train.add_argument("--validation-split", type=_fraction, default=0.1, help="held-out fraction (default: 0.1)")
     train.add_argument("--backend", default="auto", choices=["auto"] + backends.names(),
                        help="kernel backend (default: auto, the fastest available)")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -351,9 +361,8 @@ def _run(argv):
     if argv[:1] == ["bench"]:  # the harness in the source checkout parses what follows
         handler, args = _bench, argv[1:]
     else:
+        # Errors in a subcommand's arguments come from its own parser, with its usage line.
         args = parser.parse_args(argv)
-        if args.command == "train" and not 0 <= args.validation_split < 1:
-            parser.error(f"argument --validation-split: expected a value in [0, 1), got {args.validation_split}")
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict,
                    "export": _export}[args.command]
     try:

@@ -58,7 +58,11 @@ def test_boston_regression_reports_original_units(shared_data, capsys, tmp_path)
     (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
     (["train", "--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
     (["train", "--lr", "-1"], "argument --lr: expected a positive number"),
-    (["train", "--validation-split", "1.5"], "argument --validation-split: expected a value in [0, 1)"),
+    (["train", "--validation-split", "1.5"], "argument --validation-split: expected a fraction in [0, 1), got 1.5"),
+    (["train", "--validation-split", "-0.1"], "argument --validation-split: expected a fraction in [0, 1), got -0.1"),
+    (["train", "--validation-split", "half"], "argument --validation-split: expected a fraction in [0, 1), got 'half'"),
+    (["train", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["evaluate", "m.fastnn", "--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["predict", "m.fastnn"], "the following arguments are required: --input"),
 ])
@@ -67,7 +71,13 @@ def test_bad_arguments_give_usage_errors(argv, message, capsys):
         main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "usage: fastnn" in err and message in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err
+    # A subcommand's argument shows that subcommand's usage and names it in the error line.
+    command = argv[0] if argv[0] in ("train", "evaluate", "predict") else None
+    if command:
+        assert err.startswith(f"usage: fastnn {command} ") and f"\nfastnn {command}: error: " in err
+    else:
+        assert err.startswith("usage: fastnn [-h]") and "\nfastnn: error: " in err
 
 
 def test_missing_files_are_reported_without_traceback(tmp_path, capsys):
