@@ -108,7 +108,9 @@ def build_parser():
     train = sub.add_parser("train", help="train an MLP on a data set and report test metrics")
     train.add_argument("--dataset", choices=DATASETS, default="digits",
                        help="data set (default: digits, bundled with scikit-learn, works offline)")
-    train.add_argument("--data-dir", help="folder holding the data set's files (default: FASTNN_DATA, cache)")
+    train.add_argument("--data-dir", metavar="PATH",
+                       help="folder holding the data set's files, or boston's CSV file "
+                            "(default: look in $FASTNN_DATA, then the cache)")
     train.add_argument("--hidden", type=_hidden, default=[128], help="hidden layer sizes, e.g. 128,64 (default: 128)")
     train.add_argument("--activation", default="relu", choices=[n for n in activations.registry.names() if n != "softmax"],
                        help="hidden activation (default: relu)")
@@ -130,7 +132,7 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a data set's test split")
     evaluate.add_argument("model", help="a .fastnn file")
     evaluate.add_argument("--dataset", choices=DATASETS, default="digits")
-    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--data-dir", metavar="PATH", help="as for train")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default: 0)")
 
     predict = sub.add_parser("predict", help="predict with a saved model")
@@ -243,11 +245,31 @@ def _fold_scaling(model, x_scaler, y_scaler=None):
     model.set_weights(weights)
 
 
+# fastnn.datasets speaks Python (``path=``, ``load_boston``); the command line's
+# option is --data-dir.  Known phrases first, then any leftover keyword argument.
+_API_TO_CLI = (
+    ("Or pass path= to the CSV file (any name)", "Or pass --data-dir PATH: the CSV file (any name) or its folder,"),
+    ("Or leave path=None to search", "Or leave out --data-dir to search"),
+    ("load_boston: no file", "--data-dir: no file"),
+)
+
+
+def cli_wording(message):
+    """A ``fastnn.datasets`` error message in the command line's terms."""
+    import re
+
+    for api, cli in _API_TO_CLI:
+        message = message.replace(api, cli)
+    message = re.sub(r"\bpath=None\b", "no --data-dir", message)
+    message = re.sub(r"\bpath=", "--data-dir ", message)
+    return re.sub(r"\bload_\w+: ", "", message)
+
+
 def _load_or_exit(name, data_dir, seed, parser):
     try:
         return load_dataset(name, data_dir, seed)
     except (OSError, ValueError) as exc:
-        parser.exit(1, f"fastnn: cannot load data set {name!r}: {exc}\n")
+        parser.exit(1, f"fastnn: cannot load data set {name!r}: {cli_wording(str(exc))}\n")
 
 
 def _load_model_or_exit(path, parser):

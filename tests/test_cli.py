@@ -170,3 +170,30 @@ def test_predict_into_a_closed_pipe_exits_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as for a command killed by SIGPIPE
     assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "--dataset", "boston"], "Or pass --data-dir PATH: the CSV file (any name) or its folder, "
+                                       "with the 14 standard columns."),
+    (["train", "--dataset", "boston", "--data-dir", "{tmp}/empty"], "--data-dir: no file '{tmp}/empty/boston_housing.csv'"),
+    (["evaluate", "m.fastnn", "--dataset", "mnist", "--data-dir", "{tmp}/empty"],
+     "Or leave out --data-dir to search the default folders and download."),
+], ids=["boston", "boston-data-dir", "mnist-data-dir"])
+def test_missing_data_set_messages_speak_command_line(argv, expected, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))  # an empty cache
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    (tmp_path / "empty").mkdir()
+    if argv[0] == "evaluate":
+        _tiny_model(tmp_path / "m.fastnn", n_in=784)
+        argv[1] = str(tmp_path / "m.fastnn")
+    with pytest.raises(SystemExit) as exc:
+        main([arg.format(tmp=tmp_path) for arg in argv])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastnn: cannot load data set '{argv[argv.index('--dataset') + 1]}': ")
+    assert expected.format(tmp=tmp_path) in err
+    assert "path=" not in err and "load_" not in err and "download=" not in err
+
+
+def test_dataset_error_wording_falls_back_to_the_option_name():
+    assert cli.cli_wording("load_mnist: give path=None or path='x'") == "give no --data-dir or --data-dir 'x'"
