@@ -359,7 +359,7 @@ def test_failed_download_leaves_nothing_in_the_cache(server, monkeypatch, tmp_pa
     with pytest.raises(ds.DownloadError, match=message) as info:
         ds.load_mnist(split="test", cache_dir=cache, mirrors=[server.url], progress=False)
     assert server.url in str(info.value)
-    assert list((cache / "mnist").iterdir()) == []     # no partial file, no temporary file
+    assert not cache.exists()     # no partial file, no temporary file, no empty folders
 
 
 def test_offline_error_says_where_to_put_the_files(tmp_path):
@@ -371,7 +371,22 @@ def test_offline_error_says_where_to_put_the_files(tmp_path):
     message = str(info.value)
     assert closed in message and "t10k-images-idx3-ubyte.gz not found" in message
     assert str(tmp_path / "mnist") in message and "FASTNN_DATA" in message
-    assert list((tmp_path / "mnist").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # the cache folder existed; its mnist/ was made and removed
+
+
+def test_failed_download_keeps_folders_that_existed_or_hold_files(server, monkeypatch, tmp_path):
+    _serve_split(server, monkeypatch, tmp_path)
+    del server.files["/mnist/t10k-labels-idx1-ubyte.gz"]  # the images arrive, the labels are missing
+    cache = tmp_path / "cache"
+    with pytest.raises(ds.DownloadError, match="404"):
+        ds.load_mnist(split="test", cache_dir=cache, mirrors=[server.url], progress=False)
+    assert [p.name for p in (cache / "mnist").iterdir()] == ["t10k-images-idx3-ubyte.gz"]  # kept: verified
+    empty = tmp_path / "empty"
+    (empty / "mnist").mkdir(parents=True)
+    with pytest.raises(ds.DownloadError):
+        ds.load_mnist(split="test", cache_dir=empty, mirrors=[server.url.replace("/mnist/", "/none/")],
+                      progress=False)
+    assert list((empty / "mnist").iterdir()) == []  # existed before: left alone
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST (Debian)

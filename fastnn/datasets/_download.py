@@ -51,7 +51,8 @@ def download(urls, dest, sha256, *, timeout=30.0, progress=True):
     urls : sequence of str
         Candidate URLs of the same file, tried in order.
     dest : str or os.PathLike
-        Final path. Its folder is created if needed. Written atomically: a
+        Final path. Its folder is created if needed (and removed again if the
+        download fails and leaves it empty). Written atomically: a
         temporary file in the same folder is renamed onto ``dest`` only after
         the length and checksum checks passed.
     sha256 : str
@@ -71,11 +72,44 @@ def download(urls, dest, sha256, *, timeout=30.0, progress=True):
     DownloadError
         Every URL failed (unreachable, HTTP error, connection dropped mid-file,
         checksum mismatch); the message lists each URL with its reason.
-        No file is left at ``dest`` nor any temporary file beside it.
+        No file is left at ``dest`` nor any temporary file beside it, and the
+        folders created for it are removed again when they stay empty.
     """
     dest = os.fspath(dest)
     folder, name = os.path.split(os.path.abspath(dest))
+    created = _make_folders(folder)
+    try:
+        return _download_into(urls, dest, folder, name, sha256, timeout=timeout, progress=progress)
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+
+
+def _make_folders(folder):
+    """Create ``folder`` and its missing parents; return those created, deepest first."""
+    created = []
+    path = folder
+    while not os.path.isdir(path):
+        created.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
     os.makedirs(folder, exist_ok=True)
+    return created
+
+
+def _remove_if_empty(folders):
+    """Remove the folders a failed download created, deepest first, while they are empty
+    (another process may have put a file there meanwhile: then they stay)."""
+    for path in folders:
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
+
+
+def _download_into(urls, dest, folder, name, sha256, *, timeout, progress):
     failures = []
     for url in urls:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
