@@ -28,6 +28,11 @@ REGRESSION = {"boston"}
 STANDARDIZED = {"wine", "boston"}  # inputs on very different scales
 
 
+def plural(count, noun):
+    """``"1 epoch"``, ``"2 epochs"``: every count the command line prints goes through here."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _hidden(text):
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -201,7 +206,7 @@ def _train(args, parser):
         optimizer.learning_rate = args.lr
     model.compile(optimizer=optimizer, loss="mse" if regression else "sparse_categorical_crossentropy",
                   metrics=["mae"] if regression else ["accuracy"])
-    print(f"fastnn {fn.__version__}: {args.dataset} {X_train.shape[0]} train / {X_test.shape[0]} test rows, "
+    print(f"fastnn {fn.__version__}: {args.dataset} {X_train.shape[0]} train / {plural(X_test.shape[0], 'test row')}, "
           f"{X_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{n_out} {args.activation}, "
           f"{args.optimizer}, batch {args.batch_size}, backend {model.backend}, {args.dtype}")
     start = time.perf_counter()
@@ -209,7 +214,7 @@ def _train(args, parser):
                         validation_split=args.validation_split, verbose=args.verbose)
     seconds = time.perf_counter() - start
     epochs_run = len(history.epoch)
-    print(f"trained {epochs_run} epochs in {seconds:.2f} s ({seconds / max(epochs_run, 1):.3f} s/epoch)")
+    print(f"trained {plural(epochs_run, 'epoch')} in {seconds:.2f} s ({seconds / max(epochs_run, 1):.3f} s/epoch)")
     if standardize:
         _fold_scaling(model, x_scaler, y_scaler if regression else None)
     result = model.evaluate(X_test, y_test)
@@ -317,7 +322,7 @@ def _predict(args, parser):
             np.save(args.output, out)
         else:
             np.savetxt(args.output, out, delimiter=",", fmt="%d" if out.dtype.kind == "i" else "%.7g")
-        print(f"wrote {len(out)} predictions to {args.output}")
+        print(f"wrote {plural(len(out), 'prediction')} to {args.output}")
     else:
         np.savetxt(sys.stdout, out.reshape(len(out), -1), delimiter=",",
                    fmt="%d" if out.dtype.kind == "i" else "%.7g")

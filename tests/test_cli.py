@@ -197,3 +197,17 @@ def test_missing_data_set_messages_speak_command_line(argv, expected, monkeypatc
 
 def test_dataset_error_wording_falls_back_to_the_option_name():
     assert cli.cli_wording("load_mnist: give path=None or path='x'") == "give no --data-dir or --data-dir 'x'"
+
+
+def test_counts_are_pluralised(capsys, tmp_path):
+    assert main(["train", "--epochs", "1", "--verbose", "0", "--save", str(tmp_path / "m.fastnn")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^trained 1 epoch in [\d.]+ s \([\d.]+ s/epoch\)$", out, re.M), out
+    assert "450 test rows" in out
+    np.save(tmp_path / "one.npy", np.zeros((1, 64)))
+    np.save(tmp_path / "two.npy", np.zeros((2, 64)))
+    for rows, expected in (("one", "wrote 1 prediction to"), ("two", "wrote 2 predictions to")):
+        assert main(["predict", str(tmp_path / "m.fastnn"), "--input", str(tmp_path / f"{rows}.npy"),
+                     "--output", str(tmp_path / "p.csv")]) == 0
+        assert capsys.readouterr().out.startswith(expected)
+    assert [cli.plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
