@@ -26,13 +26,13 @@ SKIPS = {
 }
 
 PRELUDES = {
-    "model = fn.Sequential([": """
+    'model.save("m.fastnn"); fn.load_model("m.fastnn")': """
 import numpy as np
 rng = np.random.default_rng(0)
 X, y = rng.random((256, 784), dtype=np.float32), rng.integers(0, 10, 256)
 X_test, y_test = X[:32], y[:32]
 """,
-    "make_pipeline(StandardScaler(),": """
+    "clf.fit(X_train, y_train)": """
 import numpy as np
 rng = np.random.default_rng(0)
 X_train, y_train = rng.random((200, 20)), rng.integers(0, 3, 200)
@@ -43,6 +43,14 @@ import numpy as np
 rng = np.random.default_rng(0)
 np.save("X_train.npy", rng.random((2_500, 20), dtype=np.float32))
 y_train = rng.integers(0, 10, 2_500)
+""",
+    "skl2onnx.to_onnx(pipeline, X[:1]": """
+import numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+import fastnn as fn
+X = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)
+pipeline = make_pipeline(StandardScaler(), fn.MLPClassifier(max_iter=5, random_state=0)).fit(X, X[:, 0] > 0)
 """,
     "fastnn predict m.fastnn --input rows.npy": """
 "$PYTHON" -c 'import numpy as np; np.save("rows.npy", np.random.default_rng(0).random((5, 784), dtype=np.float32))'
@@ -108,6 +116,9 @@ def test_readme_block_runs(language, code, tmp_path):
     for key, old, new, _reason in SUBSTITUTIONS:
         if key in code:
             code = code.replace(old, new)
+    if "onnx" in code:  # fastnn[onnx]
+        for module in ("onnx", "onnxruntime", "skl2onnx"):
+            pytest.importorskip(module)
     prelude = next((p for key, p in PRELUDES.items() if key in code), "")
     if language == "python":
         script = tmp_path / "snippet.py"
