@@ -245,6 +245,59 @@ class LossPlateauStopping(_Monitor):
                 self.model.stop_training = True
 
 
+class OutputRecorder(Callback):
+    """Record the network's outputs for fixed inputs after every epoch.
+
+    Parameters
+    ----------
+    X : array-like, (n_inputs, n_features)
+        The inputs to watch (a few rows; each epoch runs ``predict`` on them).
+    include_initial : bool
+        Also record the outputs before the first epoch (as epoch 0).
+
+    Attributes
+    ----------
+    epochs : list of int
+        Epoch numbers, counted from 1 (0: before training).
+    outputs : list of ndarray, (n_inputs, n_outputs)
+        ``model.predict(X)`` at each of ``epochs``.
+
+    Examples
+    --------
+    >>> recorder = fastnn.callbacks.OutputRecorder(X[:4])          # doctest: +SKIP
+    >>> model.fit(X, y, epochs=20, callbacks=[recorder])           # doctest: +SKIP
+    >>> fastnn.plot.plot_outputs_over_epochs(recorder)             # doctest: +SKIP
+    """
+
+    def __init__(self, X, include_initial=True):
+        X = np.asarray(X)
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"X: expected (n_inputs, n_features) with at least one row, got shape {X.shape}")
+        self.X = X
+        self.include_initial = include_initial
+        self.epochs: list[int] = []
+        self.outputs: list[np.ndarray] = []
+
+    def _record(self, epoch):
+        self.epochs.append(epoch)
+        self.outputs.append(np.array(self.model.predict(self.X.astype(self.model.dtype, copy=False))))
+
+    def on_train_begin(self, logs=None):
+        if self.include_initial and not self.epochs:
+            self._record(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._record(epoch + 1)
+
+    def as_array(self):
+        """The recorded outputs stacked: ``(n_epochs, n_inputs, n_outputs)``."""
+        if not self.outputs:
+            return np.empty((0, self.X.shape[0], 0))
+        return np.stack(self.outputs)
+
+
 class ProgressLogger(Callback):
     """``verbose=1``: a tqdm bar per epoch; ``verbose=2``: one line per epoch."""
 

@@ -1,5 +1,7 @@
-"""Plots for training runs and for teaching: learning curves, weights as
-images, function fits, decision boundaries, optimizer paths, schedules.
+"""Plots for training runs and for teaching: learning curves (also on a log
+scale, and the change in loss between epochs), the loss as a function of one
+weight, the network's outputs over epochs, weights as images, function fits,
+decision boundaries, optimizer paths, schedules.
 
 matplotlib is an optional dependency (``pip install fastnn[plot]``), imported
 only when a function here is called.  Every function returns the matplotlib
@@ -27,7 +29,10 @@ __all__ = [
     "plot_function_fit",
     "plot_history",
     "plot_images",
+    "plot_loss_change",
+    "plot_loss_vs_weight",
     "plot_optimizer_paths",
+    "plot_outputs_over_epochs",
     "plot_schedules",
     "plot_weights_as_images",
 ]
@@ -80,7 +85,7 @@ def _grid(fig, n, ncols):
 
 
 # ---------------------------------------------------------------- learning curves
-def plot_history(history, path=None, metrics=None, title=None):
+def plot_history(history, path=None, metrics=None, title=None, log_scale=False):
     """Learning curves: one panel for the loss and one per metric, each with
     its validation curve (``val_*``) when there is one.
 
@@ -95,17 +100,16 @@ def plot_history(history, path=None, metrics=None, title=None):
         Metrics to plot besides the loss (names as logged, e.g. ``"accuracy"``);
         default: every logged metric.
     title : str, optional
+    log_scale : bool
+        Draw the loss panel on a logarithmic y-axis, where a loss that keeps
+        falling by the same factor per epoch is a straight line.
 
     Returns
     -------
     matplotlib.figure.Figure
         ``1 + len(metrics)`` axes.
     """
-    if hasattr(history, "layers") and hasattr(history, "history"):  # a fitted model
-        history = history.history
-    logs = getattr(history, "history", history)
-    if not isinstance(logs, dict) or not logs.get("loss"):
-        raise ValueError("history: expected a History from fit() (or its .history dict) with at least one epoch")
+    history, logs, epochs = _history_logs(history)
     if metrics is None:
         metrics = [k for k in logs if not k.startswith("val_") and k not in _NOT_METRICS]
     else:
@@ -113,8 +117,6 @@ def plot_history(history, path=None, metrics=None, title=None):
         unknown = [m for m in metrics if m not in logs]
         if unknown:
             raise ValueError(f"metrics: {unknown} not in the history; logged: {sorted(logs)}")
-    epoch_numbers = getattr(history, "epoch", None) or range(len(logs["loss"]))
-    epochs = np.asarray(epoch_numbers) + 1
 
     names = ["loss"] + metrics
     fig = _new_figure(path, (4.2 * len(names), 3.4))
@@ -124,8 +126,225 @@ def plot_history(history, path=None, metrics=None, title=None):
             ax.plot(epochs[: len(logs[f"val_{name}"])], logs[f"val_{name}"], label=f"val_{name}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
+        if log_scale and name == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both" if log_scale and name == "loss" else "major")
         ax.legend()
+    return _finish(fig, path, title)
+
+
+def _history_logs(history):
+    """(history, logs dict, epoch numbers counted from 1) of a History, dict or fitted model."""
+    if hasattr(history, "layers") and hasattr(history, "history"):  # a fitted model
+        history = history.history
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, dict) or not logs.get("loss"):
+        raise ValueError("history: expected a History from fit() (or its .history dict) with at least one epoch")
+    epoch_numbers = getattr(history, "epoch", None) or range(len(logs["loss"]))
+    return history, logs, np.asarray(epoch_numbers) + 1
+
+
+def plot_loss_change(history, path=None, relative=False, title=None):
+    """The change in loss from one epoch to the next, ``loss[t] - loss[t-1]``.
+
+    Negative bars: the loss fell.  Large early drops that shrink towards zero
+    show training settling; bars that stay positive show divergence.  The
+    y-axis is symmetric-logarithmic, so small late changes stay visible next
+    to large early ones.
+
+    Parameters
+    ----------
+    history : History, dict or Sequential
+        As for `plot_history`; at least two epochs.
+    path : str or os.PathLike, optional
+    relative : bool
+        Plot ``(loss[t] - loss[t-1]) / loss[t-1]`` instead.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; a line for the loss change (one more for ``val_loss``),
+        its x data the epochs 2..n.
+    """
+    _, logs, epochs = _history_logs(history)
+    if len(logs["loss"]) < 2:
+        raise ValueError("history: the change in loss needs at least two epochs")
+    fig = _new_figure(path, (6.4, 4.0))
+    ax = fig.add_subplot()
+    smallest = np.inf
+    for name in ("loss", "val_loss"):
+        if name not in logs:
+            continue
+        values = np.asarray(logs[name], dtype=float)
+        change = np.diff(values)
+        if relative:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                change = change / values[:-1]
+        ax.plot(epochs[1: len(values)], change, marker="o", markersize=3, label=f"change in {name}")
+        nonzero = np.abs(change[np.isfinite(change) & (change != 0)])
+        if nonzero.size:
+            smallest = min(smallest, float(nonzero.min()))
+    ax.axhline(0.0, color="k", linewidth=0.8)
+    if np.isfinite(smallest):
+        ax.set_yscale("symlog", linthresh=smallest)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("relative change in loss" if relative else "loss[t] - loss[t-1]")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, path, title)
+
+
+# ------------------------------------------------------- one weight, outputs
+def plot_loss_vs_weight(model, X, y, layer=0, index=(0, 0), span=1.0, n=201, path=None, bias=False,
+                        sample_weight=None, title=None):
+    """The loss as a function of one weight, every other weight held fixed.
+
+    The curve is a slice through the loss surface along one axis; its slope
+    at the marked current value is the gradient for that weight, and a step
+    of gradient descent moves the marker downhill.  The model is left as it
+    was.
+
+    Parameters
+    ----------
+    model : Sequential
+        Built and compiled (its loss is what is plotted).
+    X, y : array-like
+        The data the loss is measured on, as for ``model.evaluate``.
+    layer : int
+        Which layer, counted from 0: ``layer=1, index=(0, 0)`` sweeps the
+        first weight of the second layer (``W2[0]`` of a one-output network).
+    index : int or tuple of int
+        Position in the layer's ``W`` (``(n_in, n_out)``), or in ``b`` with
+        ``bias=True``.
+    span : float or tuple (low, high)
+        Half-width of the sweep around the current value, or its limits.
+    n : int
+        Number of values swept.
+    path : str or os.PathLike, optional
+    bias : bool
+        Sweep a bias instead of a weight.
+    sample_weight : array-like, optional
+        Passed to ``model.evaluate``.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes: ``lines[0]`` the loss over the swept values, ``lines[1]``
+        the current value (a vertical line); a dot marks its loss.
+    """
+    _require_matplotlib()  # before the sweep, which may take a while
+    try:
+        target = model.layers[layer]
+    except (IndexError, TypeError):
+        raise ValueError(f"layer: expected an index into the model's {len(model.layers)} layers, "
+                         f"got {layer!r}") from None
+    array = getattr(target, "b" if bias else "W", None)
+    if array is None or (bias and not getattr(target, "use_bias", True)):
+        raise ValueError(f"layer {layer} has no {'bias' if bias else 'weights'}"
+                         f"{'' if model.built else ' (the model is not built)'}")
+    index = (index,) if np.ndim(index) == 0 else tuple(int(i) for i in index)
+    try:
+        current = float(array[index])
+    except (IndexError, ValueError):
+        raise ValueError(f"index: {index} is outside layer {layer}'s {'b' if bias else 'W'} of shape "
+                         f"{array.shape}") from None
+    low, high = (current - span, current + span) if np.ndim(span) == 0 else map(float, span)
+    if not low < high:
+        raise ValueError(f"span: expected a positive half-width or (low, high) with low < high, got {span!r}")
+    values = np.linspace(low, high, int(n))
+    losses = np.empty(values.size)
+    original = array[index].copy()
+    try:
+        for i, value in enumerate(values):
+            array[index] = value
+            losses[i] = model.evaluate(X, y, sample_weight=sample_weight)["loss"]
+        array[index] = original
+        current_loss = model.evaluate(X, y, sample_weight=sample_weight)["loss"]
+    finally:
+        array[index] = original
+
+    name = f"{'b' if bias else 'W'}{layer + 1}[{', '.join(map(str, index))}]"
+    fig = _new_figure(path, (6.4, 4.0))
+    ax = fig.add_subplot()
+    ax.plot(values, losses, label="loss")
+    ax.axvline(current, color="C3", linestyle="--", linewidth=1, label=f"current {name} = {current:.4g}")
+    ax.scatter([current], [current_loss], color="C3", zorder=5)
+    ax.set_xlabel(name)
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, path, title)
+
+
+def plot_outputs_over_epochs(outputs, path=None, epochs=None, labels=None, targets=None, title=None):
+    """The network's outputs for a few fixed inputs, epoch by epoch.
+
+    Parameters
+    ----------
+    outputs : OutputRecorder or array-like
+        A ``fastnn.callbacks.OutputRecorder`` that watched ``fit``, or an array
+        ``(n_epochs, n_inputs)`` / ``(n_epochs, n_inputs, n_outputs)``.
+    path : str or os.PathLike, optional
+    epochs : array-like, optional
+        The x values, one per recorded epoch; default the recorder's epochs
+        (0 = before training), or 0, 1, 2, ... for an array.
+    labels : list of str, optional
+        One per input (default ``"input 0"``, ...).
+    targets : array-like, optional
+        The wanted outputs, ``(n_inputs,)`` or ``(n_inputs, n_outputs)``,
+        drawn as dotted lines in the matching colours.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; one line per input and output unit (input-major), then one
+        per target.
+    """
+    if hasattr(outputs, "outputs") and hasattr(outputs, "epochs"):  # an OutputRecorder
+        if epochs is None:
+            epochs = outputs.epochs
+        outputs = outputs.as_array()
+    outputs = np.asarray(outputs, dtype=float)
+    if outputs.ndim == 2:
+        outputs = outputs[:, :, None]
+    if outputs.ndim != 3 or outputs.shape[0] == 0 or outputs.shape[1] == 0:
+        raise ValueError(f"outputs: expected (n_epochs, n_inputs[, n_outputs]) with at least one epoch, "
+                         f"got shape {outputs.shape}")
+    n_epochs, n_inputs, n_outputs = outputs.shape
+    epochs = np.arange(n_epochs) if epochs is None else np.asarray(epochs)
+    if epochs.shape != (n_epochs,):
+        raise ValueError(f"epochs: expected {n_epochs} values, got shape {epochs.shape}")
+    if labels is None:
+        labels = [f"input {i}" for i in range(n_inputs)]
+    elif len(labels) != n_inputs:
+        raise ValueError(f"labels: expected {n_inputs} labels, got {len(labels)}")
+    if targets is not None:
+        targets = np.asarray(targets, dtype=float)
+        if targets.size != n_inputs * n_outputs:
+            raise ValueError(f"targets: expected {n_inputs * n_outputs} values ({n_inputs} inputs x "
+                             f"{n_outputs} outputs), got shape {targets.shape}")
+        targets = targets.reshape(n_inputs, n_outputs)
+
+    fig = _new_figure(path, (6.4, 4.0))
+    ax = fig.add_subplot()
+    colours = []
+    for i in range(n_inputs):
+        for k in range(n_outputs):
+            label = labels[i] if n_outputs == 1 else f"{labels[i]}, output {k}"
+            (line,) = ax.plot(epochs, outputs[:, i, k], marker="o" if n_epochs <= 30 else None, markersize=3,
+                              label=label)
+            colours.append(line.get_color())
+    if targets is not None:
+        for (i, k), colour in zip(np.ndindex(n_inputs, n_outputs), colours):
+            ax.plot([epochs[0], epochs[-1]], [targets[i, k]] * 2, linestyle=":", color=colour,
+                    label="target" if (i, k) == (0, 0) else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("output")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _finish(fig, path, title)
 
 

@@ -150,3 +150,101 @@ def test_missing_matplotlib_gives_an_install_hint(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
     with pytest.raises(ImportError, match=r"pip install fastnn\[plot\]"):
         plot.plot_history({"loss": [1.0]})
+
+
+# ------------------------------------------------------- the worked example's plots
+def worked_example_model():
+    """The 2-2-1 ReLU network of examples/perceptron_worked_example.py, no biases."""
+    model = fn.Sequential([fn.Dense(2, activation="relu", use_bias=False, input_dim=2),
+                           fn.Dense(1, use_bias=False)], backend="numpy", dtype="float64")
+    model.set_weights([np.array([[1.0, -2.0], [3.0, 4.0]]), np.array([[0.5], [0.3]])])
+    model.compile(optimizer=fn.optimizers.SGD(learning_rate=0.1), loss="half_squared_error")
+    return model, np.array([[0.5, 0.7]]), np.array([1.0])
+
+
+def test_plot_loss_vs_weight_sweeps_one_weight_and_marks_the_current_value(tmp_path):
+    model, X, y = worked_example_model()
+    before = model.get_weights()
+    path = tmp_path / "w2.png"
+    fig = plot.plot_loss_vs_weight(model, X, y, layer=1, index=(0, 0), span=1.0, n=41, path=path)
+    assert_png(path)
+    (ax,) = fig.axes
+    curve, marker = ax.lines[0], ax.lines[1]
+    w = curve.get_xdata()
+    np.testing.assert_allclose(w[[0, -1]], [-0.5, 1.5])  # 0.5 +- 1
+    # h = (2.6, 1.8): E(w) = 1/2 (2.6 w + 0.3 * 1.8 - 1)^2
+    np.testing.assert_allclose(curve.get_ydata(), 0.5 * (2.6 * w + 0.54 - 1.0) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(marker.get_xdata(), [0.5, 0.5])
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), [[0.5, 0.3528]])
+    assert ax.get_xlabel() == "W2[0, 0]"
+    for old, new in zip(before, model.get_weights()):  # the model is left as it was
+        np.testing.assert_array_equal(old, new)
+
+
+def test_plot_loss_vs_weight_limits_and_errors(tmp_path):
+    model, X, y = worked_example_model()
+    fig = plot.plot_loss_vs_weight(model, X, y, layer=0, index=(1, 0), span=(2.0, 4.0), n=5,
+                                   path=tmp_path / "w1.png")
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), [2.0, 2.5, 3.0, 3.5, 4.0])
+    with pytest.raises(ValueError, match="outside"):
+        plot.plot_loss_vs_weight(model, X, y, layer=1, index=(5, 0), path=tmp_path / "x.png")
+    with pytest.raises(ValueError, match="layers"):
+        plot.plot_loss_vs_weight(model, X, y, layer=7, path=tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no bias"):
+        plot.plot_loss_vs_weight(model, X, y, layer=1, index=0, bias=True, path=tmp_path / "x.png")
+
+
+def test_output_recorder_and_plot_outputs_over_epochs(tmp_path):
+    model, X, y = worked_example_model()
+    recorder = fn.callbacks.OutputRecorder(X)
+    model.fit(X, y, epochs=4, batch_size=1, verbose=0, callbacks=[recorder])
+    assert recorder.epochs == [0, 1, 2, 3, 4]
+    outputs = recorder.as_array()
+    assert outputs.shape == (5, 1, 1)
+    assert outputs[0, 0, 0] == pytest.approx(1.84)  # before training
+    np.testing.assert_allclose(outputs[-1], model.predict(X))
+    path = tmp_path / "outputs.png"
+    fig = plot.plot_outputs_over_epochs(recorder, targets=y, labels=["x = (0.5, 0.7)"], path=path)
+    assert_png(path)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 2  # the output, its target
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [0, 1, 2, 3, 4])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), outputs[:, 0, 0])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [1.0, 1.0])
+
+
+def test_plot_outputs_over_epochs_from_an_array(tmp_path):
+    outputs = np.arange(24, dtype=float).reshape(4, 3, 2)  # 4 epochs, 3 inputs, 2 output units
+    fig = plot.plot_outputs_over_epochs(outputs, path=tmp_path / "o.png")
+    (ax,) = fig.axes
+    assert len(ax.lines) == 6
+    np.testing.assert_allclose(ax.lines[3].get_ydata(), outputs[:, 1, 1])  # input-major
+    with pytest.raises(ValueError, match="labels"):
+        plot.plot_outputs_over_epochs(outputs, labels=["a"], path=tmp_path / "x.png")
+    with pytest.raises(ValueError, match="targets"):
+        plot.plot_outputs_over_epochs(outputs, targets=[1.0], path=tmp_path / "x.png")
+
+
+def test_plot_history_log_scale_applies_to_the_loss_panel(tmp_path):
+    logs = {"loss": [1.0, 0.1, 0.01], "accuracy": [0.5, 0.8, 0.9]}
+    fig = plot.plot_history(logs, log_scale=True, path=tmp_path / "log.png")
+    assert_png(tmp_path / "log.png")
+    assert [ax.get_yscale() for ax in fig.axes] == ["log", "linear"]
+    assert plot.plot_history(logs, path=tmp_path / "lin.png").axes[0].get_yscale() == "linear"
+
+
+def test_plot_loss_change_is_the_difference_between_epochs(fitted_model, tmp_path):
+    _, history, _, _ = fitted_model
+    path = tmp_path / "change.png"
+    fig = plot.plot_loss_change(history, path=path)
+    assert_png(path)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 3  # loss, val_loss, and the zero line
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [2, 3])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.diff(history.history["loss"]))
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), np.diff(history.history["val_loss"]))
+    assert ax.get_yscale() == "symlog"
+    fig = plot.plot_loss_change({"loss": [2.0, 1.0, 0.5]}, relative=True, path=tmp_path / "rel.png")
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [-0.5, -0.5])
+    with pytest.raises(ValueError, match="two epochs"):
+        plot.plot_loss_change({"loss": [1.0]}, path=tmp_path / "x.png")
