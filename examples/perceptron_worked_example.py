@@ -12,9 +12,22 @@ in plain NumPy, print every number, and check that fastnn trains its model
 to the same weights.  fastnn stores a layer's weights as (n_in, n_out), so
 its W1 is the transpose of the matrix above.
 
-    python examples/perceptron_worked_example.py
+With --plots, four figures of the same network (PNG, in --out or the folder
+given):
+
+- the error as a function of W2[0], the other weights fixed: a parabola
+  whose slope at the current value 0.5 is dE/dW2[0], lowest at
+  W2[0] = (1 - 0.3*1.8)/2.6 = 0.1769;
+- the output over 30 epochs of SGD on this one example (learning rate
+  0.01, slow enough to watch), falling from 1.84 towards the target 1;
+- the error over those epochs on a log scale (a straight line: it shrinks
+  by the same factor every step);
+- the change in error from one epoch to the next.
+
+    python examples/perceptron_worked_example.py [--plots [DIR]]
 """
 import argparse
+import os
 import tempfile
 
 import numpy as np
@@ -85,6 +98,45 @@ def with_fastnn(x, W1, W2, t, lr, backend):
     return O, E, fitted_W1.T, fitted_W2[:, 0], model.backend
 
 
+def training_plots(x, W1, W2, t, backend, folder, lr=0.01, epochs=30):
+    """Train the network on its one example for ``epochs`` steps; save the four plots."""
+    from fastnn import plot
+
+    model = fn.Sequential([
+        fn.Dense(2, activation="relu", use_bias=False, input_dim=2),
+        fn.Dense(1, activation="linear", use_bias=False),
+    ], backend=backend, dtype="float64")
+    model.set_weights([W1.T, W2.reshape(2, 1)])
+    model.compile(optimizer=fn.optimizers.SGD(learning_rate=lr), loss="half_squared_error")
+    X, y = x.reshape(1, 2), np.array([t])
+
+    paths = [os.path.join(folder, name) for name in
+             ("loss_vs_W2_0.png", "output_over_epochs.png", "loss_log_scale.png", "loss_change.png")]
+    # Before training: the error along W2[0], the other three weights fixed.
+    fig = plot.plot_loss_vs_weight(model, X, y, layer=1, index=(0, 0), span=(-0.5, 1.0), n=601, path=paths[0],
+                                   title="error as a function of W2[0]")
+    sweep = fig.axes[0].lines[0]
+    best_w2_0 = float(sweep.get_xdata()[np.argmin(sweep.get_ydata())])
+
+    recorder = fn.callbacks.OutputRecorder(X)
+    history = model.fit(X, y, epochs=epochs, batch_size=1, verbose=0, callbacks=[recorder])
+    outputs = recorder.as_array()[:, 0, 0]
+    plot.plot_outputs_over_epochs(recorder, targets=[t], labels=["x = (0.5, 0.7)"], path=paths[1],
+                                  title="output over epochs")
+    plot.plot_history(history, log_scale=True, path=paths[2], title="error (log scale)")
+    plot.plot_loss_change(history, path=paths[3], title="change in error between epochs")
+
+    losses = history.history["loss"]
+    print(f"\nPlots (SGD, learning rate {lr:g}, {epochs} epochs on the one example):")
+    exact = (t - W2[1] * max(W1[1] @ x, 0.0)) / max(W1[0] @ x, 0.0)
+    print(f"  error along W2[0] is lowest at W2[0] = {best_w2_0:.4g} (exactly {exact:.4g}; now {W2[0]:g})")
+    print("  output by epoch: " + ", ".join(f"{e}: {outputs[e]:.4g}" for e in (0, 1, 2, 5, 10, epochs)))
+    print(f"  error: epoch 1 {losses[0]:.4g}, epoch {epochs} {losses[-1]:.3g}")
+    for path in paths:
+        print(f"saved {path}")
+    return {"best_W2_0": best_w2_0, "outputs": outputs.tolist(), "losses": list(losses), "plots": paths}
+
+
 def check(condition, message):
     if not condition:
         raise SystemExit(f"FAILED: {message}")
@@ -93,7 +145,10 @@ def check(condition, message):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="accepted for uniformity; this example is instant")
-    parser.add_argument("--out", default=tempfile.gettempdir(), help="unused: this example makes no plots")
+    parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "fastnn-examples"),
+                        help="folder for the PNG plots of --plots")
+    parser.add_argument("--plots", nargs="?", const="", default=None, metavar="DIR",
+                        help="also train for 30 epochs and save the plots (in DIR, default --out)")
     parser.add_argument("--backend", default="auto", help="fastnn backend (auto, numpy, numba, cython)")
     args = parser.parse_args(argv)
 
@@ -116,7 +171,14 @@ def main(argv=None):
         check(np.allclose(theirs, EXPECTED[name], atol=1e-9),
               f"fastnn gives {name} = {fmt(theirs)}, expected {fmt(EXPECTED[name])}")
     print("\nOK: fastnn and the hand computation agree with the worked example.")
-    return {"backend": backend, "output": fn_O, "error": fn_E, "W1": fn_W1.tolist(), "W2": fn_W2.tolist()}
+    outcome = {"backend": backend, "output": fn_O, "error": fn_E, "W1": fn_W1.tolist(), "W2": fn_W2.tolist()}
+    if args.plots is not None:
+        try:
+            outcome.update(training_plots(x, W1, W2, t, args.backend, args.plots or args.out))
+        except ImportError as exc:
+            print(f"\n(no plots: {exc})")
+            outcome["plots"] = []
+    return outcome
 
 
 if __name__ == "__main__":

@@ -67,6 +67,21 @@ def test_perceptron_worked_example(tmp_path):
     np.testing.assert_allclose(out["W1"], [[0.979, 2.9706], [-2.0126, 3.98236]], atol=1e-9)
 
 
+def test_perceptron_worked_example_plots(tmp_path, capsys):
+    out = run_example("perceptron_worked_example", tmp_path, "--plots", "--backend", "numpy")
+    printed = capsys.readouterr().out
+    if not HAVE_MATPLOTLIB:
+        assert "(no plots:" in printed
+        return
+    assert len(out["plots"]) == 4
+    assert "lowest at W2[0] = 0.1775 (exactly 0.1769; now 0.5)" in printed
+    assert out["best_W2_0"] == pytest.approx(0.1769, abs=0.003)
+    assert out["outputs"][0] == pytest.approx(1.84)  # before training
+    assert abs(out["outputs"][-1] - 1.0) < 0.05  # after 30 epochs, near the target
+    assert out["losses"][0] == pytest.approx(0.3528)
+    assert all(b < a for a, b in zip(out["losses"], out["losses"][1:]))
+
+
 def test_perceptron_worked_example_runs_as_a_script():
     result = subprocess.run([sys.executable, str(EXAMPLES / "perceptron_worked_example.py"), "--backend", "numpy"],
                             capture_output=True, text=True, timeout=120)
