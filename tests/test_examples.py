@@ -163,3 +163,17 @@ def test_optimizers_on_a_valley(tmp_path):
     lrs = out["schedules"]
     assert lrs["exponential: x0.96 per epoch"][1] == pytest.approx(0.096)
     assert lrs["warmup 10, then cosine"][5] == pytest.approx(0.05)
+
+
+def test_random_labels(tmp_path, capsys):
+    out = run_example("random_labels", tmp_path)
+    printed = capsys.readouterr().out
+    true, shuffled = out["results"]["true"], out["results"]["shuffled"]
+    assert true["train_accuracy"] >= 0.99 and true["test_accuracy"] >= 0.85
+    # Shuffled labels are memorised: training accuracy far above chance (10%), test accuracy at chance.
+    assert shuffled["train_accuracy"] >= 0.9
+    assert abs(shuffled["test_accuracy"] - out["chance"]) <= 0.08
+    # Memorising takes longer than learning the pattern.
+    assert true["epochs_to_90"] < shuffled["epochs_to_90"]
+    assert f"  shuffled       {shuffled['train_accuracy']:.3f}     {shuffled['test_accuracy']:.3f}" in printed
+    assert "OK: on shuffled labels" in printed
