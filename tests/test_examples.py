@@ -154,6 +154,19 @@ def test_function_approximation(tmp_path):
     assert abs(relu_at_6 - 6) < abs(tanh_at_6 - 6)
 
 
+def test_function_approximation_sweeps(tmp_path, capsys):
+    out = run_example("function_approximation_sweeps", tmp_path)
+    printed = capsys.readouterr().out
+    by_width, by_epochs = out["by_width"], out["by_epochs"]
+    widths, checkpoints = sorted(by_width), sorted(by_epochs)
+    assert by_width[widths[-1]] < 0.5 * by_width[widths[0]]  # more neurons, better fit
+    assert by_epochs[checkpoints[-1]] < 0.5 * by_epochs[checkpoints[0]]  # more epochs, better fit
+    assert {"glorot_uniform", "glorot_normal", "he_normal"} <= set(out["by_init"])
+    assert all(row["mse"] < 0.5 * out["variance"] for row in out["by_init"].values())
+    assert f"{widths[-1]:>4} units   MSE {by_width[widths[-1]]:.4f}" in printed
+    assert "glorot_normal   MSE" in printed and "he_normal       MSE" in printed
+
+
 def test_optimizers_on_a_valley(tmp_path):
     out = run_example("optimizers_on_a_valley", tmp_path)
     assert set(out["final_loss"]) >= {"GD, lr 0.4", "momentum 0.9, lr 0.05", "AdaGrad, lr 1.0", "RMSprop, lr 0.3",
