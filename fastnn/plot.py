@@ -147,8 +147,8 @@ def _history_logs(history):
 def plot_loss_change(history, path=None, relative=False, title=None):
     """The change in loss from one epoch to the next, ``loss[t] - loss[t-1]``.
 
-    Negative bars: the loss fell.  Large early drops that shrink towards zero
-    show training settling; bars that stay positive show divergence.  The
+    Below zero: the loss fell.  Large early drops that shrink towards zero
+    show training settling; values that stay positive show divergence.  The
     y-axis is symmetric-logarithmic, so small late changes stay visible next
     to large early ones.
 
