@@ -16,6 +16,11 @@ returned figure displays itself.
 
 >>> history = model.fit(X, y, epochs=10, validation_split=0.2)   # doctest: +SKIP
 >>> fastnn.plot.plot_history(history, path="curves.png")         # doctest: +SKIP
+
+Design note: one module of about a dozen independent functions, each a short
+recipe over the same two helpers (``_figure`` and ``_finish``: the pyplot or
+Agg choice and saving).  Users look for every plot in ``fastnn.plot``; split
+by topic, each file would repeat those helpers' imports for a few functions.
 """
 from __future__ import annotations
 
