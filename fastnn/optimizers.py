@@ -31,6 +31,12 @@ def _check(name, value, low=0.0, high=None, low_open=False, high_open=False):
     return value
 
 
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 class Optimizer(Configurable):
     """Base class.  Subclasses set ``n_slots`` and implement ``kernel_spec``."""
 
@@ -134,13 +140,22 @@ registry = Registry("optimizer", Optimizer)
 class SGD(Optimizer):
     """Gradient descent, optionally with (Nesterov) momentum.
 
+    ``momentum_form="keras"`` (the default, as Keras and TensorFlow):
     ``v = momentum * v - lr * g; p += v`` (Nesterov: ``p += momentum * v - lr * g``).
-    Full-batch, mini-batch or stochastic GD is chosen by ``fit(batch_size=...)``.
+    ``momentum_form="classic"`` (the teaching material's, and PyTorch's):
+    ``h = momentum * h + g; p -= lr * h`` (Nesterov, as PyTorch:
+    ``p -= lr * (g + momentum * h)`` after updating ``h``).  The two forms take
+    the same steps while the rate is constant; with a schedule the Keras
+    velocity keeps the rates it was built with, the classic one is rescaled by
+    the current rate.  Full-batch, mini-batch or stochastic GD is chosen by
+    ``fit(batch_size=...)``.
     """
 
-    _config_keys = ("momentum", "nesterov")
+    _config_keys = ("momentum", "nesterov", "momentum_form")
+    MOMENTUM_FORMS = ("keras", "classic")
 
-    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False):
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False,
+                 momentum_form: str = "keras"):
         super().__init__(learning_rate)
         self.momentum = _check("momentum", momentum, 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -148,6 +163,10 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov: Nesterov momentum needs momentum > 0, got momentum=0")
         self.nesterov = bool(nesterov)
+        if not isinstance(momentum_form, str) or momentum_form not in self.MOMENTUM_FORMS:
+            raise ValueError(f"momentum_form: expected one of {list(self.MOMENTUM_FORMS)}, "
+                             f"got {momentum_form!r}")
+        self.momentum_form = momentum_form
 
     @property
     def n_slots(self):
@@ -156,67 +175,90 @@ class SGD(Optimizer):
 
     def kernel_spec(self):
         code = K.OPT_SGD if self.momentum == 0 else (K.OPT_NESTEROV if self.nesterov else K.OPT_MOMENTUM)
-        return code, OptimizerHyper(momentum=self.momentum)
+        return code, OptimizerHyper(momentum=self.momentum,
+                                    classic_momentum=self.momentum_form == "classic")
 
 
 @registry.register("adagrad")
 class Adagrad(Optimizer):
     """``acc += g^2; p -= lr * g / (sqrt(acc) + epsilon)``; ``acc`` starts at
-    ``initial_accumulator_value``."""
+    ``initial_accumulator_value`` (Keras's defaults).
+
+    ``epsilon_inside_sqrt=True``: ``p -= lr * g / sqrt(acc + epsilon)``; with
+    ``initial_accumulator_value=0.0`` this is the teaching material's AdaGrad.
+    """
 
     n_slots = 1
     nonnegative_slots = (0,)
-    _config_keys = ("initial_accumulator_value", "epsilon")
+    _config_keys = ("initial_accumulator_value", "epsilon", "epsilon_inside_sqrt")
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7):
+    def __init__(self, learning_rate=0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
+                 epsilon_inside_sqrt: bool = False):
         super().__init__(learning_rate)
         self.initial_accumulator_value = _check("initial_accumulator_value", initial_accumulator_value)
         self.epsilon = _check("epsilon", epsilon, low_open=True)
+        self.epsilon_inside_sqrt = _check_bool("epsilon_inside_sqrt", epsilon_inside_sqrt)
 
     def _initial_slot(self, p):
         return np.full_like(p, self.initial_accumulator_value)
 
 
     def kernel_spec(self):
-        return K.OPT_ADAGRAD, OptimizerHyper(epsilon=self.epsilon)
+        return K.OPT_ADAGRAD, OptimizerHyper(epsilon=self.epsilon,
+                                             epsilon_inside_sqrt=self.epsilon_inside_sqrt)
 
 
 @registry.register("rmsprop")
 class RMSprop(Optimizer):
-    """``ms = rho * ms + (1 - rho) * g^2; p -= lr * g / (sqrt(ms) + epsilon)``."""
+    """``ms = rho * ms + (1 - rho) * g^2; p -= lr * g / (sqrt(ms) + epsilon)`` (Keras).
+
+    ``epsilon_inside_sqrt=True``: ``p -= lr * g / sqrt(ms + epsilon)`` (the
+    teaching material's form).
+    """
 
     n_slots = 1
     nonnegative_slots = (0,)
-    _config_keys = ("rho", "epsilon")
+    _config_keys = ("rho", "epsilon", "epsilon_inside_sqrt")
 
-    def __init__(self, learning_rate=0.001, rho: float = 0.9, epsilon: float = 1e-7):
+    def __init__(self, learning_rate=0.001, rho: float = 0.9, epsilon: float = 1e-7,
+                 epsilon_inside_sqrt: bool = False):
         super().__init__(learning_rate)
         self.rho = _check("rho", rho, 0.0, 1.0, high_open=True)
         self.epsilon = _check("epsilon", epsilon, low_open=True)
+        self.epsilon_inside_sqrt = _check_bool("epsilon_inside_sqrt", epsilon_inside_sqrt)
 
 
     def kernel_spec(self):
-        return K.OPT_RMSPROP, OptimizerHyper(rho=self.rho, epsilon=self.epsilon)
+        return K.OPT_RMSPROP, OptimizerHyper(rho=self.rho, epsilon=self.epsilon,
+                                             epsilon_inside_sqrt=self.epsilon_inside_sqrt)
 
 
 @registry.register("adam")
 class Adam(Optimizer):
-    """Adam with bias correction folded into the step size:
-    ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)``."""
+    """Adam with bias correction folded into the step size (Keras):
+    ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)``.
+
+    ``epsilon_inside_sqrt=True`` (the teaching material's form): with the
+    bias-corrected moments ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``,
+    ``p -= lr * m_hat / sqrt(v_hat + epsilon)``.
+    """
 
     n_slots = 2
     nonnegative_slots = (1,)  # v; m is slot 0
-    _config_keys = ("beta_1", "beta_2", "epsilon")
+    _config_keys = ("beta_1", "beta_2", "epsilon", "epsilon_inside_sqrt")
 
-    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 epsilon_inside_sqrt: bool = False):
         super().__init__(learning_rate)
         self.beta_1 = _check("beta_1", beta_1, 0.0, 1.0, high_open=True)
         self.beta_2 = _check("beta_2", beta_2, 0.0, 1.0, high_open=True)
         self.epsilon = _check("epsilon", epsilon, low_open=True)
+        self.epsilon_inside_sqrt = _check_bool("epsilon_inside_sqrt", epsilon_inside_sqrt)
 
 
     def kernel_spec(self):
-        return K.OPT_ADAM, OptimizerHyper(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+        return K.OPT_ADAM, OptimizerHyper(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                                          epsilon_inside_sqrt=self.epsilon_inside_sqrt)
 
 
 def get(identifier) -> Optimizer:

@@ -58,18 +58,31 @@ loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out)
 gather_rows(X, idx, out)
     ``out[i] = X[idx[i]]`` for ``idx (m,)`` int64; ``X`` is 1-D or 2-D of any
     dtype, ``out`` has ``m`` rows.
-sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout)
+sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout, classic=False)
     Plain: ``p -= lr * g``.  With ``momentum > 0``: ``v = momentum * v - lr *
     g``; ``p += v``, or with ``nesterov`` ``p += momentum * v - lr * g``.
-    ``velocity_inout`` is ``None`` when ``momentum == 0``.
-adagrad_update(param_inout, grad, lr, epsilon, accum_inout)
-    ``acc += g**2``; ``p -= lr * g / (sqrt(acc) + epsilon)``.
-rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout)
-    ``ms = rho * ms + (1 - rho) * g**2``; ``p -= lr * g / (sqrt(ms) + epsilon)``.
-adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout)
+    ``velocity_inout`` is ``None`` when ``momentum == 0``.  With ``classic``
+    (and ``momentum > 0``) the velocity holds ``h``, not scaled by the rate:
+    ``h = momentum * h + g``; ``p -= lr * h``, or with ``nesterov`` (PyTorch's
+    form) ``p -= lr * (g + momentum * h)``.  Both forms agree while ``lr`` is
+    constant; they differ once it follows a schedule.
+adagrad_update(param_inout, grad, lr, epsilon, accum_inout, epsilon_inside_sqrt=False)
+    ``acc += g**2``; ``p -= lr * g / (sqrt(acc) + epsilon)``, or with
+    ``epsilon_inside_sqrt`` ``p -= lr * g / sqrt(acc + epsilon)``.
+rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout, epsilon_inside_sqrt=False)
+    ``ms = rho * ms + (1 - rho) * g**2``; ``p -= lr * g / (sqrt(ms) + epsilon)``,
+    or with ``epsilon_inside_sqrt`` ``p -= lr * g / sqrt(ms + epsilon)``.
+adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout, epsilon_inside_sqrt=False)
     ``m = b1*m + (1-b1)*g``; ``v = b2*v + (1-b2)*g**2``;
     ``p -= lr * sqrt(1 - b2**step) / (1 - b1**step) * m / (sqrt(v) + epsilon)``
-    with ``step >= 1`` the 1-based update count.
+    with ``step >= 1`` the 1-based update count.  With ``epsilon_inside_sqrt``
+    the bias-corrected moments are formed literally: ``m_hat = m / (1 -
+    b1**step)``, ``v_hat = v / (1 - b2**step)`` (the divisors computed in
+    float64, then cast), ``p -= lr * m_hat / sqrt(v_hat + epsilon)``.
+
+The last argument of the four ``*_update`` kernels is optional (a bool,
+default ``False``: the Keras forms) and arrives from ``OptimizerHyper``'s
+``classic_momentum`` and ``epsilon_inside_sqrt``.
 
 Whole-epoch kernels (optional)
 ------------------------------

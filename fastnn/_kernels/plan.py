@@ -15,13 +15,19 @@ import numpy as np
 
 
 class OptimizerHyper(NamedTuple):
-    """Hyper-parameters of the update rules (those a rule does not use are 0)."""
+    """Hyper-parameters of the update rules (those a rule does not use are 0 or False)."""
 
     momentum: float = 0.0  # SGD with (Nesterov) momentum
     rho: float = 0.0  # RMSprop's decay of the mean square
     beta_1: float = 0.0  # Adam's decay of the first moment
     beta_2: float = 0.0  # Adam's decay of the second moment
     epsilon: float = 0.0  # AdaGrad, RMSprop, Adam
+    # AdaGrad, RMSprop, Adam: epsilon inside the square root, ``g / sqrt(s + eps)``
+    # (the teaching material's form), instead of Keras's ``g / (sqrt(s) + eps)``.
+    epsilon_inside_sqrt: bool = False
+    # SGD with (Nesterov) momentum: the classic form ``h = mu h + g; p -= lr h``
+    # instead of Keras's ``v = mu v - lr g; p += v``.
+    classic_momentum: bool = False
 
 
 class TrainResult(NamedTuple):

@@ -64,13 +64,15 @@ def update_parameter(K, rule, hyper, param, grad, lr, step, slot1, slot2):
     if rule == OPT_SGD:
         K.sgd_update(param, grad, lr, 0.0, False, None)
     elif rule == OPT_MOMENTUM or rule == OPT_NESTEROV:
-        K.sgd_update(param, grad, lr, hyper.momentum, rule == OPT_NESTEROV, slot1)
+        K.sgd_update(param, grad, lr, hyper.momentum, rule == OPT_NESTEROV, slot1,
+                     bool(hyper.classic_momentum))
     elif rule == OPT_ADAGRAD:
-        K.adagrad_update(param, grad, lr, hyper.epsilon, slot1)
+        K.adagrad_update(param, grad, lr, hyper.epsilon, slot1, bool(hyper.epsilon_inside_sqrt))
     elif rule == OPT_RMSPROP:
-        K.rmsprop_update(param, grad, lr, hyper.rho, hyper.epsilon, slot1)
+        K.rmsprop_update(param, grad, lr, hyper.rho, hyper.epsilon, slot1, bool(hyper.epsilon_inside_sqrt))
     elif rule == OPT_ADAM:
-        K.adam_update(param, grad, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, slot1, slot2)
+        K.adam_update(param, grad, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, slot1, slot2,
+                      bool(hyper.epsilon_inside_sqrt))
     else:
         raise ValueError(f"unknown optimizer code {rule}")
 

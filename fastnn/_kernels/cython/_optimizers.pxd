@@ -7,13 +7,16 @@ from libc.stdint cimport int64_t
 
 cdef void sgd_loop(floating *p, const floating *g, Py_ssize_t size, floating lr) noexcept nogil
 cdef void momentum_loop(floating *p, const floating *g, floating *v, Py_ssize_t size,
-                        floating lr, floating mu, bint nesterov) noexcept nogil
+                        floating lr, floating mu, bint nesterov, bint classic) noexcept nogil
 cdef void adagrad_loop(floating *p, const floating *g, floating *acc, Py_ssize_t size,
-                       floating lr, floating eps) noexcept nogil
+                       floating lr, floating eps, bint inside) noexcept nogil
 cdef void rmsprop_loop(floating *p, const floating *g, floating *ms, Py_ssize_t size,
-                       floating lr, floating rho, floating eps) noexcept nogil
+                       floating lr, floating rho, floating eps, bint inside) noexcept nogil
 cdef void adam_loop(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t size,
                     floating lr_t, floating b1, floating b2, floating eps) noexcept nogil
+cdef void adam_inside_loop(floating *p, const floating *g, floating *m, floating *v,
+                           Py_ssize_t size, floating lr, floating b1, floating b2, floating eps,
+                           floating c1, floating c2) noexcept nogil
 cdef double adam_step_size(double lr, double beta_1, double beta_2, double step) noexcept nogil
 cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, Py_ssize_t m,
                              Py_ssize_t row_bytes, char *dst) noexcept nogil

@@ -112,6 +112,29 @@ cdef extern from "_simd_loops.h" nogil:
                                     float lr_t, float b1, float b2, float eps)
     void adam_f64 "fastnn_adam_f64"(double *p, const double *g, double *m, double *v,
                                     Py_ssize_t n, double lr_t, double b1, double b2, double eps)
+    void momentum_classic_f32 "fastnn_momentum_classic_f32"(float *p, const float *g, float *h,
+                                                            Py_ssize_t n, float lr, float mu)
+    void momentum_classic_f64 "fastnn_momentum_classic_f64"(double *p, const double *g, double *h,
+                                                            Py_ssize_t n, double lr, double mu)
+    void nesterov_classic_f32 "fastnn_nesterov_classic_f32"(float *p, const float *g, float *h,
+                                                            Py_ssize_t n, float lr, float mu)
+    void nesterov_classic_f64 "fastnn_nesterov_classic_f64"(double *p, const double *g, double *h,
+                                                            Py_ssize_t n, double lr, double mu)
+    void adagrad_inside_f32 "fastnn_adagrad_inside_f32"(float *p, const float *g, float *acc,
+                                                        Py_ssize_t n, float lr, float eps)
+    void adagrad_inside_f64 "fastnn_adagrad_inside_f64"(double *p, const double *g, double *acc,
+                                                        Py_ssize_t n, double lr, double eps)
+    void rmsprop_inside_f32 "fastnn_rmsprop_inside_f32"(float *p, const float *g, float *ms,
+                                                        Py_ssize_t n, float lr, float rho, float eps)
+    void rmsprop_inside_f64 "fastnn_rmsprop_inside_f64"(double *p, const double *g, double *ms,
+                                                        Py_ssize_t n, double lr, double rho,
+                                                        double eps)
+    void adam_inside_f32 "fastnn_adam_inside_f32"(float *p, const float *g, float *m, float *v,
+                                                  Py_ssize_t n, float lr, float b1, float b2,
+                                                  float eps, float c1, float c2)
+    void adam_inside_f64 "fastnn_adam_inside_f64"(double *p, const double *g, double *m, double *v,
+                                                  Py_ssize_t n, double lr, double b1, double b2,
+                                                  double eps, double c1, double c2)
     void copy_bytes "fastnn_copy_bytes"(char *dst, const char *src, Py_ssize_t nbytes)
 
 
@@ -125,8 +148,19 @@ cdef void sgd_loop(floating *p, const floating *g, Py_ssize_t size, floating lr)
 
 
 cdef void momentum_loop(floating *p, const floating *g, floating *v, Py_ssize_t size,
-                        floating lr, floating mu, bint nesterov) noexcept nogil:
-    if floating is float:
+                        floating lr, floating mu, bint nesterov, bint classic) noexcept nogil:
+    if classic:
+        if floating is float:
+            if nesterov:
+                nesterov_classic_f32(p, g, v, size, lr, mu)
+            else:
+                momentum_classic_f32(p, g, v, size, lr, mu)
+        else:
+            if nesterov:
+                nesterov_classic_f64(p, g, v, size, lr, mu)
+            else:
+                momentum_classic_f64(p, g, v, size, lr, mu)
+    elif floating is float:
         if nesterov:
             nesterov_f32(p, g, v, size, lr, mu)
         else:
@@ -139,19 +173,31 @@ cdef void momentum_loop(floating *p, const floating *g, floating *v, Py_ssize_t 
 
 
 cdef void adagrad_loop(floating *p, const floating *g, floating *acc, Py_ssize_t size,
-                       floating lr, floating eps) noexcept nogil:
+                       floating lr, floating eps, bint inside) noexcept nogil:
     if floating is float:
-        adagrad_f32(p, g, acc, size, lr, eps)
+        if inside:
+            adagrad_inside_f32(p, g, acc, size, lr, eps)
+        else:
+            adagrad_f32(p, g, acc, size, lr, eps)
     else:
-        adagrad_f64(p, g, acc, size, lr, eps)
+        if inside:
+            adagrad_inside_f64(p, g, acc, size, lr, eps)
+        else:
+            adagrad_f64(p, g, acc, size, lr, eps)
 
 
 cdef void rmsprop_loop(floating *p, const floating *g, floating *ms, Py_ssize_t size,
-                       floating lr, floating rho, floating eps) noexcept nogil:
+                       floating lr, floating rho, floating eps, bint inside) noexcept nogil:
     if floating is float:
-        rmsprop_f32(p, g, ms, size, lr, rho, eps)
+        if inside:
+            rmsprop_inside_f32(p, g, ms, size, lr, rho, eps)
+        else:
+            rmsprop_f32(p, g, ms, size, lr, rho, eps)
     else:
-        rmsprop_f64(p, g, ms, size, lr, rho, eps)
+        if inside:
+            rmsprop_inside_f64(p, g, ms, size, lr, rho, eps)
+        else:
+            rmsprop_f64(p, g, ms, size, lr, rho, eps)
 
 
 cdef void adam_loop(floating *p, const floating *g, floating *m, floating *v, Py_ssize_t size,
@@ -160,6 +206,15 @@ cdef void adam_loop(floating *p, const floating *g, floating *m, floating *v, Py
         adam_f32(p, g, m, v, size, lr_t, b1, b2, eps)
     else:
         adam_f64(p, g, m, v, size, lr_t, b1, b2, eps)
+
+
+cdef void adam_inside_loop(floating *p, const floating *g, floating *m, floating *v,
+                           Py_ssize_t size, floating lr, floating b1, floating b2, floating eps,
+                           floating c1, floating c2) noexcept nogil:
+    if floating is float:
+        adam_inside_f32(p, g, m, v, size, lr, b1, b2, eps, c1, c2)
+    else:
+        adam_inside_f64(p, g, m, v, size, lr, b1, b2, eps, c1, c2)
 
 
 cdef double adam_step_size(double lr, double beta_1, double beta_2, double step) noexcept nogil:
@@ -191,8 +246,10 @@ cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, 
 
 
 # ----------------------------------------------------------------- the kernels
-def sgd_update(param_inout, grad, double lr, double momentum, bint nesterov, velocity_inout):
-    """p -= lr g; with momentum v := momentum v - lr g, p += v (Nesterov: p += momentum v - lr g).
+def sgd_update(param_inout, grad, double lr, double momentum, bint nesterov, velocity_inout,
+               bint classic=False):
+    """p -= lr g; with momentum v := momentum v - lr g, p += v (Nesterov: p += momentum v - lr g);
+    classic: h := momentum h + g, p -= lr h (Nesterov: p -= lr (g + momentum h)).
 
     param_inout IN/OUT, grad IN, velocity_inout IN/OUT or None when momentum == 0.
     """
@@ -217,18 +274,19 @@ def sgd_update(param_inout, grad, double lr, double momentum, bint nesterov, vel
                 sgd_loop(<float *> pp, <const float *> g, size, <float> lr)
             else:
                 momentum_loop(<float *> pp, <const float *> g, <float *> v, size, <float> lr,
-                          <float> momentum, nesterov)
+                          <float> momentum, nesterov, classic)
     else:
         with nogil:
             if v == NULL:
                 sgd_loop(<double *> pp, <const double *> g, size, lr)
             else:
                 momentum_loop(<double *> pp, <const double *> g, <double *> v, size, lr,
-                          momentum, nesterov)
+                          momentum, nesterov, classic)
 
 
-def adagrad_update(param_inout, grad, double lr, double epsilon, accum_inout):
-    """acc += g^2; p -= lr g / (sqrt(acc) + epsilon).
+def adagrad_update(param_inout, grad, double lr, double epsilon, accum_inout,
+                   bint epsilon_inside_sqrt=False):
+    """acc += g^2; p -= lr g / (sqrt(acc) + epsilon) (inside: lr g / sqrt(acc + epsilon)).
 
     param_inout IN/OUT, grad IN, accum_inout IN/OUT.
     """
@@ -243,14 +301,16 @@ def adagrad_update(param_inout, grad, double lr, double epsilon, accum_inout):
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
             adagrad_loop(<float *> pp, <const float *> g, <float *> acc, size, <float> lr,
-                     <float> epsilon)
+                     <float> epsilon, epsilon_inside_sqrt)
     else:
         with nogil:
-            adagrad_loop(<double *> pp, <const double *> g, <double *> acc, size, lr, epsilon)
+            adagrad_loop(<double *> pp, <const double *> g, <double *> acc, size, lr, epsilon,
+                         epsilon_inside_sqrt)
 
 
-def rmsprop_update(param_inout, grad, double lr, double rho, double epsilon, ms_inout):
-    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + epsilon).
+def rmsprop_update(param_inout, grad, double lr, double rho, double epsilon, ms_inout,
+                   bint epsilon_inside_sqrt=False):
+    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + epsilon) (inside: / sqrt(ms + epsilon)).
 
     param_inout IN/OUT, grad IN, ms_inout IN/OUT.
     """
@@ -265,16 +325,19 @@ def rmsprop_update(param_inout, grad, double lr, double rho, double epsilon, ms_
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
             rmsprop_loop(<float *> pp, <const float *> g, <float *> ms, size, <float> lr,
-                     <float> rho, <float> epsilon)
+                     <float> rho, <float> epsilon, epsilon_inside_sqrt)
     else:
         with nogil:
-            rmsprop_loop(<double *> pp, <const double *> g, <double *> ms, size, lr, rho, epsilon)
+            rmsprop_loop(<double *> pp, <const double *> g, <double *> ms, size, lr, rho, epsilon,
+                         epsilon_inside_sqrt)
 
 
 def adam_update(param_inout, grad, double lr, double beta_1, double beta_2, double epsilon,
-                long step, m_inout, v_inout):
+                long step, m_inout, v_inout, bint epsilon_inside_sqrt=False):
     """m := b1 m + (1 - b1) g; v := b2 v + (1 - b2) g^2;
-    p -= lr sqrt(1 - b2^step) / (1 - b1^step) m / (sqrt(v) + epsilon).
+    p -= lr sqrt(1 - b2^step) / (1 - b1^step) m / (sqrt(v) + epsilon)
+    (inside: p -= lr m_hat / sqrt(v_hat + epsilon), m_hat = m / (1 - b1^step),
+    v_hat = v / (1 - b2^step)).
 
     param_inout IN/OUT, grad IN, m_inout IN/OUT, v_inout IN/OUT; step >= 1.
     """
@@ -290,6 +353,18 @@ def adam_update(param_inout, grad, double lr, double beta_1, double beta_2, doub
     _check_disjoint("adam_update", ("param_inout", "grad", "m_inout", "v_inout"),
                     [<Py_ssize_t> pp, <Py_ssize_t> g, <Py_ssize_t> m, <Py_ssize_t> v], p)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
+    cdef double c1 = 1.0 - pow(beta_1, <double> step), c2 = 1.0 - pow(beta_2, <double> step)
+    if epsilon_inside_sqrt:
+        if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
+            with nogil:
+                adam_inside_loop(<float *> pp, <const float *> g, <float *> m, <float *> v, size,
+                                 <float> lr, <float> beta_1, <float> beta_2, <float> epsilon,
+                                 <float> c1, <float> c2)
+        else:
+            with nogil:
+                adam_inside_loop(<double *> pp, <const double *> g, <double *> m, <double *> v,
+                                 size, lr, beta_1, beta_2, epsilon, c1, c2)
+        return
     if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
         with nogil:
             adam_loop(<float *> pp, <const float *> g, <float *> m, <float *> v, size,

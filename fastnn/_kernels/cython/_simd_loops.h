@@ -53,6 +53,58 @@
             p[i] = (p[i] - t) + vi * mu;                                                   \
         }                                                                                  \
     }                                                                                      \
+    FASTNN_CLONES static void fastnn_momentum_classic_##SUFFIX(                            \
+            T *restrict p, const T *restrict g, T *restrict h, ptrdiff_t n, T lr, T mu) {  \
+        for (ptrdiff_t i = 0; i < n; i++) {                                                \
+            T hi = h[i] * mu + g[i];                                                       \
+            h[i] = hi;                                                                     \
+            p[i] = p[i] - hi * lr;                                                         \
+        }                                                                                  \
+    }                                                                                      \
+    FASTNN_CLONES static void fastnn_nesterov_classic_##SUFFIX(                            \
+            T *restrict p, const T *restrict g, T *restrict h, ptrdiff_t n, T lr, T mu) {  \
+        for (ptrdiff_t i = 0; i < n; i++) {                                                \
+            T gi = g[i];                                                                   \
+            T hi = h[i] * mu + gi;                                                         \
+            h[i] = hi;                                                                     \
+            p[i] = p[i] - (hi * mu + gi) * lr;                                             \
+        }                                                                                  \
+    }                                                                                      \
+    FASTNN_CLONES static void fastnn_adagrad_inside_##SUFFIX(                              \
+            T *restrict p, const T *restrict g, T *restrict acc, ptrdiff_t n, T lr,        \
+            T eps) {                                                                       \
+        for (ptrdiff_t i = 0; i < n; i++) {                                                \
+            T gi = g[i];                                                                   \
+            T ai = acc[i] + gi * gi;                                                       \
+            acc[i] = ai;                                                                   \
+            p[i] = p[i] - gi / SQRT(ai + eps) * lr;                                        \
+        }                                                                                  \
+    }                                                                                      \
+    FASTNN_CLONES static void fastnn_rmsprop_inside_##SUFFIX(                              \
+            T *restrict p, const T *restrict g, T *restrict ms, ptrdiff_t n, T lr, T rho,  \
+            T eps) {                                                                       \
+        for (ptrdiff_t i = 0; i < n; i++) {                                                \
+            T gi = g[i];                                                                   \
+            T g2 = gi * gi;                                                                \
+            T mi = (ms[i] - g2) * rho + g2;                                                \
+            ms[i] = mi;                                                                    \
+            p[i] = p[i] - gi / SQRT(mi + eps) * lr;                                        \
+        }                                                                                  \
+    }                                                                                      \
+    /* c1 = 1 - b1^t, c2 = 1 - b2^t: p -= lr * m_hat / sqrt(v_hat + eps) literally. */     \
+    FASTNN_CLONES static void fastnn_adam_inside_##SUFFIX(                                 \
+            T *restrict p, const T *restrict g, T *restrict m, T *restrict v, ptrdiff_t n, \
+            T lr, T b1, T b2, T eps, T c1, T c2) {                                         \
+        for (ptrdiff_t i = 0; i < n; i++) {                                                \
+            T gi = g[i];                                                                   \
+            T mi = (m[i] - gi) * b1 + gi;                                                  \
+            T g2 = gi * gi;                                                                \
+            T vi = (v[i] - g2) * b2 + g2;                                                  \
+            m[i] = mi;                                                                     \
+            v[i] = vi;                                                                     \
+            p[i] = p[i] - (mi / c1) / SQRT(vi / c2 + eps) * lr;                            \
+        }                                                                                  \
+    }                                                                                      \
     FASTNN_CLONES static void fastnn_adagrad_##SUFFIX(                                     \
             T *restrict p, const T *restrict g, T *restrict acc, ptrdiff_t n, T lr,        \
             T eps) {                                                                       \

@@ -57,7 +57,7 @@ Design notes
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
-from libc.math cimport NAN, isfinite
+from libc.math cimport NAN, isfinite, pow
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
@@ -71,8 +71,8 @@ from ._dense cimport (
 )
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._optimizers cimport (
-    adagrad_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop, rmsprop_loop,
-    sgd_loop,
+    adagrad_loop, adam_inside_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop,
+    rmsprop_loop, sgd_loop,
 )
 
 import numpy as np
@@ -186,6 +186,7 @@ ctypedef struct Job:
     char *SWb
     int loss, opt, n_layers, n_threads
     double momentum, rho, beta_1, beta_2, epsilon
+    bint classic_momentum, epsilon_inside_sqrt
     const double *lrs
     double step0
     double out[4]  # TrainResult's totals: loss_sum, correct, squared_error, absolute_error
@@ -359,11 +360,17 @@ cdef void _update(Job *job, floating *p, const floating *g, floating *s1, floati
         sgd_loop(p, g, size, <floating> lr)
     elif opt == OPT_MOMENTUM or opt == OPT_NESTEROV:
         momentum_loop(p, g, s1, size, <floating> lr, <floating> job.momentum,
-                      opt == OPT_NESTEROV)
+                      opt == OPT_NESTEROV, job.classic_momentum)
     elif opt == OPT_ADAGRAD:
-        adagrad_loop(p, g, s1, size, <floating> lr, <floating> job.epsilon)
+        adagrad_loop(p, g, s1, size, <floating> lr, <floating> job.epsilon, job.epsilon_inside_sqrt)
     elif opt == OPT_RMSPROP:
-        rmsprop_loop(p, g, s1, size, <floating> lr, <floating> job.rho, <floating> job.epsilon)
+        rmsprop_loop(p, g, s1, size, <floating> lr, <floating> job.rho, <floating> job.epsilon,
+                     job.epsilon_inside_sqrt)
+    elif job.epsilon_inside_sqrt:  # OPT_ADAM, the bias-corrected moments formed literally
+        adam_inside_loop(p, g, s1, s2, size, <floating> lr,
+                         <floating> job.beta_1, <floating> job.beta_2, <floating> job.epsilon,
+                         <floating> (1.0 - pow(job.beta_1, step)),
+                         <floating> (1.0 - pow(job.beta_2, step)))
     else:  # OPT_ADAM
         adam_loop(p, g, s1, s2, size,
                   <floating> adam_step_size(lr, job.beta_1, job.beta_2, step),
@@ -750,6 +757,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.beta_1 = hyper.beta_1
     job.beta_2 = hyper.beta_2
     job.epsilon = hyper.epsilon
+    job.classic_momentum = bool(hyper.classic_momentum)
+    job.epsilon_inside_sqrt = bool(hyper.epsilon_inside_sqrt)
     cdef bint slot1 = opt != OPT_SGD
     cdef bint slot2 = opt == OPT_ADAM
     cdef int64_t act

@@ -25,8 +25,9 @@ def _flat_slot(slot, size):
 
 
 @jit
-def sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout):
-    """p -= lr g; with momentum: v := mu v - lr g, p += v (Nesterov: p += mu v - lr g).
+def sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout, classic=False):
+    """p -= lr g; with momentum: v := mu v - lr g, p += v (Nesterov: p += mu v - lr g);
+    classic: h := mu h + g, p -= lr h (Nesterov: p -= lr (g + mu h)).
 
     # IN: grad  INOUT: param_inout, velocity_inout (None without momentum)
     """
@@ -41,7 +42,19 @@ def sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout):
         return
     v = _flat_slot(velocity_inout, p.size)
     mu = dt(momentum)
-    if nesterov:
+    if classic:
+        if nesterov:
+            for i in range(p.size):
+                gi = g[i]
+                hi = mu * v[i] + gi
+                v[i] = hi
+                p[i] -= (mu * hi + gi) * lr_
+        else:
+            for i in range(p.size):
+                hi = mu * v[i] + g[i]
+                v[i] = hi
+                p[i] -= hi * lr_
+    elif nesterov:
         for i in range(p.size):
             t = lr_ * g[i]
             vi = mu * v[i] - t
@@ -55,23 +68,33 @@ def sgd_update(param_inout, grad, lr, momentum, nesterov, velocity_inout):
 
 
 @jit
-def adagrad_update(param_inout, grad, lr, epsilon, accum_inout):
-    """acc += g^2; p -= lr g / (sqrt(acc) + eps).     # IN: grad  INOUT: param_inout, accum_inout"""
+def adagrad_update(param_inout, grad, lr, epsilon, accum_inout, epsilon_inside_sqrt=False):
+    """acc += g^2; p -= lr g / (sqrt(acc) + eps) (inside: g / sqrt(acc + eps)).
+
+    # IN: grad  INOUT: param_inout, accum_inout
+    """
     p, g = _flat_views(param_inout, grad)
     acc = _flat_slot(accum_inout, p.size)
     dt = param_inout.dtype.type
     lr_ = dt(lr)
     eps = dt(epsilon)
-    for i in range(p.size):
-        gi = g[i]
-        a = acc[i] + gi * gi
-        acc[i] = a
-        p[i] -= lr_ * (gi / (np.sqrt(a) + eps))
+    if epsilon_inside_sqrt:
+        for i in range(p.size):
+            gi = g[i]
+            a = acc[i] + gi * gi
+            acc[i] = a
+            p[i] -= lr_ * (gi / np.sqrt(a + eps))
+    else:
+        for i in range(p.size):
+            gi = g[i]
+            a = acc[i] + gi * gi
+            acc[i] = a
+            p[i] -= lr_ * (gi / (np.sqrt(a) + eps))
 
 
 @jit
-def rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout):
-    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + eps).
+def rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout, epsilon_inside_sqrt=False):
+    """ms := rho ms + (1 - rho) g^2; p -= lr g / (sqrt(ms) + eps) (inside: g / sqrt(ms + eps)).
 
     # IN: grad  INOUT: param_inout, ms_inout
     """
@@ -81,19 +104,29 @@ def rmsprop_update(param_inout, grad, lr, rho, epsilon, ms_inout):
     lr_ = dt(lr)
     eps = dt(epsilon)
     r = dt(rho)
-    for i in range(p.size):
-        gi = g[i]
-        g2 = gi * gi
-        s = r * (ms[i] - g2) + g2  # = rho ms + (1 - rho) g^2, the reference's rounding
-        ms[i] = s
-        p[i] -= lr_ * (gi / (np.sqrt(s) + eps))
+    if epsilon_inside_sqrt:
+        for i in range(p.size):
+            gi = g[i]
+            g2 = gi * gi
+            s = r * (ms[i] - g2) + g2
+            ms[i] = s
+            p[i] -= lr_ * (gi / np.sqrt(s + eps))
+    else:
+        for i in range(p.size):
+            gi = g[i]
+            g2 = gi * gi
+            s = r * (ms[i] - g2) + g2  # = rho ms + (1 - rho) g^2, the reference's rounding
+            ms[i] = s
+            p[i] -= lr_ * (gi / (np.sqrt(s) + eps))
 
 
 @jit
-def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout):
+def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout,
+                epsilon_inside_sqrt=False):
     """m := b1 m + (1 - b1) g; v := b2 v + (1 - b2) g^2; p -= lr_t m / (sqrt(v) + eps).
 
-    ``lr_t = lr sqrt(1 - b2^step) / (1 - b1^step)``.
+    ``lr_t = lr sqrt(1 - b2^step) / (1 - b1^step)``.  Inside: p -= lr m_hat /
+    sqrt(v_hat + eps), m_hat = m / (1 - b1^step), v_hat = v / (1 - b2^step).
     # IN: grad  INOUT: param_inout, m_inout, v_inout
     """
     p, g = _flat_views(param_inout, grad)
@@ -102,10 +135,22 @@ def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v
     if step < 1:
         raise ValueError("adam_update: step is the 1-based update count")
     dt = param_inout.dtype.type
-    lr_t = dt(lr * math.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step))
     b1 = dt(beta_1)
     b2 = dt(beta_2)
     eps = dt(epsilon)
+    if epsilon_inside_sqrt:
+        lr_ = dt(lr)
+        c1 = dt(1.0 - beta_1 ** step)
+        c2 = dt(1.0 - beta_2 ** step)
+        for i in range(p.size):
+            gi = g[i]
+            mi = b1 * (m[i] - gi) + gi
+            vi = b2 * (v[i] - gi * gi) + gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] -= lr_ * ((mi / c1) / np.sqrt(vi / c2 + eps))
+        return
+    lr_t = dt(lr * math.sqrt(1.0 - beta_2 ** step) / (1.0 - beta_1 ** step))
     for i in range(p.size):
         gi = g[i]
         mi = b1 * (m[i] - gi) + gi

@@ -116,15 +116,16 @@ def _update(opt, p, g, lr, hyper, step, s1, s2):
     if opt == OPT_SGD:
         sgd_update(p, g, lr, 0.0, False, None)
     elif opt == OPT_MOMENTUM:
-        sgd_update(p, g, lr, hyper.momentum, False, s1)
+        sgd_update(p, g, lr, hyper.momentum, False, s1, hyper.classic_momentum != 0.0)
     elif opt == OPT_NESTEROV:
-        sgd_update(p, g, lr, hyper.momentum, True, s1)
+        sgd_update(p, g, lr, hyper.momentum, True, s1, hyper.classic_momentum != 0.0)
     elif opt == OPT_ADAGRAD:
-        adagrad_update(p, g, lr, hyper.epsilon, s1)
+        adagrad_update(p, g, lr, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
     elif opt == OPT_RMSPROP:
-        rmsprop_update(p, g, lr, hyper.rho, hyper.epsilon, s1)
+        rmsprop_update(p, g, lr, hyper.rho, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
     elif opt == OPT_ADAM:
-        adam_update(p, g, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, s1, s2)
+        adam_update(p, g, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, s1, s2,
+                    hyper.epsilon_inside_sqrt != 0.0)
     else:
         raise ValueError("train_batches: unknown optimizer code")
 
@@ -248,8 +249,8 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
 def train_batches(plan, first_batch, n_batches, lrs, step0):
     """See ``fastnn._kernels``: runs ``n_batches`` whole training steps (with
     denormals flushed to zero, see ``_flush_denormals``)."""
-    # Numba reads the hyper-parameters' named tuple by field; all floats, so
-    # every optimizer shares one compiled type.
+    # Numba reads the hyper-parameters' named tuple by field; all floats (the
+    # flags become 0.0/1.0), so every optimizer shares one compiled type.
     hyper = OptimizerHyper(*map(float, plan.hyper))
     fp = flush_denormals()
     try:
