@@ -208,30 +208,62 @@ OPTIMIZERS = {
     "rmsprop": ("rmsprop_update", dict(lr=0.001, rho=0.9, epsilon=1e-7), 1),
     "adam": ("adam_update", dict(lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=3), 2),
 }
+# The teaching material's forms: the same kernels with their last (optional) argument,
+# ``classic`` for sgd_update and ``epsilon_inside_sqrt`` for the others, set.
+FORMS = {
+    "momentum_classic": OPTIMIZERS["momentum"],
+    "nesterov_classic": OPTIMIZERS["nesterov"],
+    "adagrad_eps_inside": ("adagrad_update", dict(lr=0.01, epsilon=1e-3), 1),
+    "rmsprop_eps_inside": ("rmsprop_update", dict(lr=0.001, rho=0.9, epsilon=1e-3), 1),
+    "adam_eps_inside": ("adam_update", dict(lr=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-3, step=3), 2),
+}
+ALL_OPTIMIZERS = {**{k: v + (False,) for k, v in OPTIMIZERS.items()},
+                  **{k: v + (True,) for k, v in FORMS.items()}}
 
 
-@pytest.mark.parametrize("opt", OPTIMIZERS)
+def _run_update(kernels, opt, p, g, slots):
+    name, hyper, n_slots, form = ALL_OPTIMIZERS[opt]
+    args = list(hyper.values())
+    extra = [True] if form else []  # the default forms are called without the argument
+    if name == "sgd_update":
+        getattr(kernels, name)(p, g, *args, slots[0] if slots else None, *extra)
+    else:
+        getattr(kernels, name)(p, g, *args, *slots, *extra)
+
+
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS)
 @pytest.mark.parametrize("shape", [(1,), (10,), (7, 3), (784, 128), (100_003,)], ids=str)
 def test_optimizer_update(backend, dtype, opt, shape):
-    name, hyper, n_slots = OPTIMIZERS[opt]
+    n_slots = ALL_OPTIMIZERS[opt][2]
     rng = np.random.default_rng(6)
     p0, g = rand(rng, shape, dtype), rand(rng, shape, dtype)
     slots0 = [np.abs(rand(rng, shape, dtype)) for _ in range(n_slots)]
     p1, slots1 = p0.copy(), [s.copy() for s in slots0]
-    args = list(hyper.values())
-    if name == "sgd_update":
-        getattr(ref, name)(p0, g, *args, slots0[0] if slots0 else None)
-        getattr(backend, name)(p1, g, *args, slots1[0] if slots1 else None)
-    else:
-        getattr(ref, name)(p0, g, *args, *slots0)
-        getattr(backend, name)(p1, g, *args, *slots1)
+    _run_update(ref, opt, p0, g, slots0)
+    _run_update(backend, opt, p1, g, slots1)
     close(p1, p0, dtype)
     for s1, s0 in zip(slots1, slots0):
         close(s1, s0, dtype)
     assert p1.dtype == dtype
 
 
-@pytest.mark.parametrize("opt", OPTIMIZERS)
+@pytest.mark.parametrize("opt", FORMS)
+def test_forms_differ_from_the_defaults(dtype, opt):
+    """The flag reaches the reference kernel: with it the parameter moves differently.
+    (Classic momentum differs from Keras's once the velocity is not zero and lr != 1.)"""
+    name, hyper, n_slots, _ = ALL_OPTIMIZERS[opt]
+    rng = np.random.default_rng(9)
+    p0, g = rand(rng, (50,), dtype), rand(rng, (50,), dtype)
+    slots0 = [np.abs(rand(rng, (50,), dtype)) * 1e-3 for _ in range(n_slots)]
+    p1, slots1 = p0.copy(), [s.copy() for s in slots0]
+    _run_update(ref, opt, p0, g, slots0)
+    args = list(hyper.values())
+    first_slots = slots1[:1] if name == "sgd_update" else slots1
+    getattr(ref, name)(p1, g, *args, *first_slots)  # without the flag: the Keras form
+    assert not np.allclose(p0, p1, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("opt", ALL_OPTIMIZERS)
 def test_cython_updates_equal_the_reference_bit_for_bit(dtype, opt):
     """The Cython update loops (one clone per x86 level, no fused multiply-adds) do the
     reference's operations in its order, so whichever clone this CPU runs, the result is
@@ -239,18 +271,13 @@ def test_cython_updates_equal_the_reference_bit_for_bit(dtype, opt):
     if "cython" not in K.available():
         pytest.skip("the Cython backend is not built")
     cy = K.load("cython")
-    name, hyper, n_slots = OPTIMIZERS[opt]
+    n_slots = ALL_OPTIMIZERS[opt][2]
     rng = np.random.default_rng(8)
     p0, g = rand(rng, (100_003,), dtype), rand(rng, (100_003,), dtype)
     slots0 = [np.abs(rand(rng, (100_003,), dtype)) for _ in range(n_slots)]
     p1, slots1 = p0.copy(), [s.copy() for s in slots0]
-    args = list(hyper.values())
-    if name == "sgd_update":
-        getattr(ref, name)(p0, g, *args, slots0[0] if slots0 else None)
-        getattr(cy, name)(p1, g, *args, slots1[0] if slots1 else None)
-    else:
-        getattr(ref, name)(p0, g, *args, *slots0)
-        getattr(cy, name)(p1, g, *args, *slots1)
+    _run_update(ref, opt, p0, g, slots0)
+    _run_update(cy, opt, p1, g, slots1)
     np.testing.assert_array_equal(p1, p0)
     for s1, s0 in zip(slots1, slots0):
         np.testing.assert_array_equal(s1, s0)
