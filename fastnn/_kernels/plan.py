@@ -73,7 +73,7 @@ class TrainingPlan:
     Loss and optimizer: ``loss`` and ``optimizer`` codes
     (``fastnn._kernels.codes``), ``hyper`` its ``OptimizerHyper``.  State,
     tuples like ``Ws``/``bs``: ``S1W``/``S1b`` hold the velocity (momentum,
-    Nesterov), the accumulator (AdaGrad), the mean square (RMSprop) or Adam's
+    Nesterov; ``h``, not scaled by the rate, with ``classic_momentum``), the accumulator (AdaGrad), the mean square (RMSprop) or Adam's
     ``m``; ``S2W``/``S2b`` Adam's ``v``; zero-length arrays where unused.
     """
 
