@@ -272,6 +272,26 @@ def test_warmup_compiles_every_kernel(dtype):
     assert len(nones) >= 4
 
 
+def test_warmup_covers_every_optimizer_form(dtype):
+    """The optimizers, in their Keras and teaching-material forms, call the update kernels
+    with the types warmup compiled: no new specialization on the first fit."""
+    import fastnn as fn
+
+    _warmup.warmup(dtype)
+    updates = ("sgd_update", "adagrad_update", "rmsprop_update", "adam_update")
+    before = {name: len(getattr(N, name).signatures) for name in updates}
+    optimizers = [fn.optimizers.SGD(0.1), fn.optimizers.SGD(0.1, momentum=0.9),
+                  fn.optimizers.SGD(0.1, momentum=0.9, nesterov=True, momentum_form="classic"),
+                  fn.optimizers.Adagrad(), fn.optimizers.Adagrad(0.1, 0.0, epsilon_inside_sqrt=True),
+                  fn.optimizers.RMSprop(), fn.optimizers.RMSprop(epsilon_inside_sqrt=True),
+                  fn.optimizers.Adam(), fn.optimizers.Adam(epsilon_inside_sqrt=True)]
+    for opt in optimizers:
+        params = [np.ones((3, 2), dtype), np.ones(2, dtype)]
+        opt.build(params)
+        opt.apply(N, params, [np.ones((3, 2), dtype), np.ones(2, dtype)])
+    assert {name: len(getattr(N, name).signatures) for name in updates} == before
+
+
 def test_warmup_rejects_other_dtypes():
     with pytest.raises(ValueError):
         _warmup.warmup(np.int32)

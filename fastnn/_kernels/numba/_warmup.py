@@ -64,9 +64,11 @@ def warmup(dtype=np.float32):
         g = np.zeros_like(p)
         s1, s2 = np.zeros_like(p), np.zeros_like(p)
         sgd_update(p, g, 0.1, 0.0, False, None)
-        sgd_update(p, g, 0.1, 0.9, True, s1)
-        adagrad_update(p, g, 0.1, 1e-7, s1)
-        rmsprop_update(p, g, 0.1, 0.9, 1e-7, s1)
-        adam_update(p, g, 0.1, 0.9, 0.999, 1e-7, 1, s1, s2)
+        # The form flag is passed as step.update_parameter passes it (a bool), so
+        # these specializations serve both forms.
+        sgd_update(p, g, 0.1, 0.9, True, s1, False)
+        adagrad_update(p, g, 0.1, 1e-7, s1, False)
+        rmsprop_update(p, g, 0.1, 0.9, 1e-7, s1, False)
+        adam_update(p, g, 0.1, 0.9, 0.999, 1e-7, 1, s1, s2, False)
         calls += 5
     return calls
