@@ -22,6 +22,17 @@ OPTIMIZERS = {
     "adam": lambda: fn.optimizers.Adam(0.005),
     "adam+cosine": lambda: fn.optimizers.Adam(fn.schedules.CosineDecay(0.01, decay_steps=20)),
 }
+# The teaching material's forms (tests/test_optimizer_forms.py has their hand-computed steps).
+FORMS = {
+    "momentum-classic+cosine": lambda: fn.optimizers.SGD(fn.schedules.CosineDecay(0.05, decay_steps=20),
+                                                         momentum=0.9, momentum_form="classic"),
+    "nesterov-classic": lambda: fn.optimizers.SGD(0.05, momentum=0.9, nesterov=True, momentum_form="classic"),
+    "adagrad-material": lambda: fn.optimizers.Adagrad(0.05, initial_accumulator_value=0.0,
+                                                      epsilon_inside_sqrt=True),
+    "rmsprop-eps-inside": lambda: fn.optimizers.RMSprop(0.005, epsilon_inside_sqrt=True),
+    "adam-eps-inside": lambda: fn.optimizers.Adam(0.005, epsilon_inside_sqrt=True),
+}
+OPTIMIZERS_AND_FORMS = {**OPTIMIZERS, **FORMS}
 TASKS = {
     "softmax-sce": ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
     "softmax-cce": ("softmax", "categorical_crossentropy", ["accuracy"]),
@@ -59,7 +70,7 @@ def make(task, opt, backend="numpy", dtype="float64", use_bias=True, hidden="rel
         fn.Dense(6, activation="elu"),
         fn.Dense(k, activation=output, use_bias=use_bias),
     ], backend=backend, dtype=dtype, seed=3)
-    model.compile(optimizer=OPTIMIZERS[opt](), loss=loss, metrics=metrics)
+    model.compile(optimizer=OPTIMIZERS_AND_FORMS[opt](), loss=loss, metrics=metrics)
     return model
 
 
@@ -94,6 +105,18 @@ def test_compiled_path_equals_kernel_path(backend, task, opt):
     assert a.optimizer.iterations == b.optimizer.iterations == 3 * 7
     for sa, sb in zip(a.optimizer.get_state(), b.optimizer.get_state()):
         np.testing.assert_allclose(sb, sa, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("opt", FORMS)
+@pytest.mark.parametrize("task", ["softmax-sce", "linear-mse"])
+def test_compiled_path_equals_kernel_path_for_the_material_forms(backend, task, opt):
+    test_compiled_path_equals_kernel_path(backend, task, opt)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt", FORMS)
+def test_every_backend_follows_the_numpy_loss_curve_with_the_material_forms(backend, dtype, opt):
+    test_every_backend_follows_the_numpy_loss_curve(backend, dtype, "softmax-sce", opt)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
