@@ -18,7 +18,7 @@ returned figure displays itself.
 >>> fastnn.plot.plot_history(history, path="curves.png")         # doctest: +SKIP
 
 Design note: one module of about a dozen independent functions, each a short
-recipe over the same two helpers (``_figure`` and ``_finish``: the pyplot or
+recipe over the same two helpers (``_new_figure`` and ``_finish``: the pyplot or
 Agg choice and saving).  Users look for every plot in ``fastnn.plot``; split
 by topic, each file would repeat those helpers' imports for a few functions.
 """
