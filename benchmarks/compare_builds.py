@@ -1,0 +1,87 @@
+"""Epoch times of two builds of fastnn side by side, in one run.
+
+    python benchmarks/compare_builds.py OLD_TREE NEW_TREE [--rows N] [--rounds R]
+
+Each tree is a source checkout with its extensions built in place
+(``python setup.py build_ext --inplace``), e.g. a ``git worktree`` of the
+previous commit beside this one.  For every workload of the benchmark suite
+and every backend, each round runs one subprocess per tree (alternating which
+goes first) that warms up and then times ``--epochs`` epochs; the table gives
+the fastest epoch over all rounds and the median over rounds of each process's
+fastest epoch, with the ratios new/old.  On a shared machine the fastest is the
+steadier figure.  Only the ratios mean anything, and only within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+WORKLOADS = {  # name: (widths, activation, optimizer, batch size, regression)
+    "tiny": ((784, 16, 16, 10), "sigmoid", "sgd", 100, False),
+    "mnist128": ((784, 128, 10), "relu", "adam", 128, False),
+    "wide": ((784, 512, 512, 10), "relu", "adam", 256, False),
+    "regression": ((13, 128, 128, 64, 1), "relu", "rmsprop", 16, True),
+    "small-batch": ((784, 128, 10), "relu", "adam", 16, False),
+}
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+import fastnn as fn
+widths, act, opt, bs, regression, backend, rows, epochs = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+rows = 404 if regression else rows
+X = rng.random((rows, widths[0]), dtype=np.float32)
+y = rng.standard_normal(rows).astype(np.float32) if regression else rng.integers(0, widths[-1], rows)
+layers = [fn.Dense(o, activation=act, input_dim=i) for i, o in zip(widths[:-2], widths[1:-1])]
+layers.append(fn.Dense(widths[-1], activation=None if regression else "softmax"))
+m = fn.Sequential(layers, backend=backend, seed=0)
+m.compile(optimizer=opt, loss="mse" if regression else "sparse_categorical_crossentropy")
+times = []
+class T(fn.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None): self.t = time.perf_counter()
+    def on_epoch_end(self, epoch, logs=None): times.append(time.perf_counter() - self.t)
+m.fit(X, y, epochs=1, batch_size=bs, verbose=0)  # warm-up: compile, caches, denormal-free state
+m.fit(X, y, epochs=epochs, batch_size=bs, verbose=0, callbacks=[T()])
+print(json.dumps(min(times)))
+"""
+
+
+def epoch_time(tree, spec):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], env=env, cwd=os.path.abspath(tree),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old")
+    parser.add_argument("new")
+    parser.add_argument("--rows", type=int, default=30000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="cython,numba,numpy")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    args = parser.parse_args(argv)
+    print("| workload | backend | old, fastest (ms) | new, fastest (ms) | new / old | new / old, medians |\n"
+          "|---|---|---|---|---|---|")
+    for name in args.workloads.split(","):
+        for backend in args.backends.split(","):
+            spec = [*WORKLOADS[name], backend, args.rows, args.epochs]
+            old, new = [], []
+            for r in range(args.rounds):
+                order = [(args.old, old), (args.new, new)]
+                for tree, results in (order if r % 2 == 0 else order[::-1]):
+                    results.append(epoch_time(tree, spec))
+            o, n = min(old), min(new)
+            medians = statistics.median(new) / statistics.median(old)
+            print(f"| {name} | {backend} | {o * 1e3:.1f} | {n * 1e3:.1f} | {n / o:.3f} | {medians:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
