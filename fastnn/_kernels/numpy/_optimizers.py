@@ -78,6 +78,17 @@ def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v
         _adam_inside(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout)
         return
     lr_t = lr * np.sqrt(1.0 - beta_2**step) / (1.0 - beta_1**step)
+    t = _adam_moments(grad, beta_1, beta_2, m_inout, v_inout)
+    np.sqrt(v_inout, out=t)
+    t += dtype(epsilon)
+    np.divide(m_inout, t, out=t)
+    t *= dtype(lr_t)
+    param_inout -= t
+
+
+def _adam_moments(grad, beta_1, beta_2, m_inout, v_inout):
+    """Adam's moment updates in place; returns a scratch buffer shaped like ``grad``."""
+    dtype = grad.dtype.type
     m_inout -= grad
     m_inout *= dtype(beta_1)
     m_inout += grad  # m = b1 * m + (1 - b1) * g
@@ -86,12 +97,7 @@ def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v
     v_inout -= t
     v_inout *= dtype(beta_2)
     v_inout += t  # v = b2 * v + (1 - b2) * g^2
-    np.sqrt(v_inout, out=t)
-    t += dtype(epsilon)
-    np.divide(m_inout, t, out=t)
-    t *= dtype(lr_t)
-    param_inout -= t
-
+    return t
 
 
 def _adam_inside(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v_inout):
@@ -100,14 +106,7 @@ def _adam_inside(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, 
     dtype = param_inout.dtype.type
     c1 = dtype(1.0 - beta_1**step)  # bias-correction divisors, computed in float64
     c2 = dtype(1.0 - beta_2**step)
-    m_inout -= grad
-    m_inout *= dtype(beta_1)
-    m_inout += grad  # m = b1 * m + (1 - b1) * g
-    t = _scratch(grad)
-    np.square(grad, out=t)
-    v_inout -= t
-    v_inout *= dtype(beta_2)
-    v_inout += t  # v = b2 * v + (1 - b2) * g^2
+    t = _adam_moments(grad, beta_1, beta_2, m_inout, v_inout)
     np.divide(v_inout, c2, out=t)  # v_hat
     t += dtype(epsilon)
     np.sqrt(t, out=t)
