@@ -109,6 +109,7 @@ class _Loop:
         self.interrupt = interrupt or DeferredInterrupt()
         self.bs, self.shuffle, self.rng = batch_size, shuffle, rng
         self.n = X.shape[0]
+        self.gather = shuffle and batch_size < self.n  # batches are gathered rows of perm
         self.steps = math.ceil(self.n / batch_size)
         self.perm = np.arange(self.n, dtype=np.int64)
         self.ws = model._workspace(batch_size)
@@ -122,7 +123,7 @@ class _Loop:
         for s, p in zip(self.snapshot, self.state):
             np.copyto(s, p)
         self._iterations = self.model.optimizer.iterations
-        if self.shuffle and self.bs < self.n:
+        if self.gather:
             self.rng.shuffle(self.perm)
 
     def _diverged(self, what):
@@ -147,7 +148,7 @@ class _Loop:
         start = last_batch * self.bs
         stop = min(start + self.bs, self.n)
         m = stop - start
-        if self.shuffle and self.bs < self.n:
+        if self.gather:
             Xb = self.plan.Xb[:m]
             self.model._kernels.gather_rows(self.X, self.perm[start:stop], Xb)
         else:
@@ -167,10 +168,6 @@ class _Loop:
 
 class KernelLoop(_Loop):
     """One Python-level step per minibatch; any layers, any callbacks."""
-
-    def __init__(self, model, X, y, w, batch_size, shuffle, rng, interrupt=None):
-        super().__init__(model, X, y, w, batch_size, shuffle, rng, interrupt)
-        self.gather = shuffle and batch_size < self.n
 
     def run_epoch(self, batch_hooks, want_grad_norm):
         """One pass over the data; the epoch's logs, or None if the loss diverged."""
