@@ -200,11 +200,15 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
     if n == 0:
         return True
     # Threads: one block of workspace rows each, BLAS on one thread while they run.
+    # Work too small for threads runs on this thread with BLAS held at one thread
+    # too: a multi-threaded BLAS would wake its pool for a few microseconds of
+    # products, and its threads, spinning afterwards, slow whatever runs next
+    # (the next train_batches call, when fit checks an epoch's last outputs).
     nt = <int> max(1, min(<Py_ssize_t> omp_max_threads(), <Py_ssize_t> MAX_THREADS, rows // 16,
                           (n + 15) // 16))
     if flops < MIN_PARALLEL_FLOPS:
         nt = 1
-    if nt > 1:
+    if nt > 1 or flops < MIN_PARALLEL_FLOPS:
         limited = blas_acquire_single()
         if not limited:
             nt = 1
