@@ -1,11 +1,13 @@
 """Boston house prices: regression with a 13-128-128-64-1 ReLU network.
 
 Inputs and the target (median value, MEDV, in $1000s) are standardized with
-statistics of the training part only; the network is trained with RMSprop on
-the mean squared error of the standardized target, reporting the mean
-absolute error (MAE); 20% of the training part is held out for validation.
-Predictions are mapped back to dollars ("de-normalized") before we compare
-them with the true prices of the test part.
+statistics of the training part only: a ``Normalization`` layer adapted to the
+training inputs comes first in the model, and ``target_normalization=True``
+standardizes the target.  The network is trained with RMSprop on the mean
+squared error of the standardized target, reporting the mean absolute error
+(MAE); 20% of the training part is held out for validation.  ``predict`` maps
+the outputs back to dollars ("de-normalizes") before we compare them with the
+true prices of the test part, and a saved model does the same from raw rows.
 
 The data set is a CSV file that fastnn does not download (see
 ``fastnn.datasets.load_boston``): put ``boston_housing.csv`` in the folder
@@ -19,7 +21,6 @@ import tempfile
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 import fastnn as fn
 from fastnn import plot
@@ -48,27 +49,29 @@ def main(argv=None):
         raise SystemExit(f"This example needs the Boston housing CSV (--data FILE, or FASTNN_DATA).\n{exc}") from None
 
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=args.seed)
-    x_scaler, y_scaler = StandardScaler().fit(X_train), StandardScaler().fit(y_train)
-    Xs_train, Xs_test = x_scaler.transform(X_train), x_scaler.transform(X_test)
-    ys_train = y_scaler.transform(y_train)
-    print(f"{len(X_train)} districts to train on (20% of them for validation), {len(X_test)} to test; "
-          f"MEDV mean {y_scaler.mean_[0]:.2f}, std {y_scaler.scale_[0]:.2f} ($1000s)")
+    n_fit = len(X_train) - int(len(X_train) * 0.2)  # fit's validation_split holds out the last 20%
+    normalization = fn.Normalization()
+    normalization.adapt(X_train[:n_fit])  # the statistics of the rows we train on, nothing else
+    print(f"{len(X_train)} districts to train on (20% of them for validation), {len(X_test)} to test")
 
     model = fn.Sequential([
+        normalization,
         fn.Dense(128, activation="relu", input_dim=13),
         fn.Dense(128, activation="relu"),
         fn.Dense(64, activation="relu"),
         fn.Dense(1),
-    ], seed=args.seed)
+    ], seed=args.seed, target_normalization=True)
     model.compile(optimizer=fn.optimizers.RMSprop(learning_rate=1e-3), loss="mse", metrics=["mae"])
     model.summary()
-    history = model.fit(Xs_train, ys_train, epochs=epochs, batch_size=16, validation_split=0.2, verbose=0)
+    history = model.fit(X_train, y_train, epochs=epochs, batch_size=16, validation_split=0.2, verbose=0)
+    target = model.target_normalizer  # adapted by fit to the training rows' targets
+    print(f"MEDV mean {target.mean[0]:.2f}, std {target.scale[0]:.2f} ($1000s)")
     last = {k: v[-1] for k, v in history.history.items()}
     print(f"after {epochs} epochs (standardized units): loss {last['loss']:.4f}, val_loss {last['val_loss']:.4f}, "
           f"mae {last['mae']:.4f}, val_mae {last['val_mae']:.4f}")
 
-    # De-normalize: back to $1000s.
-    predicted = y_scaler.inverse_transform(model.predict(Xs_test))
+    # predict de-normalizes: back to $1000s (target.inverse_transform of the standardized outputs).
+    predicted = model.predict(X_test)
     errors = predicted[:, 0] - y_test[:, 0]
     mae, rmse = float(np.mean(np.abs(errors))), float(np.sqrt(np.mean(errors**2)))
     baseline = float(np.mean(np.abs(y_test[:, 0] - y_train.mean())))

@@ -16,6 +16,7 @@ _warn_if_shadowing()
 from . import activations, backends, callbacks, initializers, losses, metrics, optimizers, schedules
 from .layers import Dense, Maxout
 from .model import NotBuiltError, Sequential
+from .normalization import Normalization
 from .saving import load_model
 from ._threads import get_num_threads, set_num_threads
 
@@ -43,6 +44,7 @@ __all__ = [
     "MLPRegressor",
     "Maxout",
     "NotBuiltError",
+    "Normalization",
     "Sequential",
     "activations",
     "backends",

@@ -30,7 +30,7 @@ except ImportError:  # Windows: no flock, so stale temporaries are left alone
     fcntl = None
 
 FORMAT = "fastnn"
-VERSION = 1
+VERSION = 2  # 2: input and target normalization
 STALE_AFTER = 3600.0  # seconds after which an unlocked temporary file is a killed save's
 ANONYMOUS_TEMPORARIES = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 _PREFIX, _SUFFIX = ".fastnn-", ".tmp"
@@ -60,6 +60,9 @@ def save_model(model, path) -> None:
     if model.compiled and model.optimizer.built:
         for i, s in enumerate(model.optimizer.get_state()):
             arrays[f"optimizer_{i}"] = s
+    for prefix, norm in (("input", model.input_normalizer), ("target", model.target_normalizer)):
+        if norm is not None and norm.adapted:
+            arrays[f"{prefix}_mean"], arrays[f"{prefix}_variance"] = norm.mean, norm.variance
     write_npz_atomically(path, arrays)
 
 

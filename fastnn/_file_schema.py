@@ -44,6 +44,7 @@ class Spec(NamedTuple):
     weights: list  # shapes, in get_weights() order
     state: list  # StateArray per optimizer_<i> entry (empty when not compiled)
     optimizer: str  # class name, for messages
+    statistics: dict  # entry name -> shape: the normalizers' input_/target_ mean and variance
 
 
 _short = reprlib.Repr()
@@ -131,8 +132,23 @@ def _layer(where, entry, n_in):
     return (n_in, width), ((width,) if config.get("use_bias", True) else None), units
 
 
+def _normalization(where, entry, n_features, axes):
+    """Check a normalizer entry; return the shape of its statistics (None: not adapted)."""
+    _dict(where, entry, ("axis", "statistics_shape"))
+    if entry["axis"] not in axes or isinstance(entry["axis"], bool):
+        _fail(f"{where}.axis", f"one of {list(axes)}", entry["axis"])
+    shape = entry["statistics_shape"]
+    allowed = [[]] if entry["axis"] is None else [[], [n_features]]
+    if shape is not None and shape not in allowed:
+        _fail(f"{where}.statistics_shape", f"null or one of {allowed}", shape)
+    return None if shape is None else tuple(shape)
+
+
 def _model(config):
-    _dict("model", config, ("layers",), ("name", "backend", "dtype", "seed"))
+    """The weight shapes (in ``get_weights()`` order) and the normalizers' statistics
+    entries ``{name: shape}``."""
+    _dict("model", config, ("layers",),
+          ("name", "backend", "dtype", "seed", "input_normalization", "target_normalization"))
     for key in ("name", "backend"):
         if key in config and not isinstance(config[key], str):
             _fail(f"model.{key}", "a string", config[key])
@@ -151,7 +167,14 @@ def _model(config):
             raise BadFile(f"model.layers: layers 0 to {i} need {total:,} parameters; a fastnn model "
                           f"file holds at most {MAX_PARAMETERS:,}")
         shapes += [W] if b is None else [W, b]
-    return shapes
+    statistics = {}
+    for prefix, n_features, axes in (("input", shapes[0][0], (-1, None)), ("target", n_in, (-1,))):
+        entry = config.get(f"{prefix}_normalization")
+        if entry is not None:
+            shape = _normalization(f"model.{prefix}_normalization", entry, n_features, axes)
+            if shape is not None:
+                statistics[f"{prefix}_mean"] = statistics[f"{prefix}_variance"] = shape
+    return shapes, statistics
 
 
 def _compile(config, weights):
@@ -188,7 +211,7 @@ def check_config(config) -> Spec:
                       kind="unsupported fastnn model file")
     _int("version", version, 1, VERSION)
     _dict("config", config, ("format", "version", "model"), ("compile", "optimizer_iterations"))
-    weights = _model(config["model"])
+    weights, statistics = _model(config["model"])
     optimizer, state = _compile(config.get("compile"), weights)
     _int("optimizer_iterations", config.get("optimizer_iterations", 0), 0, MAX_ITERATIONS)
-    return Spec(config, np.dtype(config["model"].get("dtype", "float32")), weights, state, optimizer)
+    return Spec(config, np.dtype(config["model"].get("dtype", "float32")), weights, state, optimizer, statistics)

@@ -32,6 +32,7 @@ import numpy as np
 
 from . import activations as acts
 from . import layers as layers_mod
+from .normalization import Normalization
 from ._archive import write_atomically
 
 OPSET = 18  # ReduceMax takes axes as an input from 18; onnxruntime >= 1.17 runs it
@@ -209,9 +210,21 @@ def _maxout(g, layer, x):  # (n, units * pieces) -> (n, units, pieces) -> max ov
     return g.node("ReduceMax", [pieces], axes=[2], keepdims=0)
 
 
+def _normalization(g, norm, x):  # (x - mean) / scale, as Normalization.transform
+    norm._require_adapted("ONNX export")
+    centered = g.node("Sub", [x, g.const(norm.mean, "mean")])
+    return g.node("Div", [centered, g.const(norm.scale, "scale")])
+
+
+def _denormalization(g, norm, y):  # y * scale + mean, as Normalization.inverse_transform
+    norm._require_adapted("ONNX export")
+    return g.node("Add", [g.node("Mul", [y, g.const(norm.scale, "scale")]), g.const(norm.mean, "mean")])
+
+
 LAYER_CONVERTERS = {
     layers_mod.Dense: _dense,
     layers_mod.Maxout: _maxout,
+    Normalization: _normalization,
 }
 
 
@@ -231,14 +244,19 @@ def convert_layers(g, layers, x):
 def to_onnx(model, opset: int = OPSET):
     """The ``onnx.ModelProto`` of a built ``Sequential``: input ``"input"``
     ``(batch, input_dim)``, output ``"output"`` ``(batch, output_dim)``, both of
-    the model's dtype, with a dynamic batch dimension."""
+    the model's dtype, with a dynamic batch dimension; the input ``Normalization``
+    and ``target_normalization`` are part of the graph (it takes raw rows and
+    answers as ``predict`` does)."""
     model._require_built("export_onnx")
     onnx = _require("onnx")
     helper = onnx.helper
     if opset < 13:
         raise ValueError(f"opset: expected 13 or later (Softmax over the last axis), got {opset}")
     g = _Graph(model.dtype, opset)
-    out = convert_layers(g, model.layers, "input")
+    layers = model.layers if model.input_normalizer is None else [model.input_normalizer, *model.layers]
+    out = convert_layers(g, layers, "input")
+    if model.target_normalizer is not None:  # predict() answers in the targets' original units
+        out = _denormalization(g, model.target_normalizer, out)
     g.nodes.append(helper.make_node("Identity", [out], ["output"], name="output_op"))
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(model.dtype))
     graph = helper.make_graph(

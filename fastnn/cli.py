@@ -177,30 +177,34 @@ def _check_outputs(args, parser):
             parser.exit(1, f"fastnn: --save {args.save}: the folder {folder} is not writable\n")
 
 
-def _train(args, parser):
-    from sklearn.preprocessing import StandardScaler
+def _scores(model, X, y):
+    """``model.evaluate``'s loss and metrics; with ``target_normalization`` computed on
+    ``predict`` in the targets' original units (``evaluate`` measures standardized
+    targets, as training does).  Returns ``(scores, suffix for the printed line)``."""
+    if model.target_normalizer is None:
+        return model.evaluate(X, y), ""
+    predicted = model.predict(X)
+    y = np.asarray(y, dtype=predicted.dtype).reshape(predicted.shape)
+    scores = {"loss": model.loss(y, predicted), **{name: metric(y, predicted) for name, metric in model.metrics}}
+    return scores, " (original units)"
 
+
+def _train(args, parser):
     import fastnn as fn
 
     _check_outputs(args, parser)
     (X_train, y_train), (X_test, y_test) = _load_or_exit(args.dataset, args.data_dir, args.seed, parser)
     regression = args.dataset in REGRESSION
-    standardize = args.dataset in STANDARDIZED
-    if standardize:  # train on standardized inputs (and targets); see _fold_scaling
-        x_scaler = StandardScaler().fit(X_train)
-        X_fit = x_scaler.transform(X_train).astype(np.float32)
-    else:
-        X_fit = X_train
-    if regression:
-        y_scaler = StandardScaler().fit(y_train)
-        y_train = y_scaler.transform(y_train)
     n_out = 1 if regression else int(max(y_train.max(), y_test.max()) + 1)
     init = "he_normal" if args.activation in ("relu", "leaky_relu", "elu", "gelu", "swish") else "glorot_uniform"
     widths = [X_train.shape[1]] + args.hidden
     layers = [fn.Dense(h, activation=args.activation, kernel_initializer=init, input_dim=n_in)
               for n_in, h in zip(widths, args.hidden)]
     layers.append(fn.Dense(n_out, activation=None if regression else "softmax"))
-    model = fn.Sequential(layers, backend=args.backend, dtype=args.dtype, seed=args.seed)
+    if args.dataset in STANDARDIZED:  # the model standardizes raw rows itself (and saves the statistics)
+        layers.insert(0, fn.Normalization().adapt(X_train))
+    model = fn.Sequential(layers, backend=args.backend, dtype=args.dtype, seed=args.seed,
+                          target_normalization=regression)
     optimizer = fn.optimizers.get(args.optimizer)
     if args.lr is not None:
         optimizer.learning_rate = args.lr
@@ -211,15 +215,12 @@ def _train(args, parser):
           f"{args.optimizer}, batch {args.batch_size}, backend {model.backend}, {args.dtype}")
     _numba_notice(model, "train")
     start = time.perf_counter()
-    history = model.fit(X_fit, y_train, epochs=args.epochs, batch_size=args.batch_size,
+    history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                         validation_split=args.validation_split, verbose=args.verbose)
     seconds = time.perf_counter() - start
     epochs_run = len(history.epoch)
     print(f"trained {plural(epochs_run, 'epoch')} in {seconds:.2f} s ({seconds / max(epochs_run, 1):.3f} s/epoch)")
-    if standardize:
-        _fold_scaling(model, x_scaler, y_scaler if regression else None)
-    result = model.evaluate(X_test, y_test)
-    units = " (original units)" if regression else ""
+    result, units = _scores(model, X_test, y_test)
     print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()) + units)
     if args.save:
         model.save(args.save)
@@ -230,25 +231,6 @@ def _train(args, parser):
         plot_history(history, path=args.plot)
         print(f"learning curves written to {args.plot}")
     return 0
-
-
-def _fold_scaling(model, x_scaler, y_scaler=None):
-    """Fold input (and target) standardization into the first (and last)
-    Dense layer, so the model, and the file it is saved to, works in the
-    data's original units:
-
-    ((x - mu) / s) W + b = x (W / s[:, None]) + (b - (mu / s) W)
-    (x W + b) * sd + m   = x (W * sd) + (b * sd + m)
-    """
-    weights = [w.astype(np.float64) for w in model.get_weights()]
-    mu, s = x_scaler.mean_, x_scaler.scale_
-    W1 = weights[0] / s[:, None]
-    weights[1] = weights[1] - (mu / s) @ weights[0]
-    weights[0] = W1
-    if y_scaler is not None:
-        weights[-2] = weights[-2] * y_scaler.scale_
-        weights[-1] = weights[-1] * y_scaler.scale_ + y_scaler.mean_
-    model.set_weights(weights)
 
 
 # fastnn.datasets speaks Python (``path=``, ``load_boston``); the command line's
@@ -339,10 +321,10 @@ def _evaluate(args, parser):
     _, (X_test, y_test) = _load_or_exit(args.dataset, args.data_dir, args.seed, parser)
     _numba_notice(model, "predict")
     try:
-        result = model.evaluate(X_test, y_test)
+        result, units = _scores(model, X_test, y_test)
     except (TypeError, ValueError) as exc:
         parser.exit(1, f"fastnn: {exc}\n")
-    print(", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+    print(", ".join(f"{k} {v:.4f}" for k, v in result.items()) + units)
     return 0
 
 

@@ -22,6 +22,7 @@ from . import callbacks as cbks
 from . import layers as layers_mod
 from . import losses, optimizers
 from . import metrics as metrics_mod
+from .normalization import Normalization
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -37,7 +38,9 @@ class Sequential:
     ----------
     layers : list of Layer, optional
         ``Dense`` / ``Maxout`` layers; the first needs ``input_dim`` unless
-        ``fit`` is called first (it then infers it from ``X``).
+        ``fit`` is called first (it then infers it from ``X``).  A
+        ``Normalization`` may come first: the model then standardizes its
+        inputs itself (kept as ``input_normalizer``, not in ``layers``).
     backend : {"auto", "numpy", "numba", "cython"}
         Kernel backend; ``"auto"`` picks the fastest available
         (``fastnn.backends.available()`` lists them).
@@ -46,9 +49,16 @@ class Sequential:
     seed : int, optional
         Seeds weight initialization and batch shuffling: the same seed gives
         the same model and the same training run.
+    target_normalization : bool, default False
+        For regression: standardize the targets (per output column, with the
+        mean and variance of the first ``fit``'s training targets, kept in
+        ``target_normalizer``).  Training, ``History`` and ``evaluate`` then
+        measure losses and metrics on standardized targets; ``predict``
+        answers in the original units.
     """
 
-    def __init__(self, layers=None, backend="auto", dtype="float32", seed=None, name="sequential"):
+    def __init__(self, layers=None, backend="auto", dtype="float32", seed=None, name="sequential",
+                 target_normalization=False):
         try:
             dtype_name = np.dtype(dtype).name
         except TypeError:
@@ -64,6 +74,11 @@ class Sequential:
             raise ValueError(f"seed: expected a non-negative integer or None, got {seed!r}")
         self.seed = None if seed is None else int(seed)
         self.name = name
+        if not isinstance(target_normalization, (bool, np.bool_)):
+            raise TypeError(f"target_normalization: expected True or False, got "
+                            f"{type(target_normalization).__name__} {target_normalization!r}")
+        self.input_normalizer: Normalization | None = None
+        self.target_normalizer = Normalization() if target_normalization else None
         self.layers: list[layers_mod.Layer] = []
         self.optimizer = None
         self.loss = None
@@ -77,8 +92,23 @@ class Sequential:
     # ------------------------------------------------------------ structure
     def add(self, layer) -> None:
         """Append a layer (builds the model once the input width is known)."""
+        if isinstance(layer, Normalization):
+            if self.layers or self.input_normalizer is not None:
+                raise ValueError(
+                    f"layer: a Normalization layer standardizes the model's inputs, so it must come first; "
+                    f"got one after {len(self.layers) + (self.input_normalizer is not None)} layer(s)")
+            self.input_normalizer = layer
+            return
         if not isinstance(layer, layers_mod.Layer):
-            raise TypeError(f"layer: expected a fastnn layer (Dense, Maxout), got {type(layer).__name__}")
+            raise TypeError(f"layer: expected a fastnn layer (Dense, Maxout, Normalization), "
+                            f"got {type(layer).__name__}")
+        norm = self.input_normalizer
+        if not self.layers and norm is not None and norm.n_features is not None:
+            if layer.input_dim is None:
+                layer.input_dim = norm.n_features
+            elif layer.input_dim != norm.n_features:
+                raise ValueError(f"input_dim: the first layer expects {layer.input_dim} inputs but the "
+                                 f"Normalization layer was adapted to {norm.n_features} features")
         if self.layers and layer.input_dim is not None and layer.input_dim != self.layers[-1].units:
             raise ValueError(
                 f"input_dim: layer {len(self.layers)} expects {layer.input_dim} inputs but the previous "
@@ -141,6 +171,11 @@ class Sequential:
             raise ValueError("compile: the model has no layers; add Dense layers first")
         optimizer = optimizers.get(optimizer)
         loss = losses.get(loss)
+        if self.target_normalizer is not None and (loss.sparse or loss.probabilistic):
+            raise ValueError(
+                f"loss: target_normalization standardizes regression targets, but {loss.name!r} "
+                f"compares classes or probabilities; use a regression loss (e.g. 'mse') or "
+                f"Sequential(..., target_normalization=False)")
         last = self.layers[-1]
         loss.check_output_layer(last.output_activation(), last.units)
         if metrics is None:
@@ -200,7 +235,7 @@ class Sequential:
         """
         self._require_compiled("fit")
         dtype = DTYPES[self.dtype]
-        X = check.check_X(X, self.input_dim if self.built else None, dtype)
+        X = check.check_X(X, self._n_inputs(), dtype)
         if not self.built:
             self.build(X.shape[1])
         if not self.optimizer.built:
@@ -212,6 +247,11 @@ class Sequential:
         if verbose not in (0, 1, 2) or isinstance(verbose, bool):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         X, y, w, val = self._split_validation(X, y, w, validation_split, validation_data)
+        if self.target_normalizer is not None and not self.target_normalizer.adapted:
+            self.target_normalizer.adapt(y)  # the training rows only: validation stays unseen
+        X, y = self._standardize(X, y)
+        if val is not None:
+            val = (*self._standardize(*val[:2]), val[2])
         n = X.shape[0]
         bs = check.check_batch_size(batch_size, n)
         steps = math.ceil(n / bs)
@@ -247,7 +287,7 @@ class Sequential:
                     if logs is None:  # diverged: weights restored to the start of the epoch
                         break
                     if val is not None:
-                        val_logs = self.evaluate(*val[:2], sample_weight=val[2], batch_size=max(bs, 1024))
+                        val_logs = self._evaluate(*val, batch_size=max(bs, 1024))
                         logs.update({f"val_{k}": v for k, v in val_logs.items()})
                     logs["lr"] = self.optimizer.current_learning_rate()
                     for cb in callback_list:
@@ -264,7 +304,7 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data: expected a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-            Xv = check.check_X(validation_data[0], self.input_dim, dtype, "validation_data[0]")
+            Xv = check.check_X(validation_data[0], self._n_inputs(), dtype, "validation_data[0]")
             yv = check.check_y(validation_data[1], self.loss, self.output_dim, Xv.shape[0], dtype, "validation_data[1]")
             wv = validation_data[2] if len(validation_data) == 3 else None
             wv = check.check_sample_weight(wv, Xv.shape[0], dtype)
@@ -285,6 +325,26 @@ class Sequential:
         return X[:cut], y[:cut], split_w[0], (X[cut:], y[cut:], split_w[1])
 
     # ---------------------------------------------------- forward / inference
+    def _n_inputs(self):
+        """The input width, if known (from the layers or an adapted Normalization)."""
+        if self.built:
+            return self.input_dim
+        return None if self.input_normalizer is None else self.input_normalizer.n_features
+
+    def _standardize(self, X, y=None):
+        """Checked ``X`` (and ``y``) with the model's normalizers applied: new arrays of
+        the model's dtype where a normalizer applies, the same arrays otherwise."""
+        dtype = DTYPES[self.dtype]
+        if self.input_normalizer is not None:
+            self.input_normalizer._require_adapted("input_normalizer")
+            X = self.input_normalizer.transform(X, dtype)
+            check.check_finite(X, "X (after the Normalization layer)")
+        if y is not None and self.target_normalizer is not None:
+            self.target_normalizer._require_adapted("target_normalizer")
+            y = self.target_normalizer.transform(y, dtype)
+            check.check_finite(y, "y (after target normalization)")
+        return X, y
+
     @property
     def _dense_stack(self) -> bool:
         """Every layer is a plain ``Dense``: the compiled whole-epoch/whole-input kernels apply."""
@@ -318,10 +378,12 @@ class Sequential:
 
     def predict(self, X, batch_size=None, verbose=0, *, output="activations"):
         """Outputs of the last layer, ``(n_samples, n_outputs)`` of the model's dtype
-        (class probabilities for a softmax output).
+        (class probabilities for a softmax output; in the targets' original
+        units with ``target_normalization``).
 
         ``output="logits"`` gives the last layer's pre-activations instead
-        (``A @ W + b``, before its activation)."""
+        (``A @ W + b``, before its activation; standardized units with
+        ``target_normalization``)."""
         self._require_built("predict")
         if output not in ("activations", "logits"):
             raise ValueError(f"output: expected 'activations' or 'logits', got {output!r}")
@@ -329,12 +391,16 @@ class Sequential:
         logits = output == "logits" and self.layers[-1].output_activation().code != _kernels.LINEAR
         fused = hasattr(self._kernels, "predict_rows") and self._dense_stack
         X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused)
+        X, _ = self._standardize(X)
         out = np.empty((X.shape[0], self.output_dim), DTYPES[self.dtype])
         if fused:
             self._predict_rows(X, batch_size, out, logits)
-            return out
-        for start, stop, A, ws in self._chunks(X, batch_size):
-            out[start:stop] = ws[-1].Z if logits else A
+        else:
+            for start, stop, A, ws in self._chunks(X, batch_size):
+                out[start:stop] = ws[-1].Z if logits else A
+        if self.target_normalizer is not None and output == "activations":
+            self.target_normalizer._require_adapted("target_normalizer")
+            self.target_normalizer.inverse_transform(out, out=out)
         return out
 
     def _predict_rows(self, X, batch_size, out, logits=False):
@@ -355,13 +421,18 @@ class Sequential:
             raise RuntimeError("predict_rows reported a non-finite X that check_finite found finite")
 
     def evaluate(self, X, y, batch_size=None, sample_weight=None, verbose=0):
-        """Loss and metrics on ``(X, y)``: ``{"loss": ..., "<metric>": ...}``."""
+        """Loss and metrics on ``(X, y)``: ``{"loss": ..., "<metric>": ...}``
+        (on standardized targets with ``target_normalization``, as in training)."""
         self._require_built("evaluate")
         self._require_compiled("evaluate")
         dtype = DTYPES[self.dtype]
         X = check.check_X(X, self.input_dim, dtype)
         y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype)
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
+        return self._evaluate(*self._standardize(X, y), w, batch_size)
+
+    def _evaluate(self, X, y, w, batch_size):
+        """``evaluate`` on checked and standardized arrays."""
         totals = dict.fromkeys(["loss"] + [name for name, _ in self.metrics], 0.0)
         weight_sum = 0.0
         for start, stop, A, _ in self._chunks(X, batch_size):
@@ -414,6 +485,8 @@ class Sequential:
     def summary(self, print_fn=print) -> None:
         """Print one row per layer: type, output shape, parameter count."""
         rows = [("Layer (type)", "Output Shape", "Param #", "Activation")]
+        if self.input_normalizer is not None:
+            rows.append(("normalization (Normalization)", f"(None, {self._n_inputs() or '?'})", "0", "standardize"))
         for i, layer in enumerate(self.layers):
             act = layer.output_activation().name if isinstance(layer, layers_mod.Dense) else f"max of {layer.pieces}"
             rows.append((f"{type(layer).__name__.lower()}_{i} ({type(layer).__name__})",
@@ -425,6 +498,9 @@ class Sequential:
         for i, row in enumerate(rows):
             print_fn("".join(cell.ljust(w) for cell, w in zip(row, widths)))
             print_fn(line if i == 0 else "-" * sum(widths))
+        if self.target_normalizer is not None:
+            print_fn(f"Targets standardized in training; predict() de-normalizes "
+                     f"({'adapted' if self.target_normalizer.adapted else 'adapted by the first fit'})")
         print_fn(f"Total params: {self.count_params():,}" + ("" if self.built else " (not built)"))
 
     # ---------------------------------------------------------- persistence
@@ -435,17 +511,23 @@ class Sequential:
             "dtype": self.dtype,
             "seed": self.seed,
             "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
+            "input_normalization": _normalizer_config(self.input_normalizer),
+            "target_normalization": _normalizer_config(self.target_normalizer),
         }
 
     @classmethod
     def from_config(cls, config: dict, backend=None) -> "Sequential":
-        return cls(
-            [layers_mod.deserialize(c) for c in config["layers"]],
+        norm = config.get("input_normalization")
+        model = cls(
+            ([] if norm is None else [Normalization(axis=norm["axis"])])
+            + [layers_mod.deserialize(c) for c in config["layers"]],
             backend=backend or config.get("backend", "auto"),
             dtype=config.get("dtype", "float32"),
             seed=config.get("seed"),
             name=config.get("name", "sequential"),
+            target_normalization=config.get("target_normalization") is not None,
         )
+        return model
 
     def save(self, path) -> None:
         """Write the model (config, weights, compile settings and optimizer
@@ -462,4 +544,15 @@ class Sequential:
         _onnx.export_onnx(self, path)
 
     def __repr__(self):
-        return f"Sequential({self.layers!r}, backend={self.backend!r}, dtype={self.dtype!r})"
+        layers = self.layers if self.input_normalizer is None else [self.input_normalizer, *self.layers]
+        extra = ", target_normalization=True" if self.target_normalizer is not None else ""
+        return f"Sequential({layers!r}, backend={self.backend!r}, dtype={self.dtype!r}{extra})"
+
+
+def _normalizer_config(norm):
+    """A normalizer's entry in the model config: its axis and the shape of its statistics
+    (``None`` before ``adapt``), or ``None`` for no normalizer."""
+    if norm is None:
+        return None
+    shape = None if norm.mean is None else list(norm.mean.shape)
+    return {**norm.get_config(), "statistics_shape": shape}

@@ -4,14 +4,19 @@ Entries:
 
 * ``config`` -- UTF-8 JSON (as a uint8 array)::
 
-    {"format": "fastnn", "version": 1,
+    {"format": "fastnn", "version": 2,
      "model": <Sequential.get_config()>,
      "compile": {"optimizer": {...}, "loss": "...", "metrics": [...]} or null,
      "optimizer_iterations": int}
 
 * ``weight_<i>`` -- the parameters in ``get_weights()`` order;
 * ``optimizer_<i>`` -- the optimizer's state arrays (``Optimizer.get_state()``),
-  so training resumes exactly where it stopped.
+  so training resumes exactly where it stopped;
+* ``input_mean``, ``input_variance``, ``target_mean``, ``target_variance`` --
+  float64 statistics of the input ``Normalization`` layer and of
+  ``target_normalization``, when the model has them and they are adapted
+  (the config's ``input_normalization`` / ``target_normalization`` give
+  their axis and shape; version 2).
 
 Files are written to a temporary file in the target folder and renamed into
 place, so a crash never leaves a half-written model.
@@ -65,7 +70,7 @@ def load_model(path, backend=None):
     try:
         with Archive(path) as archive:
             spec = check_config(_read_config(archive))
-            weights, state = _read_arrays(archive, spec)
+            weights, state, statistics = _read_arrays(archive, spec)
     except MemoryError:
         raise
     except BadFile as exc:
@@ -73,7 +78,7 @@ def load_model(path, backend=None):
     except Exception as exc:  # noqa: BLE001 - zip, npy and json layers raise all kinds
         raise ValueError(f"{path}: corrupt fastnn model file ({type(exc).__name__}: {exc})") from None
     try:
-        return _build(spec, weights, state, backend)
+        return _build(spec, weights, state, statistics, backend)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path}: corrupt fastnn model file ({type(exc).__name__}: {exc})") from None
 
@@ -104,10 +109,12 @@ def _read_arrays(archive, spec: Spec):
         raise BadFile(f"optimizer state: expected {n_s} entries (optimizer_0 to optimizer_{n_s - 1}) for "
                       f"{spec.optimizer or 'an uncompiled model'}, or none; got {stored}")
     names += [f"optimizer_{i}" for i in range(stored)]
-    missing = [key for key in names if key not in archive.entries]
+    stat_names = list(spec.statistics)
+    missing = [key for key in names + stat_names if key not in archive.entries]
     if missing:
-        raise BadFile(f"entries: expected {names[0]} to {names[-1]}; {', '.join(missing)} missing")
-    unexpected = sorted(set(archive.entries) - set(names) - {"config"})
+        raise BadFile(f"entries: expected {', '.join([names[0], 'to', names[-1]] + stat_names)}; "
+                      f"{', '.join(missing)} missing")
+    unexpected = sorted(set(archive.entries) - set(names) - set(stat_names) - {"config"})
     if unexpected:
         raise BadFile(f"unexpected entries {unexpected}")
     arrays = [archive.read(key, spec.dtype, shape)
@@ -121,16 +128,27 @@ def _read_arrays(archive, spec: Spec):
         if s.nonnegative and arr.size and arr.min() < 0:
             raise BadFile(f"optimizer_{i}: expected values >= 0 ({spec.optimizer} accumulates squared "
                           f"gradients here), got {float(arr.min())}")
-    return arrays[:n_w], arrays[n_w:]
+    statistics = {key: archive.read(key, np.float64, shape) for key, shape in spec.statistics.items()}
+    for key, arr in statistics.items():
+        try:
+            check_finite(arr, key)
+        except ValueError as exc:
+            raise BadFile(str(exc)) from None
+        if key.endswith("_variance") and arr.size and arr.min() < 0:
+            raise BadFile(f"{key}: expected values >= 0, got {float(arr.min())}")
+    return arrays[:n_w], arrays[n_w:], statistics
 
 
-def _build(spec: Spec, weights, state, backend):
+def _build(spec: Spec, weights, state, statistics, backend):
     model_config, compile_config = spec.config["model"], spec.config.get("compile")
     if backend is None:
         stored = model_config.get("backend", "auto")
         backend = stored if stored in _kernels.available() else "auto"
     model = Sequential.from_config(model_config, backend=backend)
     model.set_weights(weights)
+    for prefix, norm in (("input", model.input_normalizer), ("target", model.target_normalizer)):
+        if f"{prefix}_mean" in statistics:
+            norm.set_statistics(statistics[f"{prefix}_mean"], statistics[f"{prefix}_variance"])
     if compile_config:
         model.compile(
             optimizer=optimizers.get(compile_config["optimizer"]),

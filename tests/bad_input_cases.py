@@ -132,6 +132,20 @@ CASES = [
          fn.NotBuiltError, r"predict: the model has no weights yet"),
     Case("`fit` before `compile`", lambda: fn.Sequential([fn.Dense(3, input_dim=4)]).fit(X, X, verbose=0),
          ValueError, r"fit: the model is not compiled"),
+    Case("a `Normalization` layer after a `Dense` layer",
+         lambda: fn.Sequential([fn.Dense(3, input_dim=4), fn.Normalization()]),
+         ValueError, r"layer: a Normalization layer standardizes the model's inputs, so it must come first"),
+    Case("`fit` with a `Normalization` layer that was never adapted",
+         lambda: (lambda m: (m.compile("sgd", "mse"), m.fit(X, X[:, 0], verbose=0)))(
+             fn.Sequential([fn.Normalization(), fn.Dense(1, input_dim=4)])),
+         ValueError, r"input_normalizer: the Normalization layer has no statistics yet; call adapt\(X\)"),
+    Case("`Normalization().adapt(X)` where a feature holds only NaN",
+         lambda: fn.Normalization().adapt(with_value(X, (slice(None), 2), np.nan)),
+         ValueError, r"data: feature\(s\) \[2\] hold only NaN"),
+    Case("`target_normalization=True` with a classification loss",
+         lambda: fn.Sequential([fn.Dense(3, activation="softmax", input_dim=4)], target_normalization=True)
+         .compile("adam", "sparse_categorical_crossentropy"),
+         ValueError, r"loss: target_normalization standardizes regression targets"),
     Case("a learning rate that makes the loss diverge",
          lambda: (lambda m: (m.compile(fn.optimizers.SGD(1e6, momentum=0.9), "sparse_categorical_crossentropy"),
                              m.fit(X * 100, LABELS, epochs=3, verbose=0)))(

@@ -73,10 +73,21 @@ def layer(config, i=0):
 
 # ------------------------------------------------------------------ config schema
 CONFIG_EDITS = {
-    "version is a bool": (lambda c: c.update(version=True), r"version: expected an integer in \[1, 1\], got bool True"),
+    "version is a bool": (lambda c: c.update(version=True),
+                          rf"version: expected an integer in \[1, {_archive.VERSION}\], got bool True"),
     "version is a string": (lambda c: c.update(version="1"), r"version: expected an integer.*got str '1'"),
-    "version 0": (lambda c: c.update(version=0), r"version: expected an integer in \[1, 1\], got 0"),
-    "newer version": (lambda c: c.update(version=2), r"version 2; this fastnn reads versions up to 1"),
+    "version 0": (lambda c: c.update(version=0), rf"version: expected an integer in \[1, {_archive.VERSION}\], got 0"),
+    "newer version": (lambda c: c.update(version=_archive.VERSION + 1),
+                      rf"version {_archive.VERSION + 1}; this fastnn reads versions up to {_archive.VERSION}"),
+    "normalization axis": (lambda c: c["model"].update(input_normalization={"axis": 0, "statistics_shape": None}),
+                           r"model.input_normalization.axis: expected one of \[-1, None\], got 0"),
+    "normalization shape": (lambda c: c["model"].update(input_normalization={"axis": -1, "statistics_shape": [4]}),
+                            r"model.input_normalization.statistics_shape: expected null or one of \[\[\], \[3\]\]"),
+    "target normalization key": (lambda c: c["model"].update(target_normalization={"axis": -1}),
+                                 r"model.target_normalization: missing key 'statistics_shape'"),
+    "normalization statistics missing": (
+        lambda c: c["model"].update(input_normalization={"axis": -1, "statistics_shape": [3]}),
+        r"input_mean, input_variance missing"),
     "no format": (lambda c: c.pop("format"), r"format"),
     "unknown top-level key": (lambda c: c.update(extra=1), r"unexpected key 'extra'"),
     "model not a dict": (lambda c: c.update(model=[]), r"model: expected a dict, got list"),
