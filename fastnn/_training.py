@@ -22,6 +22,7 @@ import numpy as np
 from . import metrics as metrics_mod
 from ._kernels import step as reference
 from ._kernels.plan import TrainingPlan
+from ._kernels.sparse import SparseInput
 from .callbacks import ProgressLogger
 from .losses import SparseCategoricalCrossentropy, CategoricalCrossentropy
 
@@ -93,7 +94,9 @@ def make_plan(model, X, y, w, batch_size, perm, workspaces) -> TrainingPlan:
         Zs=tuple(ws.Z for ws in workspaces) if dense else (),
         As=tuple(ws.A for ws in workspaces) if dense else (),
         dZs=tuple(ws.dZ for ws in workspaces) if dense else (),
-        Xb=np.empty((batch_size, X.shape[1]), dtype),
+        # sparse X: batches are read in place, and a dense (batch_size, n_features)
+        # buffer could be large (text features), so there is none
+        Xb=np.empty((0 if isinstance(X, SparseInput) else batch_size, X.shape[1]), dtype),
         Yb=np.empty((batch_size,) + y.shape[1:], y.dtype),
         SWb=None if w is None else np.empty(batch_size, dtype),
         loss=model.loss.code, optimizer=rule, hyper=hyper,
@@ -109,7 +112,10 @@ class _Loop:
         self.interrupt = interrupt or DeferredInterrupt()
         self.bs, self.shuffle, self.rng = batch_size, shuffle, rng
         self.n = X.shape[0]
-        self.gather = shuffle and batch_size < self.n  # batches are gathered rows of perm
+        self.shuffles = shuffle and batch_size < self.n
+        # Batches are rows perm[start:stop]: gathered into plan.Xb when shuffled; rows of
+        # a sparse X are always read in place through perm (no copy, so nothing to skip).
+        self.gather = self.shuffles or isinstance(X, SparseInput)
         self.steps = math.ceil(self.n / batch_size)
         self.perm = np.arange(self.n, dtype=np.int64)
         self.ws = model._workspace(batch_size)
@@ -123,7 +129,7 @@ class _Loop:
         for s, p in zip(self.snapshot, self.state):
             np.copyto(s, p)
         self._iterations = self.model.optimizer.iterations
-        if self.gather:
+        if self.shuffles:
             self.rng.shuffle(self.perm)
 
     def _diverged(self, what):
@@ -148,7 +154,9 @@ class _Loop:
         start = last_batch * self.bs
         stop = min(start + self.bs, self.n)
         m = stop - start
-        if self.gather:
+        if isinstance(self.X, SparseInput):
+            Xb = self.X.batch(self.perm[start:stop])
+        elif self.gather:
             Xb = self.plan.Xb[:m]
             self.model._kernels.gather_rows(self.X, self.perm[start:stop], Xb)
         else:

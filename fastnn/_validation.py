@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels.sparse import INDEX_LIMIT, SparseInput
+
 
 def _as_numeric_array(value, name):
     if isinstance(value, np.ma.MaskedArray):
@@ -73,9 +75,12 @@ def _max_of(dtype):
     return np.finfo(dtype).max if dtype.kind == "f" else np.iinfo(dtype).max
 
 
-def check_X(X, n_features, dtype, name="X", finite=True):
+def check_X(X, n_features, dtype, name="X", finite=True, accept_sparse=False):
     """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (a copy only if needed);
-    ``finite=False`` leaves the NaN/inf scan to the caller (a kernel that checks as it reads)."""
+    ``finite=False`` leaves the NaN/inf scan to the caller (a kernel that checks as it reads).
+    With ``accept_sparse`` a scipy.sparse ``X`` becomes a ``fastnn._sparse.SparseInput``."""
+    if accept_sparse and is_sparse(X):
+        return check_sparse_X(X, n_features, dtype, name)
     arr = _as_numeric_array(X, name)
     if arr.ndim != 2:
         hint = " (reshape a single feature with X.reshape(-1, 1), a single sample with X.reshape(1, -1))" if arr.ndim == 1 else ""
@@ -167,3 +172,37 @@ def check_int(name, value, low):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def is_sparse(X) -> bool:
+    """Whether ``X`` is a scipy.sparse matrix or array (without importing scipy)."""
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def check_sparse_X(X, n_features, dtype, name="X") -> SparseInput:
+    """``X`` (any scipy.sparse format) as a checked ``SparseInput`` of ``dtype``."""
+    import scipy.sparse as sp
+
+    if len(X.shape) != 2:
+        raise ValueError(f"{name}: expected a 2-D sparse matrix (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least 1 sample, got shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name}: expected {n_features} features (columns), got shape {X.shape}")
+    if X.shape[1] > INDEX_LIMIT:
+        raise ValueError(f"{name}: at most {INDEX_LIMIT} features are supported, got shape {X.shape}")
+    if X.dtype == object or np.iscomplexobj(X.dtype.type(0)):
+        raise TypeError(f"{name}: expected a sparse matrix of real numbers, got dtype {X.dtype}")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise TypeError(f"{name}: expected numeric data, got dtype {X.dtype}")
+    matrix = sp.csr_matrix(X)  # a copy only if X is not CSR already
+    try:  # index ranges and indptr order: the compiled kernels trust them
+        matrix.check_format(full_check=True)
+    except ValueError as exc:
+        raise ValueError(f"{name}: not a valid sparse matrix ({exc})") from None
+    data = cast(matrix.data, dtype, name)
+    check_finite(data, name)
+    if data is not matrix.data or not matrix.has_canonical_format:
+        matrix = sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape, copy=True)
+        matrix.sum_duplicates()  # also sorts the indices of each row
+    return SparseInput(matrix)

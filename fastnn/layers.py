@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as K
+from ._kernels.sparse import SparseBatch
 from . import activations, initializers
 
 
@@ -18,6 +19,24 @@ def _positive_int(name, value):
     if value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value}")
     return int(value)
+
+
+def affine_forward(kernels, X, W, b, act, alpha, Z_out, A_out):
+    """``Z_out = X @ W + b``, ``A_out = act(Z_out)``: ``dense_forward``, or for a
+    ``SparseBatch`` (sparse input to the first layer) ``sparse_dense_forward``."""
+    if isinstance(X, SparseBatch):
+        kernels.sparse_dense_forward(X.indptr, X.indices, X.data, X.rows, W, b, act, alpha, Z_out, A_out)
+    else:
+        kernels.dense_forward(X, W, b, act, alpha, Z_out, A_out)
+
+
+def affine_backward(kernels, X, W, dZ, l2, dW_out, db_out, dX_out):
+    """``dense_backward``, or ``sparse_dense_backward`` for a ``SparseBatch`` (which is
+    only ever the first layer's input, so ``dX_out`` is None)."""
+    if isinstance(X, SparseBatch):
+        kernels.sparse_dense_backward(X.indptr, X.indices, X.data, X.rows, dZ, l2, W, dW_out, db_out)
+    else:
+        kernels.dense_backward(X, W, dZ, l2, dW_out, db_out, dX_out)
 
 
 class Layer:
@@ -132,7 +151,7 @@ class Dense(Layer):
 
     def forward(self, kernels, X, ws):
         a = self.activation
-        kernels.dense_forward(X, self.W, self.b, a.code, a.alpha, ws.Z, ws.A)
+        affine_forward(kernels, X, self.W, self.b, a.code, a.alpha, ws.Z, ws.A)
         return ws.A
 
     def output_activation(self):
@@ -150,7 +169,7 @@ class Dense(Layer):
         if not from_output:
             a = self.activation
             kernels.activation_backward(a.code, a.alpha, ws.Z, ws.A, ws.dZ, ws.dZ)
-        kernels.dense_backward(X, self.W, ws.dZ, self.l2, self.dW, self.db, dX_out)
+        affine_backward(kernels, X, self.W, ws.dZ, self.l2, self.dW, self.db, dX_out)
 
     def __repr__(self):
         return f"Dense({self.units}, activation={self.activation.name!r})"
@@ -193,7 +212,7 @@ class Maxout(Layer):
         return Maxout.Workspace(n, self.units, self.pieces, dtype)
 
     def forward(self, kernels, X, ws):
-        kernels.dense_forward(X, self.W, self.b, K.LINEAR, 0.0, ws.L, ws.L)
+        affine_forward(kernels, X, self.W, self.b, K.LINEAR, 0.0, ws.L, ws.L)
         kernels.maxout_forward(ws.L, self.pieces, ws.A, ws.argmax)
         return ws.A
 
@@ -208,7 +227,7 @@ class Maxout(Layer):
 
     def backward(self, kernels, X, ws, dX_out, from_output):
         kernels.maxout_backward(ws.dA, ws.argmax, self.pieces, ws.dZ)
-        kernels.dense_backward(X, self.W, ws.dZ, self.l2, self.dW, self.db, dX_out)
+        affine_backward(kernels, X, self.W, ws.dZ, self.l2, self.dW, self.db, dX_out)
 
     def __repr__(self):
         return f"Maxout({self.units}, pieces={self.pieces})"

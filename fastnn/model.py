@@ -17,6 +17,7 @@ from . import _kernels
 from . import _validation as check
 from ._archive import save_model
 from ._kernels import step as reference
+from ._kernels.sparse import SparseInput
 from ._training import CompiledLoop, DeferredInterrupt, KernelLoop
 from . import callbacks as cbks
 from . import layers as layers_mod
@@ -211,7 +212,9 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like, (n_samples, n_features)
+        X : array-like or scipy.sparse matrix, (n_samples, n_features)
+            Sparse input (any scipy.sparse format) is converted once to CSR
+            and read batch by batch without a dense copy.
         y : array-like
             ``(n_samples,)`` integer labels for sparse categorical
             cross-entropy, else ``(n_samples, n_outputs)`` (1-D for one output).
@@ -235,7 +238,7 @@ class Sequential:
         """
         self._require_compiled("fit")
         dtype = DTYPES[self.dtype]
-        X = check.check_X(X, self._n_inputs(), dtype)
+        X = check.check_X(X, self._n_inputs(), dtype, accept_sparse=True)
         if not self.built:
             self.build(X.shape[1])
         if not self.optimizer.built:
@@ -273,7 +276,9 @@ class Sequential:
         self.history = history
         self.stop_training = False
         shuffle_rng = np.random.default_rng(None if self.seed is None else [self.seed, 1, initial_epoch])
-        Loop = CompiledLoop if CompiledLoop.supports(self, batch_hooks, y) else KernelLoop
+        # Sparse input trains on the per-kernel path (train_batches reads dense rows).
+        compiled = not isinstance(X, SparseInput) and CompiledLoop.supports(self, batch_hooks, y)
+        Loop = CompiledLoop if compiled else KernelLoop
         interrupt = DeferredInterrupt()
         loop = Loop(self, X, y, w, bs, shuffle, shuffle_rng, interrupt)
         for cb in callback_list:
@@ -304,7 +309,7 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data: expected a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-            Xv = check.check_X(validation_data[0], self._n_inputs(), dtype, "validation_data[0]")
+            Xv = check.check_X(validation_data[0], self._n_inputs(), dtype, "validation_data[0]", accept_sparse=True)
             yv = check.check_y(validation_data[1], self.loss, self.output_dim, Xv.shape[0], dtype, "validation_data[1]")
             wv = validation_data[2] if len(validation_data) == 3 else None
             wv = check.check_sample_weight(wv, Xv.shape[0], dtype)
@@ -336,6 +341,10 @@ class Sequential:
         the model's dtype where a normalizer applies, the same arrays otherwise."""
         dtype = DTYPES[self.dtype]
         if self.input_normalizer is not None:
+            if isinstance(X, SparseInput):
+                raise TypeError("X: a sparse matrix cannot go through the Normalization layer (centering "
+                                "makes it dense); scale it without centering first (e.g. scikit-learn's "
+                                "MaxAbsScaler) and drop the Normalization layer, or pass X.toarray()")
             self.input_normalizer._require_adapted("input_normalizer")
             X = self.input_normalizer.transform(X, dtype)
             check.check_finite(X, "X (after the Normalization layer)")
@@ -374,7 +383,8 @@ class Sequential:
         for start in range(0, n, bs):
             stop = min(start + bs, n)
             ws = full if stop - start == bs else [w.rows(stop - start) for w in full]
-            yield start, stop, self._forward(X[start:stop], ws), ws
+            Xb = X.batch(np.arange(start, stop, dtype=np.int64)) if isinstance(X, SparseInput) else X[start:stop]
+            yield start, stop, self._forward(Xb, ws), ws
 
     def predict(self, X, batch_size=None, verbose=0, *, output="activations"):
         """Outputs of the last layer, ``(n_samples, n_outputs)`` of the model's dtype
@@ -390,8 +400,9 @@ class Sequential:
         # A layer with a linear output (Maxout, a linear Dense) already returns its logits.
         logits = output == "logits" and self.layers[-1].output_activation().code != _kernels.LINEAR
         fused = hasattr(self._kernels, "predict_rows") and self._dense_stack
-        X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused)
+        X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused, accept_sparse=True)
         X, _ = self._standardize(X)
+        fused = fused and not isinstance(X, SparseInput)
         out = np.empty((X.shape[0], self.output_dim), DTYPES[self.dtype])
         if fused:
             self._predict_rows(X, batch_size, out, logits)
@@ -426,7 +437,7 @@ class Sequential:
         self._require_built("evaluate")
         self._require_compiled("evaluate")
         dtype = DTYPES[self.dtype]
-        X = check.check_X(X, self.input_dim, dtype)
+        X = check.check_X(X, self.input_dim, dtype, accept_sparse=True)
         y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype)
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         return self._evaluate(*self._standardize(X, y), w, batch_size)

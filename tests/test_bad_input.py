@@ -93,8 +93,20 @@ def test_non_numeric_arrays(model):
         model.fit(X, np.array(["a"] * 10), verbose=0)
     import scipy.sparse
 
-    with pytest.raises(TypeError, match="X: sparse matrices are not supported"):
-        model.predict(scipy.sparse.csr_matrix(X))
+    with pytest.raises(TypeError, match="y: sparse matrices are not supported"):  # X may be sparse, y not
+        model.fit(X, scipy.sparse.csr_matrix(np.eye(3)[np.arange(10) % 3]), verbose=0)
+    with pytest.raises(ValueError, match=r"X: expected 4 features \(columns\), got shape \(10, 5\)"):
+        model.predict(scipy.sparse.random(10, 5, density=0.5, format="csr"))
+    with pytest.raises(TypeError, match=r"X: expected a sparse matrix of real numbers, got dtype complex128"):
+        model.predict(scipy.sparse.csr_matrix(X + 1j))
+    bad = scipy.sparse.csr_matrix(X)
+    bad.indices[0] = 99  # a stranger's matrix: column 99 of 4
+    with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \(indices must be < 4\)"):
+        model.predict(bad)
+    inf = scipy.sparse.csr_matrix(X)
+    inf.data[3] = np.inf
+    with pytest.raises(ValueError, match=r"X: contains 1 NaN or infinite value"):
+        model.predict(inf)
 
 
 def test_one_dimensional_X(model):

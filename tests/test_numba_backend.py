@@ -265,6 +265,8 @@ def test_warmup_compiles_every_kernel(dtype):
     calls = _warmup.warmup(dtype)
     assert calls >= len(K.KERNELS)
     for name in K.KERNELS:
+        if name.startswith("sparse_"):
+            continue  # compiled on the first sparse input, by design (see warmup's docstring)
         sigs = getattr(N, name).signatures
         assert sigs, f"{name} was not compiled by warmup"
     # Both patterns of the optional arguments the model passes are ready.

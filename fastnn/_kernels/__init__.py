@@ -84,6 +84,24 @@ The last argument of the four ``*_update`` kernels is optional (a bool,
 default ``False``: the Keras forms) and arrives from ``OptimizerHyper``'s
 ``classic_momentum`` and ``epsilon_inside_sqrt``.
 
+Sparse input to the first layer
+-------------------------------
+A scipy.sparse ``X`` reaches the kernels as the arrays of a canonical CSR
+matrix ``(N, n_in)``: ``indptr (N + 1,)`` int64, ``indices (nnz,)`` int32
+(sorted in each row, in ``[0, n_in)``), ``data (nnz,)`` of the model's dtype,
+checked once by ``fit``/``predict`` (see ``sparse.SparseInput``); a batch is
+``rows (m,)`` int64, row numbers of that matrix (any order, repeats allowed),
+read in place: no dense copy of the input is ever made.
+
+sparse_dense_forward(indptr, indices, data, rows, W, b, act, alpha, Z_out, A_out)
+    ``Z_out (m, n_out) = X[rows] @ W + b`` (``b`` may be ``None``) and
+    ``A_out = act(Z_out)``, as ``dense_forward``.
+sparse_dense_backward(indptr, indices, data, rows, dZ, l2, W, dW_out, db_out)
+    ``dW_out (n_in, n_out) = X[rows].T @ dZ + l2 * W`` (every row written:
+    features absent from the batch get ``l2 * W``) and ``db_out =
+    dZ.sum(axis=0)`` unless ``db_out`` is ``None``.  No input gradient: only
+    the first layer reads sparse input.
+
 Whole-epoch kernels (optional)
 ------------------------------
 A backend may also define these two; ``Sequential`` uses them when every
@@ -138,6 +156,8 @@ KERNELS = (
     "adagrad_update",
     "rmsprop_update",
     "adam_update",
+    "sparse_dense_forward",
+    "sparse_dense_backward",
 )
 OPTIONAL_KERNELS = ("train_batches", "predict_rows")
 

@@ -14,17 +14,23 @@ import math
 import numpy as np
 
 from .codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
+from .sparse import SparseInput
 
 
 def gather_batch(K, plan, j):
     """Copy batch ``j``'s rows (``plan.perm``) into ``plan.Xb``/``Yb``/``SWb``;
-    returns views of the ``m`` rows written: ``(Xb, Yb, SWb or None)``."""
+    returns views of the ``m`` rows written: ``(Xb, Yb, SWb or None)``.  A sparse
+    ``plan.X`` is not copied: its ``Xb`` is a ``SparseBatch`` of those rows."""
     start = j * plan.batch_size
     stop = min(start + plan.batch_size, plan.X.shape[0])
     idx = plan.perm[start:stop]
     m = stop - start
-    Xb, Yb = plan.Xb[:m], plan.Yb[:m]
-    K.gather_rows(plan.X, idx, Xb)
+    Yb = plan.Yb[:m]
+    if isinstance(plan.X, SparseInput):
+        Xb = plan.X.batch(idx)
+    else:
+        Xb = plan.Xb[:m]
+        K.gather_rows(plan.X, idx, Xb)
     K.gather_rows(plan.Y, idx, Yb)
     SWb = None
     if plan.SW is not None:

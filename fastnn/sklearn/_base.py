@@ -22,6 +22,8 @@ from ._dask import _thread_budget
 
 _SOLVERS = ("adam", "sgd", "rmsprop", "adagrad")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
+# scipy.sparse formats taken as they are (the model converts them once to CSR); others become CSR
+_SPARSE = ("csr", "csc", "coo")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -241,7 +243,7 @@ class _BaseMLP(BaseEstimator):
         fitted = hasattr(self, "model_")
         first = not fitted or (not incremental and not self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=self._np_dtype, multi_output=True,
-                             y_numeric=isinstance(self, RegressorMixin), order="C")
+                             y_numeric=isinstance(self, RegressorMixin), order="C", accept_sparse=_SPARSE)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         y_enc = self._encode_targets(y, first, incremental, classes)
@@ -418,7 +420,8 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------- inference
     def _check_X(self, X):
         check_is_fitted(self, "model_")
-        return validate_data(self, X, reset=False, dtype=self.model_.layers[0].W.dtype, order="C")
+        return validate_data(self, X, reset=False, dtype=self.model_.layers[0].W.dtype, order="C",
+                             accept_sparse=_SPARSE)
 
     def _outputs(self, X):
         """Output-layer activations for validated ``X``, ``(n, n_outputs)``."""
@@ -446,7 +449,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         return tags
 

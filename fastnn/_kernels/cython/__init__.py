@@ -20,6 +20,10 @@ One private extension module per concern:
 ``_predict``
     ``predict_rows``, the forward pass over every row in one call, threaded
     the same way;
+``_sparse``
+    ``sparse_dense_forward`` and ``sparse_dense_backward``: a first Dense
+    layer that reads the batch's rows of a SciPy CSR matrix (its ``indptr``,
+    ``indices`` and ``data``) without densifying them;
 ``_codes.pxd``
     the contract's codes as C enums (the values of ``fastnn._kernels.codes``).
 
@@ -41,6 +45,7 @@ from ._dense import (
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, gather_rows, rmsprop_update, sgd_update
 from ._predict import predict_rows
+from ._sparse import sparse_dense_backward, sparse_dense_forward
 from ._training import train_batches
 
 NAME = "cython"
@@ -60,5 +65,7 @@ __all__ = [
     "predict_rows",
     "rmsprop_update",
     "sgd_update",
+    "sparse_dense_backward",
+    "sparse_dense_forward",
     "train_batches",
 ]

@@ -17,6 +17,7 @@ Private modules, each importing only from those above it:
 ``_math``         vectorizable float32-accurate ``_exp``, ``_tanh``, ... and reductions
 ``_activations``  activations and their derivatives
 ``_dense``        dense layers (BLAS GEMM, fused epilogue) and maxout
+``_sparse``       a first dense layer on CSR input, never densified
 ``_losses``       ``loss_value`` and ``loss_output_delta``
 ``_optimizers``   the four update rules
 ``_training``     ``gather_rows``, denormal flushing and ``train_batches``
@@ -32,6 +33,7 @@ from ._dense import dense_backward, dense_forward, maxout_backward, maxout_forwa
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 from ._predict import predict_rows
+from ._sparse import sparse_dense_backward, sparse_dense_forward
 from ._training import gather_rows, train_batches
 
 NAME = "numba"
@@ -51,5 +53,7 @@ __all__ = [
     "predict_rows",
     "rmsprop_update",
     "sgd_update",
+    "sparse_dense_backward",
+    "sparse_dense_forward",
     "train_batches",
 ]

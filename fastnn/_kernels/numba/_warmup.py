@@ -15,7 +15,9 @@ def warmup(dtype=np.float32):
     Calls each kernel once on tiny arrays, with the argument patterns the
     model uses (with and without bias, input gradient, sample weights and
     momentum; 1-D and 2-D parameters; sparse and one-hot targets).  Returns
-    the number of kernel calls made.
+    the number of kernel calls made.  The sparse-input kernels
+    (``sparse_dense_forward``/``backward``) are left to their first use: most
+    models never see sparse input, and they compile in a few seconds.
     """
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):

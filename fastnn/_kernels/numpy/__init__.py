@@ -4,7 +4,8 @@ Plain vectorized NumPy with ``out=`` everywhere, so the training loop's steady
 state allocates nothing but NumPy's own small reductions (temporaries come from
 per-thread reusable buffers, ``_scratch``).  One private module per concern:
 ``_activations``, ``_dense`` (dense and maxout layers), ``_losses``,
-``_optimizers``, ``_training`` (gather, ``train_batches``) and ``_predict``.
+``_optimizers``, ``_training`` (gather, ``train_batches``), ``_predict`` and
+``_sparse`` (the first layer on CSR input).
 See ``fastnn._kernels`` for the contract.
 """
 from ._activations import activation_backward
@@ -12,6 +13,7 @@ from ._dense import dense_backward, dense_forward, maxout_backward, maxout_forwa
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 from ._predict import predict_rows
+from ._sparse import sparse_dense_backward, sparse_dense_forward
 from ._training import gather_rows, train_batches
 
 NAME = "numpy"
@@ -31,5 +33,7 @@ __all__ = [
     "predict_rows",
     "rmsprop_update",
     "sgd_update",
+    "sparse_dense_backward",
+    "sparse_dense_forward",
     "train_batches",
 ]

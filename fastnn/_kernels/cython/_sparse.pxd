@@ -1,0 +1,32 @@
+# cython: language_level=3
+"""Pointer-level kernels of a first Dense layer that reads a CSR matrix, for ``_sparse``'s
+Python kernels and any whole-epoch loop built on them.
+
+The CSR matrix ``X (N, n_in)`` is ``indptr (N+1,)`` int64, ``indices (nnz,)`` int32
+and ``data (nnz,)``; ``rows (m,)`` int64 are the rows of ``X`` that form the batch
+(``NULL`` in ``csr_check_ptr``: every row).  The loops trust their arguments:
+call ``csr_check_ptr`` on the same rows first.
+"""
+from cython cimport floating
+from libc.stdint cimport int32_t, int64_t
+
+# What csr_check_ptr found (``where`` says where).
+cdef enum:
+    CSR_OK = 0
+    CSR_BAD_ROW = 1      # rows[where] is outside [0, N)
+    CSR_BAD_INDPTR = 2   # row where's entries indptr[where]:indptr[where+1] are not inside [0, nnz]
+    CSR_BAD_INDEX = 3    # indices[where] is outside [0, n_in)
+
+cdef int csr_check_ptr(Py_ssize_t N, Py_ssize_t nnz, Py_ssize_t n_in, const int64_t *indptr,
+                       const int32_t *indices, const int64_t *rows, Py_ssize_t m,
+                       Py_ssize_t *where) noexcept nogil
+cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
+                             const int64_t *indptr, const int32_t *indices,
+                             const floating *data, const int64_t *rows, const floating *w,
+                             const floating *b, int act, floating alpha, floating *z,
+                             floating *a) noexcept nogil
+cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
+                                 Py_ssize_t lo, Py_ssize_t hi, const int64_t *indptr,
+                                 const int32_t *indices, const floating *data,
+                                 const int64_t *rows, const floating *w, const floating *dz,
+                                 floating l2, floating *dw) noexcept nogil

@@ -1,0 +1,336 @@
+# cython: language_level=3, cdivision=True
+# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math
+"""A first Dense layer that reads a SciPy CSR matrix without densifying it.
+
+``X (N, n_in)`` arrives as its CSR arrays -- ``indptr (N+1,)`` int64,
+``indices (nnz,)`` int32, ``data (nnz,)`` of the weights' dtype -- and
+``rows (m,)`` int64 picks the batch (any order, repeats allowed), so no batch
+is ever gathered or densified.
+
+Design notes
+------------
+* Forward: each batch row is zeroed, gets one ``axpy`` of a row of ``W`` per
+  stored entry (``z += x_rk * W[k]``, contiguous over ``n_out``, which the
+  compiler vectorizes), then the bias and the activation -- the same
+  ``act_forward_row`` as ``dense_forward``'s epilogue -- while the row is in
+  cache.  Work is ``O(nnz(batch) * n_out)`` against the dense GEMM's
+  ``O(m * n_in * n_out)``.
+* Backward: ``dW`` is first set to ``l2 * W`` (zero when ``l2 == 0``, so a
+  feature absent from the batch gets exactly that), then every stored entry
+  scatter-adds ``x_rk * dZ[i]`` into row ``k`` of ``dW``.  Serial, so repeated
+  rows and shared features need no synchronization; ``sparse_weight_grad_ptr``
+  takes a block of output columns ``lo:hi``, which is how a caller may split
+  it across threads without races.  ``db`` is ``_dense.bias_grad_ptr``.
+  Nothing is allocated.
+* No OpenMP here: an OpenMP region next to the multi-threaded BLAS of the
+  following layers fights BLAS's spinning pool for the cores
+  (``docs/performance.md``, "BLAS and OpenMP thread pools").  A whole-epoch
+  loop that holds BLAS to one thread can split ``sparse_forward_ptr`` by batch
+  rows and ``sparse_weight_grad_ptr`` by output columns (``_sparse.pxd``).
+* Rounding: sums run in the array dtype in stored-entry order, so results
+  equal the dense computation up to the order of a GEMM's additions.  Only
+  stored entries are read: an inf or NaN in a row of ``W`` whose feature is
+  absent does not turn into the NaN that the dense ``0 * inf`` would give.
+* Arguments are checked with the NumPy C-API and errors name the argument:
+  ``TypeError`` for a dtype, ``ValueError`` for a shape or layout (or an
+  ``indptr`` that is not one), ``IndexError`` for a row or column index out of
+  range.  ``indptr[0] == 0``, ``indptr[N] == nnz`` and the array lengths are
+  checked per call; the entries of the batch's rows (their ``indptr``
+  bounds and column indices) are checked in one pass before the loop, so a
+  call costs ``O(nnz(batch))`` in checks, never ``O(nnz(X))``.
+"""
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memset
+
+from ._activations cimport act_forward_row
+from ._codes cimport N_ACTIVATIONS
+from ._dense cimport bias_grad_ptr
+
+cnp.import_array()
+
+
+# ------------------------------------------------------------------- the loops
+cdef int csr_check_ptr(Py_ssize_t N, Py_ssize_t nnz, Py_ssize_t n_in, const int64_t *indptr,
+                       const int32_t *indices, const int64_t *rows, Py_ssize_t m,
+                       Py_ssize_t *where) noexcept nogil:
+    """CSR_OK if rows (m,) are in [0, N) and each of their index ranges
+    indptr[r]:indptr[r+1] lies in [0, nnz] with column indices in [0, n_in);
+    otherwise the first problem's code, with ``where`` set (see ``_sparse.pxd``).
+    ``rows`` NULL: all N rows (m is ignored)."""
+    cdef Py_ssize_t i, r, p, start, stop
+    cdef Py_ssize_t count = N if rows == NULL else m
+    cdef int32_t col
+    for i in range(count):
+        r = i if rows == NULL else rows[i]
+        if r < 0 or r >= N:
+            where[0] = i
+            return CSR_BAD_ROW
+        start = indptr[r]
+        stop = indptr[r + 1]
+        if start < 0 or stop < start or stop > nnz:
+            where[0] = r
+            return CSR_BAD_INDPTR
+        for p in range(start, stop):
+            col = indices[p]
+            if col < 0 or col >= n_in:
+                where[0] = p
+                return CSR_BAD_INDEX
+    where[0] = -1
+    return CSR_OK
+
+
+cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
+                             const int64_t *indptr, const int32_t *indices,
+                             const floating *data, const int64_t *rows, const floating *w,
+                             const floating *b, int act, floating alpha, floating *z,
+                             floating *a) noexcept nogil:
+    """Batch rows lo:hi of z (m, n_out) := X[rows] @ w + b (NULL: no bias); a := act(z).
+
+    w (n_in, n_out); z and a (m, n_out), a may be z.
+    """
+    cdef Py_ssize_t i, j, p
+    cdef int64_t r
+    cdef floating v
+    cdef floating *zi
+    cdef const floating *wk
+    if n_out <= 0:
+        return
+    for i in range(lo, hi):
+        r = rows[i]
+        zi = z + i * n_out
+        memset(zi, 0, n_out * sizeof(floating))
+        for p in range(indptr[r], indptr[r + 1]):
+            v = data[p]
+            wk = w + <Py_ssize_t> indices[p] * n_out
+            for j in range(n_out):
+                zi[j] = zi[j] + v * wk[j]
+        if b != NULL:
+            for j in range(n_out):
+                zi[j] = zi[j] + b[j]
+        act_forward_row(act, alpha, zi, a + i * n_out, n_out)
+
+
+cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
+                                 Py_ssize_t lo, Py_ssize_t hi, const int64_t *indptr,
+                                 const int32_t *indices, const floating *data,
+                                 const int64_t *rows, const floating *w, const floating *dz,
+                                 floating l2, floating *dw) noexcept nogil:
+    """Columns lo:hi of dw (n_in, n_out) := X[rows].T @ dz + l2 w, every row of dw written.
+
+    dz (m, n_out), w (n_in, n_out).  Serial scatter-add: blocks of columns may run
+    in parallel, never blocks of batch rows.
+    """
+    cdef Py_ssize_t i, j, k, p
+    cdef int64_t r
+    cdef floating v
+    cdef floating *dwk
+    cdef const floating *wk
+    cdef const floating *dzi
+    if hi <= lo:
+        return
+    for k in range(n_in):
+        dwk = dw + k * n_out
+        if l2 != 0:
+            wk = w + k * n_out
+            for j in range(lo, hi):
+                dwk[j] = l2 * wk[j]
+        else:
+            memset(dwk + lo, 0, (hi - lo) * sizeof(floating))
+    for i in range(m):
+        r = rows[i]
+        dzi = dz + i * n_out
+        for p in range(indptr[r], indptr[r + 1]):
+            v = data[p]
+            dwk = dw + <Py_ssize_t> indices[p] * n_out
+            for j in range(lo, hi):
+                dwk[j] = dwk[j] + v * dzi[j]
+
+
+# -------------------------------------------------------------- argument checks
+cdef struct Csr:
+    Py_ssize_t N, nnz, m
+    const int64_t *indptr
+    const int32_t *indices
+    const void *data
+    const int64_t *rows
+
+
+cdef cnp.ndarray _array(str kernel, str name, object x, int ndim, bint writable):
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"{kernel}: {name} must be a numpy array, got {type(x).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray> x
+    if cnp.PyArray_NDIM(a) != ndim:
+        raise ValueError(f"{kernel}: {name} must be {ndim}-D, got shape {(<object> a).shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{kernel}: {name} must be C-contiguous and aligned")
+    if writable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{kernel}: {name} is read-only")
+    return a
+
+
+cdef cnp.ndarray _weights(str kernel, str name, object x, bint writable):
+    """A float32 or float64 2-D array: the one that sets the dtype of the call."""
+    cdef int t
+    if cnp.PyArray_Check(x):
+        t = cnp.PyArray_TYPE(<cnp.ndarray> x)
+        if ((t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE)
+                or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray> x)):
+            raise TypeError(f"{kernel}: {name} must be float32 or float64, got {x.dtype}")
+    return _array(kernel, name, x, 2, writable)
+
+
+cdef cnp.ndarray _float(str kernel, str name, object x, cnp.ndarray like, str like_name,
+                        int ndim, bint writable):
+    """An array of like's dtype."""
+    if (cnp.PyArray_Check(x) and (cnp.PyArray_TYPE(<cnp.ndarray> x) != cnp.PyArray_TYPE(like)
+                                  or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray> x))):
+        raise TypeError(f"{kernel}: {name} has dtype {x.dtype}, expected {like.dtype} like {like_name}")
+    return _array(kernel, name, x, ndim, writable)
+
+
+cdef cnp.ndarray _integer(str kernel, str name, object x, int itemsize):
+    """A 1-D signed integer array of ``itemsize`` bytes (int32 or int64), read only."""
+    if cnp.PyArray_Check(x) and not (
+            cnp.PyArray_ISSIGNED(<cnp.ndarray> x)
+            and cnp.PyArray_ITEMSIZE(<cnp.ndarray> x) == itemsize
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray> x)):
+        raise TypeError(f"{kernel}: {name} has dtype {x.dtype}, expected int{8 * itemsize}")
+    return _array(kernel, name, x, 1, False)
+
+
+cdef int _check_csr(str kernel, object indptr, object indices, object data, object rows,
+                    cnp.ndarray W, Csr *x) except -1:
+    """Check X's CSR arrays and the batch rows against W (n_in, n_out); fill x."""
+    cdef cnp.ndarray ip = _integer(kernel, "indptr", indptr, 8)
+    cdef cnp.ndarray ix = _integer(kernel, "indices", indices, 4)
+    cdef cnp.ndarray d = _float(kernel, "data", data, W, "W", 1, False)
+    cdef cnp.ndarray r = _integer(kernel, "rows", rows, 8)
+    cdef Py_ssize_t n_in = W.shape[0], where
+    cdef int code
+    if ip.shape[0] < 1:
+        raise ValueError(f"{kernel}: indptr must have N + 1 >= 1 entries, got none")
+    x.N = ip.shape[0] - 1
+    x.nnz = ix.shape[0]
+    x.m = r.shape[0]
+    x.indptr = <const int64_t *> cnp.PyArray_DATA(ip)
+    x.indices = <const int32_t *> cnp.PyArray_DATA(ix)
+    x.data = cnp.PyArray_DATA(d)
+    x.rows = <const int64_t *> cnp.PyArray_DATA(r)
+    if d.shape[0] != x.nnz:
+        raise ValueError(f"{kernel}: indices has {x.nnz} entries and data {d.shape[0]}; "
+                         "expected one each per stored entry")
+    if x.indptr[0] != 0 or x.indptr[x.N] != x.nnz:
+        raise ValueError(f"{kernel}: indptr must start at 0 and end at nnz = {x.nnz} "
+                         f"(the length of indices), got {x.indptr[0]} and {x.indptr[x.N]}")
+    with nogil:
+        code = csr_check_ptr(x.N, x.nnz, n_in, x.indptr, x.indices, x.rows, x.m, &where)
+    if code == CSR_BAD_ROW:
+        raise IndexError(f"{kernel}: rows[{where}] = {x.rows[where]} is out of bounds "
+                         f"for X with {x.N} rows")
+    if code == CSR_BAD_INDPTR:
+        raise ValueError(f"{kernel}: indptr is not a CSR index pointer at row {where}: "
+                         f"indptr[{where}:{where + 2}] = [{x.indptr[where]}, "
+                         f"{x.indptr[where + 1]}] with nnz = {x.nnz}")
+    if code == CSR_BAD_INDEX:
+        raise IndexError(f"{kernel}: indices[{where}] = {x.indices[where]} is out of bounds "
+                         f"for W with {n_in} rows (n_in)")
+    return 0
+
+
+# --------------------------------------------------------------------- kernels
+def sparse_dense_forward(indptr, indices, data, rows, W, b, int act, double alpha, Z_out, A_out):
+    """Z_out := X[rows] @ W + b; A_out := act(Z_out), X a CSR matrix.
+
+    indptr (N+1,) int64, indices (nnz,) int32, data (nnz,) IN: X (N, n_in);
+    rows (m,) int64 IN, in [0, N), any order, repeats allowed; W (n_in, n_out)
+    float32 or float64 IN, b (n_out,) or None IN, Z_out (m, n_out) OUT,
+    A_out (m, n_out) OUT (may be Z_out).  data, b, Z_out, A_out have W's dtype.
+    """
+    cdef str kernel = "sparse_dense_forward"
+    cdef cnp.ndarray w = _weights(kernel, "W", W, False)
+    cdef Py_ssize_t n_out = w.shape[1]
+    cdef Csr x
+    _check_csr(kernel, indptr, indices, data, rows, w, &x)
+    cdef cnp.ndarray z = _float(kernel, "Z_out", Z_out, w, "W", 2, True)
+    cdef cnp.ndarray a = _float(kernel, "A_out", A_out, w, "W", 2, True)
+    if z.shape[0] != x.m or z.shape[1] != n_out or a.shape[0] != x.m or a.shape[1] != n_out:
+        raise ValueError(
+            f"{kernel}: Z_out {(<object> z).shape} and A_out {(<object> a).shape} must both "
+            f"be ({x.m}, {n_out}) (len(rows), W's columns)"
+        )
+    cdef const void *bp = NULL
+    cdef cnp.ndarray bb
+    if b is not None:
+        bb = _float(kernel, "b", b, w, "W", 1, False)
+        if bb.shape[0] != n_out:
+            raise ValueError(f"{kernel}: b has {bb.shape[0]} entries, W has {n_out} columns")
+        bp = cnp.PyArray_DATA(bb)
+    if act < 0 or act >= N_ACTIVATIONS:
+        raise ValueError(f"{kernel}: unknown activation code {act}")
+    if x.m == 0 or n_out == 0:
+        return
+    cdef const void *wp = cnp.PyArray_DATA(w)
+    cdef void *zp = cnp.PyArray_DATA(z)
+    cdef void *ap = cnp.PyArray_DATA(a)
+    if cnp.PyArray_TYPE(w) == cnp.NPY_FLOAT:
+        with nogil:
+            sparse_forward_ptr(0, x.m, n_out, x.indptr, x.indices, <const float *> x.data,
+                               x.rows, <const float *> wp, <const float *> bp, act,
+                               <float> alpha, <float *> zp, <float *> ap)
+    else:
+        with nogil:
+            sparse_forward_ptr(0, x.m, n_out, x.indptr, x.indices, <const double *> x.data,
+                               x.rows, <const double *> wp, <const double *> bp, act,
+                               alpha, <double *> zp, <double *> ap)
+
+
+def sparse_dense_backward(indptr, indices, data, rows, dZ, double l2, W, dW_out, db_out):
+    """dW_out := X[rows].T @ dZ + l2 W; db_out := dZ.sum(0) unless None; X a CSR matrix.
+
+    indptr (N+1,) int64, indices (nnz,) int32, data (nnz,) IN: X (N, n_in);
+    rows (m,) int64 IN, in [0, N), any order, repeats allowed; dZ (m, n_out) IN,
+    W (n_in, n_out) float32 or float64 IN, dW_out (n_in, n_out) OUT (every row
+    written: l2 * W for features absent from the batch), db_out (n_out,) OUT or
+    None.  data, dZ, dW_out, db_out have W's dtype.  No input gradient.
+    """
+    cdef str kernel = "sparse_dense_backward"
+    cdef cnp.ndarray w = _weights(kernel, "W", W, False)
+    cdef Py_ssize_t n_in = w.shape[0], n_out = w.shape[1]
+    cdef Csr x
+    _check_csr(kernel, indptr, indices, data, rows, w, &x)
+    cdef cnp.ndarray dz = _float(kernel, "dZ", dZ, w, "W", 2, False)
+    if dz.shape[0] != x.m or dz.shape[1] != n_out:
+        raise ValueError(f"{kernel}: dZ is {(<object> dz).shape}, expected ({x.m}, {n_out}) "
+                         "(len(rows), W's columns)")
+    cdef cnp.ndarray dw = _float(kernel, "dW_out", dW_out, w, "W", 2, True)
+    if dw.shape[0] != n_in or dw.shape[1] != n_out:
+        raise ValueError(f"{kernel}: dW_out is {(<object> dw).shape}, expected ({n_in}, {n_out}) "
+                         "like W")
+    cdef void *dbp = NULL
+    cdef cnp.ndarray db
+    if db_out is not None:
+        db = _float(kernel, "db_out", db_out, w, "W", 1, True)
+        if db.shape[0] != n_out:
+            raise ValueError(f"{kernel}: db_out has {db.shape[0]} entries, expected {n_out}")
+        dbp = cnp.PyArray_DATA(db)
+    if n_out == 0:
+        return
+    cdef const void *wp = cnp.PyArray_DATA(w)
+    cdef const void *dzp = cnp.PyArray_DATA(dz)
+    cdef void *dwp = cnp.PyArray_DATA(dw)
+    if cnp.PyArray_TYPE(w) == cnp.NPY_FLOAT:
+        with nogil:
+            sparse_weight_grad_ptr(x.m, n_in, n_out, 0, n_out, x.indptr, x.indices,
+                                   <const float *> x.data, x.rows, <const float *> wp,
+                                   <const float *> dzp, <float> l2, <float *> dwp)
+            if dbp != NULL:
+                bias_grad_ptr(x.m, n_out, 0, n_out, <const float *> dzp, <float *> dbp)
+    else:
+        with nogil:
+            sparse_weight_grad_ptr(x.m, n_in, n_out, 0, n_out, x.indptr, x.indices,
+                                   <const double *> x.data, x.rows, <const double *> wp,
+                                   <const double *> dzp, l2, <double *> dwp)
+            if dbp != NULL:
+                bias_grad_ptr(x.m, n_out, 0, n_out, <const double *> dzp, <double *> dbp)

@@ -1,0 +1,65 @@
+"""Sparse input: scipy.sparse matrices in the layout the sparse kernels read.
+
+``fit``, ``predict`` and ``evaluate`` accept any ``scipy.sparse`` matrix or
+array (CSR, CSC, COO, ...).  It is converted once to a canonical CSR matrix of
+the model's dtype (duplicates summed, indices sorted) and checked like dense
+input (shape, finite stored values, values that fit the dtype).  Batches are
+rows of it, never a dense copy: the first layer reads them through the
+backend's ``sparse_dense_forward`` / ``sparse_dense_backward`` kernels, which
+take the CSR arrays and the batch's row numbers (see ``fastnn._kernels``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+INDEX_LIMIT = 2 ** 31 - 1  # column indices are int32 in the kernels
+
+
+class SparseInput:
+    """A canonical CSR matrix ``(n, n_features)``: ``indptr (n + 1,)`` int64,
+    ``indices (nnz,)`` int32 (sorted within each row), ``data (nnz,)`` of the
+    model's dtype.  ``X[a:b]`` is a row slice (a new ``SparseInput``)."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix  # scipy CSR, kept for slicing
+        self.indptr = np.ascontiguousarray(matrix.indptr, dtype=np.int64)
+        self.indices = np.ascontiguousarray(matrix.indices, dtype=np.int32)
+        self.data = np.ascontiguousarray(matrix.data)
+        self.shape = matrix.shape
+        self.dtype = self.data.dtype
+
+    @property
+    def ndim(self):
+        return 2
+
+    @property
+    def nnz(self):
+        return int(self.indptr[-1])
+
+    @property
+    def density(self):
+        return self.nnz / max(self.shape[0] * self.shape[1], 1)
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError("SparseInput: only row slices X[a:b] are supported")
+        return SparseInput(self.matrix[rows])
+
+    def batch(self, rows) -> "SparseBatch":
+        """The rows ``rows`` (int64 row numbers) as a batch for the kernels."""
+        return SparseBatch(self, rows)
+
+    def __repr__(self):
+        return f"SparseInput(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype})"
+
+
+class SparseBatch:
+    """Rows ``rows (m,)`` of a ``SparseInput``, as the first layer's input: no copy."""
+
+    __slots__ = ("indptr", "indices", "data", "rows", "shape", "dtype")
+
+    def __init__(self, source: SparseInput, rows):
+        self.indptr, self.indices, self.data = source.indptr, source.indices, source.data
+        self.rows = rows
+        self.shape = (rows.shape[0], source.shape[1])
+        self.dtype = source.dtype
