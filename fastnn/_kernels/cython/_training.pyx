@@ -29,7 +29,17 @@ Design notes
   (``docs/performance.md``, "Denormals").
 * Thread 0 times its phases (``phase_statistics``): one clock read each.
 * One ``floating`` body serves float32 and float64; the dtype of ``X``
-  picks it.
+  (of ``X.data`` for sparse input) picks it.
+* Sparse input: ``plan.X`` may be a ``SparseInput`` (CSR, see
+  ``fastnn._kernels.sparse``; ``plan.Xb`` then has no rows).  Its rows are
+  never gathered: layer 0 reads them in place through ``perm`` with the
+  ``_sparse`` pointer kernels, the forward pass split by batch rows like the
+  dense one, the weight gradient (a scatter-add over all the batch's rows,
+  plus ``l2 * W``) by blocks of output columns; layer 0 has no input gradient
+  either way.  Each thread checks its rows' CSR entries before reading them
+  (``csr_check_ptr``, O(nnz) of those rows; at entry only the array types and
+  lengths), so a call costs no pass over the whole matrix.  Sparse work
+  counts towards ``MIN_PARALLEL_FLOPS`` by its stored entries.
 * Threads: rather than BLAS's own pool next to serial epilogues (its
   spinning threads take the cores an OpenMP loop needs, measured up to about
   100 times slower: ``docs/performance.md``, "BLAS and OpenMP thread
@@ -52,13 +62,15 @@ Design notes
   order.  The reported loss and metrics are per-thread sums added in thread
   order, so they may differ from a one-thread run in the last bits.
 * An out-of-range row index in ``perm`` or class label stops the loop and
-  raises ``IndexError`` afterwards; the batches before it stay applied.
+  raises ``IndexError`` afterwards; the batches before it stay applied.  So
+  does a bad entry of a sparse ``X`` (``ValueError`` for its ``indptr``), and
+  a negative row index, which only gathered rows may use.
 """
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.math cimport NAN, isfinite, pow
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy
 
 from ._codes cimport (
@@ -70,6 +82,10 @@ from ._dense cimport (
     dense_forward_ptr, input_grad_ptr, weight_grad_ptr,
 )
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
+from ._sparse cimport (
+    CSR_BAD_INDEX, CSR_BAD_INDPTR, CSR_BAD_ROW, CSR_OK, csr_check_ptr, sparse_forward_ptr,
+    sparse_weight_grad_ptr,
+)
 from ._optimizers cimport (
     adagrad_loop, adam_inside_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop,
     rmsprop_loop, sgd_loop,
@@ -78,6 +94,7 @@ from ._optimizers cimport (
 import numpy as np
 
 from fastnn._kernels.plan import TrainResult
+from fastnn._kernels.sparse import SparseInput
 
 cnp.import_array()
 
@@ -145,8 +162,10 @@ PHASE_NAMES = ("gather", "forward", "loss and output delta", "weight gradients",
 # Why the batch loop stopped early (besides a non-finite loss).
 cdef enum:
     OK = 0
-    BAD_ROW = 1     # perm holds a row index outside [-n, n)
+    BAD_ROW = 1     # perm holds a row index outside [-n, n) ([0, n) for a CSR X)
     BAD_LABEL = 2   # a class label is outside [-k, k)
+    BAD_INDPTR = 3  # a CSR X: a row's indptr range is not inside [0, nnz]
+    BAD_INDEX = 4   # a CSR X: a column index is outside [0, n_0)
 
 cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # GEMM work per batch (flops) from which a batch is split across threads; on two
@@ -174,7 +193,13 @@ ctypedef struct Layer:
 
 
 ctypedef struct Job:
-    const char *X
+    const char *X   # NULL for a CSR X
+    # a CSR X (see fastnn._kernels.sparse): layer 0 reads its rows in place
+    bint csr
+    const int64_t *x_indptr
+    const int32_t *x_indices
+    const char *x_data
+    Py_ssize_t x_nnz
     const char *Y
     const char *SW  # NULL: no sample weights
     const int64_t *perm
@@ -194,7 +219,7 @@ ctypedef struct Job:
     Py_ssize_t done       # batches completed (counted from first_batch)
     bint stop             # a batch loss was not finite
     int error             # OK, BAD_ROW or BAD_LABEL ...
-    int64_t bad_value     # ... and the offending row index or label
+    int64_t bad_value     # ... and the offending row index or label (CSR: row or entry)
     # threads (see _run and _worker)
     Py_ssize_t done_at_start, end  # the worker's current run: batches done_at_start .. end - 1
     bint contended        # the threads waited more than they worked: go on with one
@@ -213,7 +238,8 @@ ctypedef struct Job:
 # ---------------------------------------------------------------- argument checks
 cdef str _dtype_name(int typenum):
     return str(np.dtype("float32" if typenum == cnp.NPY_FLOAT else
-                        "float64" if typenum == cnp.NPY_DOUBLE else "int64"))
+                        "float64" if typenum == cnp.NPY_DOUBLE else
+                        "int32" if typenum == cnp.NPY_INT32 else "int64"))
 
 
 cdef cnp.ndarray _array(str name, object x, int typenum, int ndim, bint writable, str like,
@@ -418,6 +444,12 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     parameter into contiguous blocks.  Barriers separate the phases; every
     thread meets the same ones and reads the shared flags only after a barrier.
 
+    A CSR X (``job.csr``) is not gathered: each thread checks its rows' CSR
+    entries (``csr_check_ptr``, O(nnz) of those rows) and layer 0 reads them in
+    place (``sparse_forward_ptr``); layer 0's weight gradient, a scatter-add
+    over all the batch's rows, is split by blocks of output columns instead
+    (``sparse_weight_grad_ptr``).
+
     On a busy machine a thread that loses its core stalls every barrier, so
     thread 0 checks every WINDOW batches how long the threads waited; past
     half the time it sets ``contended`` and the threads stop, for ``_run`` to
@@ -427,7 +459,9 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     """
     cdef Py_ssize_t L = job.n_layers, B = job.batch_size, n = job.n, k = job.k
     cdef Py_ssize_t n0 = job.n0
-    cdef Py_ssize_t j, l, start, stop, m, bad, lo, hi, plo, phi, size
+    cdef Py_ssize_t j, l, start, stop, m, bad, lo, hi, plo, phi, size, where
+    cdef Py_ssize_t first_dense = 1 if job.csr else 0  # layers run by dense_forward_ptr
+    cdef int code
     cdef const int64_t *idx
     cdef Layer *ly
     cdef Layer *prev
@@ -455,19 +489,46 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
         _part(m, 1, tid, nt, &lo, &hi)
         # gather and forward, own rows
         if hi > lo:
-            bad = gather_bytes(<const char *> X, n, idx + lo, hi - lo, x_bytes,
-                               job.Xb + lo * x_bytes)
+            bad = -1
+            if not job.csr:
+                bad = gather_bytes(<const char *> X, n, idx + lo, hi - lo, x_bytes,
+                                   job.Xb + lo * x_bytes)
             if bad < 0:
                 bad = gather_bytes(job.Y, n, idx + lo, hi - lo, y_bytes, job.Yb + lo * y_bytes)
             if bad < 0 and job.SW != NULL:
                 bad = gather_bytes(job.SW, n, idx + lo, hi - lo, sizeof(floating),
                                    job.SWb + lo * sizeof(floating))
+            code = CSR_OK
+            if bad < 0 and job.csr:
+                # the rows read in place: in [0, n) (no negative indices), and their
+                # entries inside the arrays, before any of them is read
+                code = csr_check_ptr(n, job.x_nnz, n0, job.x_indptr, job.x_indices, idx + lo,
+                                     hi - lo, &where)
+                if code == CSR_BAD_ROW:
+                    bad = where
+                elif code == CSR_BAD_INDPTR:
+                    job.bad_value = where
+                    job.error = BAD_INDPTR
+                elif code == CSR_BAD_INDEX:
+                    job.bad_value = where
+                    job.error = BAD_INDEX
             if bad >= 0:
                 job.bad_value = idx[lo + bad]
                 job.error = BAD_ROW
             _lap(job, tid, PH_GATHER, &t0)
-            inp = xb + lo * n0
-            for l in range(L):
+            if bad >= 0 or code != CSR_OK:
+                hi = lo  # this thread's rows are not read; every thread stops after the barrier
+        if hi > lo:
+            if job.csr:
+                ly = &job.layers[0]
+                sparse_forward_ptr(lo, hi, ly.n_out, job.x_indptr, job.x_indices,
+                                   <const floating *> job.x_data, idx, <const floating *> ly.W,
+                                   <const floating *> ly.b, ly.act, <floating> ly.alpha,
+                                   <floating *> ly.Z, <floating *> ly.A)
+                inp = <const floating *> ly.A + lo * ly.n_out
+            else:
+                inp = xb + lo * n0
+            for l in range(first_dense, L):
                 ly = &job.layers[l]
                 dense_forward_ptr(hi - lo, ly.n_in, ly.n_out, inp, <const floating *> ly.W,
                                   <const floating *> ly.b, ly.act, <floating> ly.alpha,
@@ -527,10 +588,19 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             if l < L - 1:
                 _sync(job, tid, nt)  # every row of dZ[l] is done
                 _lap(job, tid, PH_WAIT, &t0)
-            x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
-            _part(ly.n_in, 1, tid, nt, &plo, &phi)
-            weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, x_in, <const floating *> ly.W,
-                            <const floating *> ly.dZ, <floating> ly.l2, <floating *> ly.dW)
+            if l == 0 and job.csr:
+                # a scatter-add over all the batch's rows: split by output columns, in
+                # blocks of 64 bytes like the parameter blocks (few shared cache lines)
+                _part(ly.n_out, align, tid, nt, &plo, &phi)
+                sparse_weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, job.x_indptr,
+                                       job.x_indices, <const floating *> job.x_data, idx,
+                                       <const floating *> ly.W, <const floating *> ly.dZ,
+                                       <floating> ly.l2, <floating *> ly.dW)
+            else:
+                x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
+                _part(ly.n_in, 1, tid, nt, &plo, &phi)
+                weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, x_in, <const floating *> ly.W,
+                                <const floating *> ly.dZ, <floating> ly.l2, <floating *> ly.dW)
             _lap(job, tid, PH_WEIGHT_GRAD, &t0)
             if ly.db != NULL:
                 _part(ly.n_out, 1, tid, nt, &plo, &phi)
@@ -699,15 +769,60 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     opt = plan.optimizer
 
     # data
-    if not cnp.PyArray_Check(X):
-        raise TypeError(f"train_batches: X must be a numpy array, got {type(X).__name__}")
-    typenum = cnp.PyArray_TYPE(<cnp.ndarray> X)
-    if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
-        raise TypeError(f"train_batches: X must be float32 or float64, got {X.dtype}")
-    a = _array("X", X, typenum, 2, False, "", False)  # only gathered: any alignment
-    n = cnp.PyArray_DIM(a, 0)
-    n0 = cnp.PyArray_DIM(a, 1)
-    job.X = _data(a)
+    cdef bint csr = isinstance(X, SparseInput)
+    cdef cnp.ndarray indptr, indices, values
+    cdef const int64_t *ip
+    job.csr = csr
+    job.x_indptr = NULL
+    job.x_indices = NULL
+    job.x_data = NULL
+    job.x_nnz = 0
+    if csr:
+        # a CSR matrix (n, n_0) whose rows layer 0 reads in place: its arrays are read
+        # directly (aligned), each batch's entries are checked as they are reached
+        x_data = X.data
+        if not cnp.PyArray_Check(x_data):
+            raise TypeError(f"train_batches: X.data must be a numpy array, got {type(x_data).__name__}")
+        typenum = cnp.PyArray_TYPE(<cnp.ndarray> x_data)
+        if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
+            raise TypeError(f"train_batches: X.data must be float32 or float64, got {x_data.dtype}")
+        values = _array("X.data", x_data, typenum, 1, False, "")
+        indptr = _array("X.indptr", X.indptr, cnp.NPY_INT64, 1, False, "")
+        indices = _array("X.indices", X.indices, cnp.NPY_INT32, 1, False, "")
+        if not cnp.PyArray_Check(Y) or cnp.PyArray_NDIM(<cnp.ndarray> Y) < 1:
+            raise TypeError(f"train_batches: Y must be a numpy array with one row per sample, "
+                            f"got {type(Y).__name__}")
+        n = cnp.PyArray_DIM(<cnp.ndarray> Y, 0)
+        shape = tuple(X.shape)
+        if len(shape) != 2 or shape[0] != n:
+            raise ValueError(f"train_batches: X has shape {shape}, expected ({n}, n_0): "
+                             f"one row per row of Y")
+        n0 = shape[1]
+        if cnp.PyArray_DIM(indptr, 0) != n + 1:
+            raise ValueError(f"train_batches: X.indptr has {cnp.PyArray_DIM(indptr, 0)} entries, "
+                             f"expected {n + 1} (rows + 1)")
+        ip = <const int64_t *> _data(indptr)
+        if ip[0] != 0 or cnp.PyArray_DIM(indices, 0) != ip[n] or cnp.PyArray_DIM(values, 0) != ip[n]:
+            raise ValueError(
+                f"train_batches: X.indptr runs from {ip[0]} to {ip[n]}, X.indices has "
+                f"{cnp.PyArray_DIM(indices, 0)} entries and X.data {cnp.PyArray_DIM(values, 0)}; "
+                f"expected indptr from 0 to nnz, the length of both"
+            )
+        job.X = NULL
+        job.x_indptr = ip
+        job.x_indices = <const int32_t *> _data(indices)
+        job.x_data = _data(values)
+        job.x_nnz = ip[n]
+    else:
+        if not cnp.PyArray_Check(X):
+            raise TypeError(f"train_batches: X must be a numpy array, got {type(X).__name__}")
+        typenum = cnp.PyArray_TYPE(<cnp.ndarray> X)
+        if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
+            raise TypeError(f"train_batches: X must be float32 or float64, got {X.dtype}")
+        a = _array("X", X, typenum, 2, False, "", False)  # only gathered: any alignment
+        n = cnp.PyArray_DIM(a, 0)
+        n0 = cnp.PyArray_DIM(a, 1)
+        job.X = _data(a)
     job.n = n
     job.n0 = n0
     if loss < 0 or loss >= N_LOSSES:
@@ -832,9 +947,11 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         a = _array("Yb", Yb, typenum, 2, True, " like X")
         _expect_rows("Yb", a, rows, (k,))
     job.Yb = _data(a)
-    a = _array("Xb", Xb, typenum, 2, True, " like X")
-    _expect_rows("Xb", a, rows, (n0,))
-    job.Xb = _data(a)
+    job.Xb = NULL
+    if not csr:  # a CSR X is read in place: Xb is not used (make_plan gives it no rows)
+        a = _array("Xb", Xb, typenum, 2, True, " like X")
+        _expect_rows("Xb", a, rows, (n0,))
+        job.Xb = _data(a)
     job.SW = NULL
     job.SWb = NULL
     if SW is not None:
@@ -873,7 +990,11 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     cdef bint limited = False
     cdef double flops = 0.0  # of the GEMMs of one batch: forward, dW and dX
     for l in range(L):
-        flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
+        if l == 0 and csr:  # forward and dW over the stored entries, plus dW's fill
+            flops += (4.0 * rows * (<double> job.x_nnz / max(n, 1)) * job.layers[0].n_out
+                      + <double> job.layers[0].n_in * job.layers[0].n_out)
+        else:
+            flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
     job.n_threads = <int> min(<Py_ssize_t> omp_max_threads(), rows // 16, <Py_ssize_t> MAX_THREADS)
     if flops < MIN_PARALLEL_FLOPS:
         job.n_threads = 1  # barriers would cost more than the split saves
@@ -911,4 +1032,15 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         )
     if job.error == BAD_LABEL:
         raise IndexError(f"train_batches: class label {job.bad_value} is outside [0, {k})")
+    if job.error == BAD_INDPTR:
+        raise ValueError(
+            f"train_batches: X.indptr is not a CSR index pointer at row {job.bad_value}: "
+            f"indptr[{job.bad_value}:{job.bad_value + 2}] = "
+            f"{X.indptr[job.bad_value:job.bad_value + 2].tolist()} with nnz = {job.x_nnz}"
+        )
+    if job.error == BAD_INDEX:
+        raise IndexError(
+            f"train_batches: X.indices[{job.bad_value}] = {X.indices[job.bad_value]} is out of "
+            f"bounds for {n0} columns (Ws[0]'s rows)"
+        )
     return TrainResult(done, job.out[0], job.out[1], job.out[2], job.out[3])

@@ -17,6 +17,7 @@ from ._activations import activation_backward
 from ._dense import dense_backward, dense_forward, maxout_backward, maxout_forward
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
+from ._sparse import sparse_dense_backward, sparse_dense_forward
 
 
 def gather_rows(X, idx, out):
@@ -29,6 +30,7 @@ _KERNELS = SimpleNamespace(
     maxout_forward=maxout_forward, maxout_backward=maxout_backward, loss_value=loss_value,
     loss_output_delta=loss_output_delta, gather_rows=gather_rows, sgd_update=sgd_update,
     adagrad_update=adagrad_update, rmsprop_update=rmsprop_update, adam_update=adam_update,
+    sparse_dense_forward=sparse_dense_forward, sparse_dense_backward=sparse_dense_backward,
 )
 
 
