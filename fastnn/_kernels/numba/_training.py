@@ -7,7 +7,11 @@ as ``UniTuple`` and indexes them with the loop variable; a layer without bias
 has a zero-length ``b``, and the two cases call the kernels with ``b`` or
 ``None`` so each call site keeps one type.  ``train_batches`` is the Python
 wrapper that unpacks the ``TrainingPlan`` (a dataclass, which ``@njit`` cannot
-take) into arguments.
+take) into arguments; a sparse ``X`` (``SparseInput``) arrives as its CSR
+arrays ``(indptr, indices, data)``, whose batch rows the first layer reads in
+place through ``sparse_dense_forward``/``backward`` -- the first-layer helpers
+are overloaded on that type, so dense and sparse input are two specializations
+of one loop, with no branch at run time.
 """
 import platform
 
@@ -15,19 +19,22 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
 from ..plan import OptimizerHyper, TrainResult
+from ..sparse import SparseInput
 from ._activations import activation_backward
 from ._dense import dense_backward, dense_forward
 from ._jit import jit
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
+from ._sparse import sparse_dense_backward, sparse_dense_forward
 
 # The training loop and its helpers: no fastmath, so their float64 statistics
 # add up in order; the kernels they call keep their own options.
-_jit_loop = njit(cache=True, nogil=True, error_model="numpy")
+_LOOP_OPTIONS = {"error_model": "numpy"}
+_jit_loop = njit(cache=True, nogil=True, **_LOOP_OPTIONS)
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
@@ -169,11 +176,68 @@ def _batch_statistics(A, Y):
     return correct, sq, ab
 
 
+# The first layer's input, dense or sparse.  Each is a Python stand-in (never
+# called) plus a Numba overload that picks the implementation by the type of X:
+# a 2-D array, or the CSR arrays (indptr, indices, data) of a SparseInput.
+def _batch_input(X, rows, Xb):
+    """The first layer's input for the batch ``rows`` of ``X``: a dense ``X``'s rows
+    gathered into ``Xb``, or a CSR ``X`` as ``(indptr, indices, data, rows)``, read in place."""
+    raise NotImplementedError("compiled only")
+
+
+def _first_forward(xb, W, b, act, alpha, Z_out, A_out):
+    """``dense_forward`` of the first layer on ``xb`` (from ``_batch_input``)."""
+    raise NotImplementedError("compiled only")
+
+
+def _first_backward(xb, W, dZ, l2, dW_out, db_out):
+    """``dense_backward`` of the first layer on ``xb``, without input gradient."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_batch_input, jit_options=_LOOP_OPTIONS)
+def _ol_batch_input(X, rows, Xb):
+    if isinstance(X, types.Array):
+        def impl(X, rows, Xb):
+            gather_rows(X, rows, Xb)
+            return Xb
+    else:
+        def impl(X, rows, Xb):
+            return X[0], X[1], X[2], rows
+    return impl
+
+
+@overload(_first_forward, jit_options=_LOOP_OPTIONS)
+def _ol_first_forward(xb, W, b, act, alpha, Z_out, A_out):
+    if isinstance(xb, types.Array):
+        def impl(xb, W, b, act, alpha, Z_out, A_out):
+            dense_forward(xb, W, b, act, alpha, Z_out, A_out)
+    else:
+        def impl(xb, W, b, act, alpha, Z_out, A_out):
+            sparse_dense_forward(xb[0], xb[1], xb[2], xb[3], W, b, act, alpha, Z_out, A_out)
+    return impl
+
+
+@overload(_first_backward, jit_options=_LOOP_OPTIONS)
+def _ol_first_backward(xb, W, dZ, l2, dW_out, db_out):
+    if isinstance(xb, types.Array):
+        def impl(xb, W, dZ, l2, dW_out, db_out):
+            dense_backward(xb, W, dZ, l2, dW_out, db_out, None)
+    else:
+        def impl(xb, W, dZ, l2, dW_out, db_out):
+            sparse_dense_backward(xb[0], xb[1], xb[2], xb[3], dZ, l2, W, dW_out, db_out)
+    return impl
+
+
 @_jit_loop
 def _forward(xb, Ws, bs, acts, alphas, Zs, As, m):
     L = len(Ws)
-    for l in range(L):
-        inp = xb if l == 0 else As[l - 1][:m]
+    if bs[0].shape[0] > 0:
+        _first_forward(xb, Ws[0], bs[0], acts[0], alphas[0], Zs[0][:m], As[0][:m])
+    else:
+        _first_forward(xb, Ws[0], None, acts[0], alphas[0], Zs[0][:m], As[0][:m])
+    for l in range(1, L):
+        inp = As[l - 1][:m]
         if bs[l].shape[0] > 0:
             dense_forward(inp, Ws[l], bs[l], acts[l], alphas[l], Zs[l][:m], As[l][:m])
         else:
@@ -187,16 +251,15 @@ def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m):
         dZ = dZs[l][:m]
         if l < L - 1:
             activation_backward(acts[l], alphas[l], Zs[l][:m], As[l][:m], dZ, dZ)
-        inp = xb if l == 0 else As[l - 1][:m]
-        if l == 0:
+        if l == 0:  # no input gradient
             if dbs[l].shape[0] > 0:
-                dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], dbs[l], None)
+                _first_backward(xb, Ws[l], dZ, l2s[l], dWs[l], dbs[l])
             else:
-                dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], None, None)
+                _first_backward(xb, Ws[l], dZ, l2s[l], dWs[l], None)
         elif dbs[l].shape[0] > 0:
-            dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[l - 1][:m])
+            dense_backward(As[l - 1][:m], Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[l - 1][:m])
         else:
-            dense_backward(inp, Ws[l], dZ, l2s[l], dWs[l], None, dZs[l - 1][:m])
+            dense_backward(As[l - 1][:m], Ws[l], dZ, l2s[l], dWs[l], None, dZs[l - 1][:m])
 
 
 @_jit_loop
@@ -204,8 +267,9 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                    Ws, bs, dWs, dbs, acts, alphas, l2s,
                    Zs, As, dZs, Xb, Yb, SWb,
                    loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b):
-    """The fields of ``TrainResult``, as a tuple."""
-    n = X.shape[0]
+    """The fields of ``TrainResult``, as a tuple.  ``X`` is a 2-D array or a CSR
+    ``(indptr, indices, data)`` (see ``_batch_input``)."""
+    n = perm.shape[0]  # X's rows
     L = len(Ws)
     loss_sum = correct = squared_error = absolute_error = 0.0
     for j in range(n_batches):
@@ -213,9 +277,8 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         stop = min(start + batch_size, n)
         m = stop - start
         idx = perm[start:stop]
-        xb = Xb[:m]
+        xb = _batch_input(X, idx, Xb[:m])
         yb = Yb[:m]
-        gather_rows(X, idx, xb)
         gather_rows(Y, idx, yb)
         _forward(xb, Ws, bs, acts, alphas, Zs, As, m)
         A = As[L - 1][:m]
@@ -252,10 +315,13 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
     # Numba reads the hyper-parameters' named tuple by field; all floats (the
     # flags become 0.0/1.0), so every optimizer shares one compiled type.
     hyper = OptimizerHyper(*map(float, plan.hyper))
+    X = plan.X
+    if isinstance(X, SparseInput):  # its batches are read in place (plan.Xb has no rows)
+        X = (X.indptr, X.indices, X.data)
     fp = flush_denormals()
     try:
         totals = _train_batches(
-            plan.X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
+            X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
             plan.Ws, plan.bs, plan.dWs, plan.dbs, plan.acts, plan.alphas, plan.l2s,
             plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
             plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b)
