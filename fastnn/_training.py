@@ -22,7 +22,7 @@ import numpy as np
 from . import metrics as metrics_mod
 from ._kernels import step as reference
 from ._kernels.plan import TrainingPlan
-from ._kernels.sparse import SparseInput
+from ._kernels.sparse import SparseBatch, SparseInput
 from .callbacks import ProgressLogger
 from .losses import SparseCategoricalCrossentropy, CategoricalCrossentropy
 
@@ -255,7 +255,10 @@ class CompiledLoop(_Loop):
     def _outputs(self, Xb):
         # predict_rows threads the way train_batches does (BLAS held at one thread);
         # a plain forward here would wake multi-threaded BLAS between two compiled
-        # calls, whose spinning threads then slow the next one down.
+        # calls, whose spinning threads then slow the next one down.  It reads dense
+        # rows: a sparse batch goes through the layers' own kernels.
+        if isinstance(Xb, SparseBatch):
+            return super()._outputs(Xb)
         plan, m = self.plan, Xb.shape[0]
         out = self.out[:m]
         self.model._kernels.predict_rows(Xb, plan.Ws, plan.bs, plan.acts, plan.alphas, plan.Zs, plan.As, out)

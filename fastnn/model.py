@@ -276,9 +276,7 @@ class Sequential:
         self.history = history
         self.stop_training = False
         shuffle_rng = np.random.default_rng(None if self.seed is None else [self.seed, 1, initial_epoch])
-        # Sparse input trains on the per-kernel path (train_batches reads dense rows).
-        compiled = not isinstance(X, SparseInput) and CompiledLoop.supports(self, batch_hooks, y)
-        Loop = CompiledLoop if compiled else KernelLoop
+        Loop = CompiledLoop if CompiledLoop.supports(self, batch_hooks, y) else KernelLoop
         interrupt = DeferredInterrupt()
         loop = Loop(self, X, y, w, bs, shuffle, shuffle_rng, interrupt)
         for cb in callback_list:

@@ -158,3 +158,37 @@ def test_estimators_take_sparse_input(Estimator):
     for _ in range(2):
         partial.partial_fit(X, target, **({"classes": np.unique(y)} if Estimator == "MLPClassifier" else {}))
     assert partial.predict(X).shape == (X.shape[0],)
+
+
+class _ForceKernelLoop(fn.callbacks.Callback):
+    """A per-batch hook: fit then takes the per-kernel path."""
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_path_reads_sparse_batches_like_the_per_kernel_path(backend, dtype, threads, monkeypatch):
+    X, y = data(n=331)  # a partial last batch
+    K = fn._kernels.resolve(backend)
+    calls = []
+    original = K.train_batches
+    monkeypatch.setattr(K, "train_batches", lambda *a: calls.append(1) or original(*a))
+    before = fn.get_num_threads()
+    fn.set_num_threads(threads)
+    try:
+        runs = []
+        for callbacks in ([], [_ForceKernelLoop()]):
+            m = model(backend, dtype)
+            h = m.fit(X, y, epochs=2, batch_size=20, verbose=0, sample_weight=np.linspace(0.5, 1.5, 331),
+                      callbacks=callbacks)
+            runs.append((h.history, m.get_weights(), m.optimizer.get_state()))
+            if not callbacks:
+                assert calls, "fit did not use train_batches for sparse input"
+    finally:
+        fn.set_num_threads(before)
+    (h1, w1, s1), (h2, w2, s2) = runs
+    for key in h1:
+        np.testing.assert_allclose(h1[key], h2[key], **TOL[dtype])
+    for a, b in zip(w1 + s1, w2 + s2):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
