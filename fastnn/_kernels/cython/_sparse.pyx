@@ -1,5 +1,5 @@
 # cython: language_level=3, cdivision=True
-# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math
+# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math -ffp-contract=off
 """A first Dense layer that reads a SciPy CSR matrix without densifying it.
 
 ``X (N, n_in)`` arrives as its CSR arrays -- ``indptr (N+1,)`` int64,
@@ -48,6 +48,18 @@ from ._activations cimport act_forward_row
 from ._codes cimport N_ACTIVATIONS
 from ._dense cimport bias_grad_ptr
 
+cdef extern from "_simd_axpy.h" nogil:
+    void axpy_f32 "fastnn_axpy_f32"(float *y, const float *x, Py_ssize_t n, float a)
+    void axpy_f64 "fastnn_axpy_f64"(double *y, const double *x, Py_ssize_t n, double a)
+
+
+cdef inline void _axpy(floating *y, const floating *x, Py_ssize_t n, floating a) noexcept nogil:
+    """y[:n] += a * x[:n], vectorized for the CPU's x86 level (``_simd_axpy.h``)."""
+    if floating is float:
+        axpy_f32(y, x, n, a)
+    else:
+        axpy_f64(y, x, n, a)
+
 cnp.import_array()
 
 
@@ -92,9 +104,7 @@ cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
     """
     cdef Py_ssize_t i, j, p
     cdef int64_t r
-    cdef floating v
     cdef floating *zi
-    cdef const floating *wk
     if n_out <= 0:
         return
     for i in range(lo, hi):
@@ -102,10 +112,7 @@ cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
         zi = z + i * n_out
         memset(zi, 0, n_out * sizeof(floating))
         for p in range(indptr[r], indptr[r + 1]):
-            v = data[p]
-            wk = w + <Py_ssize_t> indices[p] * n_out
-            for j in range(n_out):
-                zi[j] = zi[j] + v * wk[j]
+            _axpy(zi, w + <Py_ssize_t> indices[p] * n_out, n_out, data[p])
         if b != NULL:
             for j in range(n_out):
                 zi[j] = zi[j] + b[j]
@@ -124,7 +131,6 @@ cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out
     """
     cdef Py_ssize_t i, j, k, p
     cdef int64_t r
-    cdef floating v
     cdef floating *dwk
     cdef const floating *wk
     cdef const floating *dzi
@@ -142,10 +148,7 @@ cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out
         r = rows[i]
         dzi = dz + i * n_out
         for p in range(indptr[r], indptr[r + 1]):
-            v = data[p]
-            dwk = dw + <Py_ssize_t> indices[p] * n_out
-            for j in range(lo, hi):
-                dwk[j] = dwk[j] + v * dzi[j]
+            _axpy(dw + <Py_ssize_t> indices[p] * n_out + lo, dzi + lo, hi - lo, data[p])
 
 
 # -------------------------------------------------------------- argument checks
