@@ -119,3 +119,11 @@ def test_where_time_goes_predict_quick():
     out = _run([sys.executable, str(SUITE / "where_time_goes.py"), "--predict", "--quick", "--backend", backend])
     for part in ("GEMM-peak floor", "predict, numpy", f"predict, {backend}", "GEMMs of one thread's rows"):
         assert re.search(rf"{part}.*\d+\.\d\d ms", out), (part, out)
+
+
+def test_sparse_input_benchmark_prints_its_tables():
+    out = _run([sys.executable, str(SUITE / "sparse_input.py"), "--epochs", "1", "--documents", "400",
+                "--backends", "numpy"])
+    assert re.search(r"^\| numpy \| \d+ \| \d+ \| [\d.]+ \| [\d.]+ \| 0\.\d{4} \| 0\.\d{4} \|$", out, re.M), out
+    assert re.search(r"^\| scikit-learn MLPClassifier \| [\d.]+ \| [\d.]+ \| 1\.00 \|$", out, re.M), out
+    assert re.search(r"^\| fastnn MLPClassifier \(numpy\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
