@@ -53,6 +53,19 @@ def dense_forward(X, W, b, act, alpha, Z_out, A_out):
 
 
 @jit
+def bias_grad(dZ, db_out):
+    """db_out (n_out,) := dZ.sum(axis=0), row by row: the same summation order as NumPy's."""
+    n, m = dZ.shape
+    if db_out.shape[0] != m:
+        raise ValueError("db_out must have shape (n_out,), the columns of dZ")
+    for j in range(m):
+        db_out[j] = 0
+    for i in range(n):
+        for j in range(m):
+            db_out[j] += dZ[i, j]
+
+
+@jit
 def dense_backward(X, W, dZ, l2, dW_out, db_out, dX_out):
     """dW_out := X.T @ dZ + l2 W; db_out := sum(dZ, 0); dX_out := dZ @ W.T.
 
@@ -68,14 +81,7 @@ def dense_backward(X, W, dZ, l2, dW_out, db_out, dX_out):
         for i in range(g.size):
             g[i] += c * w[i]
     if db_out is not None:
-        n, m = dZ.shape
-        if db_out.shape[0] != m:
-            raise ValueError("dense_backward: db_out must have shape (n_out,)")
-        for j in range(m):
-            db_out[j] = 0
-        for i in range(n):  # row by row: the same summation order as NumPy's
-            for j in range(m):
-                db_out[j] += dZ[i, j]
+        bias_grad(dZ, db_out)
     if dX_out is not None:
         np.dot(dZ, W.T, dX_out)
 

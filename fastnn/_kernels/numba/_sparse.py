@@ -19,7 +19,7 @@ that calls ``numba.get_num_threads`` to choose a parallel path cannot be cached.
 """
 from ..codes import SOFTMAX
 from ._activations import _act_flat, _softmax_rows
-from ._dense import _CHUNK_BYTES
+from ._dense import _CHUNK_BYTES, bias_grad
 from ._jit import jit
 
 
@@ -109,10 +109,4 @@ def sparse_dense_backward(indptr, indices, data, rows, dZ, l2, W, dW_out, db_out
             for j in range(n_out):
                 gk[j] += v * dzi[j]
     if db_out is not None:
-        if db_out.shape[0] != n_out:
-            raise ValueError("sparse_dense_backward: db_out must have shape (n_out,)")
-        for j in range(n_out):
-            db_out[j] = 0
-        for i in range(m):  # row by row: the same summation order as NumPy's
-            for j in range(n_out):
-                db_out[j] += dZ[i, j]
+        bias_grad(dZ, db_out)
