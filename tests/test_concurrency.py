@@ -35,16 +35,22 @@ def _model(backend, layers, dtype="float32"):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kind", ["dense", "maxout"])
+@pytest.mark.parametrize("kind", ["dense", "maxout", "sparse input", "normalization"])
 def test_concurrent_predict_and_evaluate_equal_serial_results(backend, kind):
     rng = np.random.default_rng(0)
-    if kind == "dense":
-        layers = [fn.Dense(64, activation="relu", input_dim=40), fn.Dense(5, activation="softmax")]
-    else:
-        layers = [fn.Maxout(16, pieces=3, input_dim=40), fn.Dense(5, activation="softmax")]
-    model = _model(backend, layers)
     # Different sizes per thread, so threads use workspaces of different sizes too.
     inputs = [rng.standard_normal((300 + 97 * i, 40)).astype(np.float32) for i in range(6)]
+    if kind == "maxout":
+        layers = [fn.Maxout(16, pieces=3, input_dim=40), fn.Dense(5, activation="softmax")]
+    else:
+        layers = [fn.Dense(64, activation="relu", input_dim=40), fn.Dense(5, activation="softmax")]
+    if kind == "normalization":
+        layers.insert(0, fn.Normalization().adapt(3 * inputs[0] + 1))
+    if kind == "sparse input":
+        import scipy.sparse as sp
+
+        inputs = [sp.csr_matrix(np.where(x > 1, x, 0)) for x in inputs]
+    model = _model(backend, layers)
     labels = [rng.integers(0, 5, x.shape[0]) for x in inputs]
     expected = [model.predict(x, batch_size=128) for x in inputs]
     expected_eval = [model.evaluate(x, y, batch_size=128) for x, y in zip(inputs, labels)]
