@@ -22,7 +22,7 @@ import numpy as np
 from . import metrics as metrics_mod
 from ._kernels import step as reference
 from ._kernels.plan import TrainingPlan
-from ._kernels.sparse import SparseBatch, SparseInput
+from ._kernels.sparse import SparseInput
 from .callbacks import ProgressLogger
 from .losses import SparseCategoricalCrossentropy, CategoricalCrossentropy
 
@@ -143,33 +143,6 @@ class _Loop:
         )
         self.model.stop_training = True
 
-    def _ends_finite(self, last_batch):
-        """After an epoch: are the parameters, the optimizer state and the outputs of the
-        epoch's last batch under the final weights all finite?  (Each batch's loss is
-        checked before its update, which cannot see what the last update did.)  Allocates
-        nothing: min/max propagate NaN and show infinities."""
-        for p in self.state:
-            if p.size and not (math.isfinite(p.min()) and math.isfinite(p.max())):
-                return False
-        start = last_batch * self.bs
-        stop = min(start + self.bs, self.n)
-        m = stop - start
-        if isinstance(self.X, SparseInput):
-            Xb = self.X.batch(self.perm[start:stop])
-        elif self.gather:
-            Xb = self.plan.Xb[:m]
-            self.model._kernels.gather_rows(self.X, self.perm[start:stop], Xb)
-        else:
-            Xb = self.X[start:stop]
-        with np.errstate(all="ignore"):
-            A = self._outputs(Xb)
-            return math.isfinite(A.min()) and math.isfinite(A.max())
-
-    def _outputs(self, Xb):
-        """The model's outputs for ``Xb`` (its rows' workspace buffers are reused)."""
-        m = Xb.shape[0]
-        return self.model._forward(Xb, self.ws if m == self.bs else [w.rows(m) for w in self.ws])
-
     def _grad_norm(self):
         return math.sqrt(sum(float(np.vdot(g, g)) for g in self.model._grads))
 
@@ -213,7 +186,7 @@ class KernelLoop(_Loop):
                     cb.on_batch_end(step, batch_logs)
                 if model.stop_training:
                     break
-        if not self._ends_finite(step):
+        if not reference.ends_finite(K, plan, Xb):
             self._diverged(f"the outputs overflowed after the update of batch {step}")
             return None
         logs = {name: total / max(seen, 1) for name, total in totals.items()}
@@ -250,19 +223,6 @@ class CompiledLoop(_Loop):
         super().__init__(model, X, y, w, batch_size, shuffle, rng, interrupt)
         self.lrs = np.empty(self.steps, np.float64)
         self.seconds_per_batch = None  # measured on the first calls
-        self.out = np.empty((batch_size, model.output_dim), X.dtype)
-
-    def _outputs(self, Xb):
-        # predict_rows threads the way train_batches does (BLAS held at one thread);
-        # a plain forward here would wake multi-threaded BLAS between two compiled
-        # calls, whose spinning threads then slow the next one down.  It reads dense
-        # rows: a sparse batch goes through the layers' own kernels.
-        if isinstance(Xb, SparseBatch):
-            return super()._outputs(Xb)
-        plan, m = self.plan, Xb.shape[0]
-        out = self.out[:m]
-        self.model._kernels.predict_rows(Xb, plan.Ws, plan.bs, plan.acts, plan.alphas, plan.Zs, plan.As, out)
-        return out
 
     def run_epoch(self, batch_hooks, want_grad_norm):
         model, K, opt = self.model, self.model._kernels, self.model.optimizer
@@ -283,7 +243,7 @@ class CompiledLoop(_Loop):
             result = K.train_batches(self.plan, first, count, lrs, opt.iterations)
             done = result.batches
             opt.iterations += done
-            totals += result[1:]
+            totals += result.totals
             if done:
                 self.seconds_per_batch = max((time.perf_counter() - start) / done, 1e-7)
             seen = min((first + done) * self.bs, self.n)
@@ -293,7 +253,7 @@ class CompiledLoop(_Loop):
             if progress is not None:
                 progress.advance(count, totals[0] / seen)
             first += count
-        if not self._ends_finite(self.steps - 1):
+        if not result.ends_finite:  # the call that ran the epoch's last batch checked it
             self._diverged(f"the outputs overflowed after the update of batch {self.steps - 1}")
             return None
         logs = {"loss": float(totals[0] / seen)}

@@ -47,5 +47,6 @@ def run_train_batches(module, a):
     for ``a["n_batches"]`` batches; adds the totals to ``a["out"]`` and returns the
     number of batches completed."""
     result = module.train_batches(plan_from_arrays(a), a["first_batch"], a["n_batches"], a["lrs"], a["step0"])
-    a["out"] += np.array(result[1:])
+    a["out"] += np.array(result.totals)
+    assert result.ends_finite
     return result.batches

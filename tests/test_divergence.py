@@ -69,3 +69,52 @@ def test_a_diverging_fit_ends_with_finite_weights_and_says_so(backend):
         history = model.fit(X, y, epochs=3, verbose=0)
     assert all(np.isfinite(w).all() for w in model.get_weights())
     assert all(np.isfinite(v) for v in history.history.get("loss", []))
+
+
+def _plan(backend, dtype, sparse_input):
+    """A 2-batch epoch of 12 rows on ``backend``, Adam, as ``fit`` plans it."""
+    import scipy.sparse as sp
+
+    from fastnn._kernels.sparse import SparseInput
+    from fastnn._training import make_plan
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 5)).astype(dtype)
+    X[X < 0] = 0
+    y = rng.integers(0, 3, 12)
+    model = fn.Sequential([fn.Dense(4, activation="relu", input_dim=5), fn.Dense(3, activation="softmax")],
+                          backend=backend, dtype=dtype, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.build(5)
+    model.optimizer.build(model._params)
+    data = SparseInput(sp.csr_matrix(X)) if sparse_input else X
+    perm = np.arange(12, dtype=np.int64)
+    return model, make_plan(model, data, y, None, 6, perm, model._workspace(6))
+
+
+@pytest.mark.parametrize("sparse_input", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_batches_checks_what_the_epochs_last_update_left(backend, dtype, sparse_input):
+    """TrainResult.ends_finite: False when the epoch's last batch was run and a parameter,
+    a slot or an output is then not finite; a call that stops short of the epoch's end
+    does not check (its next batch's loss will)."""
+    K = fn.backends.resolve(backend)
+    lrs = np.full(2, 1e-3)
+    model, plan = _plan(backend, dtype, sparse_input)
+    assert K.train_batches(plan, 0, 2, lrs, 0).ends_finite
+    # an optimizer slot gone NaN: the loss before the update is finite, the update is not
+    model, plan = _plan(backend, dtype, sparse_input)
+    plan.S1W[1][0, 0] = np.nan
+    result = K.train_batches(plan, 0, 1, lrs, 0)  # batch 0 of 2: not the end of the epoch
+    assert result.batches == 1 and result.ends_finite
+    assert np.isnan(plan.Ws[1][0, 0])
+    model, plan = _plan(backend, dtype, sparse_input)
+    plan.S1W[1][0, 0] = np.nan
+    result = K.train_batches(plan, 1, 1, lrs, 0)  # the epoch's last batch
+    assert result.batches == 1 and not result.ends_finite
+    # a slot alone (second moment infinite: this update is finite, the slot is not)
+    model, plan = _plan(backend, dtype, sparse_input)
+    plan.S2b[0][1] = np.inf
+    result = K.train_batches(plan, 0, 2, lrs, 0)
+    assert result.batches == 2 and not result.ends_finite

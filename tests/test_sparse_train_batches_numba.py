@@ -86,7 +86,8 @@ def _train(kernels, model, X, y, w, epochs=2):
             result = kernels.train_batches(plan, first, count, lrs, opt.iterations)
             assert result.batches == count
             opt.iterations += count
-            totals += np.array(result, np.float64)
+            assert result.ends_finite
+            totals += np.array([result.batches, *result.totals], np.float64)
     return totals
 
 

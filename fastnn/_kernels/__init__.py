@@ -120,7 +120,10 @@ train_batches(plan, first_batch, n_batches, lrs, step0) -> TrainResult
     batch of the call).  Returns a ``plan.TrainResult``: the number of
     batches completed -- fewer than ``n_batches`` if a batch loss was not
     finite, that batch's update then not applied -- and the loss and metric
-    totals of those batches.  ``plan.X`` may be a ``SparseInput``; the first
+    totals of those batches.  A call that runs the epoch's last batch then
+    checks what its update left (``TrainResult.ends_finite``: parameters,
+    optimizer slots and that batch's outputs finite, as ``step.ends_finite``),
+    on the threads it already holds.  ``plan.X`` may be a ``SparseInput``; the first
     layer then reads its rows in place (``plan.Xb`` has no rows and is not
     used), as ``sparse_dense_forward``/``sparse_dense_backward`` do.
 predict_rows(X, Ws, bs, acts, alphas, Zs, As, out) -> bool

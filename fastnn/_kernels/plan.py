@@ -39,6 +39,12 @@ class TrainResult(NamedTuple):
     argmax of the output equals the label, or the argmax of a one-hot ``Y``);
     ``squared_error`` and ``absolute_error`` add each row's mean squared and
     mean absolute error (0 for integer labels).
+
+    ``ends_finite`` is ``False`` only when the call ran the epoch's last batch
+    (``first_batch + batches == ceil(n / B)``) and then a parameter, an
+    optimizer slot or an output of that batch under the updated weights is
+    not finite: each batch's loss is checked before its update, which cannot
+    see what the epoch's last update did (``step.ends_finite``).
     """
 
     batches: int
@@ -46,6 +52,12 @@ class TrainResult(NamedTuple):
     correct: float
     squared_error: float
     absolute_error: float
+    ends_finite: bool
+
+    @property
+    def totals(self) -> tuple:
+        """``(loss_sum, correct, squared_error, absolute_error)``."""
+        return self.loss_sum, self.correct, self.squared_error, self.absolute_error
 
 
 @dataclass(eq=False)

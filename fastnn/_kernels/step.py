@@ -107,6 +107,34 @@ def train_step(K, plan, Xb, Yb, SWb, lr, step):
     return batch_loss
 
 
+def all_finite(arrays) -> bool:
+    """Is every element of every array finite?  (min/max propagate NaN and show
+    infinities; nothing is allocated.)"""
+    for a in arrays:
+        if a.size and not (math.isfinite(a.min()) and math.isfinite(a.max())):
+            return False
+    return True
+
+
+def ends_finite(K, plan, Xb) -> bool:
+    """After an epoch's last update: are the parameters, the optimizer slots and the
+    outputs of its last batch ``Xb`` under the updated weights all finite?  (Each
+    batch's loss is checked before its update, which cannot see what the last
+    update did.)  The outputs go to the workspaces, as in a training step."""
+    state = (plan.Ws, plan.bs, plan.S1W, plan.S1b, plan.S2W, plan.S2b)
+    if not all(all_finite(arrays) for arrays in state):
+        return False
+    m = Xb.shape[0]
+    workspaces = plan.workspaces if m == plan.batch_size else [ws.rows(m) for ws in plan.workspaces]
+    with np.errstate(all="ignore"):
+        return all_finite([forward(K, plan.layers, Xb, workspaces)])
+
+
+def n_batches(plan) -> int:
+    """Batches per epoch: ``ceil(n / batch_size)``."""
+    return -(-plan.X.shape[0] // plan.batch_size)
+
+
 def batch_statistics(A, Y):
     """``(correct, squared_error, absolute_error)`` of one batch's outputs ``A (m, k)``
     (see ``TrainResult``)."""

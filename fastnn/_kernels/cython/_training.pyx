@@ -70,7 +70,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.math cimport NAN, isfinite, pow
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from ._codes cimport (
@@ -665,6 +665,61 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             return  # a contention stretch is over: try the threads again
 
 
+cdef bint _finite(const char *p, Py_ssize_t size, const floating *like) noexcept nogil:
+    """Is every one of the ``size`` values at ``p`` (NULL: none) finite?  A value is
+    not when its exponent bits are all ones; the loop ORs integer tests and has no
+    exit, so it vectorizes."""
+    cdef const uint32_t *w32 = <const uint32_t *> p
+    cdef const uint64_t *w64 = <const uint64_t *> p
+    cdef uint32_t bad32 = 0
+    cdef uint64_t bad64 = 0
+    cdef Py_ssize_t i
+    if p == NULL:
+        return True
+    if floating is float:
+        for i in range(size):
+            bad32 |= (w32[i] & 0x7f800000u) == 0x7f800000u
+        return bad32 == 0
+    else:
+        for i in range(size):
+            bad64 |= (w64[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
+        return bad64 == 0
+
+
+cdef bint _ends_finite(Job *job, const floating *X) noexcept nogil:
+    """After the epoch's last update (see ``TrainResult.ends_finite``): are the
+    parameters, the optimizer slots and the outputs of the last batch under the
+    updated weights finite?  One thread; the batch's rows are still gathered in
+    ``Xb`` (a CSR X is read in place)."""
+    cdef Py_ssize_t L = job.n_layers, B = job.batch_size, n = job.n
+    cdef Py_ssize_t start = (job.first_batch + job.done - 1) * B
+    cdef Py_ssize_t m = n - start, l, size, first_dense = 0
+    cdef const floating *inp = <const floating *> job.Xb
+    cdef Layer *ly
+    for l in range(L):
+        ly = &job.layers[l]
+        size = ly.n_in * ly.n_out
+        if not (_finite(ly.W, size, X) and _finite(ly.s1W, size, X) and _finite(ly.s2W, size, X)
+                and _finite(ly.b, ly.n_out, X) and _finite(ly.s1b, ly.n_out, X)
+                and _finite(ly.s2b, ly.n_out, X)):
+            return False
+    if job.csr:
+        ly = &job.layers[0]
+        sparse_forward_ptr(0, m, ly.n_out, job.x_indptr, job.x_indices,
+                           <const floating *> job.x_data, job.perm + start, <const floating *> ly.W,
+                           <const floating *> ly.b, ly.act, <floating> ly.alpha,
+                           <floating *> ly.Z, <floating *> ly.A)
+        inp = <const floating *> ly.A
+        first_dense = 1
+    for l in range(first_dense, L):
+        ly = &job.layers[l]
+        dense_forward_ptr(m, ly.n_in, ly.n_out, inp, <const floating *> ly.W,
+                          <const floating *> ly.b, ly.act, <floating> ly.alpha,
+                          <floating *> ly.Z, <floating *> ly.A, 1)
+        inp = <const floating *> ly.A
+    return _finite(job.layers[L - 1].A, m * job.k, X)
+
+
 cdef void _worker(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     """``_batches`` with denormals flushed to zero on this thread, as it was after."""
     cdef unsigned int fp = flush_denormals()
@@ -991,7 +1046,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.bad_value = 0
 
     if n_batches == 0:
-        return TrainResult(0, 0.0, 0.0, 0.0, 0.0)
+        return TrainResult(0, 0.0, 0.0, 0.0, 0.0, True)
     # Threads: the work is split across OpenMP threads, each calling BLAS on one
     # thread (see "Threads" at the top), when OpenMP allows several and every batch
     # has at least 16 rows per thread; BLAS is then limited to one thread for this
@@ -1016,13 +1071,20 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.parallel_batches = job.serial_batches = job.fallbacks = 0
     for l in range(N_PHASES):
         job.phase[l] = 0.0
+    # the epoch's last batch is the last of this call: check what its update left
+    cdef bint check_end = first_batch + n_batches == (n + batch_size - 1) // batch_size
+    cdef bint finite = True
     try:
         if typenum == cnp.NPY_FLOAT:
             with nogil:
                 _run(&job, <const float *> job.X)
+                if check_end and job.done == n_batches and job.error == OK:
+                    finite = _ends_finite(&job, <const float *> job.X)
         else:
             with nogil:
                 _run(&job, <const double *> job.X)
+                if check_end and job.done == n_batches and job.error == OK:
+                    finite = _ends_finite(&job, <const double *> job.X)
     finally:
         if limited:
             blas_release_single()
@@ -1052,4 +1114,4 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
             f"train_batches: X.indices[{job.bad_value}] = {X.indices[job.bad_value]} is out of "
             f"bounds for {n0} columns (Ws[0]'s rows)"
         )
-    return TrainResult(done, job.out[0], job.out[1], job.out[2], job.out[3])
+    return TrainResult(done, job.out[0], job.out[1], job.out[2], job.out[3], finite)

@@ -138,6 +138,15 @@ def _update(opt, p, g, lr, hyper, step, s1, s2):
 
 
 @_jit_loop
+def _finite(a):
+    """Is every element of ``a`` finite?"""
+    for value in a.flat:
+        if not np.isfinite(value):
+            return False
+    return True
+
+
+@_jit_loop
 def _argmax_row(row):
     best = 0
     for j in range(1, row.shape[0]):
@@ -289,7 +298,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             gather_rows(SW, idx, wb)
             batch_loss = loss_value(loss, A, yb, wb)
         if not np.isfinite(batch_loss):
-            return j, loss_sum, correct, squared_error, absolute_error
+            return j, loss_sum, correct, squared_error, absolute_error, True
         loss_sum += m * batch_loss
         c, se, ae = _batch_statistics(A, yb)
         correct += c
@@ -306,7 +315,19 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             _update(opt, Ws[l], dWs[l], lr, hyper, step, S1W[l], S2W[l])
             if bs[l].shape[0] > 0:
                 _update(opt, bs[l], dbs[l], lr, hyper, step, S1b[l], S2b[l])
-    return n_batches, loss_sum, correct, squared_error, absolute_error
+    finite = True
+    if n_batches > 0 and first_batch + n_batches == (n + batch_size - 1) // batch_size:
+        # the epoch's last update: see TrainResult.ends_finite
+        start = (first_batch + n_batches - 1) * batch_size
+        m = n - start
+        xb = _batch_input(X, perm[start:n], Xb[:m])
+        for l in range(L):
+            finite = (finite and _finite(Ws[l]) and _finite(bs[l]) and _finite(S1W[l]) and _finite(S1b[l])
+                      and _finite(S2W[l]) and _finite(S2b[l]))
+        if finite:
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, m)
+            finite = _finite(As[L - 1][:m])
+    return n_batches, loss_sum, correct, squared_error, absolute_error, finite
 
 
 def train_batches(plan, first_batch, n_batches, lrs, step0):

@@ -40,9 +40,12 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
         Xb, Yb, SWb = step.gather_batch(_KERNELS, plan, first_batch + j)
         batch_loss = step.train_step(_KERNELS, plan, Xb, Yb, SWb, lrs[j], step0 + j + 1)
         if not math.isfinite(batch_loss):
-            return TrainResult(j, loss_sum, correct, squared_error, absolute_error)
+            return TrainResult(j, loss_sum, correct, squared_error, absolute_error, True)
         m = Xb.shape[0]
         loss_sum += m * batch_loss
         c, se, ae = step.batch_statistics(plan.workspaces[-1].A[:m], Yb)
         correct, squared_error, absolute_error = correct + c, squared_error + se, absolute_error + ae
-    return TrainResult(n_batches, loss_sum, correct, squared_error, absolute_error)
+    finite = True
+    if n_batches and first_batch + n_batches == step.n_batches(plan):
+        finite = step.ends_finite(_KERNELS, plan, Xb)
+    return TrainResult(n_batches, loss_sum, correct, squared_error, absolute_error, finite)
