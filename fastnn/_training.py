@@ -23,6 +23,7 @@ from . import metrics as metrics_mod
 from ._kernels import step as reference
 from ._kernels.plan import TrainingPlan
 from ._kernels.sparse import SparseInput
+from ._thread_policy import ThreadChoice
 from .callbacks import ProgressLogger
 from .losses import SparseCategoricalCrossentropy, CategoricalCrossentropy
 
@@ -223,6 +224,9 @@ class CompiledLoop(_Loop):
         super().__init__(model, X, y, w, batch_size, shuffle, rng, interrupt)
         self.lrs = np.empty(self.steps, np.float64)
         self.seconds_per_batch = None  # measured on the first calls
+        # BLAS threads or one thread, per call, from measured times; the Cython loop
+        # chooses its threads itself, inside its parallel region
+        self.threads = ThreadChoice(threads=1 if model.backend == "cython" else None)
 
     def run_epoch(self, batch_hooks, want_grad_norm):
         model, K, opt = self.model, self.model._kernels, self.model.optimizer
@@ -239,13 +243,17 @@ class CompiledLoop(_Loop):
                 count = min(most, max(1, int(self.CALL_SECONDS / self.seconds_per_batch)))
             count = min(count, self.steps - first)
             lrs = opt.learning_rates(self.lrs[:count])
-            start = time.perf_counter()
-            result = K.train_batches(self.plan, first, count, lrs, opt.iterations)
+            with self.threads.limit():
+                start = time.perf_counter()
+                result = K.train_batches(self.plan, first, count, lrs, opt.iterations)
+                seconds = time.perf_counter() - start
             done = result.batches
             opt.iterations += done
             totals += result.totals
             if done:
-                self.seconds_per_batch = max((time.perf_counter() - start) / done, 1e-7)
+                self.seconds_per_batch = max(seconds / done, 1e-7)
+                if done == count:  # no batch cut short: comparable with the other calls
+                    self.threads.record(self.seconds_per_batch)
             seen = min((first + done) * self.bs, self.n)
             if done < count:
                 self._diverged(f"the loss became nan or infinite at batch {first + done}")

@@ -1,0 +1,122 @@
+"""``ThreadChoice``: BLAS threads or one thread per training call, from measured times."""
+import contextlib
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import fastnn as fn
+from fastnn import _thread_policy
+from fastnn._thread_policy import ThreadChoice
+
+
+class FakeLimit:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, n):
+        self.calls.append(n)
+        return contextlib.nullcontext()
+
+
+def run(choice, seconds):
+    """Make one call per entry of ``seconds`` ({setting: seconds per batch}); the settings used."""
+    used = []
+    for table in seconds:
+        setting = choice.setting
+        with choice.limit():
+            pass
+        used.append(setting)
+        choice.record(table[setting])
+    return used
+
+
+QUIET = {"threads": 1.0, "one": 1.8}
+BUSY = {"threads": 4.0, "one": 1.1}
+
+
+def test_one_thread_is_never_limited():
+    limit = FakeLimit()
+    choice = ThreadChoice(threads=1, load=lambda: 50.0, limit=limit)
+    assert run(choice, [BUSY] * 20) == ["threads"] * 20
+    assert limit.calls == [] and choice.probes == 0
+
+
+def test_a_quiet_machine_keeps_the_threads_and_never_probes():
+    limit = FakeLimit()
+    choice = ThreadChoice(threads=2, load=lambda: 2.0, limit=limit)  # its own two threads
+    assert run(choice, [QUIET] * 200) == ["threads"] * 200
+    assert limit.calls == [] and choice.probes == 0
+
+
+def test_a_busy_machine_switches_to_one_thread_and_rarely_tries_the_threads_again():
+    limit = FakeLimit()
+    choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=limit)
+    used = run(choice, [BUSY] * 200)
+    assert used[:2] == ["threads", "one"] and choice.current == "one"
+    # the threads are tried again after 8, 16, 32, 64 calls: each probe loses
+    assert used.count("threads") == 1 + 4, used
+    assert len(limit.calls) == used.count("one") and set(limit.calls) == {1}
+    # so on a busy machine the run costs at most ~10 % more than one thread would
+    cost = sum(BUSY[s] for s in used) / (BUSY["one"] * len(used))
+    assert cost < 1.1
+
+
+def test_when_the_machine_frees_up_the_threads_come_back():
+    choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=FakeLimit())
+    run(choice, [BUSY] * 3)
+    assert choice.current == "one"
+    used = run(choice, [QUIET] * 10)
+    assert choice.current == "threads" and used[-1] == "threads"
+
+
+def test_calls_that_get_slower_make_it_probe_even_without_load():
+    choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
+    assert run(choice, [QUIET] * 10) == ["threads"] * 10
+    used = run(choice, [BUSY] * 3)  # another process took a core; the load average lags
+    assert used == ["threads", "one", "one"] and choice.switches == 1
+
+
+def test_a_probe_that_loses_keeps_the_threads_and_waits_longer_each_time():
+    slower = {"threads": 1.5, "one": 1.8}  # the threads got slower but still win
+    choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
+    run(choice, [QUIET])
+    used = run(choice, [slower] * 200)
+    probes = [i for i, s in enumerate(used) if s == "one"]
+    assert choice.current == "threads" and choice.switches == 0
+    gaps = np.diff(probes)
+    assert list(gaps[:3]) == [18, 34, 66]  # the probe, waits of 16, 32, 64 calls, the call that doubts
+
+
+@pytest.mark.parametrize("backend", [b for b in ("numpy", "numba") if b in fn.backends.available()])
+def test_fit_holds_blas_at_one_thread_only_during_its_calls(backend, monkeypatch):
+    """On a (pretend) busy machine fit runs calls with BLAS at one thread; afterwards every
+    pool has its threads back: nothing carries over to predict or to the next fit."""
+    if fn.get_num_threads() < 2:
+        pytest.skip("one core: no threads to choose between")
+    monkeypatch.setattr(_thread_policy, "_load_average", lambda: 100.0)
+    monkeypatch.setattr(fn._training.CompiledLoop, "CALL_SECONDS", 1e-9)  # one batch a call
+    before = _blas_threads()
+    model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=6), fn.Dense(3, activation="softmax")],
+                          backend=backend, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    K = model._kernels
+    seen = []
+    monkeypatch.setattr(K, "train_batches", _spy(K.train_batches, seen))
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((400, 6)), rng.integers(0, 3, 400)
+    model.fit(X, y, epochs=2, batch_size=10, verbose=0)
+    # the first call of four batches, then one batch a call: the one-thread settings were used
+    assert 1 in seen and max(seen) == max(before)
+    assert _blas_threads() == before
+
+
+def _blas_threads():
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def _spy(train_batches, seen):
+    def spy(plan, first, count, lrs, step0):
+        seen.append(min(_blas_threads()))
+        return train_batches(plan, first, count, lrs, step0)
+    return spy
