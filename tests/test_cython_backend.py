@@ -589,3 +589,29 @@ def test_train_batches_threads_match_one_thread(dtype):
         for a, b in zip(one[key], many[key]):
             close(b, a, dtype, 10.0)
     close(many["out"], one["out"], dtype, 10.0)
+
+
+def test_a_busy_stretch_stays_with_its_plan():
+    """The contention fallback's one-thread deadline is the plan's (one fit's): a plan whose
+    deadline lies ahead runs on one thread, and a new plan starts with the threads again."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    args = _train_args("float64", K.OPT_ADAM, widths=(40, 33, 17, 3), n=300, batch_size=64)
+    old = _training._set_min_parallel_flops(0.0)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            busy = plan_from_arrays(_copy_args(args))
+            busy.thread_state[:] = (1e300, 0.05)  # a stretch on one thread that never ends
+            _training.thread_statistics(reset=True)
+            cy.train_batches(busy, 0, args["n_batches"], args["lrs"], 0)
+            assert _training.thread_statistics(reset=True)["fallback_batches"] == args["n_batches"]
+            fresh = plan_from_arrays(_copy_args(args))
+            cy.train_batches(fresh, 0, args["n_batches"], args["lrs"], 0)
+            assert _training.thread_statistics(reset=True)["parallel_batches"] == args["n_batches"]
+    finally:
+        _training._set_min_parallel_flops(old)
+    with pytest.raises(ValueError, match=r"thread_state has shape \(3,\), expected \(2,\)"):
+        bad = plan_from_arrays(_copy_args(args))
+        bad.thread_state = np.zeros(3)
+        cy.train_batches(bad, 0, 1, args["lrs"], 0)

@@ -8,7 +8,7 @@ the model and updated in place; nothing in it is allocated per batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -120,6 +120,10 @@ class TrainingPlan:
     S1b: tuple
     S2W: tuple
     S2b: tuple
+    # a compiled loop's own thread policy, kept for the plan's lifetime (one fit) and
+    # never beyond it: float64 (2,), the Cython loop's busy-machine fallback
+    # (deadline of its one-thread stretch, that stretch's length; zeros: none yet)
+    thread_state: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
     @property
     def n_batches(self) -> int:

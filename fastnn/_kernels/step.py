@@ -130,11 +130,6 @@ def ends_finite(K, plan, Xb) -> bool:
         return all_finite([forward(K, plan.layers, Xb, workspaces)])
 
 
-def n_batches(plan) -> int:
-    """Batches per epoch: ``ceil(n / batch_size)``."""
-    return -(-plan.X.shape[0] // plan.batch_size)
-
-
 def batch_statistics(A, Y):
     """``(correct, squared_error, absolute_error)`` of one batch's outputs ``A (m, k)``
     (see ``TrainResult``)."""

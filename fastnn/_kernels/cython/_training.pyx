@@ -731,7 +731,7 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
     """All job.n_batches batches on job.n_threads threads.  When the worker reports
     contention, the next ``job.stretch`` seconds run on one thread (the stretch
     doubles, up to STRETCH_MAX, while contention is found again at once); the
-    deadline and the stretch outlive the call (see ``train_batches``)."""
+    deadline and the stretch outlive the call in ``plan.thread_state``."""
     cdef int nt = job.n_threads
     cdef int t
     cdef Py_ssize_t before
@@ -763,10 +763,9 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
         job.serial_until = wtime() + job.stretch
 
 
-# State of the contention fallback between calls (read and written with the GIL
-# held) and counts for thread_statistics().
-cdef double _serial_until = 0.0
-cdef double _stretch = STRETCH_MIN
+# Counts for thread_statistics() and phase_statistics() (read and written with the
+# GIL held).  The contention fallback's own state lives in the plan (thread_state),
+# so one fit's busy stretch never reaches the next fit.
 cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0
 cdef double _phases[N_PHASES]
 
@@ -785,13 +784,11 @@ def thread_statistics(reset=False):
     ``parallel_batches`` (split across threads), ``fallback_batches`` (on one thread
     because the threads were found waiting for each other on a busy machine) and
     ``fallbacks`` (how often that was found)."""
-    global _parallel_batches, _serial_batches, _fallbacks, _serial_until, _stretch
+    global _parallel_batches, _serial_batches, _fallbacks
     stats = {"parallel_batches": _parallel_batches, "fallback_batches": _serial_batches,
              "fallbacks": _fallbacks}
     if reset:
         _parallel_batches = _serial_batches = _fallbacks = 0
-        _serial_until = 0.0
-        _stretch = STRETCH_MIN
     return stats
 
 
@@ -815,7 +812,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     batch loss was not finite: that batch is not applied) and their totals.  See
     ``fastnn._kernels``.
     """
-    global _serial_until, _stretch, _parallel_batches, _serial_batches, _fallbacks
+    global _parallel_batches, _serial_batches, _fallbacks
     cdef Job job
     cdef Py_ssize_t L, l, n, n0, k, rows, n_in, n_out, done, batch_size
     cdef int typenum, loss, opt
@@ -1066,8 +1063,12 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         limited = blas_acquire_single()
         if not limited:
             job.n_threads = 1
-    job.serial_until = _serial_until if job.n_threads > 1 else 0.0
-    job.stretch = _stretch
+    # the fallback's deadline and stretch, carried from call to call in the plan
+    cdef cnp.ndarray thread_state = _array("thread_state", plan.thread_state, cnp.NPY_DOUBLE, 1, True, "")
+    _expect("thread_state", thread_state, (2,))
+    cdef double *fallback = <double *> _data(thread_state)
+    job.serial_until = fallback[0] if job.n_threads > 1 else 0.0
+    job.stretch = fallback[1] if fallback[1] > 0 else STRETCH_MIN
     job.parallel_batches = job.serial_batches = job.fallbacks = 0
     for l in range(N_PHASES):
         job.phase[l] = 0.0
@@ -1089,8 +1090,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         if limited:
             blas_release_single()
         if job.n_threads > 1:
-            _serial_until = job.serial_until
-            _stretch = job.stretch
+            fallback[0] = job.serial_until
+            fallback[1] = job.stretch
         _parallel_batches += job.parallel_batches
         _serial_batches += job.serial_batches
         _fallbacks += job.fallbacks

@@ -46,6 +46,6 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
         c, se, ae = step.batch_statistics(plan.workspaces[-1].A[:m], Yb)
         correct, squared_error, absolute_error = correct + c, squared_error + se, absolute_error + ae
     finite = True
-    if n_batches and first_batch + n_batches == step.n_batches(plan):
+    if n_batches and first_batch + n_batches == plan.n_batches:
         finite = step.ends_finite(_KERNELS, plan, Xb)
     return TrainResult(n_batches, loss_sum, correct, squared_error, absolute_error, finite)
