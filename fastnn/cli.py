@@ -213,7 +213,6 @@ def _train(args, parser):
     print(f"fastnn {fn.__version__}: {args.dataset} {X_train.shape[0]} train / {plural(X_test.shape[0], 'test row')}, "
           f"{X_train.shape[1]}-{'-'.join(map(str, args.hidden))}-{n_out} {args.activation}, "
           f"{args.optimizer}, batch {args.batch_size}, backend {model.backend}, {args.dtype}")
-    _numba_notice(model, "train")
     start = time.perf_counter()
     history = model.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                         validation_split=args.validation_split, verbose=args.verbose)
@@ -253,51 +252,6 @@ def cli_wording(message):
     return re.sub(r"\bload_\w+: ", "", message)
 
 
-# The Numba functions whose first compile is the long one (tens of seconds to two
-# minutes on a cold cache), by use; each takes X, the (n, features) input, first.
-_NUMBA_KERNELS = {"train": ("fastnn._kernels.numba._training", "_train_batches"),
-                  "predict": ("fastnn._kernels.numba._predict", "_serial")}
-_numba_notice_given = False
-
-
-def numba_signature_matches(keys, dtype, magic):
-    """Whether one of Numba's cache index ``keys`` -- ``(argument types, CPU
-    description, ...)`` -- is for a C-contiguous 2-D ``dtype`` first argument on this CPU."""
-    from numba import types
-
-    want = types.Array(types.float32 if np.dtype(dtype) == np.float32 else types.float64, 2, "C")
-    return any(key[1] == magic and len(key[0]) and key[0][0] == want for key in keys)
-
-
-def numba_kernels_cached(dtype, use="train"):
-    """True where the Numba kernels for ``use`` (``"train"``/``"predict"``) and ``dtype``
-    are compiled in this process or in Numba's disk cache, False where the next call
-    compiles them, None where that cannot be told (Numba's cache is private API)."""
-    try:
-        import importlib
-
-        from numba.core.registry import cpu_target
-
-        module, name = _NUMBA_KERNELS[use]
-        dispatcher = getattr(importlib.import_module(module), name)
-        magic = cpu_target.target_context.codegen().magic_tuple()
-        compiled = [(sig, magic) for sig in dispatcher.signatures]
-        cached = list(dispatcher._cache._cache_file._load_index())
-        return numba_signature_matches(compiled + cached, dtype, magic)
-    except Exception:  # noqa: BLE001 - only a notice depends on it
-        return None
-
-
-def _numba_notice(model, use):
-    """Say once, on stderr, that the Numba kernels are about to be compiled, where they are."""
-    global _numba_notice_given
-    if _numba_notice_given or model.backend != "numba" or numba_kernels_cached(model.dtype, use) is not False:
-        return
-    _numba_notice_given = True
-    print(f"fastnn: compiling Numba kernels for {model.dtype} (first run only, about a minute; "
-          f"cached afterwards)", file=sys.stderr, flush=True)
-
-
 def _load_or_exit(name, data_dir, seed, parser):
     try:
         return load_dataset(name, data_dir, seed)
@@ -319,7 +273,6 @@ def _evaluate(args, parser):
     if not model.compiled:
         parser.exit(1, f"fastnn: {args.model} was saved without compile settings; cannot evaluate\n")
     _, (X_test, y_test) = _load_or_exit(args.dataset, args.data_dir, args.seed, parser)
-    _numba_notice(model, "predict")
     try:
         result, units = _scores(model, X_test, y_test)
     except (TypeError, ValueError) as exc:
@@ -340,7 +293,6 @@ def _read_rows(path, parser):
 def _predict(args, parser):
     model = _load_model_or_exit(args.model, parser)
     X = _read_rows(args.input, parser)
-    _numba_notice(model, "predict")
     try:
         out = model.predict(X)
     except (TypeError, ValueError) as exc:

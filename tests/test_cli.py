@@ -1,5 +1,4 @@
 """The ``fastnn`` command line."""
-import os
 import re
 import subprocess
 import sys
@@ -214,47 +213,3 @@ def test_counts_are_pluralised(capsys, tmp_path):
     assert [cli.plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
 
 
-# --------------------------------------------------------------------------- Numba's first compile
-
-class _Model:
-    def __init__(self, backend, dtype="float32"):
-        self.backend, self.dtype = backend, dtype
-
-
-def test_numba_compile_is_announced_once(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_numba_notice_given", False)
-    cached = {"float32": False}
-    monkeypatch.setattr(cli, "numba_kernels_cached", lambda dtype, use="train": cached.get(dtype))
-    cli._numba_notice(_Model("cython"), "train")
-    cli._numba_notice(_Model("numba", "float64"), "train")  # None: cannot tell, say nothing
-    assert capsys.readouterr().err == ""
-    cli._numba_notice(_Model("numba"), "train")
-    cli._numba_notice(_Model("numba"), "predict")
-    assert capsys.readouterr().err == ("fastnn: compiling Numba kernels for float32 (first run only, "
-                                       "about a minute; cached afterwards)\n")
-    monkeypatch.setattr(cli, "_numba_notice_given", False)
-    cached["float32"] = True
-    cli._numba_notice(_Model("numba"), "train")
-    assert capsys.readouterr().err == ""
-
-
-def test_numba_signature_matching():
-    pytest.importorskip("numba")
-    from numba import types
-
-    f32, f64 = types.Array(types.float32, 2, "C"), types.Array(types.float64, 2, "C")
-    keys = [((f32, types.int64), "cpu-a", "hash"), ((f64,), "cpu-b", "hash")]
-    assert cli.numba_signature_matches(keys, "float32", "cpu-a")
-    assert not cli.numba_signature_matches(keys, "float64", "cpu-a")  # compiled for another CPU
-    assert not cli.numba_signature_matches([], "float32", "cpu-a")
-
-
-def test_an_empty_numba_cache_is_seen_as_empty(tmp_path):
-    # Reads Numba's private cache index: this notices when Numba or fastnn's kernels move.
-    pytest.importorskip("numba")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    code = ("from fastnn import cli; print(cli.numba_kernels_cached('float32', 'train'), "
-            "cli.numba_kernels_cached('float64', 'predict'))")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False"]

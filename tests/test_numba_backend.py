@@ -297,3 +297,20 @@ def test_warmup_covers_every_optimizer_form(dtype):
 def test_warmup_rejects_other_dtypes():
     with pytest.raises(ValueError):
         _warmup.warmup(np.int32)
+
+
+def test_a_cold_compile_is_announced_once_on_stderr(tmp_path):
+    """On an empty Numba cache the first kernel compile says so, once per process;
+    a later process that loads the kernels from the cache says nothing."""
+    import os
+
+    code = ("import numpy as np; from fastnn._kernels import numba as nb\n"
+            "for dtype in ('float32', 'float64'):\n"
+            "    nb.gather_rows(np.ones((3, 2), dtype), np.array([0, 2]), np.empty((2, 2), dtype))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stderr.count("fastnn: compiling Numba kernels for float32 (first use") == 1
+    assert "compiling" not in runs[0].stderr.replace("fastnn: compiling Numba kernels for float32", "", 1)
+    assert "compiling" not in runs[1].stderr

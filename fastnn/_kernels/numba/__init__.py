@@ -23,11 +23,13 @@ Private modules, each importing only from those above it:
 ``_training``     ``gather_rows``, denormal flushing and ``train_batches``
 ``_predict``      ``predict_rows``
 ``_warmup``       ahead-of-time compilation
+``_notice``       says once, on stderr, when the kernels compile (a cold cache)
 
 Numba's disk cache checks only each function's own source file: after editing
 a module, functions cached from the modules that import it keep the old code
 until the cache (``__pycache__/*.nbi``, ``*.nbc``) is cleared.
 """
+from . import _notice  # noqa: F401  (registers the compile notice)
 from ._activations import activation_backward
 from ._dense import dense_backward, dense_forward, maxout_backward, maxout_forward
 from ._losses import loss_output_delta, loss_value
