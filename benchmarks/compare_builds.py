@@ -26,6 +26,7 @@ WORKLOADS = {  # name: (widths, activation, optimizer, batch size, regression)
     "wide": ((784, 512, 512, 10), "relu", "adam", 256, False),
     "regression": ((13, 128, 128, 64, 1), "relu", "rmsprop", 16, True),
     "small-batch": ((784, 128, 10), "relu", "adam", 16, False),
+    "small-batch-32": ((784, 128, 10), "relu", "adam", 32, False),
 }
 
 CHILD = r"""

@@ -178,6 +178,7 @@ WORKLOADS = {w.name: w for w in (
     Workload("wide", (784, 512, 512, 10), "relu", "adam", 256),
     Workload("regression", (13, 128, 128, 64, 1), "relu", "rmsprop", 16, regression=True),
     Workload("small-batch", (784, 128, 10), "relu", "adam", 16),
+    Workload("small-batch-32", (784, 128, 10), "relu", "adam", 32),
 )}
 PREDICT_WORKLOAD = "mnist128"
 
