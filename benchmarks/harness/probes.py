@@ -217,12 +217,22 @@ print(json.dumps({"rss_before": before_fit, "epoch_before": probe.before, "epoch
 """
 
 
-def _run_child(script: str, args: list[str], env_extra: dict | None = None) -> dict:
+def child_env(env_extra: dict | None = None) -> dict:
+    """The environment of a benchmark subprocess: this one's, plus ``env_extra``, with ``benchmarks/``
+    (for ``harness``) and the checkout holding it (for its ``fastnn``) first on ``PYTHONPATH``."""
     env = dict(os.environ, **(env_extra or {}))
-    # The scripts import harness.cases: put benchmarks/ on the child's path.
-    env["PYTHONPATH"] = os.pathsep.join(path for path in (str(BENCHMARKS), env.get("PYTHONPATH")) if path)
-    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
-                          timeout=SUBPROCESS_TIMEOUT)
+    paths = (str(BENCHMARKS), str(BENCHMARKS.parent), env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    return env
+
+
+def run_child(script: str, args: list[str], env_extra: dict | None = None) -> dict:
+    """Run ``python -c script *args`` in a fresh process; the JSON of its last line of output.
+
+    Raises ``RuntimeError`` with the end of its standard error if it fails.
+    """
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          env=child_env(env_extra), timeout=SUBPROCESS_TIMEOUT)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark subprocess {args} failed (exit status {proc.returncode}):\n"
                            f"{proc.stderr.strip()[-2000:]}")
@@ -241,8 +251,8 @@ def first_call_latency(backend: str, workload: str = "mnist128", env: dict | Non
     """
     with tempfile.TemporaryDirectory(prefix="fastnn-numba-cache-") as cache_dir:
         env = dict(env or {}, NUMBA_CACHE_DIR=cache_dir)
-        cold = _run_child(_LATENCY_SCRIPT, [backend, workload], env)
-        warm = _run_child(_LATENCY_SCRIPT, [backend, workload], env)
+        cold = run_child(_LATENCY_SCRIPT, [backend, workload], env)
+        warm = run_child(_LATENCY_SCRIPT, [backend, workload], env)
     return {"cold": cold, "warm": warm}
 
 
@@ -258,4 +268,4 @@ def epoch_memory(backend: str, rows: int, workload: str = "mnist128", env: dict 
     where that is not possible.
     ``env`` adds environment variables.
     """
-    return _run_child(_MEMORY_SCRIPT, [backend, workload, str(rows)], env)
+    return run_child(_MEMORY_SCRIPT, [backend, workload, str(rows)], env)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import BENCHMARKS, cases, probes
+from .tables import fmt as _fmt, fmt_seconds, mib as _mib, table as _table
 
 RESULTS_NAME = "RESULTS.md"
 CHART_NAME = "speedups.png"
@@ -284,30 +285,6 @@ class Results:
 
 
 # ------------------------------------------------------------------ formatting
-def fmt_seconds(s) -> str:
-    if s is None:
-        return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if s >= scale or unit == "ns":
-            v = s / scale
-            return f"{v:.0f} {unit}" if v >= 100 else f"{v:.1f} {unit}" if v >= 10 else f"{v:.2f} {unit}"
-    return "—"
-
-
-def _fmt(value, pattern) -> str:
-    return "—" if value is None else pattern.format(value)
-
-
-def _mib(n) -> str:
-    return "—" if n is None else f"{n / 2**20:.0f} MiB"
-
-
-def _table(headers, rows) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return lines + [""]
-
-
 SECTION_NOTES = {
     "train": ("One `model.fit(X, y, epochs=1)` per round, after a warm-up fit; every round starts from the "
               "weights and optimizer state the warm-up left (later epochs would time a different model: "
