@@ -10,7 +10,12 @@ are thin wrappers over it:
   each measured in a fresh subprocess;
 - ``report`` -- runs the suite (or reads its saved JSON) and writes
   ``benchmarks/RESULTS.md`` and a chart; ``python benchmarks/report.py`` and
-  ``fastnn bench`` (from a source checkout) both call ``report.main``.
+  ``fastnn bench`` (from a source checkout) both call ``report.main``;
+- ``peers``  -- the training workloads written in PyTorch and in JAX, and
+  their timing, run in a process of its own per peer;
+- ``versus`` -- runs the peers for ``report.py --peers`` and renders the
+  "fastnn against PyTorch and JAX" table;
+- ``tables`` -- the Markdown helpers the report's sections share.
 
 ``benchmarks/`` must be on ``sys.path`` to import it as ``harness``: pytest
 puts it there for the suite's ``conftest.py``, Python for the scripts in it.

@@ -4,10 +4,12 @@
     python benchmarks/report.py --quick     # CI-sized, under 2 minutes
     fastnn bench --quick                    # the same, from the command line of a source checkout
     python benchmarks/report.py --json run.json   # a saved pytest-benchmark JSON
+    python benchmarks/report.py --peers torch,jax # also the training workloads in PyTorch and JAX
 
 Every figure in the report comes from this run (or the JSON it reads): the
 suite's medians, the float32 GEMM peak measured by the suite, and the
-latency and memory subprocesses run here.
+latency and memory subprocesses run here, and the peers (``versus.py``)
+when asked for.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import BENCHMARKS, cases, probes
+from . import BENCHMARKS, cases, probes, versus
 from .tables import fmt as _fmt, fmt_seconds, mib as _mib, table as _table
 
 RESULTS_NAME = "RESULTS.md"
@@ -67,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-json", metavar="PATH", help="keep the suite's pytest-benchmark JSON at PATH")
     parser.add_argument("--no-latency", action="store_true", help="skip the first-call latency subprocesses")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--peers", type=versus.parse_peers, metavar="LIST",
+                        help="also time the training workloads in these peers, a comma-separated list among "
+                             "torch, jax (one process per peer; a peer that is not installed is reported as "
+                             "such; pip install -e '.[peers]')")
 
 
 def main(argv=None, prog="python benchmarks/report.py") -> int:
@@ -85,7 +91,8 @@ def _command(prog, args) -> str:
     parts = shlex.split(prog)
     flags = [("--json", args.json), ("--output", args.output), ("--suite", args.suite),
              ("--backends", args.backends), ("-k", args.keyword), ("--max-time", args.max_time),
-             ("--threads", args.threads), ("--save-json", args.save_json)]
+             ("--threads", args.threads), ("--save-json", args.save_json),
+             ("--peers", ",".join(args.peers) if args.peers else None)]
     parts += ["--quick"] * args.quick
     for flag, value in flags:
         if value is not None:
@@ -157,6 +164,15 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
     facts = probes.machine_facts(ran)
 
     memory_rows = cases.QUICK_TRAIN_ROWS if quick else cases.TRAIN_ROWS
+    default_backend = next(b for b in cases.K.BACKEND_MODULES if b in cases.K.available())
+    peer_runs = None
+    if args.peers:
+        import fastnn
+
+        workloads = [case.rsplit("-", 1)[0] for case, _ in results.of_kind("train", "float32")]
+        peer_runs = versus.run_peers(args.peers, workloads, memory_rows, quick,
+                                     args.threads or fastnn.get_num_threads(), env)
+        failures += versus.failures(peer_runs)
     probe_runs = {"latency": (args.no_latency, "first-call latency",
                               lambda b: probes.first_call_latency(b, env=env)),
                   "memory": (args.no_memory, "peak memory of one epoch",
@@ -175,6 +191,7 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
         "command": _command(prog, args), "started": started, "quick": quick, "facts": facts,
         "load": (load_start, load_end), "latency": measured["latency"], "memory": measured["memory"],
         "failures": failures, "json": args.json, "memory_rows": memory_rows,
+        "peers": peer_runs, "default_backend": default_backend,
     }
     chart = output / CHART_NAME
     write_chart(chart, results)
@@ -376,6 +393,7 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
                 rows += _backend_rows(results, per, backends, [label], extra)
             out += _table(headers + ["rounds"], rows)
 
+    out += versus.render(results, ctx.get("peers"), ctx.get("default_backend"))
     out += _render_latency(ctx["latency"])
     out += _render_memory(ctx["memory"], ctx["memory_rows"])
     out += ["## How to reproduce", "", "```bash",
@@ -385,6 +403,7 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
             "pytest benchmarks/ --benchmark-only --benchmark-autosave   # then --benchmark-compare to diff runs",
             "pytest benchmarks/ --benchmark-only --benchmark-json=run.json   # save a run ...",
             "python benchmarks/report.py --json run.json                    # ... and report on it",
+            "python benchmarks/report.py --peers torch,jax   # also PyTorch and JAX (pip install -e '.[peers]')",
             "```", ""]
     return "\n".join(out)
 
