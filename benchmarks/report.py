@@ -3,6 +3,7 @@
     python benchmarks/report.py            # full run
     python benchmarks/report.py --quick    # CI-sized, under 2 minutes
     python benchmarks/report.py --peers torch,jax   # also PyTorch and JAX (pip install -e '.[peers]')
+    python benchmarks/report.py --busy     # also the busy-machine check (1 and 3 CPU-bound processes beside)
     python benchmarks/report.py --help
 
 The logic lives in ``harness/report.py`` beside this script (also ``fastnn bench``,

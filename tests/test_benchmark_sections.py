@@ -1,7 +1,10 @@
-"""The report's optional sections: the peers table and its option.
+"""The report's optional sections: the peers table, the busy-machine check and their options.
 
-Rendering is checked on made-up timings (no peer needs to be installed).
+Rendering is checked on made-up timings (no peer needs to be installed); the busy-machine
+check's spinning processes must be gone after it, also when a measurement fails or is
+interrupted.
 """
+import contextlib
 import sys
 from pathlib import Path
 
@@ -11,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "benchmarks") not in sys.path:
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import cases, report, versus  # noqa: E402
+from harness import busy, cases, report, versus  # noqa: E402
 
 from fastnn import cli  # noqa: E402
 
@@ -91,11 +94,71 @@ def test_bogus_peer_is_a_usage_error(value, capsys):
     assert f"argument --peers: expected a comma-separated list of peers among ['torch', 'jax'], got {value!r}" in err
 
 
-def test_bench_subcommand_takes_peers(capsys):
+def test_bench_subcommand_takes_peers_and_busy(capsys):
     with pytest.raises(SystemExit):
         cli.main(["bench", "--help"])
-    assert "--peers" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "--peers" in help_text and "--busy" in help_text
 
 
 def test_parse_peers_keeps_order_once():
     assert versus.parse_peers("jax, torch,jax") == ["jax", "torch"]
+
+
+# ------------------------------------------------------------------ busy machine
+def _epochs(default, one):
+    return {"default": {"epoch_seconds": [default] * 3, "threads": 2},
+            "one_thread": {"epoch_seconds": [one] * 3, "threads": 1}}
+
+
+def test_busy_section_from_fake_timings():
+    rows = [dict(load=1, workload="mnist128", backend="cython", **_epochs(0.33, 0.30)),
+            dict(load=3, workload="small-batch-32", backend="numba", **_epochs(1.24, 0.40)),
+            dict(load=3, workload="small-batch-32", backend="numpy", error="RuntimeError: boom")]
+    text = "\n".join(busy.render(rows, 60_000))
+    assert text.startswith("## Busy machine")
+    assert "60,000 float32 rows" in text
+    assert "| mnist128 | 1 | cython | 330 ms (2 threads) | 300 ms | 1.10 | ≤ 1.15 | yes |" in text
+    assert "| small-batch-32 | 3 | numba | 1.24 s (2 threads) | 400 ms | 3.10 | ≤ 1.15 | **no** |" in text
+    assert "| small-batch-32 | 3 | numpy | failed | failed | — | ≤ 1.15 | — |" in text
+    assert busy.failures(rows) == ["the busy-machine check of numpy on small-batch-32 (3 busy) failed: "
+                                   "RuntimeError: boom"]
+    assert busy.render(None, 2048) == []
+
+
+def _spying_load(seen):
+    @contextlib.contextmanager
+    def load(n):
+        with busy.cpu_load(n) as procs:
+            assert len(procs) == n and all(p.poll() is None for p in procs)  # spinning
+            seen.extend(procs)
+            yield procs
+    return load
+
+
+def test_busy_processes_are_gone_after_a_run():
+    seen = []
+    rows = busy.measure(["numpy"], 64, loads=(1, 3), workloads=("mnist128",),
+                        epochs=lambda *args: {"epoch_seconds": [0.1], "threads": 2}, load=_spying_load(seen))
+    assert [r["load"] for r in rows] == [1, 3] and "error" not in rows[0]
+    assert len(seen) == 4 and all(p.returncode is not None for p in seen)
+
+
+def test_busy_processes_are_gone_when_the_measuring_process_fails():
+    seen = []
+    # A real measuring process that fails: the backend does not exist.
+    rows = busy.measure(["no-such-backend"], 64, loads=(1,), workloads=("mnist128",), load=_spying_load(seen))
+    assert "no-such-backend" in rows[0]["error"] or "failed" in rows[0]["error"]
+    assert len(seen) == 1 and all(p.returncode is not None for p in seen)
+
+
+def test_busy_processes_are_gone_after_ctrl_c():
+    seen = []
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        busy.measure(["numpy"], 64, loads=(3,), workloads=("mnist128",), epochs=interrupted,
+                     load=_spying_load(seen))
+    assert len(seen) == 3 and all(p.returncode is not None for p in seen)

@@ -15,6 +15,8 @@ are thin wrappers over it:
   their timing, run in a process of its own per peer;
 - ``versus`` -- runs the peers for ``report.py --peers`` and renders the
   "fastnn against PyTorch and JAX" table;
+- ``busy``   -- the busy-machine check of ``report.py --busy``: epochs beside
+  CPU-bound processes, default threads against one thread;
 - ``tables`` -- the Markdown helpers the report's sections share.
 
 ``benchmarks/`` must be on ``sys.path`` to import it as ``harness``: pytest

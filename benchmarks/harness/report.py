@@ -5,11 +5,12 @@
     fastnn bench --quick                    # the same, from the command line of a source checkout
     python benchmarks/report.py --json run.json   # a saved pytest-benchmark JSON
     python benchmarks/report.py --peers torch,jax # also the training workloads in PyTorch and JAX
+    python benchmarks/report.py --busy            # also the busy-machine check (1 and 3 busy processes)
 
 Every figure in the report comes from this run (or the JSON it reads): the
 suite's medians, the float32 GEMM peak measured by the suite, and the
 latency and memory subprocesses run here, and the peers (``versus.py``)
-when asked for.
+and the busy-machine check (``busy.py``) when asked for.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import BENCHMARKS, cases, probes, versus
+from . import BENCHMARKS, busy, cases, probes, versus
 from .tables import fmt as _fmt, fmt_seconds, mib as _mib, table as _table
 
 RESULTS_NAME = "RESULTS.md"
@@ -73,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also time the training workloads in these peers, a comma-separated list among "
                              "torch, jax (one process per peer; a peer that is not installed is reported as "
                              "such; pip install -e '.[peers]')")
+    parser.add_argument("--busy", action="store_true",
+                        help="also time mnist128 and small-batch-32 on every backend beside 1 and 3 CPU-bound "
+                             "processes, with the default threads and with one thread (off unless given)")
 
 
 def main(argv=None, prog="python benchmarks/report.py") -> int:
@@ -97,7 +101,7 @@ def _command(prog, args) -> str:
     for flag, value in flags:
         if value is not None:
             parts += [flag, str(value)]
-    parts += ["--no-latency"] * args.no_latency + ["--no-memory"] * args.no_memory
+    parts += ["--no-latency"] * args.no_latency + ["--no-memory"] * args.no_memory + ["--busy"] * args.busy
     return " ".join(env + [shlex.join(parts)])
 
 
@@ -186,12 +190,16 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
             except (RuntimeError, subprocess.SubprocessError) as exc:
                 failures.append(f"{what} of the {backend} backend failed: {str(exc).splitlines()[0]}")
     load_end = probes.load_average()
+    busy_runs = None
+    if args.busy:  # last, after the load average is read: it loads the machine on purpose
+        busy_runs = busy.measure(ran, memory_rows, env=env)
+        failures += busy.failures(busy_runs)
 
     context = {
         "command": _command(prog, args), "started": started, "quick": quick, "facts": facts,
         "load": (load_start, load_end), "latency": measured["latency"], "memory": measured["memory"],
         "failures": failures, "json": args.json, "memory_rows": memory_rows,
-        "peers": peer_runs, "default_backend": default_backend,
+        "peers": peer_runs, "busy": busy_runs, "default_backend": default_backend,
     }
     chart = output / CHART_NAME
     write_chart(chart, results)
@@ -394,6 +402,7 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
             out += _table(headers + ["rounds"], rows)
 
     out += versus.render(results, ctx.get("peers"), ctx.get("default_backend"))
+    out += busy.render(ctx.get("busy"), ctx["memory_rows"])
     out += _render_latency(ctx["latency"])
     out += _render_memory(ctx["memory"], ctx["memory_rows"])
     out += ["## How to reproduce", "", "```bash",
@@ -404,6 +413,7 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
             "pytest benchmarks/ --benchmark-only --benchmark-json=run.json   # save a run ...",
             "python benchmarks/report.py --json run.json                    # ... and report on it",
             "python benchmarks/report.py --peers torch,jax   # also PyTorch and JAX (pip install -e '.[peers]')",
+            "python benchmarks/report.py --busy              # also the busy-machine check",
             "```", ""]
     return "\n".join(out)
 
