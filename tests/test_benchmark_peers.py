@@ -86,7 +86,10 @@ def test_peers_accept_only_the_rules_they_implement():
     w = cases.WORKLOADS["mnist128"]
     assert peers.optimizer_spec(w)[0] == "adam"
     assert peers.optimizer_spec(w)[1].learning_rate == fn.optimizers.Adam().learning_rate
-    for bad in ("adagrad", fn.optimizers.SGD(momentum=0.9), fn.optimizers.Adam(epsilon_inside_sqrt=True)):
+    decaying = fn.schedules.ExponentialDecay(0.01, decay_rate=0.9, decay_steps=100)
+    bad_ones = ("adagrad", fn.optimizers.SGD(momentum=0.9), fn.optimizers.Adam(epsilon_inside_sqrt=True),
+                fn.optimizers.RMSprop(learning_rate=decaying))
+    for bad in bad_ones:
         with pytest.raises(ValueError, match="optimizer: the peers implement SGD without momentum"):
             peers.optimizer_spec(w, bad)
 

@@ -57,8 +57,11 @@ def optimizer_spec(workload, optimizer=None):
 
     spec = optimizers.get(workload.optimizer if optimizer is None else optimizer)
     name = {optimizers.SGD: "sgd", optimizers.Adam: "adam", optimizers.RMSprop: "rmsprop"}.get(type(spec))
-    plain = name == "sgd" and spec.momentum == 0 or name != "sgd" and not spec.epsilon_inside_sqrt
-    if name is None or not plain or not isinstance(spec.learning_rate, float):
+    if name is None:
+        plain = False
+    else:
+        plain = spec.momentum == 0 if name == "sgd" else not spec.epsilon_inside_sqrt
+    if not plain or not isinstance(spec.learning_rate, float):
         raise ValueError(f"optimizer: the peers implement SGD without momentum, Adam and RMSprop with a "
                          f"constant learning rate and epsilon outside the square root, got {spec!r}")
     return name, spec
