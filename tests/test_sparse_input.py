@@ -137,6 +137,23 @@ def test_a_sparse_input_is_converted_once_and_checked():
         fn._validation.check_X(too_big, 120, np.float32, accept_sparse=True)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_from_dense_is_the_canonical_csr(dtype):
+    X = data(n=50)[0].toarray()
+    X = X.astype(dtype)
+    X[7] = 0.0
+    X[8, 3] = -0.0  # a negative zero is a zero
+    converted = SparseInput.from_dense(X, block_values=16 * 120)  # blocks of 16 rows, the last one partial
+    expected = sp.csr_matrix(X)
+    assert converted.data.dtype == dtype and converted.indices.dtype == np.int32
+    assert converted.indptr.dtype == np.int64 and converted.shape == X.shape
+    np.testing.assert_array_equal(converted.indptr, expected.indptr)
+    np.testing.assert_array_equal(converted.indices, expected.indices)
+    np.testing.assert_array_equal(converted.data, expected.data)
+    np.testing.assert_array_equal(converted.matrix.toarray(), X)
+    assert SparseInput.from_dense(np.zeros((3, 5), dtype)).nnz == 0
+
+
 def test_normalization_layer_refuses_sparse_input_with_a_hint():
     X, y = data()
     m = fn.Sequential([fn.Normalization().adapt(X.toarray()), fn.Dense(3, activation="softmax")], seed=0)

@@ -28,6 +28,27 @@ class SparseInput:
         self.shape = matrix.shape
         self.dtype = self.data.dtype
 
+    @classmethod
+    def from_dense(cls, X, block_values=2 ** 22) -> "SparseInput":
+        """The canonical CSR of a dense, finite ``X (n, n_features)`` (its dtype kept), built
+        a block of about ``block_values`` values at a time: no temporary as large as ``X``."""
+        import scipy.sparse as sp
+
+        n, d = X.shape
+        block_rows = max(1, block_values // max(d, 1))
+        indptr = np.zeros(n + 1, np.int64)
+        indices, data = [], []
+        for start in range(0, n, block_rows):
+            block = X[start:start + block_rows]
+            flat = np.flatnonzero(block)  # row by row, ascending columns: canonical order
+            rows = flat // d
+            indptr[start + 1:start + 1 + block.shape[0]] = np.bincount(rows, minlength=block.shape[0])
+            indices.append((flat - rows * d).astype(np.int32))
+            data.append(block.ravel()[flat])
+        np.cumsum(indptr, out=indptr)
+        matrix = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=(n, d))
+        return cls(matrix)
+
     @property
     def ndim(self):
         return 2
