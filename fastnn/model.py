@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from . import _kernels
+from . import _first_layer, _kernels
 from . import _validation as check
 from ._archive import save_model
 from ._kernels import step as reference
@@ -207,7 +207,8 @@ class Sequential:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
-            shuffle=True, callbacks=None, verbose=1, sample_weight=None, initial_epoch=0):
+            shuffle=True, callbacks=None, verbose=1, sample_weight=None, initial_epoch=0,
+            first_layer="auto"):
         """Train for ``epochs`` passes over the data.
 
         Parameters
@@ -230,6 +231,17 @@ class Sequential:
             0 silent, 1 a progress bar per epoch, 2 one line per epoch.
         sample_weight : array-like, (n_samples,), optional
             Per-row loss weights; each batch loss is a weighted mean.
+        first_layer : {"auto", "dense", "sparse"}
+            How the first layer reads a dense ``X``: ``"dense"``, a matrix
+            product over every value; ``"sparse"``, converted once to CSR
+            (with a dense ``validation_data`` X) and read value by stored
+            value, which pays only for mostly-zero X; ``"auto"`` counts X's
+            non-zeros and picks sparse below the crossover density measured
+            for the backend (``fastnn._first_layer.SPARSE_BELOW_DENSITY``).
+            With a ``Normalization`` layer (which makes X dense) ``"auto"``
+            is dense and ``"sparse"`` an error.  Sparse X always trains
+            sparse (``"dense"`` is an error).  ``history.params["first_layer"]``
+            says which ran; results agree within float rounding either way.
 
         Returns
         -------
@@ -239,6 +251,8 @@ class Sequential:
         self._require_compiled("fit")
         dtype = DTYPES[self.dtype]
         X = check.check_X(X, self._n_inputs(), dtype, accept_sparse=True)
+        normalized = self.input_normalizer is not None
+        _first_layer.check(first_layer, X, normalized)
         if not self.built:
             self.build(X.shape[1])
         if not self.optimizer.built:
@@ -255,12 +269,14 @@ class Sequential:
         X, y = self._standardize(X, y)
         if val is not None:
             val = (*self._standardize(*val[:2]), val[2])
+        X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized)
         n = X.shape[0]
         bs = check.check_batch_size(batch_size, n)
         steps = math.ceil(n / bs)
 
         history = cbks.History()
-        history.params = {"epochs": epochs, "steps": steps, "batch_size": bs, "samples": n}
+        history.params = {"epochs": epochs, "steps": steps, "batch_size": bs, "samples": n,
+                          "first_layer": first_layer}
         # History comes last (as in Keras), so it records what other callbacks add to logs.
         callback_list = list(callbacks or [])
         if verbose:

@@ -1,0 +1,72 @@
+"""``fit(first_layer=...)``: whether the first layer reads a dense ``X`` densely or as CSR.
+
+The dense first layer is a matrix product (GEMM) over every value of a batch;
+the sparse one (``sparse_dense_forward`` / ``sparse_dense_backward``) touches
+only the stored values, but each at a fraction of the GEMM's speed, so it pays
+only for inputs far sparser than MNIST (19 % non-zero).  ``"sparse"`` converts
+a dense ``X`` once to the canonical CSR (``SparseInput.from_dense``);
+``"auto"`` counts ``X``'s non-zeros and converts only below the crossover
+density measured for the backend.  Sparse ``X`` always trains sparse.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._kernels.sparse import SparseInput
+
+CHOICES = ("auto", "dense", "sparse")
+
+# Density (non-zero share of X's values) below which one epoch with the sparse first
+# layer measured faster than with the dense one, per backend (the crossovers, rounded
+# down: cython 12.5 %, numba 14.6 %, numpy 1.1 %), for 784-128-10 ReLU, Adam, batch 128
+# on MNIST thinned to each density, two threads.  docs/performance.md, "Sparse input" /
+# "When the sparse first layer pays", records the run and the command that measures it.
+# A backend missing here is never switched to sparse by "auto".
+SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.14, "cython": 0.12}
+
+
+def check(first_layer, X, normalized: bool) -> None:
+    """Raise ``ValueError`` (naming ``first_layer``) for a value that is not one of
+    ``CHOICES`` or that cannot apply: ``"sparse"`` with a Normalization layer
+    (``normalized``), ``"dense"`` with a sparse ``X`` (a ``SparseInput``)."""
+    if not isinstance(first_layer, str) or first_layer not in CHOICES:
+        raise ValueError(f"first_layer: expected one of {list(CHOICES)}, got {first_layer!r}")
+    if first_layer == "sparse" and normalized:
+        raise ValueError(
+            "first_layer: 'sparse' reads only X's non-zeros, but the model's Normalization layer "
+            "standardizes X, which makes it dense; use first_layer='auto' or 'dense', or scale X "
+            "without centering (e.g. scikit-learn's MaxAbsScaler) and drop the Normalization layer")
+    if first_layer == "dense" and isinstance(X, SparseInput):
+        raise ValueError(
+            "first_layer: 'dense' needs a dense X, got a scipy.sparse matrix; pass X.toarray() if "
+            "it fits in memory, or first_layer='auto' to train on it as it is")
+
+
+SAMPLE_VALUES = 2 ** 20  # "auto" counts the non-zeros of evenly spaced rows holding about this many values
+
+
+def density(X) -> float:
+    """The share of non-zero values of a dense ``X (n, n_features)``, counted on every
+    k-th row (about ``SAMPLE_VALUES`` values: a few milliseconds, no copy)."""
+    step = max(1, -(-X.size // SAMPLE_VALUES))
+    sample = X[::step]
+    return np.count_nonzero(sample) / max(sample.size, 1)
+
+
+def sparse_pays(X, backend: str) -> bool:
+    """Whether the sparse first layer is expected to train faster on ``X`` (dense)."""
+    return density(X) < SPARSE_BELOW_DENSITY.get(backend, 0.0)
+
+
+def apply(first_layer, X, val, backend: str, normalized: bool):
+    """``(X, val, used)``: the training ``X`` and validation tuple ``val`` (or None)
+    as the first layer will read them, and ``used``, ``"dense"`` or ``"sparse"``.
+    ``first_layer`` has passed ``check``."""
+    if isinstance(X, SparseInput):
+        return X, val, "sparse"
+    if first_layer == "dense" or normalized or (first_layer == "auto" and not sparse_pays(X, backend)):
+        return X, val, "dense"
+    X = SparseInput.from_dense(X)
+    if val is not None and not isinstance(val[0], SparseInput):
+        val = (SparseInput.from_dense(val[0]), *val[1:])
+    return X, val, "sparse"

@@ -1,0 +1,131 @@
+"""fit(first_layer=...): dense X trained through the sparse first layer agrees with the dense
+path on every backend and dtype, "auto" picks by density, and the choice meets every other
+option of fit (validation, sample weights, Maxout, per-batch callbacks, continued training,
+Normalization)."""
+import numpy as np
+import pytest
+
+import fastnn as fn
+from fastnn import _first_layer
+
+sp = pytest.importorskip("scipy.sparse")
+
+from test_sparse_input import TOL, data, model  # noqa: E402  (tests/ is on sys.path under pytest)
+
+
+def dense_data(**kw):
+    X, y = data(**kw)
+    return X.toarray(), y
+
+
+def assert_same_run(a, b, dtype):
+    (ha, wa, pa), (hb, wb, pb) = a, b
+    assert ha.keys() == hb.keys()
+    for key in ha:
+        np.testing.assert_allclose(ha[key], hb[key], **TOL[dtype], err_msg=key)
+    for x, z in zip(wa, wb):
+        np.testing.assert_allclose(x, z, **TOL[dtype])
+    np.testing.assert_allclose(pa, pb, **TOL[dtype])
+
+
+def train(backend, dtype, X, y, first_layer, first=None, **fit_args):
+    m = model(backend, dtype, first=first)
+    h = m.fit(X, y, epochs=fit_args.pop("epochs", 3), batch_size=fit_args.pop("batch_size", 32), verbose=0,
+              first_layer=first_layer, **fit_args)
+    return m, h
+
+
+def test_sparse_first_layer_on_dense_x_equals_the_dense_path(backend, dtype):
+    X, y = dense_data()
+    w = np.linspace(0.5, 2.0, 240)
+    runs = {}
+    for first_layer in ("dense", "sparse"):
+        m, h = train(backend, dtype, X[:240], y[:240], first_layer, sample_weight=w,
+                     validation_data=(X[240:], y[240:]))
+        assert h.params["first_layer"] == first_layer
+        runs[first_layer] = h.history, m.get_weights() + m.optimizer.get_state(), m.predict(X)
+    assert "val_loss" in runs["sparse"][0]
+    assert_same_run(runs["sparse"], runs["dense"], dtype)
+
+
+def test_validation_split_and_the_per_kernel_path(backend):
+    class PerBatch(fn.callbacks.Callback):  # a per-batch hook: fit takes the per-kernel loop
+        def on_batch_end(self, batch, logs=None):
+            pass
+
+    X, y = dense_data(n=331)  # a partial last batch
+    runs = []
+    for first_layer in ("dense", "sparse"):
+        m, h = train(backend, "float64", X, y, first_layer, validation_split=0.2, callbacks=[PerBatch()])
+        runs.append((h.history, m.get_weights(), m.predict(X)))
+    assert_same_run(*runs, "float64")
+
+
+def test_maxout_first_layer(backend):
+    X, y = dense_data()
+    runs = []
+    for first_layer in ("dense", "sparse"):
+        m, h = train(backend, "float64", X, y, first_layer, first=fn.Maxout(8, pieces=3, input_dim=120), epochs=2)
+        assert h.params["first_layer"] == first_layer
+        runs.append((h.history, m.get_weights(), m.predict(X)))
+    assert_same_run(*runs, "float64")
+
+
+def test_continued_training_may_switch_paths(backend):
+    X, y = dense_data()
+    runs = []
+    for plan in (("dense", "dense"), ("sparse", "dense"), ("dense", "sparse")):
+        m, _ = train(backend, "float64", X, y, plan[0], epochs=2)
+        h = m.fit(X, y, epochs=4, initial_epoch=2, batch_size=32, verbose=0, first_layer=plan[1])
+        runs.append((h.history, m.get_weights() + m.optimizer.get_state(), m.predict(X)))
+    assert_same_run(runs[0], runs[1], "float64")
+    assert_same_run(runs[0], runs[2], "float64")
+
+
+def test_auto_picks_sparse_only_below_the_backends_crossover(backend, monkeypatch):
+    X, y = dense_data()  # 8 % of the values non-zero
+    assert _first_layer.density(X) == pytest.approx(np.count_nonzero(X) / X.size)  # small: every row counted
+    big = (np.random.default_rng(0).random((3000, 784)) < 0.03).astype(np.float32)  # counted on a sample
+    assert _first_layer.density(big) == pytest.approx(0.03, abs=0.002)
+    monkeypatch.setitem(_first_layer.SPARSE_BELOW_DENSITY, backend, 0.1)
+    m, h = train(backend, "float64", X, y, "auto", epochs=1)
+    assert h.params["first_layer"] == "sparse"
+    monkeypatch.setitem(_first_layer.SPARSE_BELOW_DENSITY, backend, 0.05)
+    h = m.fit(X, y, verbose=0)  # "auto" is the default
+    assert h.params["first_layer"] == "dense"
+    assert m.fit(sp.csr_matrix(X), y, verbose=0).params["first_layer"] == "sparse"  # sparse X stays sparse
+
+
+def test_auto_keeps_mnist_dense_on_every_backend():
+    """MNIST (19 % of the pixels non-zero) measured slower through the sparse first layer on
+    every backend (docs/performance.md): "auto" must not switch it."""
+    mnist_density = 0.19
+    for backend in ("numpy", "numba", "cython"):
+        assert 0 < _first_layer.SPARSE_BELOW_DENSITY[backend] < mnist_density, backend
+    X = (np.arange(100 * 784).reshape(100, 784) % 100 < 19).astype(np.float32)
+    assert not any(_first_layer.sparse_pays(X, b) for b in _first_layer.SPARSE_BELOW_DENSITY)
+    assert not _first_layer.sparse_pays(np.zeros((4, 4)), "a-backend-never-measured")
+
+
+def test_a_normalization_layer_keeps_the_first_layer_dense(monkeypatch):
+    X, y = dense_data()
+    m = fn.Sequential([fn.Normalization().adapt(X), fn.Dense(3, activation="softmax")], backend="numpy", seed=0)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="first_layer: 'sparse' .*Normalization layer standardizes X"):
+        m.fit(X, y, verbose=0, first_layer="sparse")
+    assert m.optimizer.iterations == 0  # refused before any training
+    monkeypatch.setitem(_first_layer.SPARSE_BELOW_DENSITY, "numpy", 1.0)
+    assert m.fit(X, y, verbose=0).params["first_layer"] == "dense"
+
+
+@pytest.mark.parametrize("value", ["Sparse", "csr", None, 1, True, ["sparse"]])
+def test_bad_first_layer_values_are_refused(value):
+    X, y = dense_data(n=40)
+    with pytest.raises(ValueError, match=r"first_layer: expected one of \['auto', 'dense', 'sparse'\], got "):
+        model("numpy", "float64").fit(X, y[:40], verbose=0, first_layer=value)
+
+
+def test_dense_first_layer_refuses_sparse_x():
+    X, y = data(n=40)
+    with pytest.raises(ValueError, match=r"first_layer: 'dense' needs a dense X, got a scipy.sparse matrix.*toarray"):
+        model("numpy", "float64").fit(X, y, verbose=0, first_layer="dense")
