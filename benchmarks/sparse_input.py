@@ -3,19 +3,26 @@ the dense floor and scikit-learn, in one run.
 
     FASTNN_DATA=/path/to/data python benchmarks/sparse_input.py [--epochs 3] [--backends cython,numba,numpy]
     python benchmarks/sparse_input.py --memory     # also the 1,000,000 x 262,144 peak-memory check (minutes)
+    FASTNN_DATA=/path/to/data python benchmarks/sparse_input.py --crossover [--units 32,128,512]
 
-Three parts, each printed as a Markdown table:
+Four parts, each printed as a Markdown table:
 
 * **MNIST sparse** -- 784-128-10 ReLU Adam, batch 128, on the MNIST training
   images (real MNIST from ``$FASTNN_DATA/mnist`` when present, else the digits
-  upscaled; 81 % of MNIST's pixels are zero): the fastest epoch with ``X`` dense
-  and with ``X`` as CSR, per backend, the test accuracy of each after
+  upscaled; 81 % of MNIST's pixels are zero): the fastest epoch with the dense
+  first layer and with the sparse one (``fit(first_layer="sparse")``, which
+  reads ``X`` as CSR), per backend, the test accuracy of each after
   ``--epochs`` epochs, and the dense floor (the epoch's FLOPs over the float32
   GEMM peak measured in the same run).
 * **Sparse text** -- a bag of hashed words (``HashingVectorizer``, 2**18
   features, < 1 % density) of generated two-topic documents: fastnn's
   ``MLPClassifier`` against scikit-learn's on the same CSR matrix, seconds per
   epoch and accuracy.
+* **Crossover** (``--crossover``) -- the same network (``--units`` wide) on
+  MNIST with non-zero pixels dropped at random down to each of ``--densities``:
+  dense against sparse first layer per backend, and the density below which
+  the sparse one is faster (``fastnn._first_layer.SPARSE_BELOW_DENSITY`` holds
+  the figures ``first_layer="auto"`` uses).
 * **Memory** (``--memory``) -- the peak resident memory of one epoch on a
   1,000,000 x 262,144 CSR matrix of 0.1 % density, in a fresh process.
 
@@ -35,74 +42,62 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's fastnn
 
 import fastnn as fn  # noqa: E402
-from harness.cases import dense_flops  # noqa: E402  (benchmarks/, this script's folder, is on sys.path)
-
-
-class _Timer(fn.callbacks.Callback):
-    def __init__(self):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
-
-
-def gemm_peak(rounds=8):
-    """float32 GFLOP/s of a 2048 x 2048 product, the fastest of ``rounds``."""
-    A = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
-    C = np.empty_like(A)
-    best = min(_seconds(lambda: np.matmul(A, A, out=C)) for _ in range(rounds))
-    return 2 * 2048 ** 3 / best / 1e9
-
-
-def _seconds(call):
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
-def mnist():
-    """(X_train, y_train, X_test, y_test, source) as float32 in [0, 1]."""
-    from fastnn.datasets import load_digits, load_mnist, to_float
-
-    try:
-        (X, y), (Xt, yt) = load_mnist(download=False, progress=False)
-        return to_float(X), y, to_float(Xt), yt, "MNIST"
-    except (FileNotFoundError, ValueError, TypeError):
-        X, y = load_digits()
-        X = np.repeat(np.repeat(X.reshape(-1, 8, 8), 4, axis=1), 4, axis=2).reshape(-1, 1024)[:, :784]
-        return X[:1500].astype(np.float32), y[:1500], X[1500:].astype(np.float32), y[1500:], "digits, upscaled"
+# benchmarks/, this script's folder, is on sys.path
+from harness.cases import dense_flops, gemm_peak_flops  # noqa: E402
+from harness.sparse import crossover, fastest_epochs, mnist_images, nonzero_share, thin  # noqa: E402
 
 
 def mnist_rows(args, peak):
-    import scipy.sparse as sp
-
-    X, y, Xt, yt, source = mnist()
-    Xs, Xts = sp.csr_matrix(X), sp.csr_matrix(Xt)
-    flops = dense_flops((784, 128, 10), X.shape[0])  # the harness's count: no input gradient for layer 1
-    floor = flops / (peak * 1e9)
-    print(f"\n## MNIST sparse ({source}, {X.shape[0]:,} rows, density {Xs.nnz / np.prod(X.shape):.1%})\n")
-    print(f"Dense floor (FLOPs / float32 GEMM peak of {peak:.0f} GFLOP/s): {floor * 1e3:.1f} ms per epoch.\n")
+    X, y, Xt, yt, source = mnist_images()
+    floor = dense_flops((784, 128, 10), X.shape[0]) / peak  # the harness's count: no input gradient for layer 1
+    print(f"\n## MNIST sparse ({source}, {X.shape[0]:,} rows, density {nonzero_share(X):.1%})\n")
+    print(f"Dense floor (FLOPs / float32 GEMM peak of {peak / 1e9:.0f} GFLOP/s): {floor * 1e3:.1f} ms per epoch.\n")
     print("| backend | dense X: epoch (ms) | CSR X: epoch (ms) | CSR / dense | CSR / floor | accuracy dense | accuracy CSR |")
     print("|---|---|---|---|---|---|---|")
     for backend in args.backends.split(","):
-        cells = {}
-        for kind, (train, test) in (("dense", (X, Xt)), ("csr", (Xs, Xts))):
-            model = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784, kernel_initializer="he_normal"),
-                                   fn.Dense(10, activation="softmax")], backend=backend, seed=0)
-            model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-            model.fit(train[:512], y[:512], epochs=1, batch_size=128, verbose=0)  # compile, warm caches
-            model = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784, kernel_initializer="he_normal"),
-                                   fn.Dense(10, activation="softmax")], backend=backend, seed=0)
-            model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-            timer = _Timer()
-            model.fit(train, y, epochs=args.epochs, batch_size=128, verbose=0, callbacks=[timer])
-            cells[kind] = min(timer.seconds), model.evaluate(test, yt)["accuracy"]
-        (dense, acc_d), (csr, acc_s) = cells["dense"], cells["csr"]
+        # first_layer="sparse": X converted once to CSR, then trained as CSR input is
+        runs = fastest_epochs((784, 128, 10), backend, X, y, args.epochs)
+        (dense, acc_d), (csr, acc_s) = ((seconds, float(np.mean(model.predict(Xt).argmax(axis=1) == yt)))
+                                        for seconds, model in (runs["dense"], runs["sparse"]))
         print(f"| {backend} | {dense * 1e3:.0f} | {csr * 1e3:.0f} | {csr / dense:.2f} | {csr / floor:.2f} "
               f"| {acc_d:.4f} | {acc_s:.4f} |", flush=True)
+
+
+def crossover_rows(args):
+    """Dense against sparse first layer at each density: where the sparse one starts to pay.
+
+    The dense epoch does the same work at every density (the GEMMs do not skip zeros), so
+    each sparse epoch is compared with the fastest dense epoch of all densities: on a shared
+    machine the fastest of many epochs is the best estimate of an undisturbed one.  The
+    crossover is where the line fitted to the sparse epochs (``harness.sparse.crossover``)
+    meets it."""
+    X, y, _, _, source = mnist_images()
+    X, y = X[:args.rows], y[:args.rows]
+    densities = sorted(float(d) for d in args.densities.split(","))
+    for units in (int(u) for u in args.units.split(",")):
+        print(f"\n## Crossover: 784-{units}-10 ReLU, Adam, batch 128 ({source}, {X.shape[0]:,} rows, non-zero "
+              f"pixels dropped at random down to each density; fastest of {args.epochs} epochs, "
+              f"{fn.get_num_threads()} threads)\n")
+        print("| backend | density | dense (ms) | sparse (ms) | sparse / fastest dense |")
+        print("|---|---|---|---|---|")
+        found = {}
+        for backend in args.backends.split(","):
+            rows = []
+            for density in densities:
+                Xd = thin(X, density)
+                runs = fastest_epochs((784, units, 10), backend, Xd, y, args.epochs)
+                rows.append((nonzero_share(Xd), runs["dense"][0], runs["sparse"][0]))
+            dense = min(row[1] for row in rows)
+            for share, dense_here, sparse in rows:
+                print(f"| {backend} | {share:.2%} | {dense_here * 1e3:.0f} | {sparse * 1e3:.0f} "
+                      f"| {sparse / dense:.2f} |", flush=True)
+            found[backend] = crossover([row[0] for row in rows], [row[2] for row in rows], dense)
+            print(f"| {backend} | fastest dense epoch | {dense * 1e3:.0f} | | |", flush=True)
+        print()
+        for backend, (density, intercept, slope) in found.items():
+            where = "never" if density is None else f"below {density:.2%}"
+            print(f"- {backend}: sparse epoch ~ {intercept * 1e3:.0f} ms + {slope * 10:.1f} ms per 1 % density "
+                  f"(Theil-Sen line); faster than the fastest dense epoch {where}")
 
 
 def documents(n, seed=0):
@@ -189,13 +184,23 @@ def main(argv=None):
     parser.add_argument("--backends", default=",".join(fn.backends.available()))
     parser.add_argument("--documents", type=int, default=10_000)
     parser.add_argument("--memory", action="store_true", help="also the 1,000,000-row peak-memory check")
-    parser.add_argument("--parts", default="mnist,text", help="which of mnist,text to run")
+    parser.add_argument("--parts", default="mnist,text", help="which of mnist,text,crossover to run")
+    parser.add_argument("--crossover", action="store_true",
+                        help="only the crossover: dense against sparse first layer at several densities")
+    parser.add_argument("--densities", default="0.005,0.01,0.02,0.04,0.07,0.1,0.14,0.2",
+                        help="crossover: densities to thin MNIST to (a density above MNIST's uses it as it is)")
+    parser.add_argument("--units", default="128", help="crossover: first-layer widths, comma-separated")
+    parser.add_argument("--rows", type=int, default=60_000, help="crossover: training rows")
     args = parser.parse_args(argv)
+    if args.crossover:
+        args.parts = "crossover"
     print(f"# Sparse input, {time.strftime('%Y-%m-%d %H:%M')} UTC; load average {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs; fastnn backends {args.backends}")
     parts = args.parts.split(",")
     if "mnist" in parts:
-        mnist_rows(args, gemm_peak())
+        mnist_rows(args, gemm_peak_flops())
+    if "crossover" in parts:
+        crossover_rows(args)
     if "text" in parts:
         text_rows(args)
     if args.memory:

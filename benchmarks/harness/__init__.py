@@ -8,6 +8,8 @@ are thin wrappers over it:
   ``measure``, the one function every benchmark test calls;
 - ``probes`` -- facts about the machine, first-call latency and peak memory,
   each measured in a fresh subprocess;
+- ``sparse`` -- the sparse first layer's data and timing for ``sparse_input.py``
+  (the MNIST table, ``--crossover``);
 - ``report`` -- runs the suite (or reads its saved JSON) and writes
   ``benchmarks/RESULTS.md`` and a chart; ``python benchmarks/report.py`` and
   ``fastnn bench`` (from a source checkout) both call ``report.main``;
