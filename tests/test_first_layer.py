@@ -1,7 +1,7 @@
 """fit(first_layer=...): dense X trained through the sparse first layer agrees with the dense
 path on every backend and dtype, "auto" picks by density, and the choice meets every other
 option of fit (validation, sample weights, Maxout, per-batch callbacks, continued training,
-Normalization)."""
+Normalization) and the scikit-learn estimators."""
 import numpy as np
 import pytest
 
@@ -129,3 +129,25 @@ def test_dense_first_layer_refuses_sparse_x():
     X, y = data(n=40)
     with pytest.raises(ValueError, match=r"first_layer: 'dense' needs a dense X, got a scipy.sparse matrix.*toarray"):
         model("numpy", "float64").fit(X, y, verbose=0, first_layer="dense")
+
+
+@pytest.mark.parametrize("Estimator", ["MLPClassifier", "MLPRegressor"])
+def test_estimators_pass_first_layer_to_fit(Estimator):
+    from sklearn.base import clone
+
+    X, y = dense_data()
+    target = y if Estimator == "MLPClassifier" else y.astype(float)
+    params = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, backend="numpy", dtype="float64",
+                  early_stopping=True)
+    fits = {}
+    for first_layer in ("dense", "sparse"):
+        est = getattr(fn, Estimator)(**params, first_layer=first_layer)
+        assert clone(est).get_params()["first_layer"] == first_layer
+        fits[first_layer] = est.fit(X, target)
+        assert est.model_.history.params["first_layer"] == first_layer
+    np.testing.assert_allclose(fits["sparse"].loss_curve_, fits["dense"].loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(fits["sparse"].validation_scores_, fits["dense"].validation_scores_, rtol=1e-9)
+    np.testing.assert_allclose(fits["sparse"].predict(X), fits["dense"].predict(X), rtol=1e-9, atol=1e-12)
+    assert getattr(fn, Estimator)().get_params()["first_layer"] == "auto"
+    with pytest.raises(ValueError, match=f"{Estimator}: first_layer must be one of .*, got 'csr'"):
+        getattr(fn, Estimator)(**params, first_layer="csr").fit(X, target)

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from .. import _kernels, activations, optimizers, schedules
+from .. import _first_layer, _kernels, activations, optimizers, schedules
 from .. import callbacks as cbks
 from ..layers import Dense
 from ..model import Sequential
@@ -86,6 +86,7 @@ class _BaseMLP(BaseEstimator):
         backend="auto",
         dtype="float32",
         lr_schedule=None,
+        first_layer="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -112,6 +113,7 @@ class _BaseMLP(BaseEstimator):
         self.backend = backend
         self.dtype = dtype
         self.lr_schedule = lr_schedule
+        self.first_layer = first_layer
 
     # ------------------------------------------------------------ parameters
     def _check_params(self):
@@ -183,6 +185,8 @@ class _BaseMLP(BaseEstimator):
                 self.lr_schedule, (str, dict, schedules.LearningRateSchedule)):
             _fail(self, "lr_schedule", "None, a schedule name, a config dict or a fastnn schedule",
                   self.lr_schedule)
+        if not isinstance(self.first_layer, str) or self.first_layer not in _first_layer.CHOICES:
+            _fail(self, "first_layer", f"one of {list(_first_layer.CHOICES)}", self.first_layer)
         self._hidden = sizes
         self._np_dtype = _DTYPES[dtype]
 
@@ -357,7 +361,7 @@ class _BaseMLP(BaseEstimator):
         try:
             with _thread_budget():
                 model.fit(X, y, epochs=start + epochs, initial_epoch=start, batch_size=bs, shuffle=self.shuffle,
-                          callbacks=[monitor], verbose=0, sample_weight=w)
+                          callbacks=[monitor], verbose=0, sample_weight=w, first_layer=self.first_layer)
         finally:
             self._epochs_seen += monitor.epochs_run
         if validation is not None and self._best_weights is not None:

@@ -67,6 +67,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         A ``fastnn.schedules`` learning-rate schedule over updates; a name
         (``"cosine"``, ``"exponential"``, ...) starts at
         ``learning_rate_init``.  Overrides ``learning_rate``.
+    first_layer : {"auto", "dense", "sparse"}, default="auto"
+        How the first layer reads a dense ``X``; passed to
+        ``Sequential.fit``: ``"sparse"`` converts it once to CSR and reads
+        only its non-zeros, ``"auto"`` does so below the crossover density
+        measured for the backend.  Sparse ``X`` always trains sparse.
 
     Attributes
     ----------
@@ -275,6 +280,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         dtype="float32",
         lr_schedule=None,
         target_scaling=False,
+        first_layer="auto",
     ):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
@@ -283,7 +289,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
             beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, backend=backend,
-            dtype=dtype, lr_schedule=lr_schedule,
+            dtype=dtype, lr_schedule=lr_schedule, first_layer=first_layer,
         )
         self.target_scaling = target_scaling
 
