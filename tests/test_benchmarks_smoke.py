@@ -58,7 +58,7 @@ def test_report_quick_writes_results_with_every_section(tmp_path):
     assert re.search(r"Written by `[^`]*OMP_NUM_THREADS=1 [^`]*python benchmarks/report.py --quick --output ", text)
     assert re.search(r"Load average \(1 / 5 / 15 min\) when the suite started: [\d.]+ / [\d.]+ / [\d.]+", text)
     assert "MNIST-shaped data: " in text
-    for heading in ("## Machine", "## Training: one epoch", "## Inference: predict",
+    for heading in ("## Machine", "## Training: one epoch", "## Inference: predict", "## MNIST sparse",
                     "## Dense-layer GEMM products", "## Optimizer update", "## First-call latency",
                     "## Peak memory of one training epoch", "## How to reproduce"):
         assert heading in text, heading
@@ -74,6 +74,14 @@ def test_report_quick_writes_results_with_every_section(tmp_path):
         assert re.search(row, train), backend
     assert "| mnist128: 784-128-10 relu, adam, batch 128, 2,048 rows | numpy | " in train
     assert "1.00×" in train  # numpy against itself
+
+    # MNIST sparse: the mnist128 epoch through the sparse first layer against the dense one and the floor.
+    sparse = text.split("## MNIST sparse: the sparse first layer")[1].split("\n## ")[0]
+    assert "| workload | backend | dense epoch | sparse epoch | spread (IQR) | sparse / dense | × dense floor |" in sparse
+    for backend in backends:
+        row = rf"\| {backend} \| [\d.]+ (s|ms) \| [\d.]+ (s|ms) \| ±\d+ % \| [\d.]+× \| [\d.]+× \| [\d.]+× \|"
+        assert re.search(row, sparse), backend
+    assert "% of the values non-zero" in sparse
 
     latency = text.split("## First-call latency")[1].split("\n## ")[0]
     assert latency.count("| cold |") == len(backends) and latency.count("| warm |") == len(backends)

@@ -36,6 +36,7 @@ REGRESSION_ROWS = 404  # the Boston housing training split (80 % of 506)
 KINDS = {
     "train": "Training: one epoch",
     "predict": "Inference: predict",
+    "sparse": "MNIST sparse: the sparse first layer",
     "gemm": "Dense-layer GEMM products (dense_forward / dense_backward)",
     "activation": "Activation forward + backward",
     "loss": "Softmax + cross-entropy gradient (loss_output_delta)",
@@ -428,6 +429,23 @@ def _predict_case(dtype, quick):
                 quick=quick, source=image_source)
 
 
+SPARSE_WORKLOAD = "mnist128"
+
+
+def _sparse_case(quick):
+    """The mnist128 epoch with ``fit(first_layer="sparse")``, on the rows of its dense training case."""
+    workload, dtype = WORKLOADS[SPARSE_WORKLOAD], "float32"
+    rows = QUICK_TRAIN_ROWS if quick else TRAIN_ROWS
+
+    def source():
+        X, _ = image_rows("train", dtype, rows)
+        return f"{image_source()}, {np.count_nonzero(X) / X.size:.1%} of the values non-zero"
+
+    return Case("sparse", f"{workload.name}-sparse-{dtype}", f"{workload.name}: {workload.label}, sparse first layer",
+                dtype, lambda backend: TrainingRun(workload, backend, dtype, rows, first_layer="sparse"),
+                flops=dense_flops(workload.widths, rows), rows=rows, quick=quick, source=source)
+
+
 PEAK_SIZE = 2048
 
 
@@ -479,6 +497,8 @@ def cases(kind: str, quick: bool = False) -> list[Case]:
             out.append(_predict_case(dtype, quick))
         elif kind == "peak":
             return [peak_case(quick)]
+        elif kind == "sparse":  # float32, as the GEMM peak its floor is measured against
+            return [_sparse_case(quick)]
         else:
             raise ValueError(f"kind: expected one of {list(KINDS)}, got {kind!r}")
     return out

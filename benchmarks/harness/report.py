@@ -380,6 +380,9 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
     out += _render_machine(results, facts)
     out += _render_targets(results, ctx["quick"])
     for kind, title in cases.KINDS.items():
+        if kind == "sparse":
+            out += _render_sparse(results, title)
+            continue
         if kind == "peak" or not results.of_kind(kind):
             continue
         out += [f"## {title}", "", SECTION_NOTES[kind], ""]
@@ -483,6 +486,37 @@ def _render_targets(results, quick) -> list[str]:
             + _table(["target", "backend", "speed-up", "needed", "× floor", "needed", "met"], rows))
 
 
+def _render_sparse(results, title) -> list[str]:
+    """The sparse first layer's epoch against the dense path's (the training case of the
+    same workload, this run) and the dense floor, per backend."""
+    rows = []
+    for case, per in results.of_kind("sparse"):
+        dense_per = results.entries.get(("train", case.replace("-sparse", "")), {})
+        meta = next(iter(per.values()))
+        for i, backend in enumerate(b for b in results.backends if b in per):
+            entry, m = per[backend], results.metrics(per, backend)
+            dense = dense_per.get(backend, {}).get("seconds")
+            spread = f"±{100 * entry['iqr'] / (2 * entry['seconds']):.0f} %" if entry["seconds"] else "—"
+            rows.append([f"{meta['label']}, {meta['rows']:,} rows" if i == 0 else "", backend, fmt_seconds(dense),
+                         fmt_seconds(m["seconds"]), spread,
+                         _fmt(m["seconds"] / dense if dense else None, "{:.2f}×"),
+                         _fmt(m["floor"], "{:.2f}×"), _fmt(m["speedup"], "{:.2f}×"),
+                         entry["rounds"] if entry["rounds"] is not None else "—"])
+    if not rows:
+        return []
+    data = next(iter(results.of_kind("sparse")[0][1].values())).get("data") or "unknown"
+    note = ("`fit(X, y, first_layer=\"sparse\")` on the dense training rows of the mnist128 case: X converted "
+            "once to CSR (before the timed epoch) and read by `sparse_dense_forward` / `sparse_dense_backward`, "
+            "median epoch as in the training table. *dense epoch* is that table's mnist128 row (the dense "
+            "path, same run); *× dense floor* is the sparse epoch over the dense epoch's FLOPs ÷ the float32 "
+            "GEMM peak; *× numpy* compares the sparse epochs of the backends. `first_layer=\"auto\"` picks "
+            "the sparse path only below the density where it measured faster (docs/performance.md, "
+            f"\"Sparse input\"). Data: {data}.")
+    return ([f"## {title}", "", note, ""]
+            + _table(["workload", "backend", "dense epoch", "sparse epoch", "spread (IQR)", "sparse / dense",
+                      "× dense floor", "× numpy", "rounds"], rows))
+
+
 def _render_latency(latency) -> list[str]:
     if not latency:
         return []
@@ -537,6 +571,8 @@ def write_chart(path: Path, results: Results) -> None:
     compiled = [b for b in results.backends if b != "numpy"]
     panels = []
     for kind, title in cases.KINDS.items():
+        if kind == "sparse":  # reported as a ratio to the dense path, in its own table
+            continue
         items = []
         for _, per in results.of_kind(kind, "float32"):
             if kind != "peak" and "numpy" in per and any(b in per for b in compiled):
