@@ -17,12 +17,17 @@ from ._kernels.sparse import SparseInput
 CHOICES = ("auto", "dense", "sparse")
 
 # Density (non-zero share of X's values) below which one epoch with the sparse first
-# layer measured faster than with the dense one, per backend (the crossovers, rounded
-# down: cython 12.5 %, numba 14.6 %, numpy 1.1 %), for 784-128-10 ReLU, Adam, batch 128
-# on MNIST thinned to each density, two threads.  docs/performance.md, "Sparse input" /
-# "When the sparse first layer pays", records the run and the command that measures it.
-# A backend missing here is never switched to sparse by "auto".
-SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.14, "cython": 0.12}
+# layer measured faster than with the dense one, per backend: the lowest crossover
+# measured for 784-32-10, 784-128-10 and 784-512-10 (ReLU, Adam, batch 128, MNIST thinned
+# to each density, two threads), rounded down -- cython 11.9 %, numba 10.6 %, numpy 1.1 %.
+# docs/performance.md, "Sparse input" / "When the sparse first layer pays", records the
+# runs and the command that measures them.  A backend missing here is never switched to
+# sparse by "auto".
+SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.10, "cython": 0.11}
+# The NumPy backend's sparse first layer costs a fixed SciPy overhead per batch that only
+# a large enough first layer earns back: with 784 x 32 weights it was slower at every
+# density measured, with 784 x 128 it paid below 1.1 %.  Smaller first layers stay dense.
+SPARSE_MIN_WEIGHTS = {"numpy": 784 * 128}
 
 
 def check(first_layer, X, normalized: bool) -> None:
@@ -53,18 +58,22 @@ def density(X) -> float:
     return np.count_nonzero(sample) / max(sample.size, 1)
 
 
-def sparse_pays(X, backend: str) -> bool:
-    """Whether the sparse first layer is expected to train faster on ``X`` (dense)."""
+def sparse_pays(X, backend: str, weights: int) -> bool:
+    """Whether the sparse first layer is expected to train faster on ``X`` (dense) with a
+    first layer of ``weights`` weights (inputs x the width of its product)."""
+    if weights < SPARSE_MIN_WEIGHTS.get(backend, 0):
+        return False
     return density(X) < SPARSE_BELOW_DENSITY.get(backend, 0.0)
 
 
-def apply(first_layer, X, val, backend: str, normalized: bool):
+def apply(first_layer, X, val, backend: str, normalized: bool, weights: int):
     """``(X, val, used)``: the training ``X`` and validation tuple ``val`` (or None)
     as the first layer will read them, and ``used``, ``"dense"`` or ``"sparse"``.
-    ``first_layer`` has passed ``check``."""
+    ``first_layer`` has passed ``check``; ``weights`` is the first layer's ``W.size``."""
     if isinstance(X, SparseInput):
         return X, val, "sparse"
-    if first_layer == "dense" or normalized or (first_layer == "auto" and not sparse_pays(X, backend)):
+    if first_layer == "dense" or normalized \
+            or (first_layer == "auto" and not sparse_pays(X, backend, weights)):
         return X, val, "dense"
     X = SparseInput.from_dense(X)
     if val is not None and not isinstance(val[0], SparseInput):

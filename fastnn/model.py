@@ -237,7 +237,8 @@ class Sequential:
             (with a dense ``validation_data`` X) and read value by stored
             value, which pays only for mostly-zero X; ``"auto"`` counts X's
             non-zeros and picks sparse below the crossover density measured
-            for the backend (``fastnn._first_layer.SPARSE_BELOW_DENSITY``).
+            for the backend (``fastnn._first_layer.SPARSE_BELOW_DENSITY``;
+            on the NumPy backend only for a large first layer).
             With a ``Normalization`` layer (which makes X dense) ``"auto"``
             is dense and ``"sparse"`` an error.  Sparse X always trains
             sparse (``"dense"`` is an error).  ``history.params["first_layer"]``
@@ -269,7 +270,8 @@ class Sequential:
         X, y = self._standardize(X, y)
         if val is not None:
             val = (*self._standardize(*val[:2]), val[2])
-        X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized)
+        X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized,
+                                                 self.layers[0].W.size)
         n = X.shape[0]
         bs = check.check_batch_size(batch_size, n)
         steps = math.ceil(n / bs)

@@ -68,4 +68,6 @@ def crossover(densities, sparse_seconds, dense_seconds):
 
     slope, intercept, _, _ = theilslopes(sparse_seconds, densities)
     density = (dense_seconds - intercept) / slope if slope > 0 else None
+    if density is not None and density <= 0:  # slower even with no stored value at all
+        density = None
     return density, intercept, slope
