@@ -135,3 +135,25 @@ def test_sparse_input_benchmark_prints_its_tables():
     assert re.search(r"^\| numpy \| \d+ \| \d+ \| [\d.]+ \| [\d.]+ \| 0\.\d{4} \| 0\.\d{4} \|$", out, re.M), out
     assert re.search(r"^\| scikit-learn MLPClassifier \| [\d.]+ \| [\d.]+ \| 1\.00 \|$", out, re.M), out
     assert re.search(r"^\| fastnn MLPClassifier \(numpy\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
+
+
+def test_sparse_input_crossover_prints_its_table():
+    out = _run([sys.executable, str(SUITE / "sparse_input.py"), "--crossover", "--epochs", "1", "--rows", "512",
+                "--densities", "0.02,0.08", "--backends", "numpy"])
+    assert len(re.findall(r"^\| numpy \| [\d.]+% \| \d+ \| \d+ \| [\d.]+ \|$", out, re.M)) == 2, out
+    assert re.search(r"^- numpy: sparse epoch ~ -?\d+ ms \+ -?[\d.]+ ms per 1 % density \(Theil-Sen line\); faster "
+                     r"than the fastest dense epoch (never|below [\d.]+%)$", out, re.M), out
+
+
+def test_crossover_is_where_the_sparse_line_meets_the_dense_epoch():
+    sys.path.insert(0, str(SUITE))
+    try:
+        from harness.sparse import crossover
+    finally:
+        sys.path.remove(str(SUITE))
+    densities = [0.01, 0.02, 0.03, 0.04, 0.05, 0.08]
+    seconds = [0.1 + d for d in densities[:-1]] + [5.0]  # the last epoch ran beside another process
+    density, intercept, slope = crossover(densities, seconds, 0.15)
+    assert intercept == pytest.approx(0.1) and slope == pytest.approx(1.0)  # the outlier does not move the line
+    assert density == pytest.approx(0.05)
+    assert crossover([0.01, 0.02], [0.3, 0.4], 0.15)[0] is None  # slower even with nothing stored
