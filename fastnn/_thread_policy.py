@@ -7,8 +7,8 @@ that other processes hold and every call gets several times slower than one
 thread would be (``docs/performance.md``, "Threads and busy machines").
 ``ThreadChoice`` watches the time per batch of each ``train_batches`` call
 (``CompiledLoop`` makes one call per ~0.1 s of work) and, when there is a
-reason to doubt the threads -- the machine's load average at or above its
-cores, or calls getting slower than the best one so far -- runs the next call
+reason to doubt the threads -- other processes' load on the cores, or two calls
+in a row slower than the best one so far -- runs the next call
 with BLAS held at one thread and keeps whichever was faster.  A probe that
 loses doubles the wait before the next one, so a quiet machine pays almost
 nothing.  The limit holds only for the duration of a call (threadpoolctl
@@ -53,8 +53,8 @@ class ThreadChoice:
     Use: ``with choice.limit(): run a call``, then ``choice.record(seconds_per_batch)``.
     """
 
-    SLOWER = 1.3  # a call this much slower than the best of its setting is a reason to probe
-    BETTER = 0.9  # a probe must be this much faster to win
+    SLOWER = 1.3  # two calls in a row this much slower than the best of their setting: a reason to probe
+    BETTER = 0.8  # a probe must be this much faster than the recent calls to win
     BUSY = 0.5  # other processes' load per core from which the threads are in doubt
     FIRST_WAIT, MAX_WAIT = 8, 256  # calls between a probe and the next; doubles while probes lose
 
@@ -64,7 +64,7 @@ class ThreadChoice:
         self._load, self._limit = load, limit
         self.current = "threads"
         self.best = {"threads": None, "one": None}  # fastest seconds per batch seen in each setting
-        self.last = {"threads": None, "one": None}
+        self.recent = []  # seconds per batch of the current setting's last two calls
         self.probing = False
         self.wait = 0  # calls to wait before the next probe may start
         self.backoff = self.FIRST_WAIT
@@ -88,33 +88,36 @@ class ThreadChoice:
         if not self.enabled:
             return
         setting = self.setting
-        self.last[setting] = seconds_per_batch
         best = self.best[setting]
         self.best[setting] = seconds_per_batch if best is None else min(best, seconds_per_batch)
         if self.probing:
             self.probing = False
-            if seconds_per_batch < self.BETTER * self.last[self.current]:
+            # against the better of the current setting's last two calls, so that one
+            # slow call (noise) cannot make a slower setting look faster
+            if seconds_per_batch < self.BETTER * min(self.recent):
                 self.current = setting
+                self.recent = [seconds_per_batch]
                 self.switches += 1
                 self.backoff = self.FIRST_WAIT
             else:
                 self.backoff = min(2 * self.backoff, self.MAX_WAIT)
             self.wait = self.backoff
             return
+        self.recent = self.recent[-1:] + [seconds_per_batch]
         if self.wait > 0:
             self.wait -= 1
             return
-        if self._doubt(seconds_per_batch):
+        if self._doubt():
             self.probing = True
             self.probes += 1
 
-    def _doubt(self, seconds_per_batch: float) -> bool:
+    def _doubt(self) -> bool:
         """A reason to try the other setting.  On one thread: always, once the wait is
         over (the machine may be free again).  On the threads: other processes keep
-        the cores busy (the load average less this process's own threads), or calls
-        got slower than the best so far (the load changed)."""
+        the cores busy (the load average less this process's own threads), or the
+        last two calls were slower than the best so far (the load changed)."""
         if self.current == "one":
             return True
         if (self._load() - self.threads) / self.threads >= self.BUSY:
             return True
-        return seconds_per_batch > self.SLOWER * self.best["threads"]
+        return len(self.recent) == 2 and min(self.recent) > self.SLOWER * self.best["threads"]

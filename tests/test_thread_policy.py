@@ -73,8 +73,18 @@ def test_when_the_machine_frees_up_the_threads_come_back():
 def test_calls_that_get_slower_make_it_probe_even_without_load():
     choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
     assert run(choice, [QUIET] * 10) == ["threads"] * 10
-    used = run(choice, [BUSY] * 3)  # another process took a core; the load average lags
-    assert used == ["threads", "one", "one"] and choice.switches == 1
+    assert run(choice, [BUSY] + [QUIET] * 5) == ["threads"] * 6  # one slow call is noise
+    assert choice.probes == 0
+    used = run(choice, [BUSY] * 4)  # another process took a core; the load average lags
+    assert used == ["threads", "threads", "one", "one"] and choice.switches == 1
+
+
+def test_a_probe_must_beat_the_recent_calls_clearly():
+    noisy = {"threads": 1.0, "one": 1.25}  # one thread looks faster only than an outlier
+    choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
+    run(choice, [QUIET])
+    used = run(choice, [{"threads": 2.0, "one": 1.25}, {"threads": 1.4, "one": 1.25}, noisy, noisy])
+    assert used == ["threads", "threads", "one", "threads"] and choice.switches == 0
 
 
 def test_a_probe_that_loses_keeps_the_threads_and_waits_longer_each_time():
