@@ -7,8 +7,9 @@ that other processes hold and every call gets several times slower than one
 thread would be (``docs/performance.md``, "Threads and busy machines").
 ``ThreadChoice`` watches the time per batch of each ``train_batches`` call
 (``CompiledLoop`` makes one call per ~0.1 s of work) and, when there is a
-reason to doubt the threads -- other processes' load on the cores, or two calls
-in a row slower than the best one so far -- runs the next call
+reason to doubt the threads -- other processes' threads waiting for the cores
+(the run queue, ``/proc/loadavg``), two calls in a row slower than the best
+one so far, or once after the first second of training -- runs the next call
 with BLAS held at one thread and keeps whichever was faster.  A probe that
 loses doubles the wait before the next one, so a quiet machine pays almost
 nothing.  The limit holds only for the duration of a call (threadpoolctl
@@ -38,12 +39,17 @@ def _blas_limit(n):
     return _controller.limit(limits=n, user_api="blas")
 
 
-def _load_average() -> float:
-    """The machine's 1-minute load average (runnable threads, this process's included)."""
+def _runnable() -> float:
+    """Threads running or waiting for a core on the whole machine right now, this
+    one included (Linux: ``/proc/loadavg``); elsewhere the 1-minute load average."""
     try:
-        return os.getloadavg()[0]
-    except OSError:  # pragma: no cover - no load average on this platform
-        return 0.0
+        with open("/proc/loadavg", "rb") as f:
+            return float(f.read().split()[3].split(b"/")[0])
+    except (OSError, IndexError, ValueError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:  # pragma: no cover - no load figure on this platform
+            return 0.0
 
 
 class ThreadChoice:
@@ -55,19 +61,24 @@ class ThreadChoice:
 
     SLOWER = 1.3  # two calls in a row this much slower than the best of their setting: a reason to probe
     BETTER = 0.8  # a probe must be this much faster than the recent calls to win
-    BUSY = 0.5  # other processes' load per core from which the threads are in doubt
+    BUSY = 0.5  # other processes' runnable threads per core from which the threads are in doubt
     FIRST_WAIT, MAX_WAIT = 8, 256  # calls between a probe and the next; doubles while probes lose
+    CHECK_AFTER = 1.0  # seconds of training after which one probe is made anyway
 
-    def __init__(self, threads: int | None = None, load=_load_average, limit=_blas_limit):
+    def __init__(self, threads: int | None = None, load=None, limit=None):
         self.threads = get_num_threads() if threads is None else threads
         self.enabled = self.threads > 1
-        self._load, self._limit = load, limit
+        self._load = load if load is not None else _runnable
+        self._limit = limit if limit is not None else _blas_limit
         self.current = "threads"
         self.best = {"threads": None, "one": None}  # fastest seconds per batch seen in each setting
         self.recent = []  # seconds per batch of the current setting's last two calls
+        self.crowded = []  # whether other threads wanted the cores, at the last two calls
         self.probing = False
         self.wait = 0  # calls to wait before the next probe may start
         self.backoff = self.FIRST_WAIT
+        self.trained = 0.0  # seconds of calls so far
+        self.checked = False  # the one probe after CHECK_AFTER seconds was made
         self.probes = self.switches = 0  # for tests and curious users
 
     @property
@@ -83,10 +94,12 @@ class ThreadChoice:
             return self._limit(1)
         return contextlib.nullcontext()
 
-    def record(self, seconds_per_batch: float) -> None:
-        """The seconds per batch of the call just made; decides the next call's setting."""
+    def record(self, seconds_per_batch: float, seconds: float = 0.0) -> None:
+        """The seconds per batch of the call just made (and its ``seconds`` in all);
+        decides the next call's setting."""
         if not self.enabled:
             return
+        self.trained += seconds
         setting = self.setting
         best = self.best[setting]
         self.best[setting] = seconds_per_batch if best is None else min(best, seconds_per_batch)
@@ -113,11 +126,22 @@ class ThreadChoice:
 
     def _doubt(self) -> bool:
         """A reason to try the other setting.  On one thread: always, once the wait is
-        over (the machine may be free again).  On the threads: other processes keep
-        the cores busy (the load average less this process's own threads), or the
-        last two calls were slower than the best so far (the load changed)."""
+        over (the machine may be free again).  On the threads: other processes want
+        the cores (the machine's runnable threads less this process's own, at two
+        calls in a row), or the last two calls were slower than the best so far."""
         if self.current == "one":
             return True
-        if (self._load() - self.threads) / self.threads >= self.BUSY:
+        # runnable threads beyond this process's own (its caller and BLAS threads still
+        # spinning after the call), seen at two calls in a row: one look can catch a
+        # passing process
+        others = self._load() - self.threads
+        self.crowded = self.crowded[-1:] + [others / self.threads >= self.BUSY]
+        if self.crowded == [True, True]:
+            return True
+        if not self.checked and self.trained >= self.CHECK_AFTER:
+            # a machine busy since before this fit shows neither in the run queue's
+            # samples nor as a slowdown: one probe, once the fit is long enough that
+            # a lost one costs at most a few per cent
+            self.checked = True
             return True
         return len(self.recent) == 2 and min(self.recent) > self.SLOWER * self.best["threads"]

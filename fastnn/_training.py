@@ -253,7 +253,7 @@ class CompiledLoop(_Loop):
             if done:
                 self.seconds_per_batch = max(seconds / done, 1e-7)
                 if done == count:  # no batch cut short: comparable with the other calls
-                    self.threads.record(self.seconds_per_batch)
+                    self.threads.record(self.seconds_per_batch, seconds)
             seen = min((first + done) * self.bs, self.n)
             if done < count:
                 self._diverged(f"the loss became nan or infinite at batch {first + done}")

@@ -49,13 +49,29 @@ def test_a_quiet_machine_keeps_the_threads_and_never_probes():
     assert limit.calls == [] and choice.probes == 0
 
 
+def test_a_long_fit_probes_once_after_its_first_second():
+    """A machine busy since before the fit shows no slowdown to compare with: one probe
+    after a second of training finds it; on a quiet machine that probe loses, once."""
+    for table, setting in ((QUIET, "threads"), (BUSY, "one")):
+        choice = ThreadChoice(threads=2, load=lambda: 2.0, limit=FakeLimit())
+        used = []
+        for _ in range(40):
+            used.append(choice.setting)
+            choice.record(table[choice.setting], seconds=0.1)
+        assert choice.current == setting
+        assert used[:11] == ["threads"] * 11 and used[11] == "one", used
+        if setting == "threads":
+            assert used.count("one") == 1 and choice.probes == 1
+
+
 def test_a_busy_machine_switches_to_one_thread_and_rarely_tries_the_threads_again():
     limit = FakeLimit()
     choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=limit)
     used = run(choice, [BUSY] * 200)
-    assert used[:2] == ["threads", "one"] and choice.current == "one"
+    # crowded cores seen at two calls in a row, then one thread is tried and wins
+    assert used[:3] == ["threads", "threads", "one"] and choice.current == "one"
     # the threads are tried again after 8, 16, 32, 64 calls: each probe loses
-    assert used.count("threads") == 1 + 4, used
+    assert used.count("threads") == 2 + 4, used
     assert len(limit.calls) == used.count("one") and set(limit.calls) == {1}
     # so on a busy machine the run costs at most ~10 % more than one thread would
     cost = sum(BUSY[s] for s in used) / (BUSY["one"] * len(used))
@@ -75,7 +91,7 @@ def test_calls_that_get_slower_make_it_probe_even_without_load():
     assert run(choice, [QUIET] * 10) == ["threads"] * 10
     assert run(choice, [BUSY] + [QUIET] * 5) == ["threads"] * 6  # one slow call is noise
     assert choice.probes == 0
-    used = run(choice, [BUSY] * 4)  # another process took a core; the load average lags
+    used = run(choice, [BUSY] * 4)  # another process took a core; the run queue missed it
     assert used == ["threads", "threads", "one", "one"] and choice.switches == 1
 
 
@@ -104,7 +120,7 @@ def test_fit_holds_blas_at_one_thread_only_during_its_calls(backend, monkeypatch
     pool has its threads back: nothing carries over to predict or to the next fit."""
     if fn.get_num_threads() < 2:
         pytest.skip("one core: no threads to choose between")
-    monkeypatch.setattr(_thread_policy, "_load_average", lambda: 100.0)
+    monkeypatch.setattr(_thread_policy, "_runnable", lambda: 100.0)
     monkeypatch.setattr(fn._training.CompiledLoop, "CALL_SECONDS", 1e-9)  # one batch a call
     before = _blas_threads()
     model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=6), fn.Dense(3, activation="softmax")],
@@ -130,3 +146,7 @@ def _spy(train_batches, seen):
         seen.append(min(_blas_threads()))
         return train_batches(plan, first, count, lrs, step0)
     return spy
+
+
+def test_the_run_queue_counts_this_process():
+    assert _thread_policy._runnable() >= 1  # the reading thread itself is running
