@@ -60,10 +60,13 @@ class ThreadChoice:
     """
 
     SLOWER = 1.3  # two calls in a row this much slower than the best of their setting: a reason to probe
-    BETTER = 0.8  # a probe must be this much faster than the recent calls to win
+    # a probe must be this much faster than the recent calls to win: one thread by a clear
+    # margin, the threads (the default, and the setting of a quiet machine) by a little
+    BETTER = {"one": 0.8, "threads": 0.95}
     BUSY = 0.5  # other processes' runnable threads per core from which the threads are in doubt
     FIRST_WAIT, MAX_WAIT = 8, 256  # calls between a probe and the next; doubles while probes lose
     CHECK_AFTER = 1.0  # seconds of training after which one probe is made anyway
+    PROBE_CALLS = 2  # a probe's calls; only the last is judged (the first pays for the switch)
 
     def __init__(self, threads: int | None = None, load=None, limit=None):
         self.threads = get_num_threads() if threads is None else threads
@@ -74,7 +77,8 @@ class ThreadChoice:
         self.best = {"threads": None, "one": None}  # fastest seconds per batch seen in each setting
         self.recent = []  # seconds per batch of the current setting's last two calls
         self.crowded = []  # whether other threads wanted the cores, at the last two calls
-        self.probing = False
+        self.probing = 0  # calls of the probe still to make
+        self.calls = 0
         self.wait = 0  # calls to wait before the next probe may start
         self.backoff = self.FIRST_WAIT
         self.trained = 0.0  # seconds of calls so far
@@ -100,14 +104,19 @@ class ThreadChoice:
         if not self.enabled:
             return
         self.trained += seconds
+        self.calls += 1
         setting = self.setting
+        if self.calls == 1:
+            return  # a fit's first, short call (caches, pools waking) is no reference
         best = self.best[setting]
         self.best[setting] = seconds_per_batch if best is None else min(best, seconds_per_batch)
         if self.probing:
-            self.probing = False
-            # against the better of the current setting's last two calls, so that one
-            # slow call (noise) cannot make a slower setting look faster
-            if seconds_per_batch < self.BETTER * min(self.recent):
+            self.probing -= 1
+            if self.probing:
+                return  # the probe's first call: the other pool still settles
+            # against the mean of the current setting's last two calls, with a margin
+            # so that noise cannot make a slower setting look faster
+            if seconds_per_batch < self.BETTER[setting] * sum(self.recent) / len(self.recent):
                 self.current = setting
                 self.recent = [seconds_per_batch]
                 self.switches += 1
@@ -117,11 +126,11 @@ class ThreadChoice:
             self.wait = self.backoff
             return
         self.recent = self.recent[-1:] + [seconds_per_batch]
-        if self.wait > 0:
+        if self.wait > 0 and (self.checked or self.trained < self.CHECK_AFTER):
             self.wait -= 1
             return
         if self._doubt():
-            self.probing = True
+            self.probing = self.PROBE_CALLS
             self.probes += 1
 
     def _doubt(self) -> bool:

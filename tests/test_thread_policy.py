@@ -59,30 +59,31 @@ def test_a_long_fit_probes_once_after_its_first_second():
             used.append(choice.setting)
             choice.record(table[choice.setting], seconds=0.1)
         assert choice.current == setting
-        assert used[:11] == ["threads"] * 11 and used[11] == "one", used
-        if setting == "threads":
-            assert used.count("one") == 1 and choice.probes == 1
+        assert used[:11] == ["threads"] * 11 and used[11:13] == ["one", "one"], used
+        if setting == "threads":  # a probe of two calls, lost
+            assert used.count("one") == 2 and choice.probes == 1
 
 
 def test_a_busy_machine_switches_to_one_thread_and_rarely_tries_the_threads_again():
     limit = FakeLimit()
     choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=limit)
     used = run(choice, [BUSY] * 200)
-    # crowded cores seen at two calls in a row, then one thread is tried and wins
-    assert used[:3] == ["threads", "threads", "one"] and choice.current == "one"
-    # the threads are tried again after 8, 16, 32, 64 calls: each probe loses
-    assert used.count("threads") == 2 + 4, used
+    # crowded cores seen at two calls in a row (the fit's first call is no reference),
+    # then one thread is tried for two calls and wins
+    assert used[:5] == ["threads"] * 3 + ["one"] * 2 and choice.current == "one"
+    # the threads are tried again (two calls) after 8, 16, 32, 64 calls: each probe loses
+    assert used.count("threads") == 3 + 4 * 2, used
     assert len(limit.calls) == used.count("one") and set(limit.calls) == {1}
-    # so on a busy machine the run costs at most ~10 % more than one thread would
+    # so on a busy machine the run costs less than 15 % more than one thread would
     cost = sum(BUSY[s] for s in used) / (BUSY["one"] * len(used))
-    assert cost < 1.1
+    assert cost < 1.15
 
 
 def test_when_the_machine_frees_up_the_threads_come_back():
     choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=FakeLimit())
-    run(choice, [BUSY] * 3)
+    run(choice, [BUSY] * 5)
     assert choice.current == "one"
-    used = run(choice, [QUIET] * 10)
+    used = run(choice, [QUIET] * 14)
     assert choice.current == "threads" and used[-1] == "threads"
 
 
@@ -91,27 +92,34 @@ def test_calls_that_get_slower_make_it_probe_even_without_load():
     assert run(choice, [QUIET] * 10) == ["threads"] * 10
     assert run(choice, [BUSY] + [QUIET] * 5) == ["threads"] * 6  # one slow call is noise
     assert choice.probes == 0
-    used = run(choice, [BUSY] * 4)  # another process took a core; the run queue missed it
-    assert used == ["threads", "threads", "one", "one"] and choice.switches == 1
+    used = run(choice, [BUSY] * 5)  # another process took a core; the run queue missed it
+    assert used == ["threads", "threads", "one", "one", "one"] and choice.switches == 1
 
 
 def test_a_probe_must_beat_the_recent_calls_clearly():
-    noisy = {"threads": 1.0, "one": 1.25}  # one thread looks faster only than an outlier
+    """One thread at 1.25 against threads at 1.0: a probe after two slow calls may win,
+    but the threads are tried again and win back; a probe against ordinary calls loses."""
     choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
-    run(choice, [QUIET])
-    used = run(choice, [{"threads": 2.0, "one": 1.25}, {"threads": 1.4, "one": 1.25}, noisy, noisy])
-    assert used == ["threads", "threads", "one", "threads"] and choice.switches == 0
+    normal = {"threads": 1.0, "one": 1.25}
+    run(choice, [normal] * 2)
+    run(choice, [{"threads": 2.0, "one": 1.25}, {"threads": 1.4, "one": 1.25}])
+    run(choice, [normal] * 20)
+    assert choice.current == "threads"
+    choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=FakeLimit())  # crowded, not slower
+    run(choice, [normal] * 30)
+    assert choice.current == "threads" and choice.switches == 0 and choice.probes >= 1
 
 
 def test_a_probe_that_loses_keeps_the_threads_and_waits_longer_each_time():
     slower = {"threads": 1.5, "one": 1.8}  # the threads got slower but still win
     choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
-    run(choice, [QUIET])
+    run(choice, [QUIET] * 2)
     used = run(choice, [slower] * 200)
-    probes = [i for i, s in enumerate(used) if s == "one"]
+    starts = [i for i, s in enumerate(used) if s == "one" and (i == 0 or used[i - 1] == "threads")]
     assert choice.current == "threads" and choice.switches == 0
-    gaps = np.diff(probes)
-    assert list(gaps[:3]) == [18, 34, 66]  # the probe, waits of 16, 32, 64 calls, the call that doubts
+    assert all(used[i + 1] == "one" for i in starts)  # each probe is two calls
+    gaps = np.diff(starts)
+    assert list(gaps[:3]) == [19, 35, 67]  # the probe's two calls, waits of 16, 32, 64, the call that doubts
 
 
 @pytest.mark.parametrize("backend", [b for b in ("numpy", "numba") if b in fn.backends.available()])
