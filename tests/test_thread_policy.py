@@ -158,3 +158,45 @@ def _spy(train_batches, seen):
 
 def test_the_run_queue_counts_this_process():
     assert _thread_policy._runnable() >= 1  # the reading thread itself is running
+
+
+def test_overlapping_holds_from_two_threads_restore_the_pools():
+    """Two fits whose one-thread calls overlap (in two threads) leave BLAS as it was:
+    the limit is lifted when the last hold ends, not by whichever ends first."""
+    before = _blas_threads()
+    first, second = _thread_policy._blas_limit(), _thread_policy._blas_limit()
+    first.__enter__()
+    assert set(_blas_threads()) == {1}
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first fit's call ends while the second's runs
+    assert set(_blas_threads()) == {1}
+    second.__exit__(None, None, None)
+    assert _blas_threads() == before
+
+
+def test_fits_in_several_threads_leave_blas_as_it_was(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(_thread_policy, "_runnable", lambda: 100.0)
+    monkeypatch.setattr(fn._training.CompiledLoop, "CALL_SECONDS", 1e-9)
+    before = _blas_threads()
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((300, 6)), rng.integers(0, 3, 300)
+    errors = []
+
+    def train(seed):
+        try:
+            model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=6), fn.Dense(3, activation="softmax")],
+                                  backend="numpy", seed=seed)
+            model.compile("adam", "sparse_categorical_crossentropy")
+            model.fit(X, y, epochs=3, batch_size=10, verbose=0)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=train, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _blas_threads() == before
