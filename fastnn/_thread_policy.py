@@ -58,16 +58,23 @@ def _blas_limit(n=1):
                 _limiter = None
 
 
+_loadavg = None  # a descriptor of /proc/loadavg, kept open: pread costs ~2 us, open + read ~20
+
+
 def _runnable() -> float:
     """Threads running or waiting for a core on the whole machine right now, this
     one included (Linux: ``/proc/loadavg``); elsewhere the 1-minute load average."""
+    global _loadavg
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return float(f.read().split()[3].split(b"/")[0])
-    except (OSError, IndexError, ValueError):
+        if _loadavg is None:
+            with _lock:
+                if _loadavg is None:
+                    _loadavg = os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
+        return float(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, IndexError, ValueError, AttributeError):  # AttributeError: no os.pread
         try:
             return os.getloadavg()[0]
-        except OSError:  # pragma: no cover - no load figure on this platform
+        except (OSError, AttributeError):  # pragma: no cover - no load figure on this platform
             return 0.0
 
 
@@ -82,13 +89,17 @@ class ThreadChoice:
     # a probe must be this much faster than the recent calls to win: one thread by a clear
     # margin, the threads (the default, and the setting of a quiet machine) by a little
     BETTER = {"one": 0.8, "threads": 0.95}
-    BUSY = 0.5  # other processes' runnable threads per core from which the threads are in doubt
+    BUSY = 0.5  # other processes' runnable threads per core of the machine from which the threads are in doubt
     FIRST_WAIT, MAX_WAIT = 8, 256  # calls between a probe and the next; doubles while probes lose
     CHECK_AFTER = 1.0  # seconds of training after which one probe is made anyway
     PROBE_CALLS = 2  # a probe's calls; only the last is judged (the first pays for the switch)
 
-    def __init__(self, threads: int | None = None, load=None, limit=None):
+    def __init__(self, threads: int | None = None, load=None, limit=None, cores: int | None = None):
         self.threads = get_num_threads() if threads is None else threads
+        # The run queue counts the whole machine's threads, so it is weighed against
+        # the whole machine's cores, not the ones this process may use: pinned to two
+        # cores of sixteen, six threads on the other cores are no crowd here.
+        self.cores = max(self.threads, cores if cores is not None else os.cpu_count() or 1)
         self.enabled = self.threads > 1
         self._load = load if load is not None else _runnable
         self._limit = limit if limit is not None else _blas_limit
@@ -163,7 +174,7 @@ class ThreadChoice:
         # spinning after the call), seen at two calls in a row: one look can catch a
         # passing process
         others = self._load() - self.threads
-        self.crowded = self.crowded[-1:] + [others / self.threads >= self.BUSY]
+        self.crowded = self.crowded[-1:] + [others / self.cores >= self.BUSY]
         if self.crowded == [True, True]:
             return True
         if not self.checked and self.trained >= self.CHECK_AFTER:

@@ -44,7 +44,7 @@ def test_one_thread_is_never_limited():
 
 def test_a_quiet_machine_keeps_the_threads_and_never_probes():
     limit = FakeLimit()
-    choice = ThreadChoice(threads=2, load=lambda: 2.0, limit=limit)  # its own two threads
+    choice = ThreadChoice(threads=2, cores=2, load=lambda: 2.0, limit=limit)  # its own two threads
     assert run(choice, [QUIET] * 200) == ["threads"] * 200
     assert limit.calls == [] and choice.probes == 0
 
@@ -53,7 +53,7 @@ def test_a_long_fit_probes_once_after_its_first_second():
     """A machine busy since before the fit shows no slowdown to compare with: one probe
     after a second of training finds it; on a quiet machine that probe loses, once."""
     for table, setting in ((QUIET, "threads"), (BUSY, "one")):
-        choice = ThreadChoice(threads=2, load=lambda: 2.0, limit=FakeLimit())
+        choice = ThreadChoice(threads=2, cores=2, load=lambda: 2.0, limit=FakeLimit())
         used = []
         for _ in range(40):
             used.append(choice.setting)
@@ -66,7 +66,7 @@ def test_a_long_fit_probes_once_after_its_first_second():
 
 def test_a_busy_machine_switches_to_one_thread_and_rarely_tries_the_threads_again():
     limit = FakeLimit()
-    choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=limit)
+    choice = ThreadChoice(threads=2, cores=2, load=lambda: 5.0, limit=limit)
     used = run(choice, [BUSY] * 200)
     # crowded cores seen at two calls in a row (the fit's first call is no reference),
     # then one thread is tried for two calls and wins
@@ -79,8 +79,19 @@ def test_a_busy_machine_switches_to_one_thread_and_rarely_tries_the_threads_agai
     assert cost < 1.15
 
 
+def test_the_run_queue_is_weighed_against_the_whole_machine():
+    """Pinned to two of sixteen cores, six other threads (three more jobs like this
+    one, pinned elsewhere) are no crowd; on a two-core machine three are."""
+    pinned = ThreadChoice(threads=2, cores=16, load=lambda: 8.0, limit=FakeLimit())
+    assert run(pinned, [QUIET] * 8) == ["threads"] * 8 and pinned.probes == 0
+    small = ThreadChoice(threads=2, cores=2, load=lambda: 5.0, limit=FakeLimit())
+    run(small, [QUIET] * 8)
+    assert small.probes >= 1
+    assert ThreadChoice(threads=4, cores=2).cores == 4  # never fewer cores than threads
+
+
 def test_when_the_machine_frees_up_the_threads_come_back():
-    choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=FakeLimit())
+    choice = ThreadChoice(threads=2, cores=2, load=lambda: 5.0, limit=FakeLimit())
     run(choice, [BUSY] * 5)
     assert choice.current == "one"
     used = run(choice, [QUIET] * 14)
@@ -88,7 +99,7 @@ def test_when_the_machine_frees_up_the_threads_come_back():
 
 
 def test_calls_that_get_slower_make_it_probe_even_without_load():
-    choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
+    choice = ThreadChoice(threads=2, cores=2, load=lambda: 0.0, limit=FakeLimit())
     assert run(choice, [QUIET] * 10) == ["threads"] * 10
     assert run(choice, [BUSY] + [QUIET] * 5) == ["threads"] * 6  # one slow call is noise
     assert choice.probes == 0
@@ -99,20 +110,20 @@ def test_calls_that_get_slower_make_it_probe_even_without_load():
 def test_a_probe_must_beat_the_recent_calls_clearly():
     """One thread at 1.25 against threads at 1.0: a probe after two slow calls may win,
     but the threads are tried again and win back; a probe against ordinary calls loses."""
-    choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
+    choice = ThreadChoice(threads=2, cores=2, load=lambda: 0.0, limit=FakeLimit())
     normal = {"threads": 1.0, "one": 1.25}
     run(choice, [normal] * 2)
     run(choice, [{"threads": 2.0, "one": 1.25}, {"threads": 1.4, "one": 1.25}])
     run(choice, [normal] * 20)
     assert choice.current == "threads"
-    choice = ThreadChoice(threads=2, load=lambda: 5.0, limit=FakeLimit())  # crowded, not slower
+    choice = ThreadChoice(threads=2, cores=2, load=lambda: 5.0, limit=FakeLimit())  # crowded, not slower
     run(choice, [normal] * 30)
     assert choice.current == "threads" and choice.switches == 0 and choice.probes >= 1
 
 
 def test_a_probe_that_loses_keeps_the_threads_and_waits_longer_each_time():
     slower = {"threads": 1.5, "one": 1.8}  # the threads got slower but still win
-    choice = ThreadChoice(threads=2, load=lambda: 0.0, limit=FakeLimit())
+    choice = ThreadChoice(threads=2, cores=2, load=lambda: 0.0, limit=FakeLimit())
     run(choice, [QUIET] * 2)
     used = run(choice, [slower] * 200)
     starts = [i for i, s in enumerate(used) if s == "one" and (i == 0 or used[i - 1] == "threads")]

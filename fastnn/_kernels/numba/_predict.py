@@ -12,6 +12,7 @@ from numba import get_num_threads, njit, prange
 
 from ..arguments import check_predict_rows
 from ._dense import dense_forward
+from ._math import _all_finite
 
 BLOCK_ROWS = 256  # rows per step of a thread, as in _cy_predict
 MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
@@ -29,19 +30,6 @@ def _blas_held_at_one_thread():
     return _controller.limit(limits=1, user_api="blas")
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _finite(x):
-    """Whether every value of x is finite: v - v is 0 for finite v and NaN otherwise,
-    and a sum of zeros and NaNs is 0 or NaN in any order (so it may vectorize;
-    without nnan/ninf, v - v is not folded away)."""
-    total = x.dtype.type(0)
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            v = x[i, j]
-            total += v - v
-    return total == 0
-
-
 @njit(cache=True, nogil=True)
 def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot):
     """Rows start .. start + block - 1 of X through every layer on workspace rows
@@ -49,7 +37,7 @@ def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot):
     stop = min(start + block, X.shape[0])
     m = stop - start
     inp = X[start:stop]
-    if not _finite(inp):
+    if not _all_finite(inp):
         return False
     r0 = slot * block
     L = len(Ws)

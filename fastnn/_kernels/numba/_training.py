@@ -27,6 +27,7 @@ from ..sparse import SparseInput
 from ._activations import activation_backward
 from ._dense import dense_backward, dense_forward
 from ._jit import jit
+from ._math import _all_finite
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 from ._sparse import sparse_dense_backward, sparse_dense_forward
@@ -135,15 +136,6 @@ def _update(opt, p, g, lr, hyper, step, s1, s2):
                     hyper.epsilon_inside_sqrt != 0.0)
     else:
         raise ValueError("train_batches: unknown optimizer code")
-
-
-@_jit_loop
-def _finite(a):
-    """Is every element of ``a`` finite?"""
-    for value in a.flat:
-        if not np.isfinite(value):
-            return False
-    return True
 
 
 @_jit_loop
@@ -322,11 +314,11 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         m = n - start
         xb = _batch_input(X, perm[start:n], Xb[:m])
         for l in range(L):
-            finite = (finite and _finite(Ws[l]) and _finite(bs[l]) and _finite(S1W[l]) and _finite(S1b[l])
-                      and _finite(S2W[l]) and _finite(S2b[l]))
+            finite = (finite and _all_finite(Ws[l]) and _all_finite(bs[l]) and _all_finite(S1W[l])
+                      and _all_finite(S1b[l]) and _all_finite(S2W[l]) and _all_finite(S2b[l]))
         if finite:
             _forward(xb, Ws, bs, acts, alphas, Zs, As, m)
-            finite = _finite(As[L - 1][:m])
+            finite = _all_finite(As[L - 1][:m])
     return n_batches, loss_sum, correct, squared_error, absolute_error, finite
 
 
