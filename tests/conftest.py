@@ -4,7 +4,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fastnn as fn
+# The suite trains hundreds of model shapes: the Numba backend compiles one loop
+# for all of them rather than one per model (tests/test_numba_backend.py holds the
+# per-model loops to it).  Set before fastnn is imported; subprocesses inherit it.
+os.environ.setdefault("FASTNN_NUMBA_SPECIALIZE", "0")
+
+import fastnn as fn  # noqa: E402
 
 AVAILABLE = fn.backends.available()
 

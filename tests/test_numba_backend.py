@@ -121,7 +121,7 @@ def test_exp_underflows_gradually_to_zero():
 # ------------------------------------------------- float32 stays float32, SIMD
 def _fresh_ir(kernel, *args):
     """LLVM IR of a fresh, uncached compile of ``kernel`` for ``args``."""
-    fresh = numba.njit(**JIT_OPTIONS)(kernel.py_func)
+    fresh = numba.njit(**JIT_OPTIONS)(getattr(kernel, "py_func", kernel))
     fresh(*args)
     return fresh.inspect_llvm(fresh.signatures[0])
 
@@ -134,6 +134,19 @@ def _libm_calls(ir):
     return sorted({name for name in re.findall(r"call [^@]*@([\w.]+)", ir) if _LIBM.match(name)})
 
 
+# The activation loops as the training loop compiles them: the code a constant.
+def _sigmoid_forward(alpha, z, a):
+    _activations._act_flat(K.SIGMOID, alpha, z, a)
+
+
+def _sigmoid_backward(alpha, z, a, d):
+    _activations._dact_flat(K.SIGMOID, alpha, z, a, d)
+
+
+def _sigmoid_backward_out(alpha, z, a, src, d):
+    _activations._dact_flat_out(K.SIGMOID, alpha, z, a, src, d)
+
+
 def _float32_kernel_cases():
     z = np.linspace(-3, 3, 64, dtype=np.float32)
     a, d = np.empty_like(z), np.ones_like(z)
@@ -141,9 +154,9 @@ def _float32_kernel_cases():
     p = np.zeros((7, 9), np.float32)
     alpha = np.float32(0.1)
     return [
-        ("activation-forward", _activations._act_flat, (K.SIGMOID, alpha, z, a)),
-        ("activation-backward", _activations._dact_flat, (K.SIGMOID, alpha, z, a, d.copy())),
-        ("activation-backward-out", _activations._dact_flat_out, (K.SIGMOID, alpha, z, a, d, d.copy())),
+        ("activation-forward", _sigmoid_forward, (alpha, z, a)),
+        ("activation-backward", _sigmoid_backward, (alpha, z, a, d.copy())),
+        ("activation-backward-out", _sigmoid_backward_out, (alpha, z, a, d, d.copy())),
         ("softmax", _activations._softmax_rows, (Z, np.empty_like(Z))),
         ("sgd", N.sgd_update, (p, p.copy(), 0.1, 0.9, True, p.copy())),
         ("adagrad", N.adagrad_update, (p, p.copy(), 0.1, 1e-7, p.copy())),
@@ -314,3 +327,55 @@ def test_a_cold_compile_is_announced_once_on_stderr(tmp_path):
     assert runs[0].stderr.count("fastnn: compiling Numba kernels for float32 (first use") == 1
     assert "compiling" not in runs[0].stderr.replace("fastnn: compiling Numba kernels for float32", "", 1)
     assert "compiling" not in runs[1].stderr
+
+
+# ------------------------------------------- one loop per model (codes as constants)
+# (hidden activations, output activation, optimizer, loss, dtype): shared and mixed
+# hidden activations, a single layer, every kind of output delta.  Each compiles its
+# own loop (some 15 s cold), so a few cases stand for the rest; the suite's other
+# tests run the one loop for every model (conftest.py), which calls the same kernels.
+PER_MODEL_CASES = [
+    (("relu", "relu"), "softmax", "adam", "sparse_categorical_crossentropy", "float32"),
+    (("tanh", "elu"), "sigmoid", "nesterov", "binary_crossentropy", "float64"),
+    ((), None, "sgd", "mse", "float32"),
+]
+
+
+@pytest.mark.parametrize("case", PER_MODEL_CASES, ids=lambda c: "-".join(c[0]) or "one-layer")
+def test_a_loop_compiled_per_model_equals_the_loop_for_every_model(case, monkeypatch):
+    import fastnn as fn
+    from fastnn._kernels.numba import _jit, _training
+
+    hidden, output, opt, loss, dtype = case
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((150, 6)).astype(dtype)
+    if loss == "sparse_categorical_crossentropy":
+        y = rng.integers(0, 3, 150)
+    elif loss == "binary_crossentropy":
+        y = (rng.random((150, 2)) < 0.5).astype(dtype)
+    else:
+        y = rng.standard_normal((150, 1)).astype(dtype)
+    def train(specialize):
+        monkeypatch.setattr(_jit, "SPECIALIZE", specialize)
+        optimizers = {"adam": fn.optimizers.Adam(0.01), "sgd": fn.optimizers.SGD(0.05),
+                      "nesterov": fn.optimizers.SGD(0.05, momentum=0.9, nesterov=True)}
+        layers = [fn.Dense(5, activation=a) for a in hidden] + [fn.Dense(y.shape[1] if y.ndim == 2 else 3,
+                                                                        activation=output)]
+        model = fn.Sequential(layers, backend="numba", seed=0, dtype=dtype)
+        model.compile(optimizer=optimizers[opt], loss=loss)
+        history = model.fit(X, y, epochs=3, batch_size=32, verbose=0)
+        return model.get_weights(), history.history["loss"], model.predict(X)
+
+    loops = []
+    loop_for = _training._loop_for
+    monkeypatch.setattr(_training, "_loop_for", lambda plan, args: loops.append(loop_for(plan, args)) or loops[-1])
+    generic = train(False)
+    assert loops and all(loop is _training._train_batches for loop in loops)
+    loops.clear()
+    specialized = train(True)
+    assert loops and all(loop is not _training._train_batches for loop in loops)  # compiled entry points
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for a, b in zip(generic[0], specialized[0]):
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(specialized[1], generic[1], rtol=rtol)
+    np.testing.assert_allclose(specialized[2], generic[2], rtol=rtol, atol=rtol)

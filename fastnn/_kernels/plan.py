@@ -124,6 +124,9 @@ class TrainingPlan:
     # never beyond it: float64 (2,), the Cython loop's busy-machine fallback
     # (deadline of its one-thread stretch, that stretch's length; zeros: none yet)
     thread_state: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    # a backend's loop compiled for this plan's model, by backend name (Numba: the
+    # entry point of its specialization, see numba/_training.py)
+    compiled: dict = field(default_factory=dict)
 
     @property
     def n_batches(self) -> int:

@@ -6,7 +6,11 @@ between, so a call on a tiny layer costs about half a microsecond of dispatch.
 velocity) are typed as ``none`` and their branches are pruned at compile time;
 so are branches on ``ndim`` (sparse vs one-hot targets, 1-D vs 2-D
 ``gather_rows``).  Activation and loss codes are ordinary integer arguments;
-the branch on them is taken once, outside the loops.  float32 stays float32:
+the branch on them is taken once, outside the loops.  ``train_batches`` and
+``predict_rows`` compile their loop once per model, with its optimizer and
+activation codes as compile-time constants, so that a model compiles only its
+own activations' and rule's loops (``_jit.SPECIALIZE``; the public kernels,
+called with run-time codes, compile a branch per code).  float32 stays float32:
 hyperparameters are cast to the array dtype on entry and constants are typed.
 Kernels release the GIL.  Compilation is lazy (first call) and cached on disk;
 ``_warmup.warmup(dtype)`` compiles the usual specializations ahead of time.

@@ -1,13 +1,19 @@
 """Activations and their derivatives (Numba).
 
-The scalar helpers (``_sigmoid``, ``_elu``, ...) are inlined into the loops
-over a layer's outputs, which run on flat 1-D views.  Elementwise kernels whose
+Each elementwise activation is two scalar functions in ``ELEMENTWISE``
+(forward and derivative), inlined into the loops over a layer's outputs, which
+run on flat 1-D views.  The loops (``_act_flat``, ``_dact_flat``,
+``_dact_flat_out``) are chosen by code when they compile: a constant code
+compiles one activation's loop, a run-time code a branch per activation.  Elementwise kernels whose
 output may alias an input (``dZ_out is dA``) have an in-place loop: LLVM's
 runtime overlap check fails for an exact alias and would fall back to scalar
 code.
 """
+from numba import types
+from numba.extending import overload
+
 from ..codes import ELU, GELU, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SWISH, TANH
-from ._jit import _select, jit, jit_inline
+from ._jit import _OVERLOAD_OPTIONS, _select, jit, jit_inline
 from ._math import _dot, _exp, _expm1, _log1p_unit, _norm_cdf, _sum, _tanh
 
 _INV_SQRT_2PI = 0.3989422804014327
@@ -67,118 +73,213 @@ def _softmax_rows(Z, A):
             A[i, j] *= inv
 
 
-@jit
+# Each activation as two scalar functions, ``forward(z, alpha)`` and
+# ``derivative(z, a, alpha)`` (``a`` = forward(z), for derivatives best written
+# in terms of the output), selected by code when a loop is compiled.
+@jit_inline
+def _linear(z, alpha):
+    return z
+
+
+@jit_inline
+def _d_linear(z, a, alpha):
+    return type(z)(1.0)
+
+
+@jit_inline
+def _sigmoid_fw(z, alpha):
+    return _sigmoid(z)
+
+
+@jit_inline
+def _d_sigmoid(z, a, alpha):
+    return a * (type(z)(1.0) - a)
+
+
+@jit_inline
+def _tanh_fw(z, alpha):
+    return _tanh(z)
+
+
+@jit_inline
+def _d_tanh(z, a, alpha):
+    return type(z)(1.0) - a * a
+
+
+@jit_inline
+def _relu(z, alpha):
+    zero = type(z)(0.0)
+    return zero if z <= zero else z  # NaN stays NaN, as np.maximum
+
+
+@jit_inline
+def _d_relu(z, a, alpha):
+    zero = type(z)(0.0)
+    return type(z)(1.0) if z > zero else zero
+
+
+@jit_inline
+def _leaky_relu(z, alpha):
+    return z if z > type(z)(0.0) else alpha * z
+
+
+@jit_inline
+def _d_leaky_relu(z, a, alpha):
+    return type(z)(1.0) if z > type(z)(0.0) else alpha
+
+
+@jit_inline
+def _d_elu(z, a, alpha):
+    return type(z)(1.0) if z > type(z)(0.0) else a + alpha
+
+
+@jit_inline
+def _softplus_fw(z, alpha):
+    return _softplus(z)
+
+
+@jit_inline
+def _d_softplus(z, a, alpha):
+    return _sigmoid(z)
+
+
+@jit_inline
+def _gelu_fw(z, alpha):
+    return _gelu(z)
+
+
+@jit_inline
+def _d_gelu_fw(z, a, alpha):
+    return _d_gelu(z)
+
+
+@jit_inline
+def _swish(z, alpha):
+    one = type(z)(1.0)
+    return z * (one / (one + _exp(-z)))
+
+
+@jit_inline
+def _d_swish_fw(z, a, alpha):
+    return _d_swish(z)
+
+
+# code -> (forward, derivative); softmax is row-wise (``_softmax_rows``).
+ELEMENTWISE = {
+    LINEAR: (_linear, _d_linear),
+    SIGMOID: (_sigmoid_fw, _d_sigmoid),
+    TANH: (_tanh_fw, _d_tanh),
+    RELU: (_relu, _d_relu),
+    LEAKY_RELU: (_leaky_relu, _d_leaky_relu),
+    ELU: (_elu, _d_elu),
+    SOFTPLUS: (_softplus_fw, _d_softplus),
+    GELU: (_gelu_fw, _d_gelu_fw),
+    SWISH: (_swish, _d_swish_fw),
+}
+
+
+# The loops over a layer's outputs.  A code that is a compile-time constant (an
+# ``IntegerLiteral``: the training loop compiles one specialization per model)
+# compiles that activation's loop alone; a run-time code compiles a chain that
+# calls each activation's specialization (every one of them, once).
 def _act_flat(act, alpha, z, a):
     """a := act(z) on 1-D views (not softmax).     # OUT: a"""
-    zero = z.dtype.type(0.0)
-    one = z.dtype.type(1.0)
-    if act == LINEAR:
-        for i in range(z.size):
-            a[i] = z[i]
-    elif act == SIGMOID:
-        for i in range(z.size):
-            a[i] = _sigmoid(z[i])
-    elif act == TANH:
-        for i in range(z.size):
-            a[i] = _tanh(z[i])
-    elif act == RELU:
-        for i in range(z.size):
-            v = z[i]
-            a[i] = zero if v <= zero else v  # NaN stays NaN, as np.maximum
-    elif act == LEAKY_RELU:
-        for i in range(z.size):
-            v = z[i]
-            a[i] = v if v > zero else alpha * v
-    elif act == ELU:
-        for i in range(z.size):
-            a[i] = _elu(z[i], alpha)
-    elif act == SOFTPLUS:
-        for i in range(z.size):
-            a[i] = _softplus(z[i])
-    elif act == GELU:
-        for i in range(z.size):
-            a[i] = _gelu(z[i])
-    elif act == SWISH:
-        for i in range(z.size):
-            v = z[i]
-            a[i] = v * (one / (one + _exp(-v)))
-    else:
-        raise ValueError("unknown activation code")
+    raise NotImplementedError("compiled only")
 
 
-@jit
 def _dact_flat(act, alpha, z, a, d):
     """d *= act'(z) on 1-D views (not softmax); in place.     # INOUT: d"""
-    one = z.dtype.type(1.0)
-    zero = z.dtype.type(0.0)
-    if act == LINEAR:
-        pass
-    elif act == SIGMOID:
-        for i in range(d.size):
-            s = a[i]
-            d[i] *= s * (one - s)
-    elif act == TANH:
-        for i in range(d.size):
-            t = a[i]
-            d[i] *= one - t * t
-    elif act == RELU:
-        for i in range(d.size):
-            d[i] *= one if z[i] > zero else zero
-    elif act == LEAKY_RELU:
-        for i in range(d.size):
-            d[i] *= one if z[i] > zero else alpha
-    elif act == ELU:
-        for i in range(d.size):
-            d[i] *= one if z[i] > zero else a[i] + alpha
-    elif act == SOFTPLUS:
-        for i in range(d.size):
-            d[i] *= _sigmoid(z[i])
-    elif act == GELU:
-        for i in range(d.size):
-            d[i] *= _d_gelu(z[i])
-    elif act == SWISH:
-        for i in range(d.size):
-            d[i] *= _d_swish(z[i])
-    else:
-        raise ValueError("unknown activation code")
+    raise NotImplementedError("compiled only")
 
 
-@jit
 def _dact_flat_out(act, alpha, z, a, src, d):
     """d := src * act'(z) on 1-D views (not softmax); d must not alias src.     # OUT: d"""
-    one = z.dtype.type(1.0)
-    zero = z.dtype.type(0.0)
-    if act == LINEAR:
+    raise NotImplementedError("compiled only")
+
+
+def _code(act):
+    """The activation's code if ``act`` is a compile-time constant, else None."""
+    if isinstance(act, types.IntegerLiteral):
+        return act.literal_value
+    return None
+
+
+# A constant code without an elementwise loop (softmax) reaches these kernels only in
+# branches that their callers never take, but those branches still compile.
+_NOT_ELEMENTWISE = "not an elementwise activation"
+
+
+def _run_time_chain(params, loop, skip_linear=False):
+    """``impl(act, <params>)`` for a run-time ``act``: one branch per code, each
+    running ``loop`` (one statement over ``i``; ``F``/``D`` stand for that
+    activation's forward/derivative).  Written out from ``ELEMENTWISE`` into one
+    function, as a hand-written chain would be (one function compiles faster
+    than a call per code), so a new activation needs no edit here."""
+    lines = [f"def impl(act, {params}):"]
+    scope = {}
+    for code, (forward, derivative) in ELEMENTWISE.items():
+        scope[f"F{code}"], scope[f"D{code}"] = forward, derivative
+        lines.append(f"    if act == {code}:")
+        if not (skip_linear and code == LINEAR):
+            lines.append(f"        for i in range({params.split(', ')[-1]}.size):")
+            lines.append("            " + loop.replace("F(", f"F{code}(").replace("D(", f"D{code}("))
+        lines.append("        return")
+    lines.append('    raise ValueError("unknown activation code")')
+    exec("\n".join(lines), scope)  # noqa: S102 - source built above from integer codes
+    return scope["impl"]
+
+
+@overload(_act_flat, prefer_literal=True, **_OVERLOAD_OPTIONS)
+def _ol_act_flat(act, alpha, z, a):
+    code = _code(act)
+    if code is None:
+        return _run_time_chain("alpha, z, a", "a[i] = F(z[i], alpha)")
+    if code not in ELEMENTWISE:
+        def impl(act, alpha, z, a):
+            raise ValueError(_NOT_ELEMENTWISE)
+        return impl
+    f = ELEMENTWISE[code][0]
+
+    def impl(act, alpha, z, a):
+        for i in range(z.size):
+            a[i] = f(z[i], alpha)
+    return impl
+
+
+@overload(_dact_flat, prefer_literal=True, **_OVERLOAD_OPTIONS)
+def _ol_dact_flat(act, alpha, z, a, d):
+    code = _code(act)
+    if code is None:
+        return _run_time_chain("alpha, z, a, d", "d[i] *= D(z[i], a[i], alpha)", skip_linear=True)
+    if code not in ELEMENTWISE:
+        def impl(act, alpha, z, a, d):
+            raise ValueError(_NOT_ELEMENTWISE)
+        return impl
+    if code == LINEAR:
+        return lambda act, alpha, z, a, d: None
+    df = ELEMENTWISE[code][1]
+
+    def impl(act, alpha, z, a, d):
         for i in range(d.size):
-            d[i] = src[i]
-    elif act == SIGMOID:
+            d[i] *= df(z[i], a[i], alpha)
+    return impl
+
+
+@overload(_dact_flat_out, prefer_literal=True, **_OVERLOAD_OPTIONS)
+def _ol_dact_flat_out(act, alpha, z, a, src, d):
+    code = _code(act)
+    if code is None:
+        return _run_time_chain("alpha, z, a, src, d", "d[i] = src[i] * D(z[i], a[i], alpha)")
+    if code not in ELEMENTWISE:
+        def impl(act, alpha, z, a, src, d):
+            raise ValueError(_NOT_ELEMENTWISE)
+        return impl
+    df = ELEMENTWISE[code][1]
+
+    def impl(act, alpha, z, a, src, d):
         for i in range(d.size):
-            s = a[i]
-            d[i] = src[i] * (s * (one - s))
-    elif act == TANH:
-        for i in range(d.size):
-            t = a[i]
-            d[i] = src[i] * (one - t * t)
-    elif act == RELU:
-        for i in range(d.size):
-            d[i] = src[i] * (one if z[i] > zero else zero)
-    elif act == LEAKY_RELU:
-        for i in range(d.size):
-            d[i] = src[i] * (one if z[i] > zero else alpha)
-    elif act == ELU:
-        for i in range(d.size):
-            d[i] = src[i] * (one if z[i] > zero else a[i] + alpha)
-    elif act == SOFTPLUS:
-        for i in range(d.size):
-            d[i] = src[i] * _sigmoid(z[i])
-    elif act == GELU:
-        for i in range(d.size):
-            d[i] = src[i] * _d_gelu(z[i])
-    elif act == SWISH:
-        for i in range(d.size):
-            d[i] = src[i] * _d_swish(z[i])
-    else:
-        raise ValueError("unknown activation code")
+            d[i] = src[i] * df(z[i], a[i], alpha)
+    return impl
 
 
 @jit

@@ -16,10 +16,18 @@
 
 See "Numba: float32 constants and vectorization" in ``docs/performance.md``.
 """
+import os
+
 from numba import njit, types
 from numba.extending import intrinsic
 
 FASTMATH = {"contract"}
+# Whether the training and predict loops compile once per model, with its optimizer
+# and activation codes as constants, so that only that model's kernels compile (a
+# cold first fit of 784-128-10 Adam: about 30 s instead of 55); or once for every
+# model, with every code's kernels (FASTNN_NUMBA_SPECIALIZE=0: one long compile,
+# then none for other models -- what a test suite trying many models wants).
+SPECIALIZE = os.environ.get("FASTNN_NUMBA_SPECIALIZE", "1").strip() != "0"
 jit = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 # Scalar helpers are inlined at the Numba IR level: left to LLVM's inliner, the
 # larger ones (tanh = polynomial + exp + division) stay calls and the loop
@@ -27,6 +35,8 @@ jit = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 jit_inline = njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 # Reductions whose summation order may change so that they vectorize.
 jit_reduction = njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+# ``@overload`` implementations (compiled into their callers) with the options of ``jit``.
+_OVERLOAD_OPTIONS = {"jit_options": {"fastmath": FASTMATH, "error_model": "numpy"}}
 
 
 @intrinsic

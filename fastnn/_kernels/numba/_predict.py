@@ -8,11 +8,13 @@ thread for the call (``ThreadpoolController.limit``, about 15 us), and each
 block is scanned for NaN/inf just before its first GEMM reads it.
 """
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit, prange, typeof, types
+from numba._dispatcher import compute_fingerprint
 
 from ..arguments import check_predict_rows
-from ._dense import dense_forward
+from . import _jit
 from ._math import _all_finite
+from ._training import _layer_forward
 
 BLOCK_ROWS = 256  # rows per step of a thread, as in _cy_predict
 MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
@@ -31,9 +33,10 @@ def _blas_held_at_one_thread():
 
 
 @njit(cache=True, nogil=True)
-def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot):
+def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot, hidden, last):
     """Rows start .. start + block - 1 of X through every layer on workspace rows
-    slot * block ..; the last layer writes into out.  False if X holds NaN/inf there."""
+    slot * block ..; the last layer writes into out.  False if X holds NaN/inf there.
+    ``hidden``/``last``: the activation codes, as in ``_training._forward``."""
     stop = min(start + block, X.shape[0])
     m = stop - start
     inp = X[start:stop]
@@ -41,33 +44,53 @@ def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot):
         return False
     r0 = slot * block
     L = len(Ws)
-    for l in range(L):
-        a = out[start:stop] if l == L - 1 else As[l][r0:r0 + m]
-        if bs[l].shape[0] > 0:
-            dense_forward(inp, Ws[l], bs[l], acts[l], alphas[l], Zs[l][r0:r0 + m], a)
-        else:
-            dense_forward(inp, Ws[l], None, acts[l], alphas[l], Zs[l][r0:r0 + m], a)
+    for l in range(L - 1):
+        a = As[l][r0:r0 + m]
+        _layer_forward(False, inp, Ws[l], bs[l], hidden, acts, l, alphas[l], Zs[l][r0:r0 + m], a)
         inp = a
+    _layer_forward(False, inp, Ws[L - 1], bs[L - 1], last, acts, L - 1, alphas[L - 1], Zs[L - 1][r0:r0 + m],
+                   out[start:stop])
     return True
 
 
 @njit(cache=True, nogil=True)
-def _serial(X, Ws, bs, acts, alphas, Zs, As, out, block):
+def _serial(X, Ws, bs, acts, alphas, Zs, As, out, block, hidden, last):
     finite = True
     for start in range(0, X.shape[0], block):
-        finite &= _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, 0)
+        finite &= _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, 0, hidden, last)
     return finite
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _parallel(X, Ws, bs, acts, alphas, Zs, As, out, block, nt):
+def _parallel(X, Ws, bs, acts, alphas, Zs, As, out, block, nt, hidden, last):
     n_blocks = (X.shape[0] + block - 1) // block
     per = (n_blocks + nt - 1) // nt
     finite = np.ones(nt, np.bool_)
     for t in prange(nt):  # iteration t owns workspace slot t
         for c in range(t * per, min(n_blocks, (t + 1) * per)):
-            finite[t] &= _block(X, Ws, bs, acts, alphas, Zs, As, out, c * block, block, t)
+            finite[t] &= _block(X, Ws, bs, acts, alphas, Zs, As, out, c * block, block, t, hidden, last)
     return finite.all()
+
+
+_entries = {}  # (loop, argument types, codes) -> the loop compiled with the codes as constants
+
+
+def _specialized(loop, args, acts):
+    """``loop`` compiled for these arguments' types with the activation codes as
+    compile-time constants (see ``_training._loop_for``): only the model's own
+    activations compile.  Looked up by Numba's own type fingerprint of ``args``."""
+    codes = tuple(int(a) for a in acts)
+    if not _jit.SPECIALIZE:
+        return loop, codes[0], codes[-1]  # Numba's dispatcher: run-time codes
+    shared = len(codes) == 1 or len(set(codes[:-1])) == 1
+    key = (loop, compute_fingerprint(args), codes if not shared else (codes[0], codes[-1]), shared)
+    entry = _entries.get(key)
+    if entry is None:
+        sig = [typeof(a) for a in args]
+        sig.append(types.literal(codes[0]) if shared else types.int64)
+        sig.append(types.literal(codes[-1]))
+        entry = _entries[key] = loop.compile(tuple(sig))
+    return entry, codes[0], codes[-1]
 
 
 def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
@@ -83,6 +106,10 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
     args = (X, tuple(Ws), tuple(bs), np.asarray(acts, np.int64), np.asarray(alphas, np.float64),
             tuple(Zs), tuple(As), out)
     if nt > 1 and flops >= MIN_PARALLEL_FLOPS:
+        args += (min(BLOCK_ROWS, rows // nt), nt)
+        loop, hidden, last = _specialized(_parallel, args, acts)
         with _blas_held_at_one_thread():
-            return bool(_parallel(*args, min(BLOCK_ROWS, rows // nt), nt))
-    return bool(_serial(*args, min(4096, rows)))
+            return bool(loop(*args, hidden, last))
+    args += (min(4096, rows),)
+    loop, hidden, last = _specialized(_serial, args, acts)
+    return bool(loop(*args, hidden, last))

@@ -17,13 +17,15 @@ import platform
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, typeof, types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
 from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
+from . import _jit
 from ._activations import activation_backward
 from ._dense import dense_backward, dense_forward
 from ._jit import jit
@@ -119,23 +121,54 @@ def restore_fp(old):
     _restore_fp(old)
 
 
-@_jit_loop
 def _update(opt, p, g, lr, hyper, step, s1, s2):
-    if opt == OPT_SGD:
-        sgd_update(p, g, lr, 0.0, False, None)
-    elif opt == OPT_MOMENTUM:
-        sgd_update(p, g, lr, hyper.momentum, False, s1, hyper.classic_momentum != 0.0)
-    elif opt == OPT_NESTEROV:
-        sgd_update(p, g, lr, hyper.momentum, True, s1, hyper.classic_momentum != 0.0)
-    elif opt == OPT_ADAGRAD:
-        adagrad_update(p, g, lr, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
-    elif opt == OPT_RMSPROP:
-        rmsprop_update(p, g, lr, hyper.rho, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
-    elif opt == OPT_ADAM:
-        adam_update(p, g, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, s1, s2,
-                    hyper.epsilon_inside_sqrt != 0.0)
+    """One optimizer step on ``p`` by the rule ``opt`` (see ``_ol_update``)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_update, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+def _ol_update(opt, p, g, lr, hyper, step, s1, s2):
+    """A constant ``opt`` (the loop compiled for one model) compiles its rule alone;
+    a run-time one, a branch per rule."""
+    if not isinstance(opt, types.IntegerLiteral):
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            if opt == OPT_SGD:
+                _update(OPT_SGD, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_MOMENTUM:
+                _update(OPT_MOMENTUM, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_NESTEROV:
+                _update(OPT_NESTEROV, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_ADAGRAD:
+                _update(OPT_ADAGRAD, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_RMSPROP:
+                _update(OPT_RMSPROP, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_ADAM:
+                _update(OPT_ADAM, p, g, lr, hyper, step, s1, s2)
+            else:
+                raise ValueError("train_batches: unknown optimizer code")
+        return impl
+    code = opt.literal_value
+    if code == OPT_SGD:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            sgd_update(p, g, lr, 0.0, False, None)
+    elif code in (OPT_MOMENTUM, OPT_NESTEROV):
+        nesterov = code == OPT_NESTEROV
+
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            sgd_update(p, g, lr, hyper.momentum, nesterov, s1, hyper.classic_momentum != 0.0)
+    elif code == OPT_ADAGRAD:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            adagrad_update(p, g, lr, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
+    elif code == OPT_RMSPROP:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            rmsprop_update(p, g, lr, hyper.rho, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
+    elif code == OPT_ADAM:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            adam_update(p, g, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, s1, s2,
+                        hyper.epsilon_inside_sqrt != 0.0)
     else:
-        raise ValueError("train_batches: unknown optimizer code")
+        raise TypingError(f"train_batches: unknown optimizer code {code}")
+    return impl
 
 
 @_jit_loop
@@ -208,7 +241,7 @@ def _ol_batch_input(X, rows, Xb):
     return impl
 
 
-@overload(_first_forward, jit_options=_LOOP_OPTIONS)
+@overload(_first_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_first_forward(xb, W, b, act, alpha, Z_out, A_out):
     if isinstance(xb, types.Array):
         def impl(xb, W, b, act, alpha, Z_out, A_out):
@@ -219,7 +252,7 @@ def _ol_first_forward(xb, W, b, act, alpha, Z_out, A_out):
     return impl
 
 
-@overload(_first_backward, jit_options=_LOOP_OPTIONS)
+@overload(_first_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_first_backward(xb, W, dZ, l2, dW_out, db_out):
     if isinstance(xb, types.Array):
         def impl(xb, W, dZ, l2, dW_out, db_out):
@@ -230,28 +263,82 @@ def _ol_first_backward(xb, W, dZ, l2, dW_out, db_out):
     return impl
 
 
-@_jit_loop
-def _forward(xb, Ws, bs, acts, alphas, Zs, As, m):
-    L = len(Ws)
-    if bs[0].shape[0] > 0:
-        _first_forward(xb, Ws[0], bs[0], acts[0], alphas[0], Zs[0][:m], As[0][:m])
-    else:
-        _first_forward(xb, Ws[0], None, acts[0], alphas[0], Zs[0][:m], As[0][:m])
-    for l in range(1, L):
-        inp = As[l - 1][:m]
-        if bs[l].shape[0] > 0:
-            dense_forward(inp, Ws[l], bs[l], acts[l], alphas[l], Zs[l][:m], As[l][:m])
+# The activation of layer ``l``: ``code`` when it is a compile-time constant (the
+# model's hidden layers share it, or the output layer's), else ``acts[l]``.
+# Each is a stand-in plus an overload, so that the constant reaches the kernels
+# as a constant and only its activation's loops compile.
+def _layer_forward(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
+    """``dense_forward`` of layer ``l`` (``_first_forward`` when ``first``)."""
+    raise NotImplementedError("compiled only")
+
+
+def _hidden_backward(code, acts, l, alpha, Z, A, dZ):
+    """dZ *= act'(Z) of hidden layer ``l``, in place."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+def _ol_layer_forward(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
+    constant = isinstance(code, types.IntegerLiteral)
+    if first.literal_value:
+        if constant:
+            def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
+                if b.shape[0] > 0:
+                    _first_forward(inp, W, b, code, alpha, Z_out, A_out)
+                else:
+                    _first_forward(inp, W, None, code, alpha, Z_out, A_out)
         else:
-            dense_forward(inp, Ws[l], None, acts[l], alphas[l], Zs[l][:m], As[l][:m])
+            def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
+                if b.shape[0] > 0:
+                    _first_forward(inp, W, b, acts[l], alpha, Z_out, A_out)
+                else:
+                    _first_forward(inp, W, None, acts[l], alpha, Z_out, A_out)
+    elif constant:
+        def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
+            if b.shape[0] > 0:
+                dense_forward(inp, W, b, code, alpha, Z_out, A_out)
+            else:
+                dense_forward(inp, W, None, code, alpha, Z_out, A_out)
+    else:
+        def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
+            if b.shape[0] > 0:
+                dense_forward(inp, W, b, acts[l], alpha, Z_out, A_out)
+            else:
+                dense_forward(inp, W, None, acts[l], alpha, Z_out, A_out)
+    return impl
+
+
+@overload(_hidden_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+def _ol_hidden_backward(code, acts, l, alpha, Z, A, dZ):
+    if isinstance(code, types.IntegerLiteral):
+        def impl(code, acts, l, alpha, Z, A, dZ):
+            activation_backward(code, alpha, Z, A, dZ, dZ)
+    else:
+        def impl(code, acts, l, alpha, Z, A, dZ):
+            activation_backward(acts[l], alpha, Z, A, dZ, dZ)
+    return impl
 
 
 @_jit_loop
-def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m):
+def _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out):
+    L = len(Ws)
+    if L == 1:
+        _layer_forward(True, xb, Ws[0], bs[0], out, acts, 0, alphas[0], Zs[0][:m], As[0][:m])
+        return
+    _layer_forward(True, xb, Ws[0], bs[0], hidden, acts, 0, alphas[0], Zs[0][:m], As[0][:m])
+    for l in range(1, L - 1):
+        _layer_forward(False, As[l - 1][:m], Ws[l], bs[l], hidden, acts, l, alphas[l], Zs[l][:m], As[l][:m])
+    _layer_forward(False, As[L - 2][:m], Ws[L - 1], bs[L - 1], out, acts, L - 1, alphas[L - 1],
+                   Zs[L - 1][:m], As[L - 1][:m])
+
+
+@_jit_loop
+def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, hidden):
     L = len(Ws)
     for l in range(L - 1, -1, -1):
         dZ = dZs[l][:m]
         if l < L - 1:
-            activation_backward(acts[l], alphas[l], Zs[l][:m], As[l][:m], dZ, dZ)
+            _hidden_backward(hidden, acts, l, alphas[l], Zs[l][:m], As[l][:m], dZ)
         if l == 0:  # no input gradient
             if dbs[l].shape[0] > 0:
                 _first_backward(xb, Ws[l], dZ, l2s[l], dWs[l], dbs[l])
@@ -267,9 +354,12 @@ def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m):
 def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                    Ws, bs, dWs, dbs, acts, alphas, l2s,
                    Zs, As, dZs, Xb, Yb, SWb,
-                   loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b):
+                   loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, hidden, out):
     """The fields of ``TrainResult``, as a tuple.  ``X`` is a 2-D array or a CSR
-    ``(indptr, indices, data)`` (see ``_batch_input``)."""
+    ``(indptr, indices, data)`` (see ``_batch_input``).  ``opt``, ``hidden`` (the
+    hidden layers' shared activation) and ``out`` (the output layer's) are
+    compile-time constants when ``train_batches`` compiles the loop for a model;
+    ``hidden`` may be a run-time integer, and then each layer's is ``acts[l]``."""
     n = perm.shape[0]  # X's rows
     L = len(Ws)
     loss_sum = correct = squared_error = absolute_error = 0.0
@@ -281,7 +371,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         xb = _batch_input(X, idx, Xb[:m])
         yb = Yb[:m]
         gather_rows(Y, idx, yb)
-        _forward(xb, Ws, bs, acts, alphas, Zs, As, m)
+        _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out)
         A = As[L - 1][:m]
         if SW is None:
             batch_loss = loss_value(loss, A, yb, None)
@@ -297,10 +387,10 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         squared_error += se
         absolute_error += ae
         if SW is None:
-            loss_output_delta(loss, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], A, yb, None, dZs[L - 1][:m])
+            loss_output_delta(loss, out, alphas[L - 1], Zs[L - 1][:m], A, yb, None, dZs[L - 1][:m])
         else:
-            loss_output_delta(loss, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], A, yb, SWb[:m], dZs[L - 1][:m])
-        _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m)
+            loss_output_delta(loss, out, alphas[L - 1], Zs[L - 1][:m], A, yb, SWb[:m], dZs[L - 1][:m])
+        _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, hidden)
         lr = lrs[j]
         step = step0 + j + 1
         for l in range(L):
@@ -317,9 +407,36 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             finite = (finite and _all_finite(Ws[l]) and _all_finite(bs[l]) and _all_finite(S1W[l])
                       and _all_finite(S1b[l]) and _all_finite(S2W[l]) and _all_finite(S2b[l]))
         if finite:
-            _forward(xb, Ws, bs, acts, alphas, Zs, As, m)
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out)
             finite = _all_finite(As[L - 1][:m])
     return n_batches, loss_sum, correct, squared_error, absolute_error, finite
+
+
+def _loop_for(plan, args):
+    """``_train_batches`` compiled for this plan's model, once per plan.
+
+    The optimizer code, the hidden layers' shared activation and the output
+    layer's are compile-time constants of the specialization (``IntegerLiteral``),
+    so only their kernels compile: a cold first fit compiles one activation, one
+    rule and one loss path instead of every one.  The entry point is called
+    directly, without Numba's per-call type dispatch over ~30 arguments."""
+    entry = plan.compiled.get("numba")
+    if entry is None and not _jit.SPECIALIZE:
+        entry = plan.compiled["numba"] = _train_batches  # Numba's dispatcher: run-time codes
+    elif entry is None:
+        acts = [int(a) for a in plan.acts]
+        shared = len(acts) == 1 or len(set(acts[:-1])) == 1
+        sig = [typeof(a) for a in args]
+        sig[_OPT] = types.literal(int(plan.optimizer))
+        sig[_OUT] = types.literal(acts[-1])
+        if shared:  # one layer: the output layer's code, so the unused branch adds nothing
+            sig[_HIDDEN] = types.literal(acts[0])
+        entry = plan.compiled["numba"] = _train_batches.compile(tuple(sig))
+    return entry
+
+
+# positions of the codes among _train_batches' arguments
+_OPT, _HIDDEN, _OUT = 21, 29, 30
 
 
 def train_batches(plan, first_batch, n_batches, lrs, step0):
@@ -331,13 +448,19 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
     X = plan.X
     if isinstance(X, SparseInput):  # its batches are read in place (plan.Xb has no rows)
         X = (X.indptr, X.indices, X.data)
+    if not (isinstance(lrs, np.ndarray) and lrs.dtype == np.float64 and lrs.ndim == 1
+            and lrs.flags.c_contiguous):  # the compiled entry point takes exactly this type
+        lrs = np.ascontiguousarray(lrs, dtype=np.float64)
+    acts = plan.acts
+    args = (X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
+            plan.Ws, plan.bs, plan.dWs, plan.dbs, acts, plan.alphas, plan.l2s,
+            plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
+            plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b,
+            int(acts[0]), int(acts[-1]))
+    loop = _loop_for(plan, args)
     fp = flush_denormals()
     try:
-        totals = _train_batches(
-            X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
-            plan.Ws, plan.bs, plan.dWs, plan.dbs, plan.acts, plan.alphas, plan.l2s,
-            plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
-            plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b)
+        totals = loop(*args)
     finally:
         restore_fp(fp)
     return TrainResult(*totals)
