@@ -379,3 +379,19 @@ def test_a_loop_compiled_per_model_equals_the_loop_for_every_model(case, monkeyp
         np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(specialized[1], generic[1], rtol=rtol)
     np.testing.assert_allclose(specialized[2], generic[2], rtol=rtol, atol=rtol)
+
+
+def test_the_compile_notice_names_the_model_of_a_loop_compiled_per_model():
+    from fastnn._kernels.numba import _notice, _training
+
+    args = [numba.types.float64] * 31
+    args[_training._OPT] = numba.types.literal(K.OPT_ADAM)
+    args[_training._HIDDEN] = numba.types.literal(K.RELU)
+    args[_training._OUT] = numba.types.literal(K.SOFTMAX)
+    assert _notice._model("_train_batches", args) == "relu/softmax adam"
+    args[_training._HIDDEN] = numba.types.literal(K.SOFTMAX)  # one layer: both are the output's
+    assert _notice._model("_train_batches", args) == "softmax adam"
+    args[_training._HIDDEN] = numba.types.int64  # mixed hidden activations: run-time codes
+    assert _notice._model("_train_batches", args) == "adam"
+    assert _notice._model("_serial", [numba.types.literal(K.TANH), numba.types.literal(K.SIGMOID)]) == "tanh/sigmoid"
+    assert _notice._model("gather_rows", args) == ""

@@ -12,8 +12,33 @@ import sys
 from numba import types
 from numba.core import event
 
+from ..codes import ACTIVATIONS, OPTIMIZERS
+
 MESSAGE = ("fastnn: compiling Numba kernels{what} (first use with this Numba on this machine: "
            "up to about a minute; cached on disk afterwards)")
+
+
+def _model(name, args):
+    """"relu/softmax adam" from the constant codes of a loop compiled per model
+    (``_training._loop_for``, ``_predict._specialized``), else ""."""
+    from ._training import _HIDDEN, _OPT, _OUT  # at compile time: the package imports this module first
+
+    positions = {"_train_batches": ((_HIDDEN, _OUT), _OPT), "_parallel": ((-2, -1), None),
+                 "_serial": ((-2, -1), None)}
+    if name not in positions:
+        return ""
+    (hidden, out), opt = positions[name]
+    try:
+        acts = [args[hidden], args[out]]
+        words = []
+        if all(isinstance(a, types.IntegerLiteral) for a in acts):
+            names = [ACTIVATIONS[a.literal_value].lower() for a in acts]
+            words.append(names[1] if names[0] == names[1] else "/".join(names))
+        if opt is not None and isinstance(args[opt], types.IntegerLiteral):
+            words.append(OPTIMIZERS[args[opt].literal_value].lower().removeprefix("opt_"))
+        return " ".join(words)
+    except (IndexError, TypeError):
+        return ""
 
 
 class CompileNotice(event.Listener):
@@ -31,9 +56,12 @@ class CompileNotice(event.Listener):
         if not module.startswith(__package__):
             return
         self.given = True
-        dtypes = {str(a.dtype) for a in ev.data.get("args", ()) if isinstance(a, types.Array)}
-        dtypes &= {"float32", "float64"}
-        what = f" for {' and '.join(sorted(dtypes))}" if dtypes else ""
+        args = tuple(ev.data.get("args", ()))
+        dtypes = {str(a.dtype) for a in args if isinstance(a, types.Array)}
+        # a float32 model's kernels also take float64 arrays (per-layer alphas, rates)
+        dtype = "float32" if "float32" in dtypes else "float64" if "float64" in dtypes else ""
+        what = " ".join(filter(None, [dtype, _model(dispatcher.py_func.__name__, args)]))
+        what = f" for {what}" if what else ""
         print(MESSAGE.format(what=what), file=self.stream or sys.stderr, flush=True)
 
     def on_end(self, ev):
