@@ -279,32 +279,19 @@ def _hidden_backward(code, acts, l, alpha, Z, A, dZ):
 
 @overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_layer_forward(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
-    constant = isinstance(code, types.IntegerLiteral)
-    if first.literal_value:
-        if constant:
-            def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
-                if b.shape[0] > 0:
-                    _first_forward(inp, W, b, code, alpha, Z_out, A_out)
-                else:
-                    _first_forward(inp, W, None, code, alpha, Z_out, A_out)
-        else:
-            def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
-                if b.shape[0] > 0:
-                    _first_forward(inp, W, b, acts[l], alpha, Z_out, A_out)
-                else:
-                    _first_forward(inp, W, None, acts[l], alpha, Z_out, A_out)
-    elif constant:
+    forward = _first_forward if first.literal_value else dense_forward
+    if isinstance(code, types.IntegerLiteral):
         def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
             if b.shape[0] > 0:
-                dense_forward(inp, W, b, code, alpha, Z_out, A_out)
+                forward(inp, W, b, code, alpha, Z_out, A_out)
             else:
-                dense_forward(inp, W, None, code, alpha, Z_out, A_out)
+                forward(inp, W, None, code, alpha, Z_out, A_out)
     else:
         def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
             if b.shape[0] > 0:
-                dense_forward(inp, W, b, acts[l], alpha, Z_out, A_out)
+                forward(inp, W, b, acts[l], alpha, Z_out, A_out)
             else:
-                dense_forward(inp, W, None, acts[l], alpha, Z_out, A_out)
+                forward(inp, W, None, acts[l], alpha, Z_out, A_out)
     return impl
 
 
