@@ -25,37 +25,18 @@ import contextlib
 import os
 import threading
 
+from ._kernels import blas_threads
 from ._threads import get_num_threads
 
-_controller = None
 _lock = threading.Lock()
-_holders = 0  # fits (in any thread) whose current call holds BLAS at one thread
-_limiter = None  # threadpoolctl's record of the limits to restore when the last one ends
 
 
-@contextlib.contextmanager
 def _blas_limit(n=1):
-    """Hold every loaded BLAS at one thread for the ``with`` block; the pools' own
-    limits come back when the last such block in the process ends.  BLAS's thread
-    count is process-wide: with a plain save-and-restore per block, two fits in two
-    threads would overlap and the later restore would leave BLAS at one thread."""
-    global _controller, _holders, _limiter
-    from threadpoolctl import ThreadpoolController
-
-    with _lock:
-        if _controller is None:  # finding the loaded libraries costs milliseconds: once per process
-            _controller = ThreadpoolController()
-        if _holders == 0:
-            _limiter = _controller.limit(limits=n, user_api="blas")
-        _holders += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _holders -= 1
-            if _holders == 0:
-                _limiter.restore_original_limits()
-                _limiter = None
+    """BLAS held at one thread for a ``with`` block, counted process-wide (see
+    ``fastnn._kernels.blas_threads``: predict_rows takes the same hold)."""
+    if n != 1:
+        raise ValueError(f"_blas_limit: only one thread is supported, got {n}")
+    return blas_threads.one_thread()
 
 
 _loadavg = None  # a descriptor of /proc/loadavg, kept open: pread costs ~2 us, open + read ~20

@@ -211,3 +211,34 @@ def test_fits_in_several_threads_leave_blas_as_it_was(monkeypatch):
         t.join()
     assert not errors
     assert _blas_threads() == before
+
+
+@pytest.mark.skipif("numba" not in fn.backends.available(), reason="numba is not installed")
+def test_numba_predict_takes_the_same_counted_hold_as_fit(monkeypatch):
+    """A predict whose one-thread BLAS hold outlives a fit's (two threads) must not
+    restore the fit's limit: both go through one counted hold."""
+    from fastnn._kernels import blas_threads
+
+    holds = []
+    one_thread = blas_threads.one_thread
+
+    def counting():
+        holds.append(1)
+        return one_thread()
+
+    monkeypatch.setattr(blas_threads, "one_thread", counting)
+    model = fn.Sequential([fn.Dense(64, activation="relu", input_dim=300), fn.Dense(10, activation="softmax")],
+                          backend="numba", seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    before = _blas_threads()
+    fit_hold = _thread_policy._blas_limit()
+    fit_hold.__enter__()
+    predict_hold = blas_threads.one_thread()  # what predict takes: enter while the fit holds,
+    predict_hold.__enter__()
+    fit_hold.__exit__(None, None, None)  # the fit's call ends first,
+    assert set(_blas_threads()) == {1}  # the predict still runs on one thread,
+    predict_hold.__exit__(None, None, None)
+    assert _blas_threads() == before  # and the pools come back when it ends
+    holds.clear()
+    model.predict(np.random.default_rng(0).random((2000, 300)))  # large enough for the parallel path
+    assert holds, "numba's predict_rows did not take the counted hold"

@@ -4,13 +4,14 @@ layers over every row of ``X`` in one call (see the contract in
 
 Like the Cython kernel: the rows go in blocks, ``prange`` gives each thread a
 run of blocks and its own rows of the workspaces, every BLAS is held at one
-thread for the call (``ThreadpoolController.limit``, about 15 us), and each
+thread for the call (``blas_threads.one_thread``, about 20 us), and each
 block is scanned for NaN/inf just before its first GEMM reads it.
 """
 import numpy as np
 from numba import get_num_threads, njit, prange, typeof, types
 from numba._dispatcher import compute_fingerprint
 
+from .. import blas_threads
 from ..arguments import check_predict_rows
 from . import _jit
 from ._math import _all_finite
@@ -18,18 +19,6 @@ from ._training import _layer_forward
 
 BLOCK_ROWS = 256  # rows per step of a thread, as in _cy_predict
 MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
-
-_controller = None
-
-
-def _blas_held_at_one_thread():
-    """A context manager holding every BLAS pool at one thread (threadpoolctl)."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
 
 
 @njit(cache=True, nogil=True)
@@ -108,7 +97,7 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
     if nt > 1 and flops >= MIN_PARALLEL_FLOPS:
         args += (min(BLOCK_ROWS, rows // nt), nt)
         loop, hidden, last = _specialized(_parallel, args, acts)
-        with _blas_held_at_one_thread():
+        with blas_threads.one_thread():
             return bool(loop(*args, hidden, last))
     args += (min(4096, rows),)
     loop, hidden, last = _specialized(_serial, args, acts)
