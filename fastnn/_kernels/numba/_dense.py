@@ -12,7 +12,7 @@ import numpy as np
 
 from ..codes import SOFTMAX
 from ._activations import _act_flat, _softmax_rows
-from ._jit import jit
+from ._jit import jit, jit_inline
 
 # Bytes of output per epilogue block: still in L1 when the activation reads it.
 _CHUNK_BYTES = 16384
@@ -20,16 +20,30 @@ _CHUNK_BYTES = 16384
 
 @jit
 def dense_forward(X, W, b, act, alpha, Z_out, A_out):
-    """Z_out := X @ W + b; A_out := act(Z_out).     # IN: X, W, b  OUT: Z_out, A_out"""
+    """Z_out := X @ W + b; A_out := act(Z_out).     # IN: X, W, b (or None)  OUT: Z_out, A_out"""
+    if b is None:
+        _dense_forward(X, W, np.empty(0, Z_out.dtype), act, alpha, Z_out, A_out)
+    else:
+        if b.shape[0] != Z_out.shape[1]:
+            raise ValueError("dense_forward: b must have shape (n_out,)")
+        _dense_forward(X, W, b, act, alpha, Z_out, A_out)
+
+
+@jit
+def _dense_forward(X, W, b, act, alpha, Z_out, A_out):
+    """``dense_forward`` with ``b`` always an array: zero-length for a layer without
+    bias.  The training and predict loops call this one, so that a model's layers
+    with and without bias share one compiled function."""
     n, m = Z_out.shape
     if A_out.shape[0] != n or A_out.shape[1] != m:
         raise ValueError("dense_forward: A_out must have the shape of Z_out")
+    has_bias = b.shape[0] > 0
+    if has_bias and b.shape[0] != m:
+        raise ValueError("dense_forward: b must have shape (n_out,)")
     np.dot(X, W, Z_out)  # BLAS; checks the shapes of X, W and Z_out
     alpha_ = Z_out.dtype.type(alpha)  # a new name: one type per variable
     if act == SOFTMAX:
-        if b is not None:
-            if b.shape[0] != m:
-                raise ValueError("dense_forward: b must have shape (n_out,)")
+        if has_bias:
             for i in range(n):
                 for j in range(m):
                     Z_out[i, j] += b[j]
@@ -37,11 +51,9 @@ def dense_forward(X, W, b, act, alpha, Z_out, A_out):
         return
     z = Z_out.reshape(n * m)
     a = A_out.reshape(n * m)
-    if b is None:
+    if not has_bias:
         _act_flat(act, alpha_, z, a)
         return
-    if b.shape[0] != m:
-        raise ValueError("dense_forward: b must have shape (n_out,)")
     # Bias then activation, a chunk of rows at a time while it is in L1.
     rows = max(1, _CHUNK_BYTES // max(m * Z_out.itemsize, 1))
     for i0 in range(0, n, rows):
@@ -52,7 +64,7 @@ def dense_forward(X, W, b, act, alpha, Z_out, A_out):
         _act_flat(act, alpha_, z[i0 * m:i1 * m], a[i0 * m:i1 * m])
 
 
-@jit
+@jit_inline
 def bias_grad(dZ, db_out):
     """db_out (n_out,) := dZ.sum(axis=0), row by row: the same summation order as NumPy's."""
     n, m = dZ.shape
@@ -71,6 +83,25 @@ def dense_backward(X, W, dZ, l2, dW_out, db_out, dX_out):
 
     # IN: X, W, dZ  OUT: dW_out, db_out (or None), dX_out (or None)
     """
+    if db_out is None:
+        db = np.empty(0, dW_out.dtype)
+    else:
+        if db_out.shape[0] != dZ.shape[1]:
+            raise ValueError("db_out must have shape (n_out,), the columns of dZ")
+        db = db_out
+    if dX_out is None:
+        _dense_backward(X, W, dZ, l2, dW_out, db, np.empty((0, W.shape[0]), dZ.dtype))
+    else:
+        if dX_out.shape[0] == 0 and dZ.shape[0] > 0:
+            raise ValueError("dense_backward: dX_out must have the rows of dZ")
+        _dense_backward(X, W, dZ, l2, dW_out, db, dX_out)
+
+
+@jit
+def _dense_backward(X, W, dZ, l2, dW_out, db_out, dX_out):
+    """``dense_backward`` with ``db_out`` and ``dX_out`` always arrays: a zero-length
+    ``db_out`` is a layer without bias, a zero-row ``dX_out`` no input gradient
+    (see ``_dense_forward``)."""
     np.dot(X.T, dZ, dW_out)
     if l2 != 0:
         if W.shape[0] != dW_out.shape[0] or W.shape[1] != dW_out.shape[1]:
@@ -80,9 +111,9 @@ def dense_backward(X, W, dZ, l2, dW_out, db_out, dX_out):
         g = dW_out.reshape(dW_out.size)
         for i in range(g.size):
             g[i] += c * w[i]
-    if db_out is not None:
+    if db_out.shape[0] > 0:
         bias_grad(dZ, db_out)
-    if dX_out is not None:
+    if dX_out.shape[0] > 0:
         np.dot(dZ, W.T, dX_out)
 
 

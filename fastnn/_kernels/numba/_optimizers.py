@@ -7,17 +7,17 @@ import math
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, jit_inline
 
 
-@jit
+@jit_inline
 def _flat_views(param, grad):
     if grad.size != param.size:
         raise ValueError("optimizer update: param and grad must have one shape")
     return param.reshape(param.size), grad.reshape(grad.size)
 
 
-@jit
+@jit_inline
 def _flat_slot(slot, size):
     if slot.size != size:
         raise ValueError("optimizer update: state arrays must have the shape of param")

@@ -2,13 +2,20 @@
 layers over every row of ``X`` in one call (see the contract in
 ``fastnn._kernels``).
 
-Like the Cython kernel: the rows go in blocks, ``prange`` gives each thread a
-run of blocks and its own rows of the workspaces, every BLAS is held at one
-thread for the call (``blas_threads.one_thread``, about 20 us), and each
-block is scanned for NaN/inf just before its first GEMM reads it.
+Like the Cython kernel: the rows go in blocks, each thread takes a run of
+blocks and its own rows of the workspaces, every BLAS is held at one thread
+for the call (``blas_threads.one_thread``, about 20 us), and each block is
+scanned for NaN/inf just before its first GEMM reads it.  The threads are a
+small pool of Python threads, each running the serial loop (``nogil``) on its
+rows, not a ``prange`` loop: Numba's parallel compilation of that loop took
+about 7 s of a first ``predict`` on an empty cache, for no measurable speed.
 """
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import get_num_threads, njit, prange, typeof, types
+from numba import config, get_num_threads, njit, typeof, types
 from numba._dispatcher import compute_fingerprint
 
 from .. import blas_threads
@@ -35,9 +42,9 @@ def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot, hidden, las
     L = len(Ws)
     for l in range(L - 1):
         a = As[l][r0:r0 + m]
-        _layer_forward(False, inp, Ws[l], bs[l], hidden, acts, l, alphas[l], Zs[l][r0:r0 + m], a)
+        _layer_forward(inp, Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][r0:r0 + m], a)
         inp = a
-    _layer_forward(False, inp, Ws[L - 1], bs[L - 1], last, acts, L - 1, alphas[L - 1], Zs[L - 1][r0:r0 + m],
+    _layer_forward(inp, Ws[L - 1], bs[L - 1], last, acts[L - 1], alphas[L - 1], Zs[L - 1][r0:r0 + m],
                    out[start:stop])
     return True
 
@@ -50,15 +57,41 @@ def _serial(X, Ws, bs, acts, alphas, Zs, As, out, block, hidden, last):
     return finite
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _parallel(X, Ws, bs, acts, alphas, Zs, As, out, block, nt, hidden, last):
-    n_blocks = (X.shape[0] + block - 1) // block
-    per = (n_blocks + nt - 1) // nt
-    finite = np.ones(nt, np.bool_)
-    for t in prange(nt):  # iteration t owns workspace slot t
-        for c in range(t * per, min(n_blocks, (t + 1) * per)):
-            finite[t] &= _block(X, Ws, bs, acts, alphas, Zs, As, out, c * block, block, t, hidden, last)
-    return finite.all()
+_pool = None  # (pid, executor): the worker threads of a large predict
+_pool_lock = threading.Lock()
+
+
+def _workers():
+    """The process's pool of ``NUMBA_NUM_THREADS - 1`` threads (started on demand,
+    idle between calls; a new one in a forked child, whose copy has no threads)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            size = max(1, config.NUMBA_NUM_THREADS - 1)
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=size, thread_name_prefix="fastnn-predict"))
+        return _pool[1]
+
+
+def _split(loop, args, nt, block, hidden, last):
+    """``loop`` (``_serial``) on ``nt`` runs of whole blocks of rows at once: run
+    ``t`` on workspace rows ``t * block ..``, run 0 in the calling thread."""
+    X, Ws, bs, acts, alphas, Zs, As, out = args
+    n = X.shape[0]
+    n_blocks = -(-n // block)
+    per = -(-n_blocks // nt) * block  # rows per run
+
+    def run(t):
+        a, b = t * per, min(n, (t + 1) * per)
+        ws = slice(t * block, (t + 1) * block)
+        return loop(X[a:b], Ws, bs, acts, alphas, tuple(Z[ws] for Z in Zs), tuple(A[ws] for A in As),
+                    out[a:b], block, hidden, last)
+
+    runs = [t for t in range(1, nt) if t * per < n]
+    futures = [_workers().submit(run, t) for t in runs]
+    finite = run(0)
+    for f in futures:
+        finite &= f.result()
+    return finite
 
 
 _entries = {}  # (loop, argument types, codes) -> the loop compiled with the codes as constants
@@ -95,10 +128,10 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
     args = (X, tuple(Ws), tuple(bs), np.asarray(acts, np.int64), np.asarray(alphas, np.float64),
             tuple(Zs), tuple(As), out)
     if nt > 1 and flops >= MIN_PARALLEL_FLOPS:
-        args += (min(BLOCK_ROWS, rows // nt), nt)
-        loop, hidden, last = _specialized(_parallel, args, acts)
+        block = min(BLOCK_ROWS, rows // nt)
+        loop, hidden, last = _specialized(_serial, args + (block,), acts)
         with blas_threads.one_thread():
-            return bool(loop(*args, hidden, last))
+            return bool(_split(loop, args, nt, block, hidden, last))
     args += (min(4096, rows),)
     loop, hidden, last = _specialized(_serial, args, acts)
     return bool(loop(*args, hidden, last))

@@ -3,15 +3,18 @@ minibatch steps in one compiled call (see the contract in ``fastnn._kernels``).
 
 ``_train_batches`` strings the kernels together -- no Python runs between
 steps.  Layer tuples (``Ws``, ``Zs``, ...) are homogeneous, so Numba types them
-as ``UniTuple`` and indexes them with the loop variable; a layer without bias
-has a zero-length ``b``, and the two cases call the kernels with ``b`` or
-``None`` so each call site keeps one type.  ``train_batches`` is the Python
-wrapper that unpacks the ``TrainingPlan`` (a dataclass, which ``@njit`` cannot
-take) into arguments; a sparse ``X`` (``SparseInput``) arrives as its CSR
-arrays ``(indptr, indices, data)``, whose batch rows the first layer reads in
-place through ``sparse_dense_forward``/``backward`` -- the first-layer helpers
-are overloaded on that type, so dense and sparse input are two specializations
-of one loop, with no branch at run time.
+as ``UniTuple`` and indexes them with the loop variable.  A layer without bias
+has a zero-length ``b``, which the loop's kernels (``_dense_forward``,
+``_dense_backward``) take as "no bias", so every layer of a model calls one
+compiled kernel: each function Numba compiles adds 0.1-1 s to a first fit (see
+"Numba: compiling once per model" in ``docs/performance.md``).
+``train_batches`` is the Python wrapper that unpacks the ``TrainingPlan`` (a
+dataclass, which ``@njit`` cannot take) into arguments; a sparse ``X``
+(``SparseInput``) arrives as its CSR arrays ``(indptr, indices, data)``, whose
+batch rows the first layer reads in place through
+``sparse_dense_forward``/``backward`` -- the layer helpers are overloaded on
+the input's type, so dense and sparse input are two specializations of one
+loop, with no branch at run time.
 """
 import platform
 
@@ -27,8 +30,8 @@ from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
 from . import _jit
 from ._activations import activation_backward
-from ._dense import dense_backward, dense_forward
-from ._jit import jit
+from ._dense import _dense_backward, _dense_forward
+from ._jit import jit, jit_inline
 from ._math import _all_finite
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
@@ -38,6 +41,9 @@ from ._sparse import sparse_dense_backward, sparse_dense_forward
 # add up in order; the kernels they call keep their own options.
 _LOOP_OPTIONS = {"error_model": "numpy"}
 _jit_loop = njit(cache=True, nogil=True, **_LOOP_OPTIONS)
+# Glue inlined into its caller at Numba's IR level: no function of its own to
+# compile (valid only for code with no branch that Numba prunes by argument type).
+_jit_loop_inline = njit(cache=True, nogil=True, inline="always", **_LOOP_OPTIONS)
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
@@ -171,7 +177,13 @@ def _ol_update(opt, p, g, lr, hyper, step, s1, s2):
     return impl
 
 
-@_jit_loop
+@jit_inline
+def _flat(a):
+    """A C-contiguous array as a 1-D view."""
+    return a.reshape(a.size)
+
+
+@jit_inline
 def _argmax_row(row):
     best = 0
     for j in range(1, row.shape[0]):
@@ -219,16 +231,6 @@ def _batch_input(X, rows, Xb):
     raise NotImplementedError("compiled only")
 
 
-def _first_forward(xb, W, b, act, alpha, Z_out, A_out):
-    """``dense_forward`` of the first layer on ``xb`` (from ``_batch_input``)."""
-    raise NotImplementedError("compiled only")
-
-
-def _first_backward(xb, W, dZ, l2, dW_out, db_out):
-    """``dense_backward`` of the first layer on ``xb``, without input gradient."""
-    raise NotImplementedError("compiled only")
-
-
 @overload(_batch_input, jit_options=_LOOP_OPTIONS)
 def _ol_batch_input(X, rows, Xb):
     if isinstance(X, types.Array):
@@ -241,100 +243,99 @@ def _ol_batch_input(X, rows, Xb):
     return impl
 
 
-@overload(_first_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_first_forward(xb, W, b, act, alpha, Z_out, A_out):
-    if isinstance(xb, types.Array):
-        def impl(xb, W, b, act, alpha, Z_out, A_out):
-            dense_forward(xb, W, b, act, alpha, Z_out, A_out)
+@_jit_loop
+def _sparse_forward(xb, W, b, act, alpha, Z_out, A_out):
+    """``sparse_dense_forward`` on a CSR batch ``xb`` from ``_batch_input``."""
+    if b.shape[0] > 0:
+        sparse_dense_forward(xb[0], xb[1], xb[2], xb[3], W, b, act, alpha, Z_out, A_out)
     else:
-        def impl(xb, W, b, act, alpha, Z_out, A_out):
-            sparse_dense_forward(xb[0], xb[1], xb[2], xb[3], W, b, act, alpha, Z_out, A_out)
-    return impl
+        sparse_dense_forward(xb[0], xb[1], xb[2], xb[3], W, None, act, alpha, Z_out, A_out)
 
 
-@overload(_first_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_first_backward(xb, W, dZ, l2, dW_out, db_out):
-    if isinstance(xb, types.Array):
-        def impl(xb, W, dZ, l2, dW_out, db_out):
-            dense_backward(xb, W, dZ, l2, dW_out, db_out, None)
-    else:
-        def impl(xb, W, dZ, l2, dW_out, db_out):
-            sparse_dense_backward(xb[0], xb[1], xb[2], xb[3], dZ, l2, W, dW_out, db_out)
-    return impl
-
-
-# The activation of layer ``l``: ``code`` when it is a compile-time constant (the
-# model's hidden layers share it, or the output layer's), else ``acts[l]``.
-# Each is a stand-in plus an overload, so that the constant reaches the kernels
-# as a constant and only its activation's loops compile.
-def _layer_forward(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
-    """``dense_forward`` of layer ``l`` (``_first_forward`` when ``first``)."""
+# The layers' kernels, chosen when the loop compiles.  Each is a stand-in (never
+# called) plus an overload: the input is a 2-D array (any layer) or a CSR batch
+# (the first layer, see _batch_input); the activation ``code`` is a compile-time
+# constant when the model's hidden layers share it (or for the output layer),
+# else the layer's ``acts[l]``, so that only the model's own activations compile.
+# A zero-length ``b``/``db_out`` is a layer without bias and a zero-row ``dX_out``
+# no input gradient: one compiled kernel serves every layer of a model.
+def _layer_forward(inp, W, b, code, act, alpha, Z_out, A_out):
+    """``_dense_forward`` of a layer on ``inp``: activation ``code`` if it is a
+    compile-time constant, else ``act`` (the layer's code, a run-time integer)."""
     raise NotImplementedError("compiled only")
 
 
-def _hidden_backward(code, acts, l, alpha, Z, A, dZ):
-    """dZ *= act'(Z) of hidden layer ``l``, in place."""
+def _layer_backward(inp, W, dZ, l2, dW_out, db_out, dX_out):
+    """``_dense_backward`` of a layer whose input was ``inp``."""
+    raise NotImplementedError("compiled only")
+
+
+def _hidden_backward(code, act, alpha, Z, A, dZ):
+    """dZ *= act'(Z) of a hidden layer, in place (``code``/``act`` as in ``_layer_forward``)."""
     raise NotImplementedError("compiled only")
 
 
 @overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_layer_forward(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
-    forward = _first_forward if first.literal_value else dense_forward
+def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out):
+    forward = _dense_forward if isinstance(inp, types.Array) else _sparse_forward
     if isinstance(code, types.IntegerLiteral):
-        def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
-            if b.shape[0] > 0:
-                forward(inp, W, b, code, alpha, Z_out, A_out)
-            else:
-                forward(inp, W, None, code, alpha, Z_out, A_out)
+        def impl(inp, W, b, code, act, alpha, Z_out, A_out):
+            forward(inp, W, b, code, alpha, Z_out, A_out)
     else:
-        def impl(first, inp, W, b, code, acts, l, alpha, Z_out, A_out):
-            if b.shape[0] > 0:
-                forward(inp, W, b, acts[l], alpha, Z_out, A_out)
+        def impl(inp, W, b, code, act, alpha, Z_out, A_out):
+            forward(inp, W, b, act, alpha, Z_out, A_out)
+    return impl
+
+
+@overload(_layer_backward, jit_options=_LOOP_OPTIONS)
+def _ol_layer_backward(inp, W, dZ, l2, dW_out, db_out, dX_out):
+    if isinstance(inp, types.Array):
+        def impl(inp, W, dZ, l2, dW_out, db_out, dX_out):
+            _dense_backward(inp, W, dZ, l2, dW_out, db_out, dX_out)
+    else:  # a CSR batch: the first layer, no input gradient
+        def impl(inp, W, dZ, l2, dW_out, db_out, dX_out):
+            if db_out.shape[0] > 0:
+                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, db_out)
             else:
-                forward(inp, W, None, acts[l], alpha, Z_out, A_out)
+                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, None)
     return impl
 
 
 @overload(_hidden_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_hidden_backward(code, acts, l, alpha, Z, A, dZ):
+def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
     if isinstance(code, types.IntegerLiteral):
-        def impl(code, acts, l, alpha, Z, A, dZ):
+        def impl(code, act, alpha, Z, A, dZ):
             activation_backward(code, alpha, Z, A, dZ, dZ)
     else:
-        def impl(code, acts, l, alpha, Z, A, dZ):
-            activation_backward(acts[l], alpha, Z, A, dZ, dZ)
+        def impl(code, act, alpha, Z, A, dZ):
+            activation_backward(act, alpha, Z, A, dZ, dZ)
     return impl
 
 
-@_jit_loop
+@_jit_loop_inline
 def _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out):
+    # ``hidden`` is the output layer's code in a one-layer model (see _loop_for), so
+    # the first layer needs no branch of its own for that case.
     L = len(Ws)
-    if L == 1:
-        _layer_forward(True, xb, Ws[0], bs[0], out, acts, 0, alphas[0], Zs[0][:m], As[0][:m])
-        return
-    _layer_forward(True, xb, Ws[0], bs[0], hidden, acts, 0, alphas[0], Zs[0][:m], As[0][:m])
+    _layer_forward(xb, Ws[0], bs[0], hidden, acts[0], alphas[0], Zs[0][:m], As[0][:m])
     for l in range(1, L - 1):
-        _layer_forward(False, As[l - 1][:m], Ws[l], bs[l], hidden, acts, l, alphas[l], Zs[l][:m], As[l][:m])
-    _layer_forward(False, As[L - 2][:m], Ws[L - 1], bs[L - 1], out, acts, L - 1, alphas[L - 1],
-                   Zs[L - 1][:m], As[L - 1][:m])
+        _layer_forward(As[l - 1][:m], Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][:m], As[l][:m])
+    if L > 1:
+        _layer_forward(As[L - 2][:m], Ws[L - 1], bs[L - 1], out, acts[L - 1], alphas[L - 1],
+                       Zs[L - 1][:m], As[L - 1][:m])
 
 
-@_jit_loop
+@_jit_loop_inline
 def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, hidden):
     L = len(Ws)
     for l in range(L - 1, -1, -1):
         dZ = dZs[l][:m]
         if l < L - 1:
-            _hidden_backward(hidden, acts, l, alphas[l], Zs[l][:m], As[l][:m], dZ)
-        if l == 0:  # no input gradient
-            if dbs[l].shape[0] > 0:
-                _first_backward(xb, Ws[l], dZ, l2s[l], dWs[l], dbs[l])
-            else:
-                _first_backward(xb, Ws[l], dZ, l2s[l], dWs[l], None)
-        elif dbs[l].shape[0] > 0:
-            dense_backward(As[l - 1][:m], Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[l - 1][:m])
+            _hidden_backward(hidden, acts[l], alphas[l], Zs[l][:m], As[l][:m], dZ)
+        if l == 0:  # no input gradient: zero rows of dX
+            _layer_backward(xb, Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[0][:0])
         else:
-            dense_backward(As[l - 1][:m], Ws[l], dZ, l2s[l], dWs[l], None, dZs[l - 1][:m])
+            _layer_backward(As[l - 1][:m], Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[l - 1][:m])
 
 
 @_jit_loop
@@ -380,8 +381,8 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, hidden)
         lr = lrs[j]
         step = step0 + j + 1
-        for l in range(L):
-            _update(opt, Ws[l], dWs[l], lr, hyper, step, S1W[l], S2W[l])
+        for l in range(L):  # weights as flat views: one compiled update for W and b
+            _update(opt, _flat(Ws[l]), _flat(dWs[l]), lr, hyper, step, _flat(S1W[l]), _flat(S2W[l]))
             if bs[l].shape[0] > 0:
                 _update(opt, bs[l], dbs[l], lr, hyper, step, S1b[l], S2b[l])
     finite = True
@@ -391,11 +392,11 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         m = n - start
         xb = _batch_input(X, perm[start:n], Xb[:m])
         for l in range(L):
-            finite = (finite and _all_finite(Ws[l]) and _all_finite(bs[l]) and _all_finite(S1W[l])
-                      and _all_finite(S1b[l]) and _all_finite(S2W[l]) and _all_finite(S2b[l]))
+            finite = (finite and _all_finite(_flat(Ws[l])) and _all_finite(bs[l]) and _all_finite(_flat(S1W[l]))
+                      and _all_finite(S1b[l]) and _all_finite(_flat(S2W[l])) and _all_finite(S2b[l]))
         if finite:
             _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out)
-            finite = _all_finite(As[L - 1][:m])
+            finite = _all_finite(_flat(As[L - 1][:m]))
     return n_batches, loss_sum, correct, squared_error, absolute_error, finite
 
 
@@ -414,6 +415,7 @@ def _loop_for(plan, args):
         acts = [int(a) for a in plan.acts]
         shared = len(acts) == 1 or len(set(acts[:-1])) == 1
         sig = [typeof(a) for a in args]
+        sig[_LOSS] = types.literal(int(plan.loss))
         sig[_OPT] = types.literal(int(plan.optimizer))
         sig[_OUT] = types.literal(acts[-1])
         if shared:  # one layer: the output layer's code, so the unused branch adds nothing
@@ -423,7 +425,7 @@ def _loop_for(plan, args):
 
 
 # positions of the codes among _train_batches' arguments
-_OPT, _HIDDEN, _OUT = 21, 29, 30
+_LOSS, _OPT, _HIDDEN, _OUT = 20, 21, 29, 30
 
 
 def train_batches(plan, first_batch, n_batches, lrs, step0):
