@@ -3,6 +3,10 @@
 Tolerances: as the training paths -- float64 to 1e-12 relative, float32 to
 1e-5 (BLAS blocks rows differently when a backend splits them into blocks).
 """
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -148,3 +152,38 @@ def test_predict_logits_of_a_maxout_output_are_its_outputs():
     np.testing.assert_array_equal(m.predict(X, output="logits"), m.predict(X))
     with pytest.raises(ValueError, match="output: expected 'activations' or 'logits', got 'proba'"):
         m.predict(X, output="proba")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_trains_and_predicts_after_its_parent_used_threads(compiled):
+    """A child forked after a threaded fit and predict (multiprocessing's default on
+    Linux, Dask, a pre-forking server) has none of its parent's worker threads: its
+    own fit and predict must finish (GNU OpenMP's pool does not survive fork)."""
+    rng = np.random.default_rng(7)
+    X = rng.random((4000, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 4000)
+    m = fn.Sequential([fn.Dense(64, activation="relu", input_dim=784), fn.Dense(10, activation="softmax")],
+                      backend=compiled, dtype="float32", seed=0)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(X, y, epochs=1, batch_size=512, verbose=0)
+    expected = m.predict(X)
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its predict and fit finish and agree
+        code = 1
+        try:
+            same = np.allclose(m.predict(X), expected, rtol=1e-5, atol=1e-7)
+            m.fit(X, y, epochs=1, batch_size=512, verbose=0)
+            code = 0 if same and np.isfinite(m.predict(X)).all() else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's fit or predict did not finish in 120 s")
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -33,20 +33,9 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
-from ._blas cimport gemm_rowmajor
+from ._blas cimport gemm_rowmajor, omp_threads
 from ._activations cimport act_backward_row, act_forward_row
 from ._codes cimport N_ACTIVATIONS
-
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define fastnn_max_threads() omp_get_max_threads()
-    #else
-    #define fastnn_max_threads() 1
-    #endif
-    """
-    int fastnn_max_threads() noexcept nogil
 
 cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 
@@ -231,7 +220,7 @@ cdef int forward_threads(Py_ssize_t n_threads, Py_ssize_t n) except -1:
     """Threads for the row split of ``dense_forward_ptr`` over ``n`` rows: ``n_threads``
     clipped to one per 16 rows and to OpenMP's limit, or 1 unless every BLAS runs on
     one thread now."""
-    cdef Py_ssize_t nt = min(n_threads, n // 16, <Py_ssize_t> fastnn_max_threads())
+    cdef Py_ssize_t nt = min(n_threads, n // 16, <Py_ssize_t> omp_threads())
     if nt <= 1:
         return 1
     if _n_blas_getters < 0:

@@ -27,23 +27,13 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
+from ._blas cimport omp_threads
 from ._codes cimport N_ACTIVATIONS
 from ._dense cimport blas_acquire_single, blas_release_single, dense_forward_ptr
 
 import numpy as np
 
 cnp.import_array()
-
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define fastnn_predict_max_threads() omp_get_max_threads()
-    #else
-    #define fastnn_predict_max_threads() 1
-    #endif
-    """
-    int omp_max_threads "fastnn_predict_max_threads"() noexcept nogil
 
 cdef enum:
     MAX_LAYERS = 64
@@ -204,7 +194,7 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
     # too: a multi-threaded BLAS would wake its pool for a few microseconds of
     # products, and its threads, spinning afterwards, slow whatever runs next
     # (the next train_batches call, when fit checks an epoch's last outputs).
-    nt = <int> max(1, min(<Py_ssize_t> omp_max_threads(), <Py_ssize_t> MAX_THREADS, rows // 16,
+    nt = <int> max(1, min(<Py_ssize_t> omp_threads(), <Py_ssize_t> MAX_THREADS, rows // 16,
                           (n + 15) // 16))
     if flops < MIN_PARALLEL_FLOPS:
         nt = 1

@@ -73,6 +73,7 @@ from libc.math cimport NAN, isfinite, pow
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
+from ._blas cimport omp_threads
 from ._codes cimport (
     N_ACTIVATIONS, N_LOSSES, N_OPTIMIZERS, OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV,
     OPT_RMSPROP, OPT_SGD, SPARSE_CATEGORICAL_CROSSENTROPY,
@@ -103,11 +104,9 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     #define fastnn_train_wtime() omp_get_wtime()
-    #define fastnn_train_max_threads() omp_get_max_threads()
     #define fastnn_train_team_size() omp_get_num_threads()
     #else
     #define fastnn_train_wtime() 0.0
-    #define fastnn_train_max_threads() 1
     #define fastnn_train_team_size() 1
     #endif
     /* An orphaned barrier: binds to the enclosing parallel region (a no-op outside one). */
@@ -136,7 +135,6 @@ cdef extern from *:
     unsigned int flush_denormals "fastnn_train_flush_denormals"() noexcept nogil
     void restore_fp "fastnn_train_restore_fp"(unsigned int old) noexcept nogil
     double wtime "fastnn_train_wtime"() noexcept nogil
-    int omp_max_threads "fastnn_train_max_threads"() noexcept nogil
     int omp_team_size "fastnn_train_team_size"() noexcept nogil
     void barrier "fastnn_train_barrier"() noexcept nogil
 
@@ -1056,7 +1054,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
                       + <double> job.layers[0].n_in * job.layers[0].n_out)
         else:
             flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
-    job.n_threads = <int> min(<Py_ssize_t> omp_max_threads(), rows // 16, <Py_ssize_t> MAX_THREADS)
+    job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // 16, <Py_ssize_t> MAX_THREADS)
     if flops < MIN_PARALLEL_FLOPS:
         job.n_threads = 1  # barriers would cost more than the split saves
     if job.n_threads > 1:
