@@ -15,20 +15,21 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import config, get_num_threads, njit, typeof, types
+from numba import config, get_num_threads, typeof, types
 from numba._dispatcher import compute_fingerprint
 
 from .. import blas_threads
 from ..arguments import check_predict_rows
 from . import _jit
 from ._math import _all_finite
-from ._training import _layer_forward
+# The training loop's compile options, so that the kernels it compiled serve here too.
+from ._training import _flat, _jit_loop, _jit_loop_inline, _layer_forward
 
 BLOCK_ROWS = 256  # rows per step of a thread, as in _cy_predict
 MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
 
 
-@njit(cache=True, nogil=True)
+@_jit_loop_inline
 def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot, hidden, last):
     """Rows start .. start + block - 1 of X through every layer on workspace rows
     slot * block ..; the last layer writes into out.  False if X holds NaN/inf there.
@@ -36,7 +37,7 @@ def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot, hidden, las
     stop = min(start + block, X.shape[0])
     m = stop - start
     inp = X[start:stop]
-    if not _all_finite(inp):
+    if not _all_finite(_flat(inp)):
         return False
     r0 = slot * block
     L = len(Ws)
@@ -49,7 +50,7 @@ def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot, hidden, las
     return True
 
 
-@njit(cache=True, nogil=True)
+@_jit_loop
 def _serial(X, Ws, bs, acts, alphas, Zs, As, out, block, hidden, last):
     finite = True
     for start in range(0, X.shape[0], block):
