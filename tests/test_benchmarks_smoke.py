@@ -129,6 +129,15 @@ def test_where_time_goes_predict_quick():
         assert re.search(rf"{part}.*\d+\.\d\d ms", out), (part, out)
 
 
+@pytest.mark.skipif("numba" not in fn.backends.available(), reason="needs numba")
+def test_numba_compile_profile_lists_what_a_first_fit_compiled():
+    out = _run([sys.executable, str(SUITE / "numba_compile_profile.py"), "--optimizer", "sgd", "--top", "5"])
+    compiled = re.search(r"first fit [\d.]+ s \((\d+) functions compiled\), first predict [\d.]+ s \((\d+)\)", out)
+    assert compiled and int(compiled[1]) > 0, out
+    assert "_train_batches" in out, out
+    assert len(re.findall(r"^ +\d+\.\d\d +\d+  \S", out, re.M)) == 5, out
+
+
 def test_sparse_input_benchmark_prints_its_tables():
     out = _run([sys.executable, str(SUITE / "sparse_input.py"), "--epochs", "1", "--documents", "400",
                 "--backends", "numpy"])

@@ -1,8 +1,8 @@
 """Say once per process, on stderr, that Numba is compiling fastnn's kernels.
 
 On a cold cache (a fresh install, a new CPU, an upgraded Numba) the first
-``fit`` compiles for tens of seconds to about a minute and ``predict`` for a
-few seconds; afterwards the kernels load from Numba's disk cache in well under
+``fit`` of a model compiles for some 15 s (about a minute with
+``FASTNN_NUMBA_SPECIALIZE=0``) and ``predict`` for a second or two; afterwards the kernels load from Numba's disk cache in well under
 a second.  A listener on Numba's ``numba:compile`` event, which Numba fires
 only when it compiles (not when it loads from the cache), says so before the
 first fastnn kernel compiles, so that a first run does not look hung.
@@ -23,8 +23,7 @@ def _model(name, args):
     (``_training._loop_for``, ``_predict._specialized``), else ""."""
     from ._training import _HIDDEN, _OPT, _OUT  # at compile time: the package imports this module first
 
-    positions = {"_train_batches": ((_HIDDEN, _OUT), _OPT), "_parallel": ((-2, -1), None),
-                 "_serial": ((-2, -1), None)}
+    positions = {"_train_batches": ((_HIDDEN, _OUT), _OPT), "_serial": ((-2, -1), None)}
     if name not in positions:
         return ""
     (hidden, out), opt = positions[name]
