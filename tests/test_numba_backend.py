@@ -395,3 +395,66 @@ def test_the_compile_notice_names_the_model_of_a_loop_compiled_per_model():
     assert _notice._model("_train_batches", args) == "adam"
     assert _notice._model("_serial", [numba.types.literal(K.TANH), numba.types.literal(K.SIGMOID)]) == "tanh/sigmoid"
     assert _notice._model("gather_rows", args) == ""
+
+
+# ------------------------------------------------------------- the disk cache
+def test_every_kernel_is_cached_under_one_stamp_of_all_the_backend_sources(tmp_path):
+    """A cached training loop carries the machine code of kernels from other files;
+    Numba would check only the loop's own file.  fastnn's stamp covers them all, so
+    an edit or an upgrade of any kernel recompiles every one of them."""
+    from fastnn._kernels.numba import _dense, _jit, _losses, _predict, _training
+
+    stamp = _jit.sources_stamp()
+    for function in (_dense._dense_forward, _losses.loss_value, _training._train_batches, _predict._serial):
+        locator = function._cache._impl.locator
+        assert type(locator).__name__.startswith("Fastnn"), type(locator)
+        assert locator.get_source_stamp() == stamp
+    copies = []
+    for path in _jit.SOURCES:
+        copy = tmp_path / path.name
+        copy.write_bytes(path.read_bytes())
+        copies.append(copy)
+    assert _jit.sources_stamp(copies) == stamp
+    losses = tmp_path / "_losses.py"
+    losses.write_bytes(losses.read_bytes() + b"\n# an edit\n")
+    assert _jit.sources_stamp(copies) != stamp
+
+
+def test_numba_training_allocates_nothing_per_batch():
+    """Numba's own allocations (NRT) in ``train_batches`` do not grow with the
+    number of batches: what one call allocates is its arguments' wrappers."""
+    import fastnn as fn
+    from numba.core.runtime import _nrt_python as nrt
+
+    from fastnn._kernels.numba import _training
+
+    counts = []
+    train_batches = _training.train_batches
+
+    def counted(plan, first, n, lrs, step0):
+        before = nrt.memsys_get_stats_alloc()
+        result = train_batches(plan, first, n, lrs, step0)
+        counts.append((n, nrt.memsys_get_stats_alloc() - before))
+        return result
+
+    rng = np.random.default_rng(0)
+    X = rng.random((1024, 20), dtype=np.float32)
+    for loss, y, output in [("sparse_categorical_crossentropy", rng.integers(0, 3, 1024), "softmax"),
+                            ("mse", rng.standard_normal((1024, 3)).astype(np.float32), "linear")]:
+        model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=20), fn.Dense(3, activation=output)],
+                              backend="numba", seed=0)
+        model.compile(optimizer="adam", loss=loss)
+        model.fit(X, y, epochs=1, batch_size=256, verbose=0)  # compiles
+        was_enabled = nrt.memsys_stats_enabled()
+        nrt.memsys_enable_stats()
+        try:
+            N.train_batches = counted  # what fit calls (the package's name)
+            model.fit(X, y, epochs=1, batch_size=256, verbose=0)
+            model.fit(X, y, epochs=1, batch_size=16, verbose=0)
+        finally:
+            N.train_batches = train_batches
+            if not was_enabled:
+                nrt.memsys_disable_stats()
+        assert min(n for n, _ in counts) <= 4 and max(n for n, _ in counts) >= 32, counts
+        assert len({allocations for _, allocations in counts}) == 1, (loss, counts)
+        counts.clear()

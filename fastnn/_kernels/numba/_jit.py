@@ -15,11 +15,60 @@
   math built on them is branch-free and its loops vectorize.
 
 See "Numba: float32 constants and vectorization" in ``docs/performance.md``.
+
+Numba checks a cached function against its own source file only, yet a cached
+training loop holds the machine code of every kernel it calls, from other
+files.  So fastnn's kernels are cached under one stamp, a hash of all the
+backend's sources (``_cache_locators``): a change to any of them -- an upgrade
+of fastnn, an edit in a checkout -- recompiles them all, never mixes old and new.
 """
+import hashlib
 import os
+from pathlib import Path
 
 from numba import njit, types
+from numba.core import caching
 from numba.extending import intrinsic
+
+_PACKAGE = Path(__file__).resolve().parent
+# Sources whose code or constants compiled kernels carry.
+SOURCES = sorted(_PACKAGE.glob("*.py")) + [_PACKAGE.parent / "codes.py", _PACKAGE.parent / "plan.py"]
+
+
+def sources_stamp(paths=SOURCES):
+    """A hash of the bytes of ``paths``: the cache stamp of every kernel."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_locators():
+    """Numba's cache locators for fastnn's files, with ``sources_stamp()`` as the
+    source stamp, placed before Numba's own (same places on disk, same order)."""
+    stamp = sources_stamp()
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    if impl is None:
+        return
+    ours = []
+    for name in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator"):
+        base = getattr(caching, name, None) or getattr(caching, "_" + name, None)
+        if base is None:
+            continue
+
+        def from_function(cls, py_func, py_file, _base=base):
+            if Path(py_file).resolve().parent != _PACKAGE:
+                return None
+            return _base.from_function.__func__(cls, py_func, py_file)
+
+        ours.append(type("Fastnn" + name, (base,), {
+            "get_source_stamp": lambda self: stamp,
+            "from_function": classmethod(from_function),
+        }))
+    impl._locator_classes = ours + [c for c in impl._locator_classes if not c.__name__.startswith("Fastnn")]
+
+
+_cache_locators()
 
 FASTMATH = {"contract"}
 # Whether the training and predict loops compile once per model, with its optimizer

@@ -16,23 +16,34 @@ from ._jit import jit
 
 
 @jit
-def _row_scales(n, k_div, sample_weight):
-    """Per-row factor w_i / sum(w) / k_div (1 / n / k_div without weights), float64."""
-    out = np.empty(n, np.float64)
+def _weight_scale(n, k_div, sample_weight):
+    """The factor c of row i's scale ``c * w_i`` (``c`` alone without weights):
+    1 / n / k_div, or 1 / sum(w) / k_div, as float64 (see ``_row_scale``)."""
     if sample_weight is None:
-        c = 1.0 / n / k_div
-        for i in range(n):
-            out[i] = c
-    else:
-        if sample_weight.shape[0] != n:
-            raise ValueError("sample_weight must have shape (n,)")
-        s = 0.0
-        for i in range(n):
-            s += sample_weight[i]
-        c = 1.0 / s / k_div
-        for i in range(n):
-            out[i] = sample_weight[i] * c
-    return out
+        return 1.0 / n / k_div
+    if sample_weight.shape[0] != n:
+        raise ValueError("sample_weight must have shape (n,)")
+    s = 0.0
+    for i in range(n):
+        s += sample_weight[i]
+    return 1.0 / s / k_div
+
+
+@jit
+def _row_scale(c, sample_weight, i):
+    """Row i's share of the batch loss: ``c * w_i``, or ``c``."""
+    if sample_weight is None:
+        return c
+    return sample_weight[i] * c
+
+
+@jit
+def _accumulate(total, wsum, v, sample_weight, i):
+    """``(total, wsum)`` with row i's loss ``v`` added (times ``w_i`` if weighted), in float64."""
+    if sample_weight is None:
+        return total + np.float64(v), wsum
+    w = sample_weight[i]
+    return total + np.float64(v) * w, wsum + w
 
 
 @jit
@@ -44,7 +55,10 @@ def loss_value(loss, A, Y, sample_weight):
     lo = dt(eps)
     hi = dt(1.0) - dt(eps)
     one = dt(1.0)
-    per = np.empty(n, np.float64)
+    if sample_weight is not None and sample_weight.shape[0] != n:
+        raise ValueError("loss_value: sample_weight must have shape (n,)")
+    total = 0.0  # sum of the rows' losses (weighted), added in row order
+    wsum = 0.0
     if Y.ndim == 1:
         if loss != SPARSE_CATEGORICAL_CROSSENTROPY:
             raise ValueError("loss_value: 1-D integer targets need sparse categorical cross-entropy")
@@ -57,7 +71,7 @@ def loss_value(loss, A, Y, sample_weight):
             p = A[i, y]
             p = lo if p < lo else p  # NaN stays NaN, as with np.clip
             p = hi if p > hi else p
-            per[i] = -np.log(p)
+            total, wsum = _accumulate(total, wsum, -np.log(p), sample_weight, i)
     else:
         if Y.shape[0] != n or Y.shape[1] != k:
             raise ValueError("loss_value: Y must have the shape of A")
@@ -69,7 +83,7 @@ def loss_value(loss, A, Y, sample_weight):
                     p = lo if p < lo else p  # NaN stays NaN, as with np.clip
                     p = hi if p > hi else p
                     s += Y[i, j] * np.log(p)
-                per[i] = -s
+                total, wsum = _accumulate(total, wsum, -s, sample_weight, i)
         elif loss == BINARY_CROSSENTROPY:
             for i in range(n):
                 s = 0.0
@@ -79,33 +93,24 @@ def loss_value(loss, A, Y, sample_weight):
                     p = hi if p > hi else p
                     y = Y[i, j]
                     s += y * np.log(p) + (one - y) * np.log1p(-p)
-                per[i] = -s / k
+                total, wsum = _accumulate(total, wsum, -s / k, sample_weight, i)
         elif loss == MSE or loss == HALF_SQUARED_ERROR:
             for i in range(n):
                 s = 0.0
                 for j in range(k):
                     e = A[i, j] - Y[i, j]
                     s += e * e
-                per[i] = s / k if loss == MSE else 0.5 * s / k
+                total, wsum = _accumulate(total, wsum, s / k if loss == MSE else 0.5 * s / k, sample_weight, i)
         elif loss == MAE:
             for i in range(n):
                 s = 0.0
                 for j in range(k):
                     s += abs(A[i, j] - Y[i, j])
-                per[i] = s / k
+                total, wsum = _accumulate(total, wsum, s / k, sample_weight, i)
         else:
             raise ValueError("loss_value: unknown loss code (or 2-D targets for sparse cross-entropy)")
-    total = 0.0
     if sample_weight is None:
-        for i in range(n):
-            total += per[i]
         return total / n
-    if sample_weight.shape[0] != n:
-        raise ValueError("loss_value: sample_weight must have shape (n,)")
-    wsum = 0.0
-    for i in range(n):
-        total += per[i] * sample_weight[i]
-        wsum += sample_weight[i]
     return total / wsum
 
 
@@ -126,7 +131,7 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
     one = dt(1.0)
     per_element = (loss == BINARY_CROSSENTROPY or loss == MSE or loss == HALF_SQUARED_ERROR
                    or loss == MAE)
-    scales = _row_scales(n, k if per_element else 1, sample_weight)
+    c_w = _weight_scale(n, k if per_element else 1, sample_weight)
     if Y.ndim == 1:
         if loss != SPARSE_CATEGORICAL_CROSSENTROPY:
             raise ValueError("loss_output_delta: 1-D integer targets need sparse categorical cross-entropy")
@@ -137,7 +142,7 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
                 raise IndexError("loss_output_delta: class label out of range")
         if act == SOFTMAX:  # fused: (A - onehot(Y)) * scale
             for i in range(n):
-                c = dt(scales[i])
+                c = dt(_row_scale(c_w, sample_weight, i))
                 for j in range(k):
                     dZ_out[i, j] = A[i, j] * c
                 dZ_out[i, Y[i]] = (A[i, Y[i]] - one) * c
@@ -148,7 +153,7 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
             p = A[i, Y[i]]
             p = lo if p < lo else p  # NaN stays NaN, as with np.clip
             p = hi if p > hi else p
-            dZ_out[i, Y[i]] = -(one / p) * dt(scales[i])
+            dZ_out[i, Y[i]] = -(one / p) * dt(_row_scale(c_w, sample_weight, i))
     else:
         if Y.shape[0] != n or Y.shape[1] != k:
             raise ValueError("loss_output_delta: Y must have the shape of A")
@@ -157,14 +162,14 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
         if fused or loss == HALF_SQUARED_ERROR or loss == MSE:
             two = dt(2.0) if loss == MSE else one
             for i in range(n):
-                c = dt(scales[i]) * two
+                c = dt(_row_scale(c_w, sample_weight, i)) * two
                 for j in range(k):
                     dZ_out[i, j] = (A[i, j] - Y[i, j]) * c
             if fused:
                 return
         elif loss == CATEGORICAL_CROSSENTROPY:
             for i in range(n):
-                c = dt(scales[i])
+                c = dt(_row_scale(c_w, sample_weight, i))
                 for j in range(k):
                     p = A[i, j]
                     p = lo if p < lo else p  # NaN stays NaN, as with np.clip
@@ -172,7 +177,7 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
                     dZ_out[i, j] = -(Y[i, j] / p) * c
         elif loss == BINARY_CROSSENTROPY:
             for i in range(n):
-                c = dt(scales[i])
+                c = dt(_row_scale(c_w, sample_weight, i))
                 for j in range(k):
                     p = A[i, j]
                     p = lo if p < lo else p  # NaN stays NaN, as with np.clip
@@ -181,7 +186,7 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
         elif loss == MAE:
             zero = dt(0.0)
             for i in range(n):
-                c = dt(scales[i])
+                c = dt(_row_scale(c_w, sample_weight, i))
                 for j in range(k):
                     e = A[i, j] - Y[i, j]
                     s = one if e > zero else (-one if e < zero else e)  # np.sign, NaN stays NaN
