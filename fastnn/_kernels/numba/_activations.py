@@ -302,14 +302,23 @@ def activation_backward(act, alpha, Z, A, dA, dZ_out):
     if (Z.shape[0] != n or Z.shape[1] != m or A.shape[0] != n or A.shape[1] != m
             or dA.shape[0] != n or dA.shape[1] != m):
         raise ValueError("activation_backward: Z, A, dA and dZ_out must have one shape")
-    if act == SOFTMAX:
-        _softmax_backward_rows(A, dA, dZ_out)
-        return
-    alpha_ = dZ_out.dtype.type(alpha)
-    z = Z.reshape(n * m)
-    a = A.reshape(n * m)
-    d = dZ_out.reshape(n * m)
     if dA.ctypes.data == dZ_out.ctypes.data:
-        _dact_flat(act, alpha_, z, a, d)
+        _derivative_in_place(act, alpha, Z, A, dZ_out)
+    elif act == SOFTMAX:
+        _softmax_backward_rows(A, dA, dZ_out)
     else:
-        _dact_flat_out(act, alpha_, z, a, dA.reshape(n * m), d)
+        _dact_flat_out(act, dZ_out.dtype.type(alpha), Z.reshape(n * m), A.reshape(n * m), dA.reshape(n * m),
+                       dZ_out.reshape(n * m))
+
+
+@jit
+def _derivative_in_place(act, alpha, Z, A, dZ):
+    """dZ *= act'(Z) (softmax: A * (dZ - rowsum(dZ * A))), in place: ``activation_backward``
+    with ``dA is dZ_out``, the training loop's case.  Z, A, dZ: (n, m), C-contiguous."""
+    n, m = dZ.shape
+    if Z.shape[0] != n or Z.shape[1] != m or A.shape[0] != n or A.shape[1] != m:
+        raise ValueError("activation_backward: Z, A, dA and dZ_out must have one shape")
+    if act == SOFTMAX:
+        _softmax_backward_rows(A, dZ, dZ)
+        return
+    _dact_flat(act, dZ.dtype.type(alpha), Z.reshape(n * m), A.reshape(n * m), dZ.reshape(n * m))

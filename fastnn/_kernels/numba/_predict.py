@@ -25,36 +25,35 @@ from ._math import _all_finite
 # The training loop's compile options, so that the kernels it compiled serve here too.
 from ._training import _flat, _jit_loop, _jit_loop_inline, _layer_forward
 
-BLOCK_ROWS = 256  # rows per step of a thread, as in _cy_predict
+BLOCK_ROWS = 256  # rows per step of a thread, as in the Cython predict_rows
 MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
 
 
 @_jit_loop_inline
-def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, slot, hidden, last):
-    """Rows start .. start + block - 1 of X through every layer on workspace rows
-    slot * block ..; the last layer writes into out.  False if X holds NaN/inf there.
+def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, hidden, last):
+    """Rows start .. start + block - 1 of X through every layer on the workspaces'
+    first rows; the last layer writes into out.  False if X holds NaN/inf there.
     ``hidden``/``last``: the activation codes, as in ``_training._forward``."""
     stop = min(start + block, X.shape[0])
     m = stop - start
     inp = X[start:stop]
     if not _all_finite(_flat(inp)):
         return False
-    r0 = slot * block
     L = len(Ws)
     for l in range(L - 1):
-        a = As[l][r0:r0 + m]
-        _layer_forward(inp, Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][r0:r0 + m], a)
+        a = As[l][:m]
+        _layer_forward(inp, Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][:m], a)
         inp = a
-    _layer_forward(inp, Ws[L - 1], bs[L - 1], last, acts[L - 1], alphas[L - 1], Zs[L - 1][r0:r0 + m],
-                   out[start:stop])
+    _layer_forward(inp, Ws[L - 1], bs[L - 1], last, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], out[start:stop])
     return True
 
 
 @_jit_loop
 def _serial(X, Ws, bs, acts, alphas, Zs, As, out, block, hidden, last):
+    """Every row of X, ``block`` rows at a time (the workspaces hold ``block`` rows)."""
     finite = True
     for start in range(0, X.shape[0], block):
-        finite &= _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, 0, hidden, last)
+        finite &= _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, hidden, last)
     return finite
 
 

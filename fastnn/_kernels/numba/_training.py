@@ -29,7 +29,7 @@ from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPR
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
 from . import _jit
-from ._activations import activation_backward
+from ._activations import _derivative_in_place
 from ._dense import _dense_backward, _dense_forward
 from ._jit import jit, jit_inline
 from ._math import _all_finite
@@ -305,10 +305,10 @@ def _ol_layer_backward(inp, W, dZ, l2, dW_out, db_out, dX_out):
 def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
     if isinstance(code, types.IntegerLiteral):
         def impl(code, act, alpha, Z, A, dZ):
-            activation_backward(code, alpha, Z, A, dZ, dZ)
+            _derivative_in_place(code, alpha, Z, A, dZ)
     else:
         def impl(code, act, alpha, Z, A, dZ):
-            activation_backward(act, alpha, Z, A, dZ, dZ)
+            _derivative_in_place(act, alpha, Z, A, dZ)
     return impl
 
 
