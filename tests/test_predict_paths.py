@@ -3,8 +3,10 @@
 Tolerances: as the training paths -- float64 to 1e-12 relative, float32 to
 1e-5 (BLAS blocks rows differently when a backend splits them into blocks).
 """
+import concurrent.futures
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -187,3 +189,27 @@ def test_a_forked_child_trains_and_predicts_after_its_parent_used_threads(compil
         os.waitpid(pid, 0)
         pytest.fail("the forked child's fit or predict did not finish in 120 s")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_numba_predict_waits_for_its_worker_threads_when_interrupted(monkeypatch):
+    """Ctrl+C in the calling thread while Numba's predict workers run: the call
+    raises only after they are done, since they write into the workspaces that
+    the thread's next predict reuses."""
+    pytest.importorskip("numba")
+    from fastnn._kernels.numba import _predict
+
+    finished = []
+
+    def loop(X, Ws, bs, acts, alphas, Zs, As, out, block, hidden, last):
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+        time.sleep(0.3)
+        finished.append(len(X))
+        return True
+
+    monkeypatch.setattr(_predict, "_workers", lambda: concurrent.futures.ThreadPoolExecutor(1))
+    X = np.zeros((512, 3))
+    Zs = As = (np.zeros((512, 4)),)
+    with pytest.raises(KeyboardInterrupt):
+        _predict._split(loop, (X, (), (), None, None, Zs, As, np.zeros((512, 4))), 2, 256, 0, 0)
+    assert finished == [256]

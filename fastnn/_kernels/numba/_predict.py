@@ -12,7 +12,7 @@ about 7 s of a first ``predict`` on an empty cache, for no measurable speed.
 """
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from numba import config, get_num_threads, typeof, types
@@ -88,10 +88,28 @@ def _split(loop, args, nt, block, hidden, last):
 
     runs = [t for t in range(1, nt) if t * per < n]
     futures = [_workers().submit(run, t) for t in runs]
-    finite = run(0)
+    try:
+        finite = run(0)
+    finally:
+        _wait_all(futures)
     for f in futures:
         finite &= f.result()
     return finite
+
+
+def _wait_all(futures):
+    """Wait for every worker, through Ctrl+C too: they write into the calling
+    thread's workspaces, which its next ``predict`` reuses.  An interrupt that
+    arrives while waiting is raised once they are done."""
+    interrupted = None
+    while True:
+        try:
+            wait(futures)
+            break
+        except KeyboardInterrupt as error:
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted
 
 
 _entries = {}  # (loop, argument types, codes) -> the loop compiled with the codes as constants
