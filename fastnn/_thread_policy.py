@@ -12,7 +12,10 @@ reason to doubt the threads -- other processes' threads waiting for the cores
 one so far, or once after the first second of training -- runs the next call
 with BLAS held at one thread and keeps whichever was faster.  A probe that
 loses doubles the wait before the next one, so a quiet machine pays almost
-nothing.  The limit holds only for the duration of a call (threadpoolctl
+nothing.  Once on one thread, it tries the threads again only when the run
+queue shows free cores for them (or after the longest wait): on a busy machine
+a probe of the threads is the expensive one, each of its calls several times
+slower than one thread.  The limit holds only for the duration of a call (threadpoolctl
 restores the pools after it): nothing carries over to the next ``fit``, to
 ``predict`` or to other code in the process.
 
@@ -72,6 +75,8 @@ class ThreadChoice:
     BETTER = {"one": 0.8, "threads": 0.95}
     BUSY = 0.5  # other processes' runnable threads per core of the machine from which the threads are in doubt
     FIRST_WAIT, MAX_WAIT = 8, 256  # calls between a probe and the next; doubles while probes lose
+    # (on one thread, while the run queue shows no free cores for the threads, they are
+    # tried again only after MAX_WAIT calls)
     CHECK_AFTER = 1.0  # seconds of training after which one probe is made anyway
     PROBE_CALLS = 2  # a probe's calls; only the last is judged (the first pays for the switch)
 
@@ -84,10 +89,15 @@ class ThreadChoice:
         self.enabled = self.threads > 1
         self._load = load if load is not None else _runnable
         self._limit = limit if limit is not None else _blas_limit
-        self.current = "threads"
+        # A fit starts on one thread when the run queue alone exceeds the cores: on a
+        # busy machine the first calls on the threads would cost several times more.
+        # (BLAS's pool may still spin after an earlier call, so all of this process's
+        # threads are counted as its own: a quiet machine never starts on one thread.)
+        self.current = "one" if self.enabled and self._waits_for_cores(own=self.threads) else "threads"
         self.best = {"threads": None, "one": None}  # fastest seconds per batch seen in each setting
         self.recent = []  # seconds per batch of the current setting's last two calls
         self.crowded = []  # whether other threads wanted the cores, at the last two calls
+        self.idle = 0  # calls on one thread without a probe, once the wait was over
         self.probing = 0  # calls of the probe still to make
         self.calls = 0
         self.wait = 0  # calls to wait before the next probe may start
@@ -130,6 +140,7 @@ class ThreadChoice:
             if seconds_per_batch < self.BETTER[setting] * sum(self.recent) / len(self.recent):
                 self.current = setting
                 self.recent = [seconds_per_batch]
+                self.crowded = []
                 self.switches += 1
                 self.backoff = self.FIRST_WAIT
             else:
@@ -137,20 +148,33 @@ class ThreadChoice:
             self.wait = self.backoff
             return
         self.recent = self.recent[-1:] + [seconds_per_batch]
-        if self.wait > 0 and (self.checked or self.trained < self.CHECK_AFTER):
+        # (the check after the first second is for the threads: on one thread the wait holds)
+        if self.wait > 0 and (self.checked or self.current == "one" or self.trained < self.CHECK_AFTER):
             self.wait -= 1
             return
         if self._doubt():
             self.probing = self.PROBE_CALLS
             self.probes += 1
 
+    def _waits_for_cores(self, own: int) -> bool:
+        """Whether the threads would wait for a core: the machine's runnable threads
+        less this process's ``own``, plus the threads, exceed the cores."""
+        return self._load() - own + self.threads > self.cores
+
     def _doubt(self) -> bool:
-        """A reason to try the other setting.  On one thread: always, once the wait is
-        over (the machine may be free again).  On the threads: other processes want
-        the cores (the machine's runnable threads less this process's own, at two
+        """A reason to try the other setting.  On one thread: the run queue shows free
+        cores for the threads (at two calls in a row: the machine may be free again),
+        or MAX_WAIT calls went by without a probe.  On the threads: other processes
+        want the cores (the machine's runnable threads less this process's own, at two
         calls in a row), or the last two calls were slower than the best so far."""
         if self.current == "one":
-            return True
+            # this process runs one thread now, its caller's
+            self.crowded = self.crowded[-1:] + [self._waits_for_cores(own=1)]
+            self.idle += 1
+            if self.crowded == [False, False] or self.idle >= self.MAX_WAIT:
+                self.idle = 0
+                return True
+            return False
         # runnable threads beyond this process's own (its caller and BLAS threads still
         # spinning after the call), seen at two calls in a row: one look can catch a
         # passing process

@@ -5,6 +5,8 @@ The contract itself (every kernel against the NumPy reference) is
 follow the conformance tests: ``RTOL[dtype] * sqrt(k)`` relative to NumPy,
 with an absolute floor of the same size.
 """
+import sys
+
 import numpy as np
 import pytest
 
@@ -576,6 +578,7 @@ def test_train_batches_threads_match_one_thread(dtype):
         assert run_train_batches(cy, one) == args["n_batches"]
     before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
     old = _training._set_min_parallel_flops(0.0)  # split even this small net
+    queue = _training._set_run_queue_answer(False)  # whatever else runs on this machine
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             _training.thread_statistics(reset=True)
@@ -583,6 +586,7 @@ def test_train_batches_threads_match_one_thread(dtype):
             stats = _training.thread_statistics()
     finally:
         _training._set_min_parallel_flops(old)
+        _training._set_run_queue_answer(queue)
     assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
     assert stats["parallel_batches"] == args["n_batches"]  # fewer than a contention window
     for key in STATE:
@@ -599,6 +603,7 @@ def test_a_busy_stretch_stays_with_its_plan():
         pytest.skip("built without OpenMP")
     args = _train_args("float64", K.OPT_ADAM, widths=(40, 33, 17, 3), n=300, batch_size=64)
     old = _training._set_min_parallel_flops(0.0)
+    queue = _training._set_run_queue_answer(False)
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             busy = plan_from_arrays(_copy_args(args))
@@ -611,7 +616,49 @@ def test_a_busy_stretch_stays_with_its_plan():
             assert _training.thread_statistics(reset=True)["parallel_batches"] == args["n_batches"]
     finally:
         _training._set_min_parallel_flops(old)
+        _training._set_run_queue_answer(queue)
     with pytest.raises(ValueError, match=r"thread_state has shape \(3,\), expected \(2,\)"):
         bad = plan_from_arrays(_copy_args(args))
         bad.thread_state = np.zeros(3)
         cy.train_batches(bad, 0, 1, args["lrs"], 0)
+
+
+def test_busy_cores_keep_a_fit_on_one_thread_until_the_run_queue_frees_them():
+    """A fit's first call runs on one thread when the run queue alone exceeds the cores;
+    when a stretch on one thread ends, another one follows, twice as long, while the
+    run queue leaves no core free for the threads; once it does, the threads run."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    args = _train_args("float64", K.OPT_ADAM, widths=(40, 33, 17, 3), n=300, batch_size=64)
+    n = args["n_batches"]
+    old = _training._set_min_parallel_flops(0.0)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            _training._set_run_queue_answer(True)
+            fresh = plan_from_arrays(_copy_args(args))
+            _training.thread_statistics(reset=True)
+            cy.train_batches(fresh, 0, n, args["lrs"], 0)
+            assert _training.thread_statistics(reset=True)["fallback_batches"] == n
+            assert fresh.thread_state[0] > 0 and fresh.thread_state[1] == 0.05  # a first stretch
+            ended = plan_from_arrays(_copy_args(args))
+            ended.thread_state[:] = (1e-9, 0.05)  # a stretch that is over
+            cy.train_batches(ended, 0, n, args["lrs"], 0)
+            assert _training.thread_statistics(reset=True)["fallback_batches"] == n
+            assert ended.thread_state[1] == 0.1  # the next stretch, twice as long
+            _training._set_run_queue_answer(False)
+            ended.thread_state[:] = (1e-9, 0.1)
+            cy.train_batches(ended, 0, n, args["lrs"], 0)
+            assert _training.thread_statistics(reset=True)["parallel_batches"] == n
+            assert ended.thread_state[0] == 0.0
+    finally:
+        _training._set_min_parallel_flops(old)
+        _training._set_run_queue_answer(None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc/loadavg")
+def test_the_run_queue_check_reads_the_machine():
+    # this thread is running: with a million threads more, they wait; counting a million
+    # of this process's own as running already, nothing does
+    assert _training._run_queue_cores_taken(10**6, 0)
+    assert not _training._run_queue_cores_taken(0, 10**6)

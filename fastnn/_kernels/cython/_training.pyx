@@ -55,8 +55,9 @@ Design notes
 * On a busy machine a thread that loses its core stalls every barrier.
   The threads time their waits; when they wait more than they work, the
   call goes on with one thread for a stretch of time that doubles while
-  the contention lasts (``_run``), and tries the threads again after it
-  (``docs/performance.md``, "Threads and busy machines").
+  the contention lasts (``_run``), and tries the threads again after it if
+  the run queue shows free cores for them (``docs/performance.md``, "Threads
+  and busy machines").
 * Gradients and updates do not depend on the thread count beyond BLAS's
   blocking of different row counts: bias gradients keep their one-thread
   order.  The reported loss and metrics are per-thread sums added in thread
@@ -131,12 +132,36 @@ cdef extern from *:
     static unsigned int fastnn_train_flush_denormals(void) { return 0u; }
     static void fastnn_train_restore_fp(unsigned int old) { (void) old; }
     #endif
+    /* Whether `threads` more threads would wait for a core: the machine's runnable
+       threads (Linux: /proc/loadavg's fourth field, which counts every process's)
+       less `own` of this process's, plus `threads`, exceed the online cores.  False
+       where the run queue cannot be read.  The same rule as fastnn/_thread_policy.py. */
+    #ifdef __linux__
+    #include <fcntl.h>
+    #include <unistd.h>
+    static int fastnn_train_cores_taken(int threads, int own) {
+        char buf[128];
+        long running = 0, cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC), fields = 0, digits = 0;
+        ssize_t got, i = 0;
+        if (fd < 0) return 0;
+        got = pread(fd, buf, sizeof buf - 1, 0);
+        close(fd);
+        for (; i < got && fields < 3; i++) fields += buf[i] == ' ';
+        for (; i < got && buf[i] >= '0' && buf[i] <= '9'; i++, digits++) running = 10 * running + (buf[i] - '0');
+        if (fields < 3 || digits == 0 || cores < 1) return 0;
+        return running - own + threads > cores;
+    }
+    #else
+    static int fastnn_train_cores_taken(int threads, int own) { (void) threads; (void) own; return 0; }
+    #endif
     """
     unsigned int flush_denormals "fastnn_train_flush_denormals"() noexcept nogil
     void restore_fp "fastnn_train_restore_fp"(unsigned int old) noexcept nogil
     double wtime "fastnn_train_wtime"() noexcept nogil
     int omp_team_size "fastnn_train_team_size"() noexcept nogil
     void barrier "fastnn_train_barrier"() noexcept nogil
+    bint cores_taken "fastnn_train_cores_taken"(int threads, int own) noexcept nogil
 
 cdef enum:
     MAX_LAYERS = 64
@@ -170,6 +195,8 @@ cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # cores 1.35 MFLOP gained about 1.2x and 0.45 MFLOP lost about as much.
 cdef double MIN_PARALLEL_FLOPS = 1e6
 cdef Py_ssize_t SPARSE_SPLIT_COLUMNS = 256  # columns per thread from which a sparse dW is split
+# The run queue's answer for tests (``_set_run_queue_answer``): -1 reads it, 0/1 fixed.
+cdef int RUN_QUEUE_ANSWER = -1
 cdef double STRETCH_MIN = 0.05  # seconds on one thread after contention, doubling while it lasts
 cdef double STRETCH_MAX = 3.2
 
@@ -225,6 +252,7 @@ ctypedef struct Job:
     double wait[MAX_THREADS]  # seconds each thread spent in barriers this window
     double serial_until   # wtime() before which batches run on one thread (contention)
     double stretch        # seconds of the next such stretch
+    bint fresh            # a fit's first call: no stretch or thread run yet
     Py_ssize_t parallel_batches, serial_batches, fallbacks  # for thread_statistics()
     # each thread's sums over its rows of a batch, one cache line per thread:
     # [loss total, correct, squared error, absolute error, weight sum, -, -, -]
@@ -725,11 +753,21 @@ cdef void _worker(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     restore_fp(fp)
 
 
+cdef bint _cores_taken(int threads, int own) noexcept nogil:
+    if RUN_QUEUE_ANSWER >= 0:
+        return RUN_QUEUE_ANSWER
+    return cores_taken(threads, own)
+
+
 cdef void _run(Job *job, const floating *X) noexcept nogil:
     """All job.n_batches batches on job.n_threads threads.  When the worker reports
     contention, the next ``job.stretch`` seconds run on one thread (the stretch
     doubles, up to STRETCH_MAX, while contention is found again at once); the
-    deadline and the stretch outlive the call in ``plan.thread_state``."""
+    deadline and the stretch outlive the call in ``plan.thread_state``.  When a
+    stretch ends while the run queue leaves no core free for the threads, another
+    stretch follows, twice as long, without trying them (below STRETCH_MAX: once
+    there, the threads are tried every STRETCH_MAX seconds, in case the run queue
+    misleads); so does a fit's first call when the run queue alone exceeds the cores."""
     cdef int nt = job.n_threads
     cdef int t
     cdef Py_ssize_t before
@@ -745,6 +783,18 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
             _worker(job, X, 0, 1)  # stops at the deadline
             job.serial_batches += job.done - before
             continue
+        # A stretch on one thread is over (this process's pool is asleep by now: one
+        # running thread, this one), or a fit starts (its pool may still spin after
+        # an earlier call: counted as running).  Busy cores: one thread on.
+        if (job.serial_until > 0 or job.fresh) and job.stretch < STRETCH_MAX \
+                and _cores_taken(nt, 1 if job.serial_until > 0 else nt):
+            if job.serial_until > 0:
+                job.stretch = min(job.stretch * 2, STRETCH_MAX)
+            job.serial_until = wtime() + job.stretch
+            job.fresh = False
+            continue
+        job.fresh = False
+        job.serial_until = 0.0
         for t in range(MAX_THREADS):
             job.wait[t] = 0.0
         with parallel(num_threads=nt):
@@ -766,6 +816,21 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
 # so one fit's busy stretch never reaches the next fit.
 cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0
 cdef double _phases[N_PHASES]
+
+
+def _set_run_queue_answer(answer):
+    """Make the run-queue check answer ``answer`` (True: no core free for the
+    threads, False: free) instead of reading it (None); returns the previous
+    setting.  For tests, which must not depend on how busy the machine is."""
+    global RUN_QUEUE_ANSWER
+    old = None if RUN_QUEUE_ANSWER < 0 else bool(RUN_QUEUE_ANSWER)
+    RUN_QUEUE_ANSWER = -1 if answer is None else int(bool(answer))
+    return old
+
+
+def _run_queue_cores_taken(int threads, int own):
+    """The run-queue check itself (``fastnn_train_cores_taken``), for tests."""
+    return bool(cores_taken(threads, own))
 
 
 def _set_min_parallel_flops(double value):
@@ -1067,6 +1132,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     cdef double *fallback = <double *> _data(thread_state)
     job.serial_until = fallback[0] if job.n_threads > 1 else 0.0
     job.stretch = fallback[1] if fallback[1] > 0 else STRETCH_MIN
+    job.fresh = fallback[1] == 0
     job.parallel_batches = job.serial_batches = job.fallbacks = 0
     for l in range(N_PHASES):
         job.phase[l] = 0.0
