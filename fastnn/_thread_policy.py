@@ -27,11 +27,16 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 
 from ._kernels import blas_threads
 from ._threads import get_num_threads
 
 _lock = threading.Lock()
+# When a fit's call on BLAS's threads last ended (time.monotonic()): for a while
+# after it the pool's threads still spin, and the run queue counts them as running.
+_threads_ended = float("-inf")
+SPIN_SECONDS = 0.2  # OpenBLAS's threads spin for about 0.1 s after a call before they sleep
 
 
 def _blas_limit(n=1):
@@ -89,11 +94,13 @@ class ThreadChoice:
         self.enabled = self.threads > 1
         self._load = load if load is not None else _runnable
         self._limit = limit if limit is not None else _blas_limit
-        # A fit starts on one thread when the run queue alone exceeds the cores: on a
-        # busy machine the first calls on the threads would cost several times more.
-        # (BLAS's pool may still spin after an earlier call, so all of this process's
-        # threads are counted as its own: a quiet machine never starts on one thread.)
-        self.current = "one" if self.enabled and self._waits_for_cores(own=self.threads) else "threads"
+        # A fit starts on one thread when the threads would not find a free core: on a
+        # busy machine its first calls on the threads would cost several times more.
+        # This process runs one thread now, or all of them while BLAS's pool still
+        # spins after an earlier fit's call on the threads.
+        spinning = time.monotonic() - _threads_ended < SPIN_SECONDS
+        own = self.threads if spinning else 1
+        self.current = "one" if self.enabled and self._waits_for_cores(own) else "threads"
         self.best = {"threads": None, "one": None}  # fastest seconds per batch seen in each setting
         self.recent = []  # seconds per batch of the current setting's last two calls
         self.crowded = []  # whether other threads wanted the cores, at the last two calls
@@ -122,11 +129,14 @@ class ThreadChoice:
     def record(self, seconds_per_batch: float, seconds: float = 0.0) -> None:
         """The seconds per batch of the call just made (and its ``seconds`` in all);
         decides the next call's setting."""
+        global _threads_ended
         if not self.enabled:
             return
         self.trained += seconds
         self.calls += 1
         setting = self.setting
+        if setting == "threads":
+            _threads_ended = time.monotonic()
         if self.calls == 1:
             return  # a fit's first, short call (caches, pools waking) is no reference
         best = self.best[setting]

@@ -241,8 +241,8 @@ class CompiledLoop(_Loop):
                 count = min(4, most)
             else:
                 count = min(most, max(1, int(self.CALL_SECONDS / self.seconds_per_batch)))
-                if self.threads.probing:  # the other setting may be several times slower
-                    count = max(1, count // 4)
+                if self.threads.probing and self.threads.setting == "threads":
+                    count = max(1, count // 4)  # on a busy machine each batch may take several times longer
             count = min(count, self.steps - first)
             lrs = opt.learning_rates(self.lrs[:count])
             with self.threads.limit():

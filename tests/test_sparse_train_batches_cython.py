@@ -99,7 +99,8 @@ def assert_same(run, ref, dtype):
 
 class threads:
     """fastnn.set_num_threads(n) for the block (the split forced even for this small
-    net); the previous count and threshold are restored afterwards."""
+    net, whatever else runs on the machine); the previous count, threshold and run
+    queue check are restored afterwards."""
 
     def __init__(self, n):
         self.n = n
@@ -108,12 +109,14 @@ class threads:
         self.before = fn.get_num_threads()
         fn.set_num_threads(self.n)
         self.flops = _training._set_min_parallel_flops(0.0)
+        self.queue = _training._set_run_queue_answer(False)
         _training.thread_statistics(reset=True)
         return self
 
     def __exit__(self, *exc):
         self.stats = _training.thread_statistics(reset=True)
         _training._set_min_parallel_flops(self.flops)
+        _training._set_run_queue_answer(self.queue)
         fn.set_num_threads(self.before)
 
 

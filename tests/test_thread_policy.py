@@ -49,6 +49,12 @@ def run(choice, seconds):
     return used
 
 
+@pytest.fixture(autouse=True)
+def _no_recent_threads(monkeypatch):
+    """No fit's call on BLAS's threads ended just before a test (whose pool would still spin)."""
+    monkeypatch.setattr(_thread_policy, "_threads_ended", float("-inf"))
+
+
 QUIET = {"threads": 1.0, "one": 1.8}
 BUSY = {"threads": 4.0, "one": 1.1}
 
@@ -96,6 +102,21 @@ def test_a_fit_on_a_busy_machine_starts_on_one_thread_and_rarely_tries_the_threa
     assert len(limit.calls) == used.count("one") and set(limit.calls) == {1}
     cost = sum(BUSY[s] for s in used) / (BUSY["one"] * len(used))
     assert cost < 1.05
+
+
+def test_one_busy_core_of_two_starts_a_fit_on_one_thread():
+    # one core taken by another process, this process's caller on the other
+    assert Machine(others=1).choice().current == "one"
+    assert Machine(others=0).choice().current == "threads"
+
+
+def test_blas_threads_still_spinning_after_a_fit_are_no_crowd(monkeypatch):
+    machine = Machine(others=0)
+    run(machine.choice(), [QUIET] * 3)  # ends on the threads, whose pool spins on a while
+    machine.own = 2
+    assert machine.choice().current == "threads"
+    monkeypatch.setattr(_thread_policy, "_threads_ended", float("-inf"))
+    assert machine.choice().current == "one"  # the same run queue long after: a busy core
 
 
 def test_a_machine_that_gets_busy_during_a_fit_moves_it_to_one_thread():

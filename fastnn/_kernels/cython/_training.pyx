@@ -197,6 +197,10 @@ cdef double MIN_PARALLEL_FLOPS = 1e6
 cdef Py_ssize_t SPARSE_SPLIT_COLUMNS = 256  # columns per thread from which a sparse dW is split
 # The run queue's answer for tests (``_set_run_queue_answer``): -1 reads it, 0/1 fixed.
 cdef int RUN_QUEUE_ANSWER = -1
+# When a parallel region of this module last ended (wtime()): OpenMP's threads spin
+# for a few milliseconds after one, and the run queue counts them as running.
+cdef double PARALLEL_ENDED = -1e300
+cdef double SPIN_SECONDS = 0.05
 cdef double STRETCH_MIN = 0.05  # seconds on one thread after contention, doubling while it lasts
 cdef double STRETCH_MAX = 3.2
 
@@ -767,7 +771,8 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
     stretch ends while the run queue leaves no core free for the threads, another
     stretch follows, twice as long, without trying them (below STRETCH_MAX: once
     there, the threads are tried every STRETCH_MAX seconds, in case the run queue
-    misleads); so does a fit's first call when the run queue alone exceeds the cores."""
+    misleads); so does a fit's first call."""
+    global PARALLEL_ENDED
     cdef int nt = job.n_threads
     cdef int t
     cdef Py_ssize_t before
@@ -783,11 +788,11 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
             _worker(job, X, 0, 1)  # stops at the deadline
             job.serial_batches += job.done - before
             continue
-        # A stretch on one thread is over (this process's pool is asleep by now: one
-        # running thread, this one), or a fit starts (its pool may still spin after
-        # an earlier call: counted as running).  Busy cores: one thread on.
+        # A stretch on one thread is over, or a fit starts: this process runs one
+        # thread now, this one (all nt while the pool still spins after a region
+        # that ended a moment ago).  Busy cores: one thread on.
         if (job.serial_until > 0 or job.fresh) and job.stretch < STRETCH_MAX \
-                and _cores_taken(nt, 1 if job.serial_until > 0 else nt):
+                and _cores_taken(nt, nt if wtime() - PARALLEL_ENDED < SPIN_SECONDS else 1):
             if job.serial_until > 0:
                 job.stretch = min(job.stretch * 2, STRETCH_MAX)
             job.serial_until = wtime() + job.stretch
@@ -799,6 +804,7 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
             job.wait[t] = 0.0
         with parallel(num_threads=nt):
             _worker(job, X, threadid(), omp_team_size())
+        PARALLEL_ENDED = wtime()
         job.parallel_batches += job.done - before
         if not job.contended:
             job.stretch = STRETCH_MIN
