@@ -19,11 +19,14 @@ CHOICES = ("auto", "dense", "sparse")
 # Density (non-zero share of X's values) below which one epoch with the sparse first
 # layer measured faster than with the dense one, per backend: the lowest crossover
 # measured for 784-32-10, 784-128-10 and 784-512-10 (ReLU, Adam, batch 128, MNIST thinned
-# to each density, two threads), rounded down -- cython 11.9 %, numba 10.6 %, numpy 1.1 %.
+# to each density, two threads) on two machines, rounded down -- cython 5.2 %, numba
+# 8.5 % (both 784 x 512 on a 16-core Xeon), numpy 1.1 % (784 x 128 on a 2-core EPYC).
+# Where the machines disagree the lower figure wins: below it the sparse layer was
+# faster on both, and near a crossover the two paths take about the same time.
 # docs/performance.md, "Sparse input" / "When the sparse first layer pays", records the
 # runs and the command that measures them.  A backend missing here is never switched to
 # sparse by "auto".
-SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.10, "cython": 0.11}
+SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.08, "cython": 0.05}
 # The NumPy backend's sparse first layer costs a fixed SciPy overhead per batch that only
 # a large enough first layer earns back: with 784 x 32 weights it was slower at every
 # density measured, with 784 x 128 it paid below 1.1 %.  Smaller first layers stay dense.
