@@ -15,9 +15,13 @@ loses doubles the wait before the next one, so a quiet machine pays almost
 nothing.  Once on one thread, it tries the threads again only when the run
 queue shows free cores for them (or after the longest wait): on a busy machine
 a probe of the threads is the expensive one, each of its calls several times
-slower than one thread.  The limit holds only for the duration of a call (threadpoolctl
-restores the pools after it): nothing carries over to the next ``fit``, to
-``predict`` or to other code in the process.
+slower than one thread.  A fit starts on one thread when the run queue leaves
+no core free for its threads.  The limit holds only for the duration of a call
+(threadpoolctl restores the pools after it): nothing carries over to the next
+``fit``, to ``predict`` or to other code in the process.  The one thing fits
+share is when a call on the threads last ended: for about 0.1 s after it, BLAS's
+pool still spins and shows in the run queue as this process's own threads, not
+as a crowd.
 
 The Cython loop has its own policy inside its parallel region (it measures
 its threads' waits at barriers) and does not use this one.
