@@ -14,9 +14,13 @@ import pytest
 import fastnn as fn
 
 CHILD = textwrap.dedent("""
-    import json, sys, time
+    import json, signal, sys, time
     import numpy as np
     import fastnn as fn
+
+    # Ctrl+C as in a terminal, even when this test runs where SIGINT is ignored and the
+    # child inherits that (a suite started in the background of a non-interactive shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     backend, verbose, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rng = np.random.default_rng(0)
