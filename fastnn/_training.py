@@ -228,6 +228,18 @@ class CompiledLoop(_Loop):
         # chooses its threads itself, inside its parallel region
         self.threads = ThreadChoice(threads=1 if model.backend == "cython" else None)
 
+    def _batches_per_call(self, most):
+        """Batches for the next ``train_batches`` call: about CALL_SECONDS of work at the
+        last call's speed (4 for a fit's first call), at most ``most``; a quarter of that
+        for a probe of BLAS's threads, which on a busy machine may run each batch several
+        times slower than the one thread that measured the speed."""
+        if self.seconds_per_batch is None:
+            return min(4, most)
+        count = min(most, max(1, int(self.CALL_SECONDS / self.seconds_per_batch)))
+        if self.threads.probing and self.threads.setting == "threads":
+            count = max(1, count // 4)
+        return count
+
     def run_epoch(self, batch_hooks, want_grad_norm):
         model, K, opt = self.model, self.model._kernels, self.model.optimizer
         self._begin_epoch()
@@ -237,13 +249,7 @@ class CompiledLoop(_Loop):
         seen = first = 0
         while first < self.steps:
             self.interrupt.check()  # before a run of batches: a finished epoch is always logged
-            if self.seconds_per_batch is None:
-                count = min(4, most)
-            else:
-                count = min(most, max(1, int(self.CALL_SECONDS / self.seconds_per_batch)))
-                if self.threads.probing and self.threads.setting == "threads":
-                    count = max(1, count // 4)  # on a busy machine each batch may take several times longer
-            count = min(count, self.steps - first)
+            count = min(self._batches_per_call(most), self.steps - first)
             lrs = opt.learning_rates(self.lrs[:count])
             with self.threads.limit():
                 start = time.perf_counter()

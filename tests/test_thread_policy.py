@@ -223,6 +223,24 @@ def _spy(train_batches, seen):
     return spy
 
 
+def test_a_probe_of_the_threads_makes_short_calls():
+    """Calls hold about CALL_SECONDS of work at the last call's speed; a probe of BLAS's
+    threads from one thread runs a quarter of that (each of its batches may take several
+    times longer), a probe of one thread the full length (its first call still competes
+    with the threads' spinning pool, and a short second one would be judged on that)."""
+    loop = fn._training.CompiledLoop.__new__(fn._training.CompiledLoop)
+    loop.seconds_per_batch = None
+    loop.threads = Machine(others=3).choice()  # starts on one thread
+    assert loop._batches_per_call(most=1000) == 4  # a fit's first call
+    loop.seconds_per_batch = loop.CALL_SECONDS / 100
+    assert loop._batches_per_call(most=1000) == 100
+    assert loop._batches_per_call(most=30) == 30
+    loop.threads.probing = 2  # on one thread: the probe runs the threads
+    assert loop.threads.setting == "threads" and loop._batches_per_call(most=1000) == 25
+    loop.threads.current = "threads"  # on the threads: the probe runs one thread
+    assert loop.threads.setting == "one" and loop._batches_per_call(most=1000) == 100
+
+
 def test_the_run_queue_counts_this_process():
     assert _thread_policy._runnable() >= 1  # the reading thread itself is running
 
