@@ -38,10 +38,8 @@ cnp.import_array()
 cdef enum:
     MAX_LAYERS = 64
     MAX_THREADS = 64
-
-# Rows per step of a thread: W is packed once per block, and 256 rows of 784 float32
-# columns (800 KB) still fit a 1 MB L2 after the scan.
-cdef Py_ssize_t BLOCK_ROWS = 256
+    BLOCK_ROWS = 256  # rows per step of a thread: W is packed once per block, and 256 rows of
+                      # 784 float32 columns (800 KB) still fit a 1 MB L2 after the scan
 
 # Forward FLOPs from which the rows are split across threads.
 cdef double MIN_PARALLEL_FLOPS = 4e6
@@ -204,7 +202,7 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
         limited = blas_acquire_single()
         if not limited:
             nt = 1
-    net.block = min(BLOCK_ROWS, rows // nt) if nt > 1 else min(<Py_ssize_t> 4096, rows)
+    net.block = min(<Py_ssize_t> BLOCK_ROWS, rows // nt) if nt > 1 else min(<Py_ssize_t> 4096, rows)
     for t in range(MAX_THREADS):
         net.bad[t] = 0
     try:
@@ -221,14 +219,3 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
         if net.bad[t]:
             return False
     return True
-
-
-def _set_block_rows(Py_ssize_t rows):
-    """Set the rows per step of a thread; returns the previous value (for
-    benchmarks that look for the best block on a machine)."""
-    global BLOCK_ROWS
-    if rows < 16:
-        raise ValueError(f"_set_block_rows: expected at least 16 rows, got {rows}")
-    old = BLOCK_ROWS
-    BLOCK_ROWS = rows
-    return old
