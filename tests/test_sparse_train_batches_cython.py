@@ -41,27 +41,33 @@ OPTIMIZERS = {
     "adam": lambda: fn.optimizers.Adam(0.01),
     "momentum": lambda: fn.optimizers.SGD(0.05, momentum=0.9),
 }
+MORE_OPTIMIZERS = {
+    "sgd": lambda: fn.optimizers.SGD(0.05),
+    "rmsprop": lambda: fn.optimizers.RMSprop(0.01),
+}
 
 
 class Run:
     """A model and its TrainingPlan on (X, y, w), built as ``fit`` builds them."""
 
-    def __init__(self, backend, dtype, opt, targets, X, y, w, batch_size, layers=None):
+    def __init__(self, backend, dtype, opt, targets, X, y, w, batch_size, layers=None,
+                 l2s=(1e-3, 2e-3, 0.0)):
+        n, d = X.shape
         loss = "sparse_categorical_crossentropy" if targets == "labels" else "categorical_crossentropy"
-        layers = layers() if layers else [fn.Dense(24, activation="relu", input_dim=D),
+        layers = layers() if layers else [fn.Dense(24, activation="relu", input_dim=d),
                                           fn.Dense(8, activation="tanh"),
                                           fn.Dense(K, activation="softmax")]
         self.model = fn.Sequential(layers, backend=backend, dtype=dtype, seed=0)
-        self.model.compile(optimizer=OPTIMIZERS[opt](), loss=loss)
+        self.model.compile(optimizer={**OPTIMIZERS, **MORE_OPTIMIZERS}[opt](), loss=loss)
         model, npdtype = self.model, np.dtype(dtype)
-        Xc = check.check_X(X, D, npdtype, accept_sparse=True)
-        model.build(D)
+        Xc = check.check_X(X, d, npdtype, accept_sparse=True)
+        model.build(d)
         model.optimizer.build(model._params)
-        for layer, l2 in zip(model.layers, (1e-3, 2e-3, 0.0)):
+        for layer, l2 in zip(model.layers, l2s):
             layer.l2 = l2
-        yc = check.check_y(y, model.loss, model.output_dim, N, npdtype)
-        wc = check.check_sample_weight(w, N, npdtype)
-        self.perm = np.arange(N, dtype=np.int64)
+        yc = check.check_y(y, model.loss, model.output_dim, n, npdtype)
+        wc = check.check_sample_weight(w, n, npdtype)
+        self.perm = np.arange(n, dtype=np.int64)
         self.plan = make_plan(model, Xc, yc, wc, batch_size, self.perm, model._workspace(batch_size))
         self.results = []
 
@@ -169,6 +175,41 @@ def test_a_single_layer_without_bias(n_threads):
         with threads(n_threads):
             runs[name] = run.epochs()
     assert_same(runs["sparse"], runs["numpy"], "float64")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("units", [24, 2100])  # 2100: a row of W longer than the update's buffer
+@pytest.mark.parametrize("l2", [0.0, 1e-3])
+@pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop"])
+def test_rows_a_batch_does_not_touch(opt, l2, units, n_threads):
+    """Layer 0's dW is written only at the rows of the batch's features, and the other
+    rows' gradient (l2 W, or zero) is formed inside the update, blocks of rows at a
+    time: weights, optimizer state and, after each call, dW (the last batch's gradient)
+    equal the reference's, with half of the features absent from every batch but the
+    first and several blocks per thread."""
+    d, n, batch = 300, 120, 40
+    rng = np.random.default_rng(3)
+    X = sp.random(n, d, density=0.05, format="lil", random_state=3, dtype=np.float64)
+    X[40:, 150:] = 0  # features 150.. only in the first batch's rows
+    X = sp.csr_matrix(X)
+    y = rng.integers(0, K, n)
+    runs = {}
+    for backend in ("numpy", "cython"):
+        run = Run(backend, "float64", opt, "labels", X, y, None, batch,
+                  layers=lambda: [fn.Dense(units, activation="relu", input_dim=d),
+                                  fn.Dense(K, activation="softmax")], l2s=(l2, 0.0))
+        gradients = []
+        with threads(n_threads):
+            for first, count in ((0, 1), (1, 2), (0, 3)):
+                run.train(first, count)
+                gradients.append(run.plan.dWs[0].copy())
+        runs[backend] = (run, gradients)
+    (run, gradients), (ref, ref_gradients) = runs["cython"], runs["numpy"]
+    assert_same(run, ref, "float64")
+    for call, (g, e) in enumerate(zip(gradients, ref_gradients)):
+        np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
+        if l2 == 0 and call > 0:
+            assert not e[150:].any()  # the call's last batch left them untouched
 
 
 # -------------------------------------------------------------- bad plans

@@ -8,7 +8,7 @@ and ``data (nnz,)``; ``rows (m,)`` int64 are the rows of ``X`` that form the bat
 call ``csr_check_ptr`` on the same rows first.
 """
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 # What csr_check_ptr found (``where`` says where).
 cdef enum:
@@ -30,3 +30,9 @@ cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out
                                  const int32_t *indices, const floating *data,
                                  const int64_t *rows, const floating *w, const floating *dz,
                                  floating l2, floating *dw) noexcept nogil
+cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssize_t lo,
+                                         Py_ssize_t hi, const int64_t *indptr,
+                                         const int32_t *indices, const floating *data,
+                                         const int64_t *rows, const floating *w,
+                                         const floating *dz, floating l2, floating *dw,
+                                         uint8_t *touched) noexcept nogil

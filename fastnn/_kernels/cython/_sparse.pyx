@@ -42,7 +42,7 @@ Design notes
 """
 cimport numpy as cnp
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memset
 
 from ._activations cimport act_forward_row
@@ -130,21 +130,58 @@ cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out
     dz (m, n_out), w (n_in, n_out).  Serial scatter-add: blocks of columns may run
     in parallel, never blocks of batch rows.
     """
-    cdef Py_ssize_t i, j, k, p
-    cdef int64_t r
-    cdef floating *dwk
-    cdef const floating *wk
-    cdef const floating *dzi
+    cdef Py_ssize_t k
     if hi <= lo:
         return
     for k in range(n_in):
-        dwk = dw + k * n_out
-        if l2 != 0:
-            wk = w + k * n_out
-            for j in range(lo, hi):
-                dwk[j] = l2 * wk[j]
-        else:
-            memset(dwk + lo, 0, (hi - lo) * sizeof(floating))
+        _fill_row(dw + k * n_out, w + k * n_out, lo, hi, l2)
+    _scatter(m, n_out, lo, hi, indptr, indices, data, rows, dz, dw)
+
+
+cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssize_t lo,
+                                         Py_ssize_t hi, const int64_t *indptr,
+                                         const int32_t *indices, const floating *data,
+                                         const int64_t *rows, const floating *w,
+                                         const floating *dz, floating l2, floating *dw,
+                                         uint8_t *touched) noexcept nogil:
+    """As ``sparse_weight_grad_ptr``, but only the rows of dw whose feature the batch
+    stores are written (the same values); ``touched`` (n_in,), NULL: not kept,
+    gets 1 at each of those rows.  The other rows of dw keep what they held: their
+    gradient is ``l2 w``, for the caller to form where it needs it (a whole-epoch loop
+    does so inside the optimizer update, see ``_training.pyx``)."""
+    cdef Py_ssize_t i, p
+    cdef int64_t r
+    cdef Py_ssize_t col
+    for i in range(m):
+        r = rows[i]
+        for p in range(indptr[r], indptr[r + 1]):
+            col = indices[p]
+            if touched != NULL:
+                touched[col] = 1
+            if hi > lo:  # setting a row twice writes the same values
+                _fill_row(dw + col * n_out, w + col * n_out, lo, hi, l2)
+    if hi > lo:
+        _scatter(m, n_out, lo, hi, indptr, indices, data, rows, dz, dw)
+
+
+cdef inline void _fill_row(floating *dwk, const floating *wk, Py_ssize_t lo, Py_ssize_t hi,
+                           floating l2) noexcept nogil:
+    """dwk[lo:hi] := l2 wk[lo:hi] (zeros when l2 is 0)."""
+    cdef Py_ssize_t j
+    if l2 != 0:
+        for j in range(lo, hi):
+            dwk[j] = l2 * wk[j]
+    else:
+        memset(dwk + lo, 0, (hi - lo) * sizeof(floating))
+
+
+cdef inline void _scatter(Py_ssize_t m, Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi,
+                          const int64_t *indptr, const int32_t *indices, const floating *data,
+                          const int64_t *rows, const floating *dz, floating *dw) noexcept nogil:
+    """Columns lo:hi of dw += X[rows].T @ dz, in batch-row and stored-entry order."""
+    cdef Py_ssize_t i, p
+    cdef int64_t r
+    cdef const floating *dzi
     for i in range(m):
         r = rows[i]
         dzi = dz + i * n_out

@@ -71,8 +71,9 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.math cimport NAN, isfinite, pow
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
 
 from ._blas cimport omp_threads
 from ._codes cimport (
@@ -86,7 +87,7 @@ from ._dense cimport (
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._sparse cimport (
     CSR_BAD_INDEX, CSR_BAD_INDPTR, CSR_BAD_ROW, CSR_OK, csr_check_ptr, sparse_forward_ptr,
-    sparse_weight_grad_ptr,
+    sparse_weight_grad_touched_ptr,
 )
 from ._optimizers cimport (
     adagrad_loop, adam_inside_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop,
@@ -195,6 +196,8 @@ cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # cores 1.35 MFLOP gained about 1.2x and 0.45 MFLOP lost about as much.
 cdef double MIN_PARALLEL_FLOPS = 1e6
 cdef Py_ssize_t SPARSE_SPLIT_COLUMNS = 256  # columns per thread from which a sparse dW is split
+cdef enum:
+    SPARSE_FILL_VALUES = 2048  # l2 W of untouched rows formed this many values at a time
 # The run queue's answer for tests (``_set_run_queue_answer``): -1 reads it, 0/1 fixed.
 cdef int RUN_QUEUE_ANSWER = -1
 # When a parallel region of this module last ended (wtime()): OpenMP's threads spin
@@ -230,6 +233,7 @@ ctypedef struct Job:
     const int32_t *x_indices
     const char *x_data
     Py_ssize_t x_nnz
+    uint8_t *x_touched  # (n_0,): 1 at the rows of dW[0] the batch's stored entries wrote
     const char *Y
     const char *SW  # NULL: no sample weights
     const int64_t *perm
@@ -409,10 +413,29 @@ cdef double _batch_weight_sum(Job *job, const floating *SW, const int64_t *idx,
     return total
 
 
+ctypedef struct StepScalars:
+    double lr        # the batch's learning rate
+    double adam_lr   # Adam: the bias-corrected step size
+    double bias_1    # Adam with epsilon inside the square root: 1 - beta_1^t, 1 - beta_2^t
+    double bias_2
+
+
+cdef inline void _step_scalars(Job *job, double lr, double step, StepScalars *sc) noexcept nogil:
+    """The update's per-batch scalars, computed once (not once per block of a parameter)."""
+    sc.lr = lr
+    sc.adam_lr = sc.bias_1 = sc.bias_2 = 0.0
+    if job.opt == OPT_ADAM and job.epsilon_inside_sqrt:
+        sc.bias_1 = 1.0 - pow(job.beta_1, step)
+        sc.bias_2 = 1.0 - pow(job.beta_2, step)
+    elif job.opt == OPT_ADAM:
+        sc.adam_lr = adam_step_size(lr, job.beta_1, job.beta_2, step)
+
+
 cdef void _update(Job *job, floating *p, const floating *g, floating *s1, floating *s2,
-                  Py_ssize_t size, double lr, double step) noexcept nogil:
+                  Py_ssize_t size, const StepScalars *sc) noexcept nogil:
     """One optimizer update of a parameter, exactly as the ``*_update`` kernels do it."""
     cdef int opt = job.opt
+    cdef double lr = sc.lr
     if opt == OPT_SGD or ((opt == OPT_MOMENTUM or opt == OPT_NESTEROV) and job.momentum == 0):
         sgd_loop(p, g, size, <floating> lr)
     elif opt == OPT_MOMENTUM or opt == OPT_NESTEROV:
@@ -426,12 +449,55 @@ cdef void _update(Job *job, floating *p, const floating *g, floating *s1, floati
     elif job.epsilon_inside_sqrt:  # OPT_ADAM, the bias-corrected moments formed literally
         adam_inside_loop(p, g, s1, s2, size, <floating> lr,
                          <floating> job.beta_1, <floating> job.beta_2, <floating> job.epsilon,
-                         <floating> (1.0 - pow(job.beta_1, step)),
-                         <floating> (1.0 - pow(job.beta_2, step)))
+                         <floating> sc.bias_1, <floating> sc.bias_2)
     else:  # OPT_ADAM
-        adam_loop(p, g, s1, s2, size,
-                  <floating> adam_step_size(lr, job.beta_1, job.beta_2, step),
+        adam_loop(p, g, s1, s2, size, <floating> sc.adam_lr,
                   <floating> job.beta_1, <floating> job.beta_2, <floating> job.epsilon)
+
+
+cdef void _update_csr_layer(Job *job, Layer *ly, Py_ssize_t klo, Py_ssize_t khi,
+                            const StepScalars *sc, bint write_dw, const floating *like) noexcept nogil:
+    """The update of rows klo:khi of layer 0's W on CSR input, where the batch wrote dW
+    only at the rows it touched (``job.x_touched``, cleared here).  The gradient of
+    every other row is ``l2 W`` (zero without l2).  A block of rows at a time, the
+    block's gradient is put together in a buffer on the stack (touched rows copied
+    from dW, the others formed), and the update reads it from L1: neither a
+    whole-matrix fill of dW nor a second pass over it remains (a 2**18-row first
+    layer on hashed text spent as long filling dW, on one thread, as updating it).
+    With ``write_dw`` (a call's last batch) the other rows are formed in dW itself,
+    which then holds the batch's gradient as after the dense fill.  Values are
+    those of the dense fill, bit for bit."""
+    cdef Py_ssize_t n_out = ly.n_out, k, k2, r, j, i0, n
+    cdef uint8_t *touched = job.x_touched
+    cdef floating *W = <floating *> ly.W
+    cdef floating *dW = <floating *> ly.dW
+    cdef floating l2 = <floating> ly.l2
+    cdef floating buf[SPARSE_FILL_VALUES]
+    cdef floating *g
+    cdef floating *gr
+    cdef Py_ssize_t rows_per_block = max(1, SPARSE_FILL_VALUES // max(n_out, 1))
+    if n_out > SPARSE_FILL_VALUES:
+        write_dw = True  # a row does not fit the buffer
+    k = klo
+    while k < khi:
+        k2 = min(k + rows_per_block, khi)
+        i0 = k * n_out
+        n = (k2 - k) * n_out
+        g = dW + i0 if write_dw else buf
+        for r in range(k, k2):
+            gr = g + (r - k) * n_out
+            if touched[r]:
+                touched[r] = 0
+                if not write_dw:
+                    memcpy(gr, dW + r * n_out, n_out * sizeof(floating))
+            elif l2 != 0:
+                for j in range(n_out):
+                    gr[j] = l2 * W[r * n_out + j]
+            else:
+                memset(gr, 0, n_out * sizeof(floating))
+        _update(job, W + i0, <const floating *> g, <floating *> ly.s1W + i0,
+                <floating *> ly.s2W + i0, n, sc)
+        k = k2
 
 
 cdef inline void _part(Py_ssize_t total, Py_ssize_t align, int tid, int nt,
@@ -478,8 +544,10 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     A CSR X (``job.csr``) is not gathered: each thread checks its rows' CSR
     entries (``csr_check_ptr``, O(nnz) of those rows) and layer 0 reads them in
     place (``sparse_forward_ptr``); layer 0's weight gradient, a scatter-add
-    over all the batch's rows, is split by blocks of output columns instead
-    (``sparse_weight_grad_ptr``).
+    over all the batch's rows, is split by blocks of output columns instead and
+    writes only the rows of dW the batch's features touch
+    (``sparse_weight_grad_touched_ptr``); the update forms the other rows'
+    gradient, ``l2 W``, block by block (``_update_csr_layer``).
 
     On a busy machine a thread that loses its core stalls every barrier, so
     thread 0 checks every WINDOW batches how long the threads waited; past
@@ -504,7 +572,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     cdef const floating *yb = NULL if job.sparse else <const floating *> job.Yb
     cdef const floating *wb = NULL if job.SW == NULL else <const floating *> job.SWb
     cdef floating *A_out = <floating *> last.A
-    cdef double batch_loss, lr, step, total, wsum
+    cdef double batch_loss, total, wsum
+    cdef StepScalars sc
     cdef Py_ssize_t x_bytes = n0 * sizeof(floating)
     cdef Py_ssize_t y_bytes = 8 if job.sparse else k * sizeof(floating)
     cdef Py_ssize_t align = 64 // sizeof(floating)  # parameter blocks on cache lines
@@ -631,10 +700,14 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 else:
                     plo = 0
                     phi = ly.n_out if tid == 0 else 0
-                sparse_weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, job.x_indptr,
-                                       job.x_indices, <const floating *> job.x_data, idx,
-                                       <const floating *> ly.W, <const floating *> ly.dZ,
-                                       <floating> ly.l2, <floating *> ly.dW)
+                # only the rows the batch touches; the others' l2 W is formed in the
+                # update (_update_csr_layer); thread 0 marks the rows
+                sparse_weight_grad_touched_ptr(m, ly.n_out, plo, phi, job.x_indptr,
+                                               job.x_indices, <const floating *> job.x_data,
+                                               idx, <const floating *> ly.W,
+                                               <const floating *> ly.dZ, <floating> ly.l2,
+                                               <floating *> ly.dW,
+                                               job.x_touched if tid == 0 else NULL)
             else:
                 x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
                 _part(ly.n_in, 1, tid, nt, &plo, &phi)
@@ -659,21 +732,24 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
         _sync(job, tid, nt)  # every gradient is done and no thread reads W any more
         _lap(job, tid, PH_WAIT, &t0)
         # update, a block of every parameter per thread
-        lr = job.lrs[j]
-        step = job.step0 + <double> (j + 1)
+        _step_scalars(job, job.lrs[j], job.step0 + <double> (j + 1), &sc)
         for l in range(L):
             ly = &job.layers[l]
-            size = ly.n_in * ly.n_out
-            _part(size, align, tid, nt, &plo, &phi)
-            if phi > plo:
-                _update(job, <floating *> ly.W + plo, <const floating *> ly.dW + plo,
-                        <floating *> ly.s1W + plo, <floating *> ly.s2W + plo, phi - plo, lr, step)
+            if l == 0 and job.csr:  # by rows, whole cache lines per thread where rows are short
+                _part(ly.n_in, max(1, align // max(ly.n_out, 1)), tid, nt, &plo, &phi)
+                _update_csr_layer(job, ly, plo, phi, &sc, j + 1 == job.n_batches, xb)
+            else:
+                size = ly.n_in * ly.n_out
+                _part(size, align, tid, nt, &plo, &phi)
+                if phi > plo:
+                    _update(job, <floating *> ly.W + plo, <const floating *> ly.dW + plo,
+                            <floating *> ly.s1W + plo, <floating *> ly.s2W + plo, phi - plo, &sc)
             if ly.b != NULL:
                 _part(ly.n_out, align, tid, nt, &plo, &phi)
                 if phi > plo:
                     _update(job, <floating *> ly.b + plo, <const floating *> ly.db + plo,
                             <floating *> ly.s1b + plo, <floating *> ly.s2b + plo, phi - plo,
-                            lr, step)
+                            &sc)
         _lap(job, tid, PH_UPDATE, &t0)
         if tid == 0:
             job.done = j + 1
@@ -907,6 +983,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.x_indices = NULL
     job.x_data = NULL
     job.x_nnz = 0
+    job.x_touched = NULL
     if csr:
         # a CSR matrix (n, n_0) whose rows layer 0 reads in place: its arrays are read
         # directly (aligned), each batch's entries are checked as they are reached
@@ -1120,7 +1197,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     cdef bint limited = False
     cdef double flops = 0.0  # of the GEMMs of one batch: forward, dW and dX
     for l in range(L):
-        if l == 0 and csr:  # forward and dW over the stored entries, plus dW's fill
+        if l == 0 and csr:  # forward and dW over the stored entries, plus a pass over W
             flops += (4.0 * rows * (<double> job.x_nnz / max(n, 1)) * job.layers[0].n_out
                       + <double> job.layers[0].n_in * job.layers[0].n_out)
         else:
@@ -1145,6 +1222,12 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     # the epoch's last batch is the last of this call: check what its update left
     cdef bint check_end = first_batch + n_batches == (n + batch_size - 1) // batch_size
     cdef bint finite = True
+    if csr:  # zeroed once per call; _update_csr_layer clears what each batch marks
+        job.x_touched = <uint8_t *> calloc(max(n0, 1), 1)
+        if job.x_touched == NULL:
+            if limited:
+                blas_release_single()
+            raise MemoryError(f"train_batches: no memory for {n0} bytes of row marks")
     try:
         if typenum == cnp.NPY_FLOAT:
             with nogil:
@@ -1157,6 +1240,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
                 if check_end and job.done == n_batches and job.error == OK:
                     finite = _ends_finite(&job, <const double *> job.X)
     finally:
+        free(job.x_touched)
+        job.x_touched = NULL
         if limited:
             blas_release_single()
         if job.n_threads > 1:
