@@ -178,20 +178,24 @@ def test_a_single_layer_without_bias(n_threads):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("units", [24, 2100])  # 2100: a row of W longer than the update's buffer
+# d features, density, units: dW from the batch's transpose, the same with a row of W
+# longer than the update's buffer, and the scatter-add of a layer much wider than a batch
+@pytest.mark.parametrize("d,density,units", [(300, 0.05, 24), (300, 0.05, 2100), (20_000, 0.001, 24)])
 @pytest.mark.parametrize("l2", [0.0, 1e-3])
 @pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop"])
-def test_rows_a_batch_does_not_touch(opt, l2, units, n_threads):
+def test_rows_a_batch_does_not_touch(opt, l2, d, density, units, n_threads):
     """Layer 0's dW is written only at the rows of the batch's features, and the other
     rows' gradient (l2 W, or zero) is formed inside the update, blocks of rows at a
     time: weights, optimizer state and, after each call, dW (the last batch's gradient)
     equal the reference's, with half of the features absent from every batch but the
     first and several blocks per thread."""
-    d, n, batch = 300, 120, 40
+    n, batch = 120, 40
     rng = np.random.default_rng(3)
-    X = sp.random(n, d, density=0.05, format="lil", random_state=3, dtype=np.float64)
-    X[40:, 150:] = 0  # features 150.. only in the first batch's rows
+    X = sp.random(n, d, density=density, format="lil", random_state=3, dtype=np.float64)
+    X[40:, d // 2:] = 0  # the second half of the features only in the first batch's rows
     X = sp.csr_matrix(X)
+    most = int(np.diff(X.indptr).max())
+    assert _training._first_layer_transposes(d, most * batch) == (d == 300)
     y = rng.integers(0, K, n)
     runs = {}
     for backend in ("numpy", "cython"):
@@ -209,7 +213,7 @@ def test_rows_a_batch_does_not_touch(opt, l2, units, n_threads):
     for call, (g, e) in enumerate(zip(gradients, ref_gradients)):
         np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
         if l2 == 0 and call > 0:
-            assert not e[150:].any()  # the call's last batch left them untouched
+            assert not e[d // 2:].any()  # the call's last batch left them untouched
 
 
 # -------------------------------------------------------------- bad plans

@@ -72,7 +72,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.math cimport NAN, isfinite, pow
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from ._blas cimport omp_threads
@@ -87,7 +87,7 @@ from ._dense cimport (
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._sparse cimport (
     CSR_BAD_INDEX, CSR_BAD_INDPTR, CSR_BAD_ROW, CSR_OK, csr_check_ptr, sparse_forward_ptr,
-    sparse_weight_grad_touched_ptr,
+    csc_offsets_ptr, csc_place_ptr, sparse_weight_grad_csc_ptr, sparse_weight_grad_touched_ptr,
 )
 from ._optimizers cimport (
     adagrad_loop, adam_inside_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop,
@@ -198,6 +198,11 @@ cdef double MIN_PARALLEL_FLOPS = 1e6
 cdef Py_ssize_t SPARSE_SPLIT_COLUMNS = 256  # columns per thread from which a sparse dW is split
 cdef enum:
     SPARSE_FILL_VALUES = 2048  # l2 W of untouched rows formed this many values at a time
+# Layer 0's dW on CSR input is made from the batch's transpose (by rows of dW, split
+# across the threads) unless the layer has more than this many rows per stored value
+# of a batch: transposing then costs a pass over all n_0 columns a batch (hashed text:
+# 2**18 columns, 16,000 values), and the scatter-add stays.
+cdef Py_ssize_t CSC_COLUMNS_PER_VALUE = 4
 # The run queue's answer for tests (``_set_run_queue_answer``): -1 reads it, 0/1 fixed.
 cdef int RUN_QUEUE_ANSWER = -1
 # When a parallel region of this module last ended (wtime()): OpenMP's threads spin
@@ -234,6 +239,12 @@ ctypedef struct Job:
     const char *x_data
     Py_ssize_t x_nnz
     uint8_t *x_touched  # (n_0,): 1 at the rows of dW[0] the batch's stored entries wrote
+    # the batch as CSC, for layer 0's weight gradient by rows of dW (NULL: scatter-add)
+    int64_t *csc_ptr    # (n_0 + 1,)
+    int32_t *csc_rows   # (csc_cap,)
+    char *csc_data      # (csc_cap,) floating
+    int64_t *csc_counts  # (n_threads, n_0): each thread's entries per column, own rows
+    int64_t *csc_cursor  # (n_threads, n_0): where each thread puts its next one
     const char *Y
     const char *SW  # NULL: no sample weights
     const int64_t *perm
@@ -413,6 +424,54 @@ cdef double _batch_weight_sum(Job *job, const floating *SW, const int64_t *idx,
     return total
 
 
+cdef inline bint _transposes(Py_ssize_t n0, Py_ssize_t batch_values) noexcept nogil:
+    """Whether layer 0's dW on CSR input is made from the batch's transpose (see
+    CSC_COLUMNS_PER_VALUE), for batches of at most ``batch_values`` stored values."""
+    return n0 <= CSC_COLUMNS_PER_VALUE * batch_values
+
+
+def _first_layer_transposes(Py_ssize_t n0, Py_ssize_t batch_values):
+    """For tests: ``_transposes``; the call's ``batch_values`` is the most stored values
+    of one of its rows times the batch size."""
+    return _transposes(n0, batch_values)
+
+
+cdef Py_ssize_t _max_batch_values(const int64_t *indptr, Py_ssize_t nnz, const int64_t *perm,
+                                   Py_ssize_t n, Py_ssize_t batch_size, Py_ssize_t first_batch,
+                                   Py_ssize_t n_batches) noexcept nogil:
+    """An upper bound of the stored values of any of the call's batches: the most values
+    of one of its rows, times the batch size.  Rows outside [0, n) and index ranges
+    outside [0, nnz] count as empty: the batch loop rejects them before reading."""
+    cdef Py_ssize_t i, start = first_batch * batch_size
+    cdef Py_ssize_t stop = min((first_batch + n_batches) * batch_size, n)
+    cdef int64_t r, most = 0
+    for i in range(start, stop):
+        r = perm[i]
+        if (0 <= r < n and 0 <= indptr[r] <= indptr[r + 1] <= nnz
+                and indptr[r + 1] - indptr[r] > most):
+            most = indptr[r + 1] - indptr[r]
+    return most * min(batch_size, max(stop - start, 0))
+
+
+cdef void _free_csc(Job *job) noexcept nogil:
+    free(job.csc_ptr)
+    free(job.csc_rows)
+    free(job.csc_data)
+    free(job.csc_counts)
+    free(job.csc_cursor)
+    job.csc_ptr = NULL
+    job.csc_rows = NULL
+    job.csc_data = NULL
+    job.csc_counts = NULL
+    job.csc_cursor = NULL
+
+
+cdef void _free_csr_workspace(Job *job) noexcept nogil:
+    _free_csc(job)
+    free(job.x_touched)
+    job.x_touched = NULL
+
+
 ctypedef struct StepScalars:
     double lr        # the batch's learning rate
     double adam_lr   # Adam: the bias-corrected step size
@@ -544,10 +603,14 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     A CSR X (``job.csr``) is not gathered: each thread checks its rows' CSR
     entries (``csr_check_ptr``, O(nnz) of those rows) and layer 0 reads them in
     place (``sparse_forward_ptr``); layer 0's weight gradient, a scatter-add
-    over all the batch's rows, is split by blocks of output columns instead and
-    writes only the rows of dW the batch's features touch
-    (``sparse_weight_grad_touched_ptr``); the update forms the other rows'
-    gradient, ``l2 W``, block by block (``_update_csr_layer``).
+    over all the batch's rows, is made from the batch's transpose by rows of dW
+    (``sparse_weight_grad_csc_ptr``; the threads count their rows' entries by
+    column while checking them, and place them before the backward pass), or,
+    for a layer far wider than a batch's stored values, scatter-added by blocks
+    of output columns (``sparse_weight_grad_touched_ptr``).  Either writes only
+    the rows of dW the batch's features touch; the update forms the other rows'
+    gradient, ``l2 W``, block by block (``_update_csr_layer``).  Their
+    workspaces (row marks, the transpose) are allocated once per call.
 
     On a busy machine a thread that loses its core stalls every barrier, so
     thread 0 checks every WINDOW batches how long the threads waited; past
@@ -587,6 +650,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
         m = stop - start
         idx = job.perm + start
         _part(m, 1, tid, nt, &lo, &hi)
+        if job.csc_ptr != NULL:
+            memset(job.csc_counts + tid * n0, 0, n0 * sizeof(int64_t))
         # gather and forward, own rows
         if hi > lo:
             bad = -1
@@ -601,9 +666,11 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             code = CSR_OK
             if bad < 0 and job.csr:
                 # the rows read in place: in [0, n) (no negative indices), and their
-                # entries inside the arrays, before any of them is read
+                # entries inside the arrays, before any of them is read; counted by
+                # column for the transpose (csc_offsets_ptr)
                 code = csr_check_ptr(n, job.x_nnz, n0, job.x_indptr, job.x_indices, idx + lo,
-                                     hi - lo, &where)
+                                     hi - lo, &where,
+                                     job.csc_counts + tid * n0 if job.csc_ptr != NULL else NULL)
                 if code == CSR_BAD_ROW:
                     bad = where
                 elif code == CSR_BAD_INDPTR:
@@ -683,13 +750,32 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 job.out[2] += job.part[t][2]
                 job.out[3] += job.part[t][3]
         # backward
+        if job.csc_ptr != NULL:  # layer 0's input transposed, own rows, for its dW
+            csc_offsets_ptr(n0, nt, tid, job.csc_counts, job.csc_cursor + tid * n0,
+                            job.csc_ptr if tid == 0 else NULL)
+            csc_place_ptr(lo, hi, job.x_indptr, job.x_indices, <const floating *> job.x_data,
+                          idx, job.csc_cursor + tid * n0, job.csc_rows,
+                          <floating *> job.csc_data)
+            _lap(job, tid, PH_WEIGHT_GRAD, &t0)
+        if job.csc_ptr != NULL and L == 1:
+            _sync(job, tid, nt)  # no barrier of the backward pass comes before layer 0's
         for l in range(L - 1, -1, -1):
             ly = &job.layers[l]
             if l < L - 1:
                 _sync(job, tid, nt)  # every row of dZ[l] is done
                 _lap(job, tid, PH_WAIT, &t0)
-            if l == 0 and job.csr:
-                # a scatter-add over all the batch's rows: split by output columns, in
+            if l == 0 and job.csc_ptr != NULL:
+                # by rows of dW from the batch's transpose (thread 0 made it before the
+                # backward pass): each row's sums in registers, no thread walks another's
+                # entries; rows the batch does not touch are left to the update
+                _part(ly.n_in, 1, tid, nt, &plo, &phi)
+                sparse_weight_grad_csc_ptr(ly.n_out, plo, phi, job.csc_ptr, job.csc_rows,
+                                           <const floating *> job.csc_data,
+                                           <const floating *> ly.W, <const floating *> ly.dZ,
+                                           <floating> ly.l2, <floating *> ly.dW, job.x_touched)
+            elif l == 0 and job.csr:
+                # a scatter-add over all the batch's rows (a first layer much wider than
+                # the batch's stored values, see train_batches): split by output columns, in
                 # blocks of 64 bytes like the parameter blocks (few shared cache lines),
                 # when each thread gets SPARSE_SPLIT_COLUMNS or more; narrower, every
                 # thread would walk all the batch's entries for a short row each, which
@@ -984,6 +1070,11 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.x_data = NULL
     job.x_nnz = 0
     job.x_touched = NULL
+    job.csc_ptr = NULL
+    job.csc_rows = NULL
+    job.csc_data = NULL
+    job.csc_counts = NULL
+    job.csc_cursor = NULL
     if csr:
         # a CSR matrix (n, n_0) whose rows layer 0 reads in place: its arrays are read
         # directly (aligned), each batch's entries are checked as they are reached
@@ -1222,12 +1313,26 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     # the epoch's last batch is the last of this call: check what its update left
     cdef bint check_end = first_batch + n_batches == (n + batch_size - 1) // batch_size
     cdef bint finite = True
+    cdef Py_ssize_t csc_cap = 0
     if csr:  # zeroed once per call; _update_csr_layer clears what each batch marks
         job.x_touched = <uint8_t *> calloc(max(n0, 1), 1)
+        csc_cap = _max_batch_values(job.x_indptr, job.x_nnz, job.perm, n, batch_size, first_batch,
+                                    n_batches)
+        if _transposes(n0, csc_cap):
+            job.csc_ptr = <int64_t *> malloc((n0 + 1) * sizeof(int64_t))
+            job.csc_rows = <int32_t *> malloc(max(csc_cap, 1) * sizeof(int32_t))
+            job.csc_data = <char *> malloc(max(csc_cap, 1) * (4 if typenum == cnp.NPY_FLOAT else 8))
+            job.csc_counts = <int64_t *> malloc(max(job.n_threads, 1) * max(n0, 1) * sizeof(int64_t))
+            job.csc_cursor = <int64_t *> malloc(max(job.n_threads, 1) * max(n0, 1) * sizeof(int64_t))
+            if (job.csc_ptr == NULL or job.csc_rows == NULL or job.csc_data == NULL
+                    or job.csc_counts == NULL or job.csc_cursor == NULL):
+                _free_csc(&job)  # short of memory: the scatter-add needs none of it
         if job.x_touched == NULL:
+            _free_csr_workspace(&job)
             if limited:
                 blas_release_single()
-            raise MemoryError(f"train_batches: no memory for {n0} bytes of row marks")
+            raise MemoryError(f"train_batches: no memory for the first layer's workspace "
+                              f"({n0} features, {csc_cap} stored values a batch)")
     try:
         if typenum == cnp.NPY_FLOAT:
             with nogil:
@@ -1240,8 +1345,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
                 if check_end and job.done == n_batches and job.error == OK:
                     finite = _ends_finite(&job, <const double *> job.X)
     finally:
-        free(job.x_touched)
-        job.x_touched = NULL
+        _free_csr_workspace(&job)
         if limited:
             blas_release_single()
         if job.n_threads > 1:

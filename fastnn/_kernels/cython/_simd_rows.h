@@ -1,0 +1,88 @@
+/* The inner loops of the sparse first layer (_sparse.pyx), compiled once per x86 level: two row
+ * kernels that keep a 256-byte block of a row in registers.
+ *
+ * As in _simd_loops.h: plain -O3 builds target SSE2, four floats at a time;
+ * GCC's target_clones builds the loop for AVX-512 (x86-64-v4), AVX2
+ * (x86-64-v3) and the baseline, and the loader picks the one the CPU supports.
+ * The module is built with -ffp-contract=off, so every clone rounds alike.
+ */
+#ifndef FASTNN_SIMD_ROWS_H
+#define FASTNN_SIMD_ROWS_H
+
+#include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__x86_64__) \
+    && defined(__linux__)
+#define FASTNN_ROWS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FASTNN_ROWS_CLONES
+#endif
+
+/* z[0:n] := sum_p val[p] * w[idx[p] * ld + 0:n], for p = 0 .. nnz - 1 in order: one CSR row
+ * times W (add: z[0:n] += the same, starting from z's values; one CSC column of a batch's
+ * transpose times dZ adds into a row of dW so).  Per block of 256 bytes of z, the sums stay in registers while the row's stored
+ * values stream their rows of W past them: one load and one multiply-add per value, where the
+ * axpy per stored value also loads and stores z.  Each sum adds in entry order from zero, as
+ * memset(z) and then an axpy per stored value do: bit for bit the same result.
+ *
+ * csr_scatter: dw[idx[p] * ld + 0:n] += val[p] * dz[0:n] for p in order, with the block of dz
+ * held in registers (the scatter-add of one batch row into dW's rows).  idx[p] are distinct
+ * within a CSR row; if not, the order of the additions is still that of p. */
+#define FASTNN_DEFINE_CSR_ROWS(T, SUFFIX)                                                       \
+    /* 32-byte vectors (GCC vector extensions: the loop over a block is spelled out, which   \
+       plain loops did not get vectorized into), loaded from any T-aligned address. */      \
+    typedef T fastnn_vec_##SUFFIX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias)); \
+    FASTNN_ROWS_CLONES static void fastnn_csr_row_##SUFFIX(                                     \
+            T *restrict z, const T *restrict w, ptrdiff_t ld, const int *restrict idx,          \
+            const T *restrict val, ptrdiff_t nnz, ptrdiff_t n, int add) {                       \
+        typedef fastnn_vec_##SUFFIX V;                                                          \
+        enum { L = 32 / sizeof(T), NV = 8, B = NV * L };                                        \
+        ptrdiff_t j0 = 0;                                                                       \
+        for (; j0 + B <= n; j0 += B) {                                                          \
+            V acc[NV];                                                                          \
+            for (int k = 0; k < NV; k++) acc[k] = add ? *(const V *) (z + j0 + k * L) : (V){0}; \
+            for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
+                const V *wr = (const V *) (w + (ptrdiff_t) idx[p] * ld + j0);                   \
+                T v = val[p];                                                                   \
+                for (int k = 0; k < NV; k++) acc[k] = acc[k] + v * wr[k];                       \
+            }                                                                                   \
+            for (int k = 0; k < NV; k++) *(V *) (z + j0 + k * L) = acc[k];                      \
+        }                                                                                       \
+        if (j0 < n) {                                                                           \
+            if (!add)                                                                           \
+                for (ptrdiff_t j = j0; j < n; j++) z[j] = 0;                                    \
+            for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
+                const T *restrict wr = w + (ptrdiff_t) idx[p] * ld;                             \
+                T v = val[p];                                                                   \
+                for (ptrdiff_t j = j0; j < n; j++) z[j] = z[j] + v * wr[j];                     \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    FASTNN_ROWS_CLONES static void fastnn_csr_scatter_##SUFFIX(                                 \
+            T *restrict dw, ptrdiff_t ld, const int *restrict idx, const T *restrict val,       \
+            ptrdiff_t nnz, const T *restrict dz, ptrdiff_t n) {                                 \
+        typedef fastnn_vec_##SUFFIX V;                                                          \
+        enum { L = 32 / sizeof(T), NV = 8, B = NV * L };                                        \
+        ptrdiff_t j0 = 0;                                                                       \
+        for (; j0 + B <= n; j0 += B) {                                                          \
+            V d[NV];                                                                            \
+            for (int k = 0; k < NV; k++) d[k] = *(const V *) (dz + j0 + k * L);                 \
+            for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
+                V *r = (V *) (dw + (ptrdiff_t) idx[p] * ld + j0);                               \
+                T v = val[p];                                                                   \
+                for (int k = 0; k < NV; k++) r[k] = r[k] + v * d[k];                            \
+            }                                                                                   \
+        }                                                                                       \
+        if (j0 < n) {                                                                           \
+            for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
+                T *restrict r = dw + (ptrdiff_t) idx[p] * ld;                                   \
+                T v = val[p];                                                                   \
+                for (ptrdiff_t j = j0; j < n; j++) r[j] = r[j] + v * dz[j];                     \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+FASTNN_DEFINE_CSR_ROWS(float, f32)
+FASTNN_DEFINE_CSR_ROWS(double, f64)
+
+#endif /* FASTNN_SIMD_ROWS_H */
