@@ -3,7 +3,8 @@
 The dense first layer is a matrix product (GEMM) over every value of a batch;
 the sparse one (``sparse_dense_forward`` / ``sparse_dense_backward``) touches
 only the stored values, but each at a fraction of the GEMM's speed, so it pays
-only for inputs far sparser than MNIST (19 % non-zero).  ``"sparse"`` converts
+only for inputs sparser than MNIST (19 % non-zero), by a margin that depends on
+the backend.  ``"sparse"`` converts
 a dense ``X`` once to the canonical CSR (``SparseInput.from_dense``);
 ``"auto"`` counts ``X``'s non-zeros and converts only below the crossover
 density measured for the backend.  Sparse ``X`` always trains sparse.
@@ -16,16 +17,19 @@ from ._kernels.sparse import SparseInput
 
 CHOICES = ("auto", "dense", "sparse")
 
-# Density (non-zero share of X's values) below which one epoch with the sparse first
-# layer measured faster than with the dense one, per backend: the lowest crossover
-# measured for 784-32-10, 784-128-10 and 784-512-10 (ReLU, Adam, batch 128, MNIST thinned
-# to each density, two threads) on two machines, rounded down -- cython 5.2 %, numba
-# 8.5 % (both 784 x 512 on a 16-core Xeon), numpy 1.1 % (784 x 128 on a 2-core EPYC).
-# Where the machines disagree the lower figure wins: below it the sparse layer was
-# faster on both, and near a crossover the two paths take about the same time.
-# docs/performance.md, "Sparse input" / "When the sparse first layer pays", records the
-# runs and the command that measures them.  A backend missing here is never switched to
-# sparse by "auto".
+# Density (non-zero share of X's values) below which "auto" trains a dense X through the
+# sparse first layer, per backend: the lowest crossover measured for 784-32-10, 784-128-10
+# and 784-512-10 (ReLU, Adam, batch 128, MNIST thinned to each density, two threads) on two
+# machines, rounded down -- cython 5.2 %, numba 8.5 % (both 784 x 512 on a 16-core Xeon),
+# numpy 1.1 % (784 x 128 on a 2-core EPYC).  Where the machines disagree the lower figure
+# wins: below it the sparse layer was faster on both, and near a crossover the two paths
+# take about the same time.  The Cython figure predates its register-blocked sparse kernels,
+# with which the 2-core EPYC's crossovers rose from 12-13 % to 26-42 %; until the Xeon is
+# measured again the old, lower one stands.  (At MNIST's 19 % the sparse epoch is then
+# 10-30 % shorter, which the one-time conversion of X to CSR, about one epoch's time, earns
+# back only over several epochs.)  docs/performance.md, "When the sparse first layer pays",
+# records the runs and the command that measures them.  A backend missing here is never
+# switched to sparse by "auto".
 SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.08, "cython": 0.05}
 # The NumPy backend's sparse first layer costs a fixed SciPy overhead per batch that only
 # a large enough first layer earns back: with 784 x 32 weights it was slower at every

@@ -38,13 +38,13 @@ class SparseInput:
         block_rows = max(1, block_values // max(d, 1))
         indptr = np.zeros(n + 1, np.int64)
         indices, data = [], []
+        columns = np.arange(d, dtype=np.int32)
         for start in range(0, n, block_rows):
             block = X[start:start + block_rows]
-            flat = np.flatnonzero(block)  # row by row, ascending columns: canonical order
-            rows = flat // d
-            indptr[start + 1:start + 1 + block.shape[0]] = np.bincount(rows, minlength=block.shape[0])
-            indices.append((flat - rows * d).astype(np.int32))
-            data.append(block.ravel()[flat])
+            stored = block != 0  # read row by row, ascending columns: canonical order
+            indptr[start + 1:start + 1 + block.shape[0]] = np.count_nonzero(stored, axis=1)
+            indices.append(np.broadcast_to(columns, block.shape)[stored])
+            data.append(block[stored])
         np.cumsum(indptr, out=indptr)
         matrix = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=(n, d))
         return cls(matrix)

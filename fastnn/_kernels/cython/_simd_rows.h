@@ -28,6 +28,34 @@
  * csr_scatter: dw[idx[p] * ld + 0:n] += val[p] * dz[0:n] for p in order, with the block of dz
  * held in registers (the scatter-add of one batch row into dW's rows).  idx[p] are distinct
  * within a CSR row; if not, the order of the additions is still that of p. */
+/* One block of NVB vectors of z (csr_row) or of the rows of dw (csr_scatter) from column j0,
+ * inside the functions below (S, V, L, the arguments and j0 in scope). */
+#define FASTNN_CSR_ROW_BLOCK(NVB)                                                               \
+    {                                                                                           \
+        V acc[NVB];                                                                             \
+        for (int k = 0; k < NVB; k++) acc[k] = add ? *(const V *) (z + j0 + k * L) : (V){0};    \
+        for (ptrdiff_t p = 0; p < nnz; p++) {                                                   \
+            const V *wr = (const V *) (w + (ptrdiff_t) idx[p] * ld + j0);                       \
+            S v = val[p];                                                                       \
+            for (int k = 0; k < NVB; k++) acc[k] = acc[k] + v * wr[k];                          \
+        }                                                                                       \
+        for (int k = 0; k < NVB; k++) *(V *) (z + j0 + k * L) = acc[k];                         \
+        j0 += NVB * L;                                                                          \
+    }
+#define FASTNN_CSR_SCATTER_BLOCK(NVB)                                                           \
+    {                                                                                           \
+        V d[NVB];                                                                               \
+        for (int k = 0; k < NVB; k++) d[k] = *(const V *) (dz + j0 + k * L);                    \
+        for (ptrdiff_t p = 0; p < nnz; p++) {                                                   \
+            V *r = (V *) (dw + (ptrdiff_t) idx[p] * ld + j0);                                   \
+            S v = val[p];                                                                       \
+            for (int k = 0; k < NVB; k++) r[k] = r[k] + v * d[k];                               \
+        }                                                                                       \
+        j0 += NVB * L;                                                                          \
+    }
+
+/* Blocks of 8 vectors, then one of 4, 2 and 1 as the row's length needs, then single values:
+ * every width of a layer runs from registers but the last few columns. */
 #define FASTNN_DEFINE_CSR_ROWS(T, SUFFIX)                                                       \
     /* 32-byte vectors (GCC vector extensions: the loop over a block is spelled out, which   \
        plain loops did not get vectorized into), loaded from any T-aligned address. */      \
@@ -35,19 +63,14 @@
     FASTNN_ROWS_CLONES static void fastnn_csr_row_##SUFFIX(                                     \
             T *restrict z, const T *restrict w, ptrdiff_t ld, const int *restrict idx,          \
             const T *restrict val, ptrdiff_t nnz, ptrdiff_t n, int add) {                       \
+        typedef T S;                                                                            \
         typedef fastnn_vec_##SUFFIX V;                                                          \
-        enum { L = 32 / sizeof(T), NV = 8, B = NV * L };                                        \
+        enum { L = 32 / sizeof(T) };                                                            \
         ptrdiff_t j0 = 0;                                                                       \
-        for (; j0 + B <= n; j0 += B) {                                                          \
-            V acc[NV];                                                                          \
-            for (int k = 0; k < NV; k++) acc[k] = add ? *(const V *) (z + j0 + k * L) : (V){0}; \
-            for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
-                const V *wr = (const V *) (w + (ptrdiff_t) idx[p] * ld + j0);                   \
-                T v = val[p];                                                                   \
-                for (int k = 0; k < NV; k++) acc[k] = acc[k] + v * wr[k];                       \
-            }                                                                                   \
-            for (int k = 0; k < NV; k++) *(V *) (z + j0 + k * L) = acc[k];                      \
-        }                                                                                       \
+        while (j0 + 8 * L <= n) FASTNN_CSR_ROW_BLOCK(8)                                         \
+        if (j0 + 4 * L <= n) FASTNN_CSR_ROW_BLOCK(4)                                            \
+        if (j0 + 2 * L <= n) FASTNN_CSR_ROW_BLOCK(2)                                            \
+        if (j0 + L <= n) FASTNN_CSR_ROW_BLOCK(1)                                                \
         if (j0 < n) {                                                                           \
             if (!add)                                                                           \
                 for (ptrdiff_t j = j0; j < n; j++) z[j] = 0;                                    \
@@ -61,18 +84,14 @@
     FASTNN_ROWS_CLONES static void fastnn_csr_scatter_##SUFFIX(                                 \
             T *restrict dw, ptrdiff_t ld, const int *restrict idx, const T *restrict val,       \
             ptrdiff_t nnz, const T *restrict dz, ptrdiff_t n) {                                 \
+        typedef T S;                                                                            \
         typedef fastnn_vec_##SUFFIX V;                                                          \
-        enum { L = 32 / sizeof(T), NV = 8, B = NV * L };                                        \
+        enum { L = 32 / sizeof(T) };                                                            \
         ptrdiff_t j0 = 0;                                                                       \
-        for (; j0 + B <= n; j0 += B) {                                                          \
-            V d[NV];                                                                            \
-            for (int k = 0; k < NV; k++) d[k] = *(const V *) (dz + j0 + k * L);                 \
-            for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
-                V *r = (V *) (dw + (ptrdiff_t) idx[p] * ld + j0);                               \
-                T v = val[p];                                                                   \
-                for (int k = 0; k < NV; k++) r[k] = r[k] + v * d[k];                            \
-            }                                                                                   \
-        }                                                                                       \
+        while (j0 + 8 * L <= n) FASTNN_CSR_SCATTER_BLOCK(8)                                     \
+        if (j0 + 4 * L <= n) FASTNN_CSR_SCATTER_BLOCK(4)                                        \
+        if (j0 + 2 * L <= n) FASTNN_CSR_SCATTER_BLOCK(2)                                        \
+        if (j0 + L <= n) FASTNN_CSR_SCATTER_BLOCK(1)                                            \
         if (j0 < n) {                                                                           \
             for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
                 T *restrict r = dw + (ptrdiff_t) idx[p] * ld;                                   \
