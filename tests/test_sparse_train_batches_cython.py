@@ -180,7 +180,7 @@ def test_a_single_layer_without_bias(n_threads):
 @pytest.mark.parametrize("n_threads", [1, 2])
 # d features, density, units: dW from the batch's transpose, the same with a row of W
 # longer than the update's buffer, and the scatter-add of a layer much wider than a batch
-@pytest.mark.parametrize("d,density,units", [(300, 0.05, 24), (300, 0.05, 2100), (20_000, 0.001, 24)])
+@pytest.mark.parametrize("d,density,units", [(300, 0.05, 24), (300, 0.05, 9000), (20_000, 0.001, 24)])
 @pytest.mark.parametrize("l2", [0.0, 1e-3])
 @pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop"])
 def test_rows_a_batch_does_not_touch(opt, l2, d, density, units, n_threads):

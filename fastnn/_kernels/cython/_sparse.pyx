@@ -24,9 +24,11 @@ Design notes
   - ``sparse_weight_grad_ptr`` / ``_touched_ptr``: every stored entry
     scatter-adds ``x_rk * dZ[i]`` into row ``k`` of ``dW`` (``_csr_scatter``,
     the block of ``dZ[i]`` in registers).  Serial, so repeated rows and shared
-    features need no synchronization; a block of output columns ``lo:hi`` may
-    go to each thread.  The ``_touched`` form writes only the rows of the
-    batch's features (see ``_training.pyx``, ``_update_csr_layer``).
+    features need no synchronization; a block of output columns ``lo:hi``
+    (``sparse_weight_grad_ptr``) or of rows of ``dW`` (``_touched_ptr``, which
+    skips the entries of other rows) may go to each thread.  The ``_touched``
+    form writes only the rows of the batch's features (see ``_training.pyx``,
+    ``_update_csr_layer``).
   - ``sparse_weight_grad_csc_ptr``: from the batch's transpose (a counting
     sort by column, split by batch rows across threads: ``csr_check_ptr``
     counts, ``csc_offsets_ptr`` and ``csc_place_ptr`` place), each touched row
@@ -178,30 +180,36 @@ cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out
     _scatter(m, n_out, lo, hi, indptr, indices, data, rows, dz, dw)
 
 
-cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssize_t lo,
-                                         Py_ssize_t hi, const int64_t *indptr,
+cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssize_t klo,
+                                         Py_ssize_t khi, const int64_t *indptr,
                                          const int32_t *indices, const floating *data,
                                          const int64_t *rows, const floating *w,
                                          const floating *dz, floating l2, floating *dw,
                                          uint8_t *touched) noexcept nogil:
-    """As ``sparse_weight_grad_ptr``, but only the rows of dw whose feature the batch
-    stores are written (the same values); ``touched`` (n_in,), NULL: not kept,
-    gets 1 at each of those rows.  The other rows of dw keep what they held: their
-    gradient is ``l2 w``, for the caller to form where it needs it (a whole-epoch loop
-    does so inside the optimizer update, see ``_training.pyx``)."""
+    """As ``sparse_weight_grad_ptr`` for rows klo:khi of dw, but only the rows whose
+    feature the batch stores are written (the same values), and touched[k] := 1 there.
+    The other rows keep what they held: their gradient is ``l2 w``, for the caller to
+    form where it needs it (a whole-epoch loop does so inside the optimizer update, see
+    ``_training.pyx``).  Every call walks all the batch's entries and takes those of
+    its rows, so threads may take disjoint row ranges."""
     cdef Py_ssize_t i, p
     cdef int64_t r
     cdef Py_ssize_t col
+    if khi <= klo:
+        return
     for i in range(m):
         r = rows[i]
         for p in range(indptr[r], indptr[r + 1]):
             col = indices[p]
-            if touched != NULL:
+            if klo <= col < khi:  # setting a row twice writes the same values
                 touched[col] = 1
-            if hi > lo:  # setting a row twice writes the same values
-                _fill_row(dw + col * n_out, w + col * n_out, lo, hi, l2)
-    if hi > lo:
-        _scatter(m, n_out, lo, hi, indptr, indices, data, rows, dz, dw)
+                _fill_row(dw + col * n_out, w + col * n_out, 0, n_out, l2)
+    for i in range(m):
+        r = rows[i]
+        for p in range(indptr[r], indptr[r + 1]):
+            col = indices[p]
+            if klo <= col < khi:
+                _csr_scatter(dw, n_out, indices + p, data + p, 1, dz + i * n_out, n_out)
 
 
 cdef void csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *counts,

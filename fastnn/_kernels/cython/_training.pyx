@@ -195,9 +195,8 @@ cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # GEMM work per batch (flops) from which a batch is split across threads; on two
 # cores 1.35 MFLOP gained about 1.2x and 0.45 MFLOP lost about as much.
 cdef double MIN_PARALLEL_FLOPS = 1e6
-cdef Py_ssize_t SPARSE_SPLIT_COLUMNS = 256  # columns per thread from which a sparse dW is split
 cdef enum:
-    SPARSE_FILL_VALUES = 2048  # l2 W of untouched rows formed this many values at a time
+    SPARSE_FILL_VALUES = 8192  # l2 W of untouched rows formed this many values at a time (on the stack)
 # Layer 0's dW on CSR input is made from the batch's transpose (by rows of dW, split
 # across the threads) unless the layer has more than this many rows per stored value
 # of a batch: transposing then costs a pass over all n_0 columns a batch (hashed text:
@@ -775,25 +774,14 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                            <floating> ly.l2, <floating *> ly.dW, job.x_touched)
             elif l == 0 and job.csr:
                 # a scatter-add over all the batch's rows (a first layer much wider than
-                # the batch's stored values, see train_batches): split by output columns, in
-                # blocks of 64 bytes like the parameter blocks (few shared cache lines),
-                # when each thread gets SPARSE_SPLIT_COLUMNS or more; narrower, every
-                # thread would walk all the batch's entries for a short row each, which
-                # measured slower than thread 0 alone (784-128-10 on MNIST: 0.30 s
-                # against 0.22 s per epoch for this phase)
-                if ly.n_out >= SPARSE_SPLIT_COLUMNS * nt:
-                    _part(ly.n_out, align, tid, nt, &plo, &phi)
-                else:
-                    plo = 0
-                    phi = ly.n_out if tid == 0 else 0
-                # only the rows the batch touches; the others' l2 W is formed in the
-                # update (_update_csr_layer); thread 0 marks the rows
+                # the batch's stored values, see train_batches), split by rows of dW:
+                # each thread walks all the entries and takes those of its rows
+                _part(ly.n_in, 1, tid, nt, &plo, &phi)
                 sparse_weight_grad_touched_ptr(m, ly.n_out, plo, phi, job.x_indptr,
                                                job.x_indices, <const floating *> job.x_data,
                                                idx, <const floating *> ly.W,
                                                <const floating *> ly.dZ, <floating> ly.l2,
-                                               <floating *> ly.dW,
-                                               job.x_touched if tid == 0 else NULL)
+                                               <floating *> ly.dW, job.x_touched)
             else:
                 x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
                 _part(ly.n_in, 1, tid, nt, &plo, &phi)
