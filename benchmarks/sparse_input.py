@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import fastnn as fn  # noqa: E402
 # benchmarks/, this script's folder, is on sys.path
 from harness.cases import dense_flops, gemm_peak_flops  # noqa: E402
-from harness.sparse import crossover, fastest_epochs, mnist_images, nonzero_share, thin  # noqa: E402
+from harness.sparse import (  # noqa: E402
+    crossover, fastest_epochs, memory_case, mnist_images, nonzero_share, text_case, thin,
+)
 
 
 def mnist_rows(args, peak):
@@ -100,82 +101,33 @@ def crossover_rows(args):
                   f"(Theil-Sen line); faster than the fastest dense epoch {where}")
 
 
-def documents(n, seed=0):
-    """``n`` generated documents of two topics (overlapping vocabularies) and their labels."""
-    rng = np.random.default_rng(seed)
-    vocab = np.array([f"w{i}" for i in range(20_000)])
-    y = rng.integers(0, 2, n)
-    docs = []
-    for label in y:
-        common = rng.integers(0, 20_000, 60)
-        topical = rng.integers(0, 2_000, 20) + (label * 2_000)
-        docs.append(" ".join(vocab[np.r_[common, topical]]))
-    return docs, y
-
-
 def text_rows(args):
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.neural_network import MLPClassifier as SkMLP
-
-    warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs is the point
-    docs, y = documents(args.documents)
-    X = HashingVectorizer(n_features=2 ** 18, alternate_sign=False).fit_transform(docs).astype(np.float32)
-    cut = int(0.8 * X.shape[0])
-    print(f"\n## Sparse text ({X.shape[0]:,} documents, {X.shape[1]:,} hashed features, "
-          f"density {X.nnz / np.prod(X.shape):.3%}; 64 hidden ReLU units, Adam, batch 200)\n")
+    out = text_case(args.backends.split(","), args.documents, args.epochs)
+    n, d = out["shape"]
+    print(f"\n## Sparse text ({n:,} documents, {d:,} hashed features, density {out['density']:.3%}; "
+          "64 hidden ReLU units, Adam, batch 200)\n")
     print("| estimator | seconds per epoch | test accuracy | scikit-learn / this |")
     print("|---|---|---|---|")
-    params = dict(hidden_layer_sizes=(64,), max_iter=args.epochs, batch_size=200, random_state=0,
-                  tol=0.0, n_iter_no_change=args.epochs + 1)
-    start = time.perf_counter()
-    sk = SkMLP(**params).fit(X[:cut], y[:cut])
-    sk_epoch = (time.perf_counter() - start) / sk.n_iter_
-    print(f"| scikit-learn MLPClassifier | {sk_epoch:.2f} | {sk.score(X[cut:], y[cut:]):.4f} | 1.00 |", flush=True)
-    for backend in args.backends.split(","):
-        fn.MLPClassifier(**{**params, "max_iter": 1}, backend=backend).fit(X[:400], y[:400])  # compile
-        start = time.perf_counter()
-        clf = fn.MLPClassifier(**params, backend=backend).fit(X[:cut], y[:cut])
-        epoch = (time.perf_counter() - start) / clf.n_iter_
-        print(f"| fastnn MLPClassifier ({backend}) | {epoch:.2f} | {clf.score(X[cut:], y[cut:]):.4f} "
-              f"| {sk_epoch / epoch:.1f} |", flush=True)
-
-
-MEMORY = """
-import sys, numpy as np, scipy.sparse as sp, fastnn as fn
-n, d, per_row = 1_000_000, 2 ** 18, 262  # 0.1 % of 262,144
-# row i stores columns i % 1000 + 1000 j, j < 262: sorted, distinct, built without temporaries of n * d
-indices = (np.arange(per_row, dtype=np.int32) * 1000)[None, :] + (np.arange(n, dtype=np.int32) % 1000)[:, None]
-X = sp.csr_matrix((np.random.default_rng(0).random(n * per_row, dtype=np.float32), indices.ravel(),
-                   np.arange(0, n * per_row + 1, per_row)), shape=(n, d))
-del indices
-y = np.random.default_rng(1).integers(0, 2, n)
-model = fn.Sequential([fn.Dense(16, activation="relu", input_dim=d), fn.Dense(2, activation="softmax")],
-                      backend=sys.argv[1], seed=0)
-model.compile("adam", "sparse_categorical_crossentropy")
-def resident(field):
-    return [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(field)][0]
-before = resident("VmRSS:")
-with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current size
-    f.write("5")
-model.fit(X, y, epochs=1, batch_size=1024, verbose=0)
-print(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes, before, resident("VmHWM:"))
-"""
+    sk = out["sklearn"]
+    print(f"| scikit-learn MLPClassifier | {sk['seconds']:.2f} | {sk['accuracy']:.4f} | 1.00 |")
+    for backend, r in out["fastnn"].items():
+        if "error" in r:
+            print(f"| fastnn MLPClassifier ({backend}) | failed: {r['error']} | | |")
+        else:
+            print(f"| fastnn MLPClassifier ({backend}) | {r['seconds']:.2f} | {r['accuracy']:.4f} "
+                  f"| {sk['seconds'] / r['seconds']:.1f} |", flush=True)
 
 
 def memory_rows(args):
     print("\n## Memory: one epoch on 1,000,000 x 262,144 CSR, 0.1 % density (a dense float32 copy: 1,049 GB)\n")
     print("| backend | CSR matrix (MB) | resident before fit (MB) | peak during fit (MB) | seconds |")
     print("|---|---|---|---|---|")
-    for backend in args.backends.split(","):
-        start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", MEMORY, backend], capture_output=True, text=True, check=True,
-                             env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
-        size, before, peak = map(int, out.stdout.split())
-        print(f"| {backend} | {size / 1e6:,.0f} | {before / 1e6:,.0f} | {peak / 1e6:,.0f} "
-              f"| {time.perf_counter() - start:.0f} |", flush=True)
+    for backend, r in memory_case(args.backends.split(",")).items():
+        if "error" in r:
+            print(f"| {backend} | failed: {r['error']} | | | |")
+        else:
+            print(f"| {backend} | {r['csr_bytes'] / 1e6:,.0f} | {r['before'] / 1e6:,.0f} | {r['peak'] / 1e6:,.0f} "
+                  f"| {r['seconds']:.0f} |", flush=True)
 
 
 def main(argv=None):

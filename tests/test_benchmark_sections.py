@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "benchmarks") not in sys.path:
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import busy, cases, report, versus  # noqa: E402
+from harness import busy, cases, report, sparse, versus  # noqa: E402
 
 from fastnn import cli  # noqa: E402
 
@@ -162,3 +162,43 @@ def test_busy_processes_are_gone_after_ctrl_c():
         busy.measure(["numpy"], 64, loads=(3,), workloads=("mnist128",), epochs=interrupted,
                      load=_spying_load(seen))
     assert len(seen) == 3 and all(p.returncode is not None for p in seen)
+
+
+# ------------------------------------------------------------------ sparse text and memory
+def test_sparse_sections_from_fake_measurements():
+    text = {"shape": (10_000, 2 ** 18), "density": 0.0003, "epochs": 3,
+            "sklearn": {"seconds": 13.0, "accuracy": 1.0},
+            "fastnn": {"cython": {"seconds": 1.25, "accuracy": 1.0}, "numba": {"error": "RuntimeError: boom"}}}
+    memory = {"cython": {"csr_bytes": 2_100_000_000, "before": 2_300_000_000, "peak": 2_370_000_000,
+                         "seconds": 40.0}}
+    out = "\n".join(sparse.render(text, memory))
+    assert out.startswith("## Sparse text: fastnn against scikit-learn")
+    assert "10,000 generated two-topic documents hashed into 262,144 features" in out
+    assert "| scikit-learn `MLPClassifier` | 13.0 s | 1.0000 | 1.00× |" in out
+    assert "| fastnn `MLPClassifier` (cython) | 1.25 s | 1.0000 | 10.4× |" in out
+    assert "| fastnn `MLPClassifier` (numba) | failed | — | — |" in out
+    assert "## Memory: training on a 1,000,000 × 262,144 CSR matrix" in out
+    assert "| cython | 2,003 MiB | 2,193 MiB | 2,260 MiB | 67 MiB |" in out
+    assert sparse.failures(text, memory) == ["the sparse text case of numba failed: RuntimeError: boom"]
+    assert sparse.render(None, None) == [] and sparse.failures(None, None) == []
+
+
+def test_sparse_text_case_runs_small():
+    out = sparse.text_case(["numpy"], n_documents=300, epochs=1)
+    assert out["shape"] == (300, sparse.TEXT_FEATURES) and 0 < out["density"] < 0.01
+    for r in (out["sklearn"], out["fastnn"]["numpy"]):
+        assert r["seconds"] > 0 and 0 <= r["accuracy"] <= 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_memory_case_runs_small():
+    out = sparse.memory_case(["numpy"], rows=3_000, per_row=5)
+    r = out["numpy"]
+    assert "error" not in r, r
+    assert r["csr_bytes"] >= 3_000 * 5 * 8 and r["peak"] >= r["before"] > 0  # float32 values, int32 columns
+
+
+def test_report_takes_sparse(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    assert "--sparse" in capsys.readouterr().out

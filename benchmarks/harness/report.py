@@ -6,6 +6,7 @@
     python benchmarks/report.py --json run.json   # a saved pytest-benchmark JSON
     python benchmarks/report.py --peers torch,jax # also the training workloads in PyTorch and JAX
     python benchmarks/report.py --busy            # also the busy-machine check (1 and 3 busy processes)
+    python benchmarks/report.py --sparse          # also the sparse text case and the big-CSR memory check
 
 Every figure in the report comes from this run (or the JSON it reads): the
 suite's medians, the float32 GEMM peak measured by the suite, and the
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import BENCHMARKS, busy, cases, probes, versus
+from . import BENCHMARKS, busy, cases, probes, sparse, versus
 from .tables import fmt as _fmt, fmt_seconds, mib as _mib, table as _table
 
 RESULTS_NAME = "RESULTS.md"
@@ -77,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--busy", action="store_true",
                         help="also time mnist128 and small-batch-32 on every backend beside 1 and 3 CPU-bound "
                              "processes, with the default threads and with one thread (off unless given)")
+    parser.add_argument("--sparse", action="store_true",
+                        help="also the sparse text case against scikit-learn's MLPClassifier (2**18 hashed "
+                             "features) and one epoch on a 1,000,000 x 2**18 CSR matrix with its peak memory "
+                             "(a few minutes; off unless given)")
 
 
 def main(argv=None, prog="python benchmarks/report.py") -> int:
@@ -102,6 +107,7 @@ def _command(prog, args) -> str:
         if value is not None:
             parts += [flag, str(value)]
     parts += ["--no-latency"] * args.no_latency + ["--no-memory"] * args.no_memory + ["--busy"] * args.busy
+    parts += ["--sparse"] * args.sparse
     return " ".join(env + [shlex.join(parts)])
 
 
@@ -189,6 +195,12 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
                 measured[name][backend] = probe(backend)
             except (RuntimeError, subprocess.SubprocessError) as exc:
                 failures.append(f"{what} of the {backend} backend failed: {str(exc).splitlines()[0]}")
+    sparse_runs = (None, None)
+    if args.sparse:
+        print("sparse text case and 1,000,000-row CSR memory check ...", flush=True)
+        sparse_runs = (sparse.text_case(ran, n_documents=2_000 if quick else 10_000, epochs=1 if quick else 3),
+                       None if quick else sparse.memory_case(ran, env=env))
+        failures += sparse.failures(*sparse_runs)
     load_end = probes.load_average()
     busy_runs = None
     if args.busy:  # last, after the load average is read: it loads the machine on purpose
@@ -199,7 +211,7 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
         "command": _command(prog, args), "started": started, "quick": quick, "facts": facts,
         "load": (load_start, load_end), "latency": measured["latency"], "memory": measured["memory"],
         "failures": failures, "json": args.json, "memory_rows": memory_rows,
-        "peers": peer_runs, "busy": busy_runs, "default_backend": default_backend,
+        "peers": peer_runs, "busy": busy_runs, "default_backend": default_backend, "sparse": sparse_runs,
     }
     chart = output / CHART_NAME
     write_chart(chart, results)
@@ -406,6 +418,7 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
 
     out += versus.render(results, ctx.get("peers"), ctx.get("default_backend"))
     out += busy.render(ctx.get("busy"), ctx["memory_rows"])
+    out += sparse.render(*ctx.get("sparse", (None, None)))
     out += _render_latency(ctx["latency"])
     out += _render_memory(ctx["memory"], ctx["memory_rows"])
     out += ["## How to reproduce", "", "```bash",
@@ -417,6 +430,7 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
             "python benchmarks/report.py --json run.json                    # ... and report on it",
             "python benchmarks/report.py --peers torch,jax   # also PyTorch and JAX (pip install -e '.[peers]')",
             "python benchmarks/report.py --busy              # also the busy-machine check",
+            "python benchmarks/report.py --sparse            # also the sparse text case and big-CSR memory",
             "```", ""]
     return "\n".join(out)
 
