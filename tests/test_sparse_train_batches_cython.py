@@ -302,3 +302,25 @@ def test_bad_rows_and_entries_stop_before_they_are_read(what, n_threads):
     with threads(n_threads), pytest.raises(error, match=match):
         run.train(0, 3)
     assert not np.array_equal(run.plan.Ws[0], before)  # batch 0 was applied
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_batch_larger_than_the_calls_workspace_stops_cleanly(n_threads):
+    """The batch transpose's workspace is sized from X's rows when a call begins; a batch
+    that holds more (X's arrays changed meanwhile, simulated by a smaller workspace) stops
+    the call with a RuntimeError before it is written, the batches before it applied."""
+    run = sparse_run(batch_size=20)
+    counts = np.diff(run.plan.X.indptr)[run.perm]
+    totals = [int(counts[i:i + 20].sum()) for i in range(0, N, 20)]
+    first = next(b for b in range(len(totals) - 1) if totals[b + 1] > totals[b])
+    before = run.plan.Ws[0].copy()
+    old = _training._set_transpose_capacity(totals[first])  # batch `first` fits, the next does not
+    try:
+        with threads(n_threads), pytest.raises(RuntimeError, match="X's CSR arrays changed while it trained"):
+            run.train(first, 2)
+    finally:
+        _training._set_transpose_capacity(old)
+    assert not np.array_equal(run.plan.Ws[0], before)  # batch `first` was applied
+    assert np.isfinite(run.plan.Ws[0]).all()
+    run.train(0, 3)  # the next call sizes its workspace again
+    assert np.isfinite(run.plan.Ws[0]).all()

@@ -36,8 +36,8 @@ cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssiz
                                          const int64_t *rows, const floating *w,
                                          const floating *dz, floating l2, floating *dw,
                                          uint8_t *touched) noexcept nogil
-cdef void csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *counts,
-                          int64_t *cursor, int64_t *col_ptr) noexcept nogil
+cdef int64_t csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *counts,
+                             int64_t *cursor, int64_t *col_ptr) noexcept nogil
 cdef void csc_place_ptr(Py_ssize_t lo, Py_ssize_t hi, const int64_t *indptr,
                         const int32_t *indices, const floating *data, const int64_t *rows,
                         int64_t *cursor, int32_t *csc_rows, floating *csc_data) noexcept nogil

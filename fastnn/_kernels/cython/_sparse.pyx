@@ -212,13 +212,14 @@ cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssiz
                 _csr_scatter(dw, n_out, indices + p, data + p, 1, dz + i * n_out, n_out)
 
 
-cdef void csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *counts,
-                          int64_t *cursor, int64_t *col_ptr) noexcept nogil:
+cdef int64_t csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *counts,
+                             int64_t *cursor, int64_t *col_ptr) noexcept nogil:
     """The batch's transpose, step 1 of 2, on each of the nt threads that split its rows
     in order: from every thread's column counts (counts[t * n_in + k], made by
     ``csr_check_ptr``), thread tid's cursor (n_in,) := where its first entry of each
     column goes, after those of the threads before it; col_ptr (n_in + 1,), unless NULL,
-    := where each column starts.  O(n_in nt)."""
+    := where each column starts.  Returns the batch's stored values (for the caller to
+    check against its workspace before ``csc_place_ptr``).  O(n_in nt)."""
     cdef Py_ssize_t k
     cdef int t
     cdef int64_t start = 0, before, total
@@ -235,6 +236,7 @@ cdef void csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *count
         start += total
     if col_ptr != NULL:
         col_ptr[n_in] = start
+    return start
 
 
 cdef void csc_place_ptr(Py_ssize_t lo, Py_ssize_t hi, const int64_t *indptr,

@@ -190,6 +190,7 @@ cdef enum:
     BAD_LABEL = 2   # a class label is outside [-k, k)
     BAD_INDPTR = 3  # a CSR X: a row's indptr range is not inside [0, nnz]
     BAD_INDEX = 4   # a CSR X: a column index is outside [0, n_0)
+    X_CHANGED = 5   # a CSR X: a batch holds more stored values than the call's workspace
 
 cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # GEMM work per batch (flops) from which a batch is split across threads; on two
@@ -242,6 +243,7 @@ ctypedef struct Job:
     int64_t *csc_ptr    # (n_0 + 1,)
     int32_t *csc_rows   # (csc_cap,)
     char *csc_data      # (csc_cap,) floating
+    Py_ssize_t csc_cap  # the most stored values a batch of the call can hold (at its start)
     int64_t *csc_counts  # (n_threads, n_0): each thread's entries per column, own rows
     int64_t *csc_cursor  # (n_threads, n_0): where each thread puts its next one
     const char *Y
@@ -750,8 +752,12 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 job.out[3] += job.part[t][3]
         # backward
         if job.csc_ptr != NULL:  # layer 0's input transposed, own rows, for its dW
-            csc_offsets_ptr(n0, nt, tid, job.csc_counts, job.csc_cursor + tid * n0,
-                            job.csc_ptr if tid == 0 else NULL)
+            if csc_offsets_ptr(n0, nt, tid, job.csc_counts, job.csc_cursor + tid * n0,
+                               job.csc_ptr if tid == 0 else NULL) > job.csc_cap:
+                # X's arrays changed since the call began (every thread sees the same total)
+                if tid == 0:
+                    job.error = X_CHANGED
+                return
             csc_place_ptr(lo, hi, job.x_indptr, job.x_indices, <const floating *> job.x_data,
                           idx, job.csc_cursor + tid * n0, job.csc_rows,
                           <floating *> job.csc_data)
@@ -764,9 +770,10 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 _sync(job, tid, nt)  # every row of dZ[l] is done
                 _lap(job, tid, PH_WAIT, &t0)
             if l == 0 and job.csc_ptr != NULL:
-                # by rows of dW from the batch's transpose (thread 0 made it before the
-                # backward pass): each row's sums in registers, no thread walks another's
-                # entries; rows the batch does not touch are left to the update
+                # by rows of dW from the batch's transpose (the threads placed their rows'
+                # entries before the backward pass): each row's sums in registers, no
+                # thread walks another's entries; rows the batch does not touch are left
+                # to the update
                 _part(ly.n_in, 1, tid, nt, &plo, &phi)
                 sparse_weight_grad_csc_ptr(ly.n_out, plo, phi, job.csc_ptr, job.csc_rows,
                                            <const floating *> job.csc_data,
@@ -998,6 +1005,19 @@ def _set_min_parallel_flops(double value):
     return old
 
 
+cdef Py_ssize_t CSC_CAP_LIMIT = -1  # tests: the transpose's workspace at most this (-1: none)
+
+
+def _set_transpose_capacity(Py_ssize_t values):
+    """For tests: the batch transpose's workspace holds at most ``values`` stored values
+    (-1: what the call's rows need), as if X had changed after the call sized it;
+    returns the previous limit."""
+    global CSC_CAP_LIMIT
+    old = CSC_CAP_LIMIT
+    CSC_CAP_LIMIT = values
+    return old
+
+
 def thread_statistics(reset=False):
     """How train_batches used threads since import (or the last reset): a dict with
     ``parallel_batches`` (split across threads), ``fallback_batches`` (on one thread
@@ -1063,6 +1083,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.csc_data = NULL
     job.csc_counts = NULL
     job.csc_cursor = NULL
+    job.csc_cap = 0
     if csr:
         # a CSR matrix (n, n_0) whose rows layer 0 reads in place: its arrays are read
         # directly (aligned), each batch's entries are checked as they are reached
@@ -1306,6 +1327,9 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         job.x_touched = <uint8_t *> calloc(max(n0, 1), 1)
         csc_cap = _max_batch_values(job.x_indptr, job.x_nnz, job.perm, n, batch_size, first_batch,
                                     n_batches)
+        if CSC_CAP_LIMIT >= 0:
+            csc_cap = min(csc_cap, CSC_CAP_LIMIT)
+        job.csc_cap = csc_cap
         if _transposes(n0, csc_cap):
             job.csc_ptr = <int64_t *> malloc((n0 + 1) * sizeof(int64_t))
             job.csc_rows = <int32_t *> malloc(max(csc_cap, 1) * sizeof(int32_t))
@@ -1362,4 +1386,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
             f"train_batches: X.indices[{job.bad_value}] = {X.indices[job.bad_value]} is out of "
             f"bounds for {n0} columns (Ws[0]'s rows)"
         )
+    if job.error == X_CHANGED:
+        raise RuntimeError("train_batches: X's CSR arrays changed while it trained (a batch holds more "
+                           "stored values than its rows held when the call began); the batches before "
+                           "it stay applied")
     return TrainResult(done, job.out[0], job.out[1], job.out[2], job.out[3], finite)
