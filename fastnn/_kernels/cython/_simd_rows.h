@@ -54,8 +54,14 @@
         j0 += NVB * L;                                                                          \
     }
 
-/* Blocks of 8 vectors, then one of 4, 2 and 1 as the row's length needs, then single values:
- * every width of a layer runs from registers but the last few columns. */
+/* Blocks of 8 vectors, then one of 4, 2 and 1 as the row's length needs (then the caller's single
+ * values): every width of a layer runs from registers but the last few columns. */
+#define FASTNN_BLOCK_LADDER(BLOCK)                                                              \
+    while (j0 + 8 * L <= n) BLOCK(8)                                                            \
+    if (j0 + 4 * L <= n) BLOCK(4)                                                               \
+    if (j0 + 2 * L <= n) BLOCK(2)                                                               \
+    if (j0 + L <= n) BLOCK(1)
+
 #define FASTNN_DEFINE_CSR_ROWS(T, SUFFIX)                                                       \
     /* 32-byte vectors (GCC vector extensions: the loop over a block is spelled out, which   \
        plain loops did not get vectorized into), loaded from any T-aligned address. */      \
@@ -67,10 +73,7 @@
         typedef fastnn_vec_##SUFFIX V;                                                          \
         enum { L = 32 / sizeof(T) };                                                            \
         ptrdiff_t j0 = 0;                                                                       \
-        while (j0 + 8 * L <= n) FASTNN_CSR_ROW_BLOCK(8)                                         \
-        if (j0 + 4 * L <= n) FASTNN_CSR_ROW_BLOCK(4)                                            \
-        if (j0 + 2 * L <= n) FASTNN_CSR_ROW_BLOCK(2)                                            \
-        if (j0 + L <= n) FASTNN_CSR_ROW_BLOCK(1)                                                \
+        FASTNN_BLOCK_LADDER(FASTNN_CSR_ROW_BLOCK)                                               \
         if (j0 < n) {                                                                           \
             if (!add)                                                                           \
                 for (ptrdiff_t j = j0; j < n; j++) z[j] = 0;                                    \
@@ -88,10 +91,7 @@
         typedef fastnn_vec_##SUFFIX V;                                                          \
         enum { L = 32 / sizeof(T) };                                                            \
         ptrdiff_t j0 = 0;                                                                       \
-        while (j0 + 8 * L <= n) FASTNN_CSR_SCATTER_BLOCK(8)                                     \
-        if (j0 + 4 * L <= n) FASTNN_CSR_SCATTER_BLOCK(4)                                        \
-        if (j0 + 2 * L <= n) FASTNN_CSR_SCATTER_BLOCK(2)                                        \
-        if (j0 + L <= n) FASTNN_CSR_SCATTER_BLOCK(1)                                            \
+        FASTNN_BLOCK_LADDER(FASTNN_CSR_SCATTER_BLOCK)                                           \
         if (j0 < n) {                                                                           \
             for (ptrdiff_t p = 0; p < nnz; p++) {                                               \
                 T *restrict r = dw + (ptrdiff_t) idx[p] * ld;                                   \
