@@ -68,6 +68,81 @@ def test_peers_table_bolds_a_peer_that_is_fastest():
     assert "`jax.jit` of a whole epoch" in text and "optax 0.2" in text
 
 
+def test_peers_table_from_runners_taking_turns():
+    """With fastnn's backends timed in turns with the peers, their columns come from those rounds
+    (not the suite's), and the last column is the median of the ratios within each round."""
+    results = report.Results(_suite_json({("mnist128", "numpy"): 9.0, ("mnist128", "cython"): 9.0}))
+    rounds = {"fastnn-numpy": [0.40, 0.80, 0.42], "fastnn-cython": [0.20, 0.40, 0.30],
+              "torch": [0.25, 0.50, 0.20]}
+    measured = {name: {"status": "ok", "version": "9.9", "threads": 2,
+                       "workloads": {"mnist128": {"warm_up": 1.0, "epoch_seconds": seconds}}}
+                for name, seconds in rounds.items()}
+    text = "\n".join(versus.render(results, measured, "cython"))
+    assert "| workload | fastnn numpy | fastnn cython | torch | fastnn cython ÷ fastest peer |" in text
+    # medians 420 / 300 / 250 ms; per round 0.8, 0.8, 1.5 -> 0.80 (the ratio of medians would say 1.20)
+    assert "| mnist128: 784-128-10 relu, adam, batch 128 | 420 ms | 300 ms | **250 ms** | 0.80× |" in text
+    assert "took turns, one epoch each" in text
+    measured["fastnn-cython"] = {"status": "failed", "error": "RuntimeError: boom"}
+    text = "\n".join(versus.render(results, measured, "cython"))
+    assert "| 420 ms | failed | **250 ms** | — |" in text
+    assert versus.failures(measured) == ["fastnn's cython backend, in turns with the peers, failed: RuntimeError: boom"]
+
+
+def test_a_runner_serves_one_epoch_at_a_time():
+    """``peers.serve`` (what each runner's process runs): ready line, warm-up, epochs from the
+    warm-up's state, an error for an unknown workload, and it goes on after one."""
+    import io
+    import json
+
+    from harness import peers
+
+    out = io.StringIO()
+    peers.serve("fastnn-numpy", 256, 1, io.StringIO("prepare regression\nepoch regression\nepoch tiny\n"
+                                                    "epoch regression\nquit\nepoch regression\n"), out)
+    answers = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert answers[0]["ready"] and answers[0]["peer"] == "fastnn-numpy" and answers[0]["version"]
+    assert answers[1]["warm_up"] > 0
+    assert answers[2]["seconds"] > 0 and answers[4]["seconds"] > 0
+    assert answers[3] == {"error": "KeyError: 'tiny'"}
+    assert len(answers) == 5  # nothing after quit
+
+
+def test_runners_take_turns_in_their_own_processes():
+    """``run_peers`` with one of fastnn's backends and no peer: its process warms up, times its
+    rounds and answers in JSON."""
+    measured = versus.run_peers([], ["regression"], 256, True, 1, backends=["numpy"])
+    run = measured["fastnn-numpy"]
+    assert run["status"] == "ok" and run["threads"] == 1
+    timing = run["workloads"]["regression"]
+    assert timing["warm_up"] > 0 and len(timing["epoch_seconds"]) >= cases.TRAIN_MIN_ROUNDS[True]
+    assert versus.failures(measured) == []
+
+
+def test_a_runner_that_dies_is_reported(monkeypatch):
+    monkeypatch.setattr(versus, "_Runner", _DyingRunner)
+    measured = versus.run_peers([], ["regression", "tiny"], 256, True, 1, backends=["numpy"])
+    assert measured["fastnn-numpy"]["status"] == "failed"
+    assert versus.failures(measured)[0] == "fastnn's numpy backend, in turns with the peers, failed: Killed"
+
+
+class _DyingRunner:
+    """A runner whose process ends after its ready line."""
+
+    def __init__(self, name, rows, threads, env):
+        self.answers = [{"ready": True, "version": "1", "threads": threads}]
+
+    def answer(self, timeout=None):
+        if not self.answers:
+            raise RuntimeError("Killed")
+        return self.answers.pop(0)
+
+    def ask(self, command):
+        return self.answer()
+
+    def close(self):
+        pass
+
+
 def test_no_peers_no_section():
     assert versus.render(report.Results(_suite_json({("tiny", "numpy"): 0.1})), None, "numpy") == []
 

@@ -244,13 +244,17 @@ class TrainingRun:
             self.model.fit(self.X[:n], self.y[:n], epochs=1, batch_size=self.batch_size, verbose=0,
                            first_layer=self.first_layer)
             seconds = time.perf_counter() - start
+        self.snapshot()
+        return seconds * len(self.X) / n
+
+    def snapshot(self):
+        """Keep the weights and optimizer state that ``reset()`` puts back (``warm_up`` calls it)."""
         self._snapshot = ([w.copy() for w in self.model.get_weights()],
                           [s.copy() for s in self.model.optimizer.get_state()],
                           self.model.optimizer.iterations)
-        return seconds * len(self.X) / n
 
     def reset(self):
-        """Back to the state at the end of ``warm_up()``."""
+        """Back to the state of the last ``snapshot()``: the end of ``warm_up()``."""
         weights, slots, iterations = self._snapshot
         self.model.set_weights(weights)
         self.model.optimizer.set_state(slots, iterations)

@@ -27,8 +27,11 @@ warm-up (one whole epoch: for JAX it includes compiling), then rounds that
 each start from the state the warm-up left, at least
 ``cases.TRAIN_MIN_ROUNDS`` of them and as many more as fit in
 ``cases.TRAIN_SECONDS``.  ``versus.py`` runs this module in a fresh process
-per peer (``python -m harness.peers torch ...``, printing JSON), so that no
-peer's thread pools share a process with fastnn's or the other peer's.
+per peer, so that no peer's thread pools share a process with fastnn's or
+the other peer's, and one per fastnn backend (``FastnnRun``), all serving
+one epoch at a time (``python -m harness.peers torch --serve ...``, see
+``serve``) so that they can take turns; ``python -m harness.peers torch
+--workloads ...`` times one runner alone and prints JSON.
 
 Upstream forms that differ from fastnn's by where epsilon sits: PyTorch's and
 optax's Adam add epsilon to the bias-corrected ``sqrt(v_hat)``; fastnn (as
@@ -260,6 +263,34 @@ class JaxRun:
 RUNS = {"torch": TorchRun, "jax": JaxRun}
 
 
+# ------------------------------------------------------------------- fastnn
+class FastnnRun:
+    """fastnn's own run of a workload (``cases.TrainingRun`` on ``backend``) behind the peers'
+    interface, so that ``versus.py`` can time it in turns with them.  ``last_epoch_seconds`` is
+    the epoch as the suite times it (``on_epoch_begin`` to ``on_epoch_end``: without the input
+    checks ``fit`` makes once per call)."""
+
+    def __init__(self, backend: str, workload, rows: int):
+        self.training = cases.TrainingRun(workload, backend, "float32", rows)
+        self.training.warm_up()  # compiles what the backend compiles, before the timed warm-up epoch
+
+    def epoch(self):
+        self.training()
+
+    @property
+    def last_epoch_seconds(self) -> float:
+        return self.training.epoch_seconds[-1]
+
+    def snapshot(self):
+        self.training.snapshot()
+
+    def reset(self):
+        self.training.reset()
+
+
+FASTNN_PREFIX = "fastnn-"  # runner names "fastnn-<backend>" for fastnn's backends
+
+
 # ------------------------------------------------------------------- timing
 def workload_data(workload, rows: int):
     """``(X, y)`` of the harness for ``workload``: float32 ``X``; int64 labels, or (n, 1) float32 targets."""
@@ -270,7 +301,10 @@ def workload_data(workload, rows: int):
 
 
 def make_run(peer: str, workload, rows: int, threads: int):
-    """The ``RUNS[peer]`` of ``workload`` on the harness's data and fastnn's initial weights (seed 0)."""
+    """The ``RUNS[peer]`` of ``workload`` on the harness's data and fastnn's initial weights (seed 0);
+    for ``"fastnn-<backend>"``, fastnn's own run on that backend."""
+    if peer.startswith(FASTNN_PREFIX):
+        return FastnnRun(peer[len(FASTNN_PREFIX):], workload, rows)
     X, y = workload_data(workload, rows)
     weights = workload.build("numpy", "float32", seed=0).get_weights()
     return RUNS[peer](workload, X, y, weights, threads)
@@ -292,11 +326,17 @@ def time_run(run, quick: bool) -> dict:
     return {"warm_up": warm_up, "epoch_seconds": seconds}
 
 
+def _version(peer: str) -> str:
+    from importlib import metadata
+
+    return metadata.version("fastnn" if peer.startswith(FASTNN_PREFIX) else peer)
+
+
 def time_workloads(peer: str, names, rows: int, threads: int, quick: bool) -> dict:
     """Time ``peer`` on each workload of ``names``; a workload that fails gets ``{"error": message}``."""
     from importlib import metadata
 
-    out = {"peer": peer, "version": metadata.version(peer), "threads": threads, "rows": rows, "workloads": {}}
+    out = {"peer": peer, "version": _version(peer), "threads": threads, "rows": rows, "workloads": {}}
     if any(not cases.WORKLOADS[name].regression for name in names):
         out["data"] = cases.image_source()
     if peer == "jax":
@@ -312,15 +352,71 @@ def time_workloads(peer: str, names, rows: int, threads: int, quick: bool) -> di
     return out
 
 
+def serve(peer: str, rows: int, threads: int, stdin=None, stdout=None) -> None:
+    """Time ``peer`` one epoch at a time, as the lines on ``stdin`` ask, for ``versus.py``'s turns.
+
+    First prints ``{"ready": true, "version": ..., ...}``; then answers, one JSON line each:
+    ``prepare WORKLOAD`` (build it, time a warm-up epoch, keep its end state: ``{"warm_up": s}``),
+    ``epoch WORKLOAD`` (back to that state, time one epoch: ``{"seconds": s}``), ``quit``.  A
+    failure answers ``{"error": message}`` and the process goes on."""
+    from importlib import metadata
+
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+
+    def say(obj):
+        stdout.write(json.dumps(obj) + "\n")
+        stdout.flush()
+
+    ready = {"ready": True, "peer": peer, "version": _version(peer), "threads": threads, "rows": rows}
+    if peer == "jax":
+        try:
+            ready["optax"] = metadata.version("optax")
+        except metadata.PackageNotFoundError:
+            ready["optax"] = None
+    say(ready)
+    runs = {}
+    for line in stdin:
+        command, _, name = line.strip().partition(" ")
+        if command == "quit" or not command:
+            break
+        try:
+            if command == "prepare":
+                run = runs[name] = make_run(peer, cases.WORKLOADS[name], rows, threads)
+                start = time.perf_counter()
+                run.epoch()
+                warm_up = time.perf_counter() - start
+                run.snapshot()
+                say({"warm_up": warm_up})
+            elif command == "epoch":
+                run = runs[name]
+                run.reset()
+                start = time.perf_counter()
+                run.epoch()
+                say({"seconds": getattr(run, "last_epoch_seconds", time.perf_counter() - start)})
+            else:
+                say({"error": f"unknown command {command!r}"})
+        except Exception as exc:  # noqa: BLE001 - reported by the caller; the other workloads go on
+            runs.pop(name, None)
+            say({"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+
+
 def main(argv=None) -> int:
-    """``python -m harness.peers PEER --workloads a,b --rows N --threads T [--quick]``: JSON on stdout."""
+    """``python -m harness.peers PEER --workloads a,b --rows N --threads T [--quick]``: JSON on stdout;
+    ``--serve``: one epoch at a time as standard input asks (``serve``).  PEER is a peer or
+    ``fastnn-<backend>``."""
+    import fastnn._kernels as K
+
     parser = argparse.ArgumentParser(prog="python -m harness.peers", description=main.__doc__)
-    parser.add_argument("peer", choices=PEERS)
+    parser.add_argument("peer", choices=PEERS + tuple(FASTNN_PREFIX + b for b in K.BACKEND_MODULES))
     parser.add_argument("--workloads", default=",".join(cases.WORKLOADS))
     parser.add_argument("--rows", type=int, default=cases.TRAIN_ROWS)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--serve", action="store_true")
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.peer, args.rows, args.threads)
+        return 0
     names = [name for name in args.workloads.split(",") if name]
     unknown = [name for name in names if name not in cases.WORKLOADS]
     if unknown:

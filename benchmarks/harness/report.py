@@ -181,7 +181,7 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
 
         workloads = [case.rsplit("-", 1)[0] for case, _ in results.of_kind("train", "float32")]
         peer_runs = versus.run_peers(args.peers, workloads, memory_rows, quick,
-                                     args.threads or fastnn.get_num_threads(), env)
+                                     args.threads or fastnn.get_num_threads(), env, backends=ran)
         failures += versus.failures(peer_runs)
     probe_runs = {"latency": (args.no_latency, "first-call latency",
                               lambda b: probes.first_call_latency(b, env=env)),

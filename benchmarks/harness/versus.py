@@ -1,10 +1,20 @@
 """fastnn against PyTorch and JAX: the peers' runs and the report's table.
 
 ``python benchmarks/report.py --peers torch,jax`` times the training workloads
-the suite timed (float32) in each peer (``peers.py``), in a fresh process per
-peer so that its thread pools never share a process with fastnn's, and
-``render`` sets them beside fastnn's backends.  A peer that is not installed
-is reported as such (``pip install -e '.[peers]'`` installs both).
+the suite timed (float32) in each peer (``peers.py``) and again in each of
+fastnn's backends, every one in a process of its own so that no thread pools
+share a process, and ``render`` sets them side by side.  A peer that is not
+installed is reported as such (``pip install -e '.[peers]'`` installs both).
+
+Turns: the processes stay up and take turns, one epoch each (``peers.serve``):
+for each workload every runner first times a warm-up epoch, then each round
+runs one epoch of every runner, in an order rotated from round to round, with
+``PAUSE`` seconds between two epochs so that a thread pool still spinning after
+its work (OpenBLAS's spins about 0.1 s) does not run into the next runner's
+epoch.  A machine whose speed drifts (a shared machine's often moves by 30 %
+within minutes) then slows every runner of a round alike, where timing the
+peers minutes after the suite compared two different machines.  The table's
+last column is the median over rounds of the ratio within each round.
 
 Threads: PyTorch gets ``torch.set_num_threads(T)``; JAX (XLA) has no thread
 count to set beyond "one", so at ``T = 1`` it runs with Eigen's pool off and
@@ -16,16 +26,22 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import queue
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
-from . import peers, probes
+from . import cases, peers, probes
 from .tables import fmt_seconds, table
 
 MODULES = {"torch": ("torch",), "jax": ("jax", "jaxlib")}  # what must import for each peer
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-PEER_TIMEOUT = 3600  # seconds for one peer's process, every workload included
+PEER_TIMEOUT = 1800  # seconds for one answer of a runner's process (a warm-up epoch, compiling included)
+PAUSE = 0.2  # seconds between two runners' epochs
+MAX_ROUNDS = 20
 
 
 def parse_peers(text: str) -> list[str]:
@@ -51,43 +67,135 @@ def peer_env(peer: str, threads: int, env: dict | None = None) -> dict:
     return env
 
 
-def run_peers(names, workloads, rows: int, quick: bool, threads: int, env: dict | None = None) -> dict:
-    """Time each peer of ``names`` on ``workloads`` (names in ``cases.WORKLOADS``), one process per peer.
+class _Runner:
+    """One runner's process (``python -m harness.peers NAME --serve``), answering a line at a time."""
 
-    ``{peer: {"status": "ok", "version": ..., "threads": T, "workloads": {name: {"epoch_seconds": [...],
-    "warm_up": s} or {"error": message}}}}``; status "not installed" or "failed" (with ``error``) otherwise.
-    """
-    out = {}
-    for peer in names:
-        if not installed(peer):
-            out[peer] = {"status": "not installed"}
-            continue
-        print(f"peer {peer}: {', '.join(workloads)} ...", flush=True)
-        cmd = [sys.executable, "-m", "harness.peers", peer, "--workloads", ",".join(workloads),
-               "--rows", str(rows), "--threads", str(threads)] + ["--quick"] * quick
+    def __init__(self, name: str, rows: int, threads: int, env: dict):
+        self.name = name
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        cmd = [sys.executable, "-m", "harness.peers", name, "--serve", "--rows", str(rows),
+               "--threads", str(threads)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     text=True, bufsize=1, env=env)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)  # the process ended
+
+    def answer(self, timeout: float = PEER_TIMEOUT) -> dict:
+        """The next JSON line; RuntimeError (with the end of its standard error) if none comes."""
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PEER_TIMEOUT,
-                                  env=probes.child_env(peer_env(peer, threads, env)))
-        except subprocess.TimeoutExpired:
-            out[peer] = {"status": "failed", "error": f"no result within {PEER_TIMEOUT} s"}
-            continue
-        if proc.returncode != 0:
-            lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
-            out[peer] = {"status": "failed", "error": lines[-1]}
-            continue
-        out[peer] = dict(json.loads(proc.stdout.strip().splitlines()[-1]), status="ok")
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise RuntimeError(f"no answer within {timeout:.0f} s") from None
+        if line is None:
+            self.stderr.seek(0)
+            lines = self.stderr.read().strip().splitlines() or [f"exit status {self.proc.wait()}"]
+            raise RuntimeError(lines[-1])
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        try:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the process ended: answer() says why
+        return self.answer()
+
+    def close(self):
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+
+def _enough(rounds: int, totals: list[float], quick: bool) -> bool:
+    """Whether a workload has had its rounds: at least ``cases.TRAIN_MIN_ROUNDS`` and, below
+    ``MAX_ROUNDS``, until its fastest runner has run ``cases.TRAIN_SECONDS``."""
+    if rounds < cases.TRAIN_MIN_ROUNDS[quick]:
+        return False
+    return rounds >= MAX_ROUNDS or min(totals) >= cases.TRAIN_SECONDS[quick]
+
+
+def run_peers(names, workloads, rows: int, quick: bool, threads: int, env: dict | None = None,
+              backends=()) -> dict:
+    """Time each peer of ``names`` and each fastnn backend of ``backends`` on ``workloads`` (names in
+    ``cases.WORKLOADS``), a process each, taking turns an epoch at a time (see the top).
+
+    ``{runner: {"status": "ok", "version": ..., "threads": T, "workloads": {name: {"epoch_seconds": [...],
+    "warm_up": s} or {"error": message}}}}`` with runners ``names`` and ``"fastnn-<backend>"``; a
+    workload's ``epoch_seconds`` of all runners hold the same rounds; status "not installed" or
+    "failed" (with ``error``) otherwise.
+    """
+    out, runners = {}, {}
+    todo = [(peer, peer_env(peer, threads, env)) for peer in names if installed(peer)]
+    todo += [(peers.FASTNN_PREFIX + backend, dict(env or {})) for backend in backends]
+    out.update({peer: {"status": "not installed"} for peer in names if not installed(peer)})
+    try:
+        for name, extra in todo:
+            print(f"starting {name} ...", flush=True)
+            runner = runners[name] = _Runner(name, rows, threads, probes.child_env(extra))
+            try:
+                ready = runner.answer()
+                out[name] = {key: ready[key] for key in ready if key not in ("ready", "peer", "rows")}
+                out[name].update(status="ok", workloads={})
+            except RuntimeError as exc:
+                out[name] = {"status": "failed", "error": str(exc)}
+        for workload in workloads:
+            live = [name for name in runners if out[name]["status"] == "ok"]
+            for name in live:
+                print(f"{name}: warm-up epoch of {workload} ...", flush=True)
+                out[name]["workloads"][workload] = _ask(runners[name], f"prepare {workload}", out[name])
+            live = [name for name in live if "warm_up" in out[name]["workloads"].get(workload, {})]
+            for name in live:
+                out[name]["workloads"][workload]["epoch_seconds"] = []
+            rounds = 0
+            print(f"{workload}: rounds of {', '.join(live)} ...", flush=True)
+            while live and not _enough(rounds, [sum(out[name]["workloads"][workload]["epoch_seconds"])
+                                                for name in live], quick):
+                turn = rounds % len(live)
+                for name in live[turn:] + live[:turn]:
+                    time.sleep(PAUSE)
+                    answer = _ask(runners[name], f"epoch {workload}", out[name])
+                    if "seconds" in answer:
+                        out[name]["workloads"][workload]["epoch_seconds"].append(answer["seconds"])
+                    else:
+                        out[name]["workloads"][workload] = answer
+                live = [name for name in live if "error" not in out[name]["workloads"][workload]]
+                rounds += 1
+    finally:
+        for runner in runners.values():
+            runner.close()
     return out
+
+
+def _ask(runner: _Runner, command: str, record: dict) -> dict:
+    """The runner's answer to ``command``, or ``{"error": ...}``; a runner that ended is marked failed."""
+    try:
+        return runner.ask(command)
+    except RuntimeError as exc:
+        record.update(status="failed", error=str(exc))
+        return {"error": str(exc)}
 
 
 def failures(measured: dict) -> list[str]:
     """One message per peer that failed and per workload that failed in a peer ("not installed" is none)."""
     out = []
     for peer, run in measured.items():
+        who = (f"fastnn's {peer[len(peers.FASTNN_PREFIX):]} backend, in turns with the peers,"
+               if peer.startswith(peers.FASTNN_PREFIX) else f"the {peer} peer")
         if run["status"] == "failed":
-            out.append(f"the {peer} peer failed: {run['error']}")
+            out.append(f"{who} failed: {run['error']}")
         for name, timing in run.get("workloads", {}).items():
             if "error" in timing:
-                out.append(f"the {peer} peer failed on {name}: {timing['error']}")
+                out.append(f"{who} failed on {name}: {timing['error']}")
     return out
 
 
@@ -107,45 +215,83 @@ def _peer_note(peer: str, run: dict) -> str:
     return f"- {peer} {run['version']}: {how}. Warm-up epoch (compilation included): {warm}."
 
 
+def _timing(run: dict, workload: str):
+    """``(cell, rounds)``: a runner's cell for ``workload`` (its status, "—" or "failed") and its epoch
+    seconds, ``None`` where it has none."""
+    timing = run.get("workloads", {}).get(workload)
+    if run["status"] != "ok" and not timing:
+        return run["status"], None
+    if timing is None:
+        return "—", None
+    if "error" in timing or not timing.get("epoch_seconds"):
+        return "failed", None
+    return None, timing["epoch_seconds"]
+
+
+def _ratio(mine: list[float], theirs: list[float]) -> float:
+    """Median over rounds of ``mine / theirs`` where both ran the same rounds in turns, else the
+    ratio of their medians."""
+    if len(mine) == len(theirs):
+        return statistics.median(a / b for a, b in zip(mine, theirs))
+    return statistics.median(mine) / statistics.median(theirs)
+
+
 def render(results, measured: dict | None, default_backend: str) -> list[str]:
     """The "fastnn against PyTorch and JAX" section: one row per float32 training workload in ``results``
-    (``report.Results``) and the peers' times from ``run_peers``; [] without peers."""
+    (``report.Results``), with the times of ``run_peers`` (fastnn's backends from their turns there,
+    or from the suite where ``measured`` has none); [] without peers."""
     if not measured:
         return []
-    backends, names = results.backends, list(measured)
-    headers = ["workload"] + [f"fastnn {b}" for b in backends] + names + [
-        f"fastnn {default_backend} ÷ fastest peer"]
+    backends = results.backends
+    names = [name for name in measured if not name.startswith(peers.FASTNN_PREFIX)]
+    in_turns = any(peers.FASTNN_PREFIX + b in measured for b in backends)
+    default = f"fastnn {default_backend}"
+    headers = ["workload"] + [f"fastnn {b}" for b in backends] + names + [f"{default} ÷ fastest peer"]
     rows = []
     for case, per in results.of_kind("train", "float32"):
         workload = case.rsplit("-", 1)[0]  # case ids are "<workload>-<dtype>"
-        times = {f"fastnn {b}": per[b]["seconds"] for b in backends if b in per}
-        cells = {}
-        for peer in names:
-            run = measured[peer]
-            timing = run.get("workloads", {}).get(workload)
-            if run["status"] != "ok":
-                cells[peer] = run["status"]
-            elif timing is None:
-                cells[peer] = "—"
-            elif "error" in timing:
-                cells[peer] = "failed"
+        rounds, cells = {}, {}
+        for b in backends:
+            if in_turns:
+                cell, seconds = _timing(measured.get(peers.FASTNN_PREFIX + b, {"status": "—"}), workload)
             else:
-                times[peer] = statistics.median(timing["epoch_seconds"])
+                cell, seconds = ("—", None) if b not in per else (None, [per[b]["seconds"]])
+            if seconds is None:
+                cells[f"fastnn {b}"] = cell
+            else:
+                rounds[f"fastnn {b}"] = seconds
+        for peer in names:
+            cell, seconds = _timing(measured[peer], workload)
+            if seconds is None:
+                cells[peer] = cell
+            else:
+                rounds[peer] = seconds
+        times = {column: statistics.median(seconds) for column, seconds in rounds.items()}
         fastest = min(times.values()) if times else None
         for column, seconds in times.items():
             text = fmt_seconds(seconds)
             cells[column] = f"**{text}**" if seconds == fastest else text
-        peer_times = [times[p] for p in names if p in times]
+        peer_times = {p: times[p] for p in names if p in times}
         ratio = "—"
-        if peer_times and f"fastnn {default_backend}" in times:
-            ratio = f"{times[f'fastnn {default_backend}'] / min(peer_times):.2f}×"
+        if peer_times and default in times:
+            best = min(peer_times, key=peer_times.get)
+            ratio = f"{_ratio(rounds[default], rounds[best]):.2f}×"
         label = next(iter(per.values()))["label"]
         rows.append([label] + [cells.get(column, "—") for column in headers[1:-1]] + [ratio])
+    if in_turns:
+        how = ("fastnn's backends and each peer ran in processes of their own that took turns, one epoch each "
+               f"(each round every one of them once, in an order rotated from round to round, {PAUSE} s apart), "
+               "after a warm-up epoch, every round starting from the state the warm-up left, so that the "
+               "machine's drift slows all of them alike. The last column is the median over rounds of fastnn's "
+               f"default backend ({default_backend}) over the fastest peer in the same round (below 1: fastnn is "
+               "faster).")
+    else:
+        how = ("each peer ran in its own process, with a warm-up epoch first and every round starting from the "
+               "state it left; fastnn's columns are the suite's above. The last column is fastnn's default "
+               f"backend ({default_backend}) over the fastest peer (below 1: fastnn is faster).")
     intro = ("Seconds per epoch (median over rounds, float32) of the training workloads above, on the same "
              "rows and from the same initial weights, with the same loss, batch size and optimizer "
-             "hyper-parameters; each peer ran in its own process, with a warm-up epoch first and every round "
-             "starting from the state it left. The fastest of each row is in bold; the last column is "
-             f"fastnn's default backend ({default_backend}) over the fastest peer (below 1: fastnn is faster). "
-             "How each peer's loop is written: `benchmarks/harness/peers.py`.")
-    return (["## fastnn against PyTorch and JAX", "", intro, ""] + table(headers, rows)
-            + [_peer_note(peer, measured[peer]) for peer in names] + [""])
+             f"hyper-parameters; {how} The fastest of each row is in bold. How each peer's loop is written: "
+             "`benchmarks/harness/peers.py`; how the turns are run: `benchmarks/harness/versus.py`.")
+    notes = [_peer_note(peer, measured[peer]) for peer in names]
+    return ["## fastnn against PyTorch and JAX", "", intro, ""] + table(headers, rows) + notes + [""]
