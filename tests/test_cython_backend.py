@@ -78,13 +78,14 @@ def test_dense_forward_row_split_threads_match_serial(dtype, act, blas_threads):
 
 
 @DTYPES
-@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 16, 31, 32, 33])
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 16, 31, 32, 33, 100, 257])
 @pytest.mark.parametrize("n_in, n_out", [(1, 8), (13, 16), (784, 24), (50, 40), (128, 128), (30, 12), (9, 17)])
 def test_small_batch_products_without_blas_match_numpy(dtype, m, n_in, n_out):
-    """Products of at most 32 rows, and weight gradients over at most 32 batch rows, with a width
-    of whole vectors skip BLAS (``_simd_gemm.h``): every row-group and column-block remainder,
-    both dtypes, and the shapes that still go to BLAS (a width of 17, or 33 rows) give numpy's
-    product within the GEMM tolerance, and so does the same call with the small kernel off."""
+    """Products of at most 32 rows (256 when at most 64 wide), and weight gradients over as many
+    batch rows, with a width of whole vectors skip BLAS (``_simd_gemm.h``): every row-group and
+    column-block remainder, both dtypes, and the shapes that still go to BLAS (a width of 17,
+    33 rows of 128, 257 rows) give numpy's product within the GEMM tolerance, and so does the
+    same call with the small kernel off."""
     rng = np.random.default_rng(m * 1000 + n_out)
     X, W, b = rand(rng, (m, n_in), dtype), rand(rng, (n_in, n_out), dtype), rand(rng, n_out, dtype)
     Z, A = np.full((m, n_out), np.nan, dtype), np.full((m, n_out), np.nan, dtype)
@@ -98,13 +99,13 @@ def test_small_batch_products_without_blas_match_numpy(dtype, m, n_in, n_out):
     cy.dense_backward(X, W, dZ, 0.5, dW, db, dX)
     close(dW, X.T.astype(np.float64) @ dZ + 0.5 * W.astype(np.float64), dtype, np.sqrt(m))
     close(dX, dZ.astype(np.float64) @ W.T, dtype, np.sqrt(n_out))
-    old = _dense._set_small_gemm_rows(0)
+    old = _dense._set_small_gemm(False)
     try:
         Z_blas, dW_blas = np.full_like(Z, np.nan), np.full_like(dW, np.nan)
         cy.dense_forward(X, W, b, K.LINEAR, 0.0, Z_blas, Z_blas)
         cy.dense_backward(X, W, dZ, 0.5, dW_blas, None, None)
     finally:
-        _dense._set_small_gemm_rows(old)
+        _dense._set_small_gemm(old)
     close(Z_blas, Z, dtype, np.sqrt(n_in))
     close(dW_blas, dW, dtype, np.sqrt(m))
 

@@ -13,7 +13,9 @@ Design notes
   which reads its operands where they lie: BLAS's copy of them into its
   blocks costs more than such a product (forward 1.6-2.9x faster at 16 x 784 x
   128 and 8 x 784 x 128, the same at 32 rows, slower from 64; weight gradient
-  1.3x at 16 and 1.2x at 32 batch rows, 784 x 128).
+  1.3x at 16 and 1.2x at 32 batch rows, 784 x 128).  Narrow products (at most
+  ``NARROW_GEMM_WIDTH`` columns) gain at up to 256 rows: 784 x 16 at 50 and
+  100 rows 1.5-1.8x, 784 x 64 at 64 rows 1.2-1.35x.
 * Threads.  By default BLAS does the threading and the epilogue is serial:
   an OpenMP loop right after a multi-threaded BLAS call fights BLAS's
   spinning pool for the cores and was measured up to about 100 times slower
@@ -54,9 +56,13 @@ cdef extern from "_simd_gemm.h" nogil:
                                                 const double *w, Py_ssize_t ldw, double *z,
                                                 Py_ssize_t ldz)
 
-# x @ w with at most this many rows, or x.T @ dz over at most this many batch rows, with a width
-# of whole 32-byte vectors, skips BLAS (see above).
+# x @ w with at most SMALL_GEMM_ROWS rows, or x.T @ dz over at most that many batch rows, with a
+# width of whole 32-byte vectors, skips BLAS (see above); so does one at most NARROW_GEMM_WIDTH wide
+# over at most NARROW_GEMM_ROWS rows.
 cdef Py_ssize_t SMALL_GEMM_ROWS = 32
+cdef Py_ssize_t NARROW_GEMM_WIDTH = 64
+cdef Py_ssize_t NARROW_GEMM_ROWS = 256
+cdef bint SMALL_GEMM = True  # tests and benchmarks turn it off (_set_small_gemm)
 
 cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 
@@ -217,8 +223,9 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
         for i in range(m):
             memset(c + i * ldc, 0, n * sizeof(floating))
         return
-    if not trans_b and n % (32 // sizeof(floating)) == 0 and (
-            k <= SMALL_GEMM_ROWS if trans_a else m <= SMALL_GEMM_ROWS):
+    cdef Py_ssize_t rows = k if trans_a else m  # a batch's rows, or a thread's share of them
+    if SMALL_GEMM and not trans_b and n % (32 // sizeof(floating)) == 0 and (
+            rows <= SMALL_GEMM_ROWS or (n <= NARROW_GEMM_WIDTH and rows <= NARROW_GEMM_ROWS)):
         # op(a)'s element (i, p): a[i * lda + p], or a[p * lda + i] transposed
         if floating is float:
             small_gemm_f32(m, n, k, a, 1 if trans_a else lda, lda if trans_a else 1, b, ldb, c, ldc)
@@ -314,12 +321,12 @@ cdef int _dense_forward(const floating[:, ::1] X, const floating[:, ::1] W,
     return 0
 
 
-def _set_small_gemm_rows(Py_ssize_t rows):
-    """Tests and benchmarks: products of at most ``rows`` rows skip BLAS (0: never); returns the
-    previous value."""
-    global SMALL_GEMM_ROWS
-    old = SMALL_GEMM_ROWS
-    SMALL_GEMM_ROWS = rows
+def _set_small_gemm(bint on):
+    """Tests and benchmarks: whether small products skip BLAS (``_simd_gemm.h``); returns the
+    previous setting."""
+    global SMALL_GEMM
+    old = SMALL_GEMM
+    SMALL_GEMM = on
     return old
 
 
