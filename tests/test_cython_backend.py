@@ -628,6 +628,25 @@ def test_train_batches_threads_match_one_thread(dtype):
     close(many["out"], one["out"], dtype, 10.0)
 
 
+@pytest.mark.parametrize("batch_size, threads", [(16, 2), (15, 1)])
+def test_batches_of_8_rows_a_thread_are_split(batch_size, threads):
+    """Two threads need 8 rows each (``MIN_ROWS_PER_THREAD``): batch 16 is split, batch 15 is not."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    args = _train_args("float32", K.OPT_ADAM, widths=(200, 64, 10), acts=(K.RELU, K.SOFTMAX),
+                       bias=(True, True), n=16 * batch_size, batch_size=batch_size)
+    queue = _training._set_run_queue_answer(False)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            _training.thread_statistics(reset=True)
+            assert run_train_batches(cy, args) == 16
+            stats = _training.thread_statistics(reset=True)
+    finally:
+        _training._set_run_queue_answer(queue)
+    assert stats["parallel_batches"] == (16 if threads == 2 else 0)
+
+
 def test_a_busy_stretch_stays_with_its_plan():
     """The contention fallback's one-thread deadline is the plan's (one fit's): a plan whose
     deadline lies ahead runs on one thread, and a new plan starts with the threads again."""

@@ -49,7 +49,7 @@ Design notes
   by blocks of each parameter -- in one parallel region with a few barriers
   per batch (``_worker``).  Every loaded BLAS is limited to one thread for
   the call and restored afterwards.  Batches with little GEMM work
-  (``MIN_PARALLEL_FLOPS``), fewer than 16 rows per thread, an OpenMP limit
+  (``MIN_PARALLEL_FLOPS``), fewer than ``MIN_ROWS_PER_THREAD`` rows per thread, an OpenMP limit
   of one thread (``fn.set_num_threads(1)``) or a BLAS that cannot be
   limited run the same loop on one thread, leaving BLAS as it is.
 * On a busy machine a thread that loses its core stalls every barrier.
@@ -196,6 +196,10 @@ cdef Py_ssize_t INT_MAX_BLAS = 2147483647
 # GEMM work per batch (flops) from which a batch is split across threads; on two
 # cores 1.35 MFLOP gained about 1.2x and 0.45 MFLOP lost about as much.
 cdef double MIN_PARALLEL_FLOPS = 1e6
+# Batch rows each thread needs for the split: 784-128-10 Adam at batch 16 ran 0.65x the one-thread
+# epoch on two threads of 8 rows once small products skipped BLAS (_simd_gemm.h in _dense; with
+# BLAS's 8-row products two threads had gained nothing, hence 16 before).
+cdef Py_ssize_t MIN_ROWS_PER_THREAD = 8
 cdef enum:
     SPARSE_FILL_VALUES = 8192  # l2 W of untouched rows formed this many values at a time (on the stack)
 # Layer 0's dW on CSR input is made from the batch's transpose (by rows of dW, split
@@ -996,6 +1000,15 @@ def _run_queue_cores_taken(int threads, int own):
     return bool(cores_taken(threads, own))
 
 
+def _set_min_rows_per_thread(Py_ssize_t rows):
+    """Tests and benchmarks: the batch rows each thread needs for the split; returns the previous
+    value."""
+    global MIN_ROWS_PER_THREAD
+    old = MIN_ROWS_PER_THREAD
+    MIN_ROWS_PER_THREAD = rows
+    return old
+
+
 def _set_min_parallel_flops(double value):
     """Set the GEMM work per batch (flops) below which a batch runs on one thread;
     returns the previous value (tests lower it to exercise the split on tiny nets)."""
@@ -1292,8 +1305,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         return TrainResult(0, 0.0, 0.0, 0.0, 0.0, True)
     # Threads: the work is split across OpenMP threads, each calling BLAS on one
     # thread (see "Threads" at the top), when OpenMP allows several and every batch
-    # has at least 16 rows per thread; BLAS is then limited to one thread for this
-    # call only.
+    # has at least MIN_ROWS_PER_THREAD rows per thread; BLAS is then limited to one
+    # thread for this call only.
     cdef bint limited = False
     cdef double flops = 0.0  # of the GEMMs of one batch: forward, dW and dX
     for l in range(L):
@@ -1302,7 +1315,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
                       + <double> job.layers[0].n_in * job.layers[0].n_out)
         else:
             flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
-    job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // 16, <Py_ssize_t> MAX_THREADS)
+    job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // MIN_ROWS_PER_THREAD, <Py_ssize_t> MAX_THREADS)
     if flops < MIN_PARALLEL_FLOPS:
         job.n_threads = 1  # barriers would cost more than the split saves
     if job.n_threads > 1:
