@@ -14,7 +14,8 @@ its work (OpenBLAS's spins about 0.1 s) does not run into the next runner's
 epoch.  A machine whose speed drifts (a shared machine's often moves by 30 %
 within minutes) then slows every runner of a round alike, where timing the
 peers minutes after the suite compared two different machines.  The table's
-last column is the median over rounds of the ratio within each round.
+last column is the ratio of the medians it shows.  A workload gets at least
+``TURN_MIN_ROUNDS`` rounds: with few, one slow epoch moves a median.
 
 Threads: PyTorch gets ``torch.set_num_threads(T)``; JAX (XLA) has no thread
 count to set beyond "one", so at ``T = 1`` it runs with Eigen's pool off and
@@ -42,6 +43,7 @@ XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_thread
 PEER_TIMEOUT = 1800  # seconds for one answer of a runner's process (a warm-up epoch, compiling included)
 PAUSE = 0.2  # seconds between two runners' epochs
 MAX_ROUNDS = 20
+TURN_MIN_ROUNDS = {False: 5, True: 1}
 
 
 def parse_peers(text: str) -> list[str]:
@@ -117,9 +119,9 @@ class _Runner:
 
 
 def _enough(rounds: int, totals: list[float], quick: bool) -> bool:
-    """Whether a workload has had its rounds: at least ``cases.TRAIN_MIN_ROUNDS`` and, below
+    """Whether a workload has had its rounds: at least ``TURN_MIN_ROUNDS`` and, below
     ``MAX_ROUNDS``, until its fastest runner has run ``cases.TRAIN_SECONDS``."""
-    if rounds < cases.TRAIN_MIN_ROUNDS[quick]:
+    if rounds < TURN_MIN_ROUNDS[quick]:
         return False
     return rounds >= MAX_ROUNDS or min(totals) >= cases.TRAIN_SECONDS[quick]
 
@@ -228,14 +230,6 @@ def _timing(run: dict, workload: str):
     return None, timing["epoch_seconds"]
 
 
-def _ratio(mine: list[float], theirs: list[float]) -> float:
-    """Median over rounds of ``mine / theirs`` where both ran the same rounds in turns, else the
-    ratio of their medians."""
-    if len(mine) == len(theirs):
-        return statistics.median(a / b for a, b in zip(mine, theirs))
-    return statistics.median(mine) / statistics.median(theirs)
-
-
 def render(results, measured: dict | None, default_backend: str) -> list[str]:
     """The "fastnn against PyTorch and JAX" section: one row per float32 training workload in ``results``
     (``report.Results``), with the times of ``run_peers`` (fastnn's backends from their turns there,
@@ -271,20 +265,18 @@ def render(results, measured: dict | None, default_backend: str) -> list[str]:
         for column, seconds in times.items():
             text = fmt_seconds(seconds)
             cells[column] = f"**{text}**" if seconds == fastest else text
-        peer_times = {p: times[p] for p in names if p in times}
+        peer_times = [times[p] for p in names if p in times]
         ratio = "—"
         if peer_times and default in times:
-            best = min(peer_times, key=peer_times.get)
-            ratio = f"{_ratio(rounds[default], rounds[best]):.2f}×"
+            ratio = f"{times[default] / min(peer_times):.2f}×"
         label = next(iter(per.values()))["label"]
         rows.append([label] + [cells.get(column, "—") for column in headers[1:-1]] + [ratio])
     if in_turns:
         how = ("fastnn's backends and each peer ran in processes of their own that took turns, one epoch each "
                f"(each round every one of them once, in an order rotated from round to round, {PAUSE} s apart), "
                "after a warm-up epoch, every round starting from the state the warm-up left, so that the "
-               "machine's drift slows all of them alike. The last column is the median over rounds of fastnn's "
-               f"default backend ({default_backend}) over the fastest peer in the same round (below 1: fastnn is "
-               "faster).")
+               "machine's drift slows all of them alike. The last column is fastnn's default backend "
+               f"({default_backend}) over the fastest peer (below 1: fastnn is faster).")
     else:
         how = ("each peer ran in its own process, with a warm-up epoch first and every round starting from the "
                "state it left; fastnn's columns are the suite's above. The last column is fastnn's default "
