@@ -50,13 +50,16 @@ def test_peers_table_from_fake_timings():
     text = "\n".join(versus.render(results, measured, "cython"))
 
     assert text.startswith("## fastnn against PyTorch and JAX")
-    assert "| workload | fastnn numpy | fastnn cython | torch | jax | fastnn cython ÷ fastest peer |" in text
+    assert ("| workload | fastnn numpy | fastnn cython | torch | jax | fastnn cython ÷ fastest peer | needed | met |"
+            in text)
     # The median of the peer's rounds; the fastest of each row in bold; cython over the fastest peer.
     assert ("| mnist128: 784-128-10 relu, adam, batch 128 | 400 ms | **200 ms** | 250 ms | not installed "
-            "| 0.80× |") in text
+            "| 0.80× | ≤ 0.77× | **no** |") in text
     assert ("| tiny: 784-16-16-10 sigmoid, sgd, batch 100 | 190 ms | **50.0 ms** | 300 ms | not installed "
-            "| 0.17× |") in text
-    assert "| wide: 784-512-512-10 relu, adam, batch 256 | 2.00 s | **1.50 s** | failed | not installed | — |" in text
+            "| 0.17× | ≤ 0.77× | yes |") in text
+    assert ("| wide: 784-512-512-10 relu, adam, batch 256 | 2.00 s | **1.50 s** | failed | not installed | — "
+            "| ≤ 0.87× | — |") in text
+    assert versus.short_rows(results, measured, "cython") == ["mnist128"]
     assert "- jax: not installed (`pip install -e '.[peers]'`)." in text
     assert "- torch 9.9: eager, `torch.set_num_threads(2)`" in text
 
@@ -64,7 +67,7 @@ def test_peers_table_from_fake_timings():
 def test_peers_table_bolds_a_peer_that_is_fastest():
     results = report.Results(_suite_json({("mnist128", "numpy"): 0.40, ("mnist128", "numba"): 0.30}))
     text = "\n".join(versus.render(results, {"jax": _peer({"mnist128": 0.10})}, "numba"))
-    assert "| 400 ms | 300 ms | **100 ms** | 3.00× |" in text
+    assert "| 400 ms | 300 ms | **100 ms** | 3.00× | ≤ 0.77× | **no** |" in text
     assert "`jax.jit` of a whole epoch" in text and "optax 0.2" in text
 
 
@@ -80,11 +83,12 @@ def test_peers_table_from_runners_taking_turns():
     text = "\n".join(versus.render(results, measured, "cython"))
     assert "| workload | fastnn numpy | fastnn cython | torch | fastnn cython ÷ fastest peer |" in text
     # medians 420 / 300 / 250 ms (the suite's 9 s is not used)
-    assert "| mnist128: 784-128-10 relu, adam, batch 128 | 420 ms | 300 ms | **250 ms** | 1.20× |" in text
+    assert ("| mnist128: 784-128-10 relu, adam, batch 128 | 420 ms | 300 ms | **250 ms** | 1.20× | ≤ 0.77× "
+            "| **no** |") in text
     assert "took turns, one epoch each" in text
     measured["fastnn-cython"] = {"status": "failed", "error": "RuntimeError: boom"}
     text = "\n".join(versus.render(results, measured, "cython"))
-    assert "| 420 ms | failed | **250 ms** | — |" in text
+    assert "| 420 ms | failed | **250 ms** | — | ≤ 0.77× | — |" in text
     assert versus.failures(measured) == ["fastnn's cython backend, in turns with the peers, failed: RuntimeError: boom"]
 
 
@@ -141,6 +145,17 @@ class _DyingRunner:
 
     def close(self):
         pass
+
+
+def test_where_the_time_goes_under_the_table():
+    """The rows short of their target get where_time_goes.py's printout; a workload it has no
+    case for says so without running anything."""
+    assert versus.where_time_goes(["regression"], "cython") == {
+        "regression": "(where_time_goes.py has no regression case)"}
+    text = "\n".join(versus.render_where({"mnist128": "784-128-10 ...\n  measured epoch 300 ms"}))
+    assert text.startswith("### Where the time goes in the rows short of the target")
+    assert "mnist128:\n\n```\n784-128-10 ...\n  measured epoch 300 ms\n```" in text
+    assert versus.render_where(None) == [] and versus.short_rows(None, None, "cython") == []
 
 
 def test_no_peers_no_section():

@@ -175,7 +175,7 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
 
     memory_rows = cases.QUICK_TRAIN_ROWS if quick else cases.TRAIN_ROWS
     default_backend = next(b for b in cases.K.BACKEND_MODULES if b in cases.K.available())
-    peer_runs = None
+    peer_runs = where_runs = None
     if args.peers:
         import fastnn
 
@@ -183,6 +183,8 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
         peer_runs = versus.run_peers(args.peers, workloads, memory_rows, quick,
                                      args.threads or fastnn.get_num_threads(), env, backends=ran)
         failures += versus.failures(peer_runs)
+        short = versus.short_rows(results, peer_runs, default_backend)
+        where_runs = None if quick or not short else versus.where_time_goes(short, default_backend, env)
     probe_runs = {"latency": (args.no_latency, "first-call latency",
                               lambda b: probes.first_call_latency(b, env=env)),
                   "memory": (args.no_memory, "peak memory of one epoch",
@@ -211,7 +213,7 @@ def run(args, parser, prog="python benchmarks/report.py") -> int:
         "command": _command(prog, args), "started": started, "quick": quick, "facts": facts,
         "load": (load_start, load_end), "latency": measured["latency"], "memory": measured["memory"],
         "failures": failures, "json": args.json, "memory_rows": memory_rows,
-        "peers": peer_runs, "busy": busy_runs, "default_backend": default_backend, "sparse": sparse_runs,
+        "peers": peer_runs, "where": where_runs, "busy": busy_runs, "default_backend": default_backend, "sparse": sparse_runs,
     }
     chart = output / CHART_NAME
     write_chart(chart, results)
@@ -417,6 +419,7 @@ def render(results: Results, ctx: dict, chart_name: str) -> str:
             out += _table(headers + ["rounds"], rows)
 
     out += versus.render(results, ctx.get("peers"), ctx.get("default_backend"))
+    out += versus.render_where(ctx.get("where"))
     out += busy.render(ctx.get("busy"), ctx["memory_rows"])
     out += sparse.render(*ctx.get("sparse", (None, None)))
     out += _render_latency(ctx["latency"])

@@ -44,6 +44,10 @@ PEER_TIMEOUT = 1800  # seconds for one answer of a runner's process (a warm-up e
 PAUSE = 0.2  # seconds between two runners' epochs
 MAX_ROUNDS = 20
 TURN_MIN_ROUNDS = {False: 5, True: 1}
+# How much faster than the fastest peer fastnn's default backend is to be (issue 12's targets).
+MARGIN = 1.3
+MARGINS = {"wide": 1.15}
+WHERE_TIMEOUT = 900  # seconds for one where_time_goes.py run
 
 
 def parse_peers(text: str) -> list[str]:
@@ -240,7 +244,8 @@ def render(results, measured: dict | None, default_backend: str) -> list[str]:
     names = [name for name in measured if not name.startswith(peers.FASTNN_PREFIX)]
     in_turns = any(peers.FASTNN_PREFIX + b in measured for b in backends)
     default = f"fastnn {default_backend}"
-    headers = ["workload"] + [f"fastnn {b}" for b in backends] + names + [f"{default} ÷ fastest peer"]
+    headers = ["workload"] + [f"fastnn {b}" for b in backends] + names + [
+        f"{default} ÷ fastest peer", "needed", "met"]
     rows = []
     for case, per in results.of_kind("train", "float32"):
         workload = case.rsplit("-", 1)[0]  # case ids are "<workload>-<dtype>"
@@ -266,11 +271,14 @@ def render(results, measured: dict | None, default_backend: str) -> list[str]:
             text = fmt_seconds(seconds)
             cells[column] = f"**{text}**" if seconds == fastest else text
         peer_times = [times[p] for p in names if p in times]
-        ratio = "—"
+        ratio, met = "—", "—"
+        needed = 1 / MARGINS.get(workload, MARGIN)
         if peer_times and default in times:
             ratio = f"{times[default] / min(peer_times):.2f}×"
+            met = "yes" if times[default] / min(peer_times) <= needed else "**no**"
         label = next(iter(per.values()))["label"]
-        rows.append([label] + [cells.get(column, "—") for column in headers[1:-1]] + [ratio])
+        rows.append([label] + [cells.get(column, "—") for column in headers[1:-3]]
+                    + [ratio, f"≤ {needed:.2f}×", met])
     if in_turns:
         how = ("fastnn's backends and each peer ran in processes of their own that took turns, one epoch each "
                f"(each round every one of them once, in an order rotated from round to round, {PAUSE} s apart), "
@@ -283,7 +291,65 @@ def render(results, measured: dict | None, default_backend: str) -> list[str]:
                f"backend ({default_backend}) over the fastest peer (below 1: fastnn is faster).")
     intro = ("Seconds per epoch (median over rounds, float32) of the training workloads above, on the same "
              "rows and from the same initial weights, with the same loss, batch size and optimizer "
-             f"hyper-parameters; {how} The fastest of each row is in bold. How each peer's loop is written: "
-             "`benchmarks/harness/peers.py`; how the turns are run: `benchmarks/harness/versus.py`.")
+             f"hyper-parameters; {how} The fastest of each row is in bold; *needed* is the target: "
+             f"{MARGIN}× faster than the fastest peer ({', '.join(f'{w} {m}×' for w, m in MARGINS.items())}). "
+             "How each peer's loop is written: `benchmarks/harness/peers.py`; how the turns are run: "
+             "`benchmarks/harness/versus.py`.")
     notes = [_peer_note(peer, measured[peer]) for peer in names]
     return ["## fastnn against PyTorch and JAX", "", intro, ""] + table(headers, rows) + notes + [""]
+
+
+def short_rows(results, measured: dict | None, default_backend: str) -> list[str]:
+    """The workloads of ``render``'s table where fastnn's default backend misses its target."""
+    if not measured:
+        return []
+    out = []
+    for line in render(results, measured, default_backend):
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        if len(cells) > 3 and cells[-1] == "**no**":
+            out.append(cells[0].split(":", 1)[0])
+    return out
+
+
+def where_time_goes(workloads, backend: str, env: dict | None = None) -> dict:
+    """``{workload: text}``: ``benchmarks/where_time_goes.py WORKLOAD --backend B``'s printout for each
+    workload it knows (else a sentence saying so), each in a fresh process."""
+    from . import BENCHMARKS
+
+    script = BENCHMARKS / "where_time_goes.py"
+    out = {}
+    for workload in workloads:
+        if workload not in WHERE_WORKLOADS:
+            out[workload] = f"(where_time_goes.py has no {workload} case)"
+            continue
+        print(f"where the time goes: {workload}, {backend} ...", flush=True)
+        try:
+            proc = subprocess.run([sys.executable, str(script), workload, "--backend", backend],
+                                  capture_output=True, text=True, timeout=WHERE_TIMEOUT,
+                                  env=probes.child_env(env))
+        except subprocess.TimeoutExpired:
+            out[workload] = f"(no result within {WHERE_TIMEOUT} s)"
+            continue
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+            out[workload] = f"(failed: {lines[-1]})"
+        else:
+            out[workload] = proc.stdout.strip()
+    return out
+
+
+WHERE_WORKLOADS = ("tiny", "mnist128", "wide", "small-batch", "small-batch-32")  # where_time_goes.py's
+
+
+def render_where(where: dict | None) -> list[str]:
+    """The section under the peers table: where the time of each row short of its target goes."""
+    if not where:
+        return []
+    out = ["### Where the time goes in the rows short of the target", "",
+           "`python benchmarks/where_time_goes.py WORKLOAD --backend B` for fastnn's default backend, run after "
+           "the table in a fresh process: each part of one thread's share of an epoch timed alone (GEMMs at "
+           "their exact shapes, the gather, the optimizer update) against a measured epoch and the GEMM-peak "
+           "floor, and (Cython) the first thread's phases in place.", ""]
+    for workload, text in where.items():
+        out += [f"{workload}:", "", "```", text, "```", ""]
+    return out
