@@ -234,6 +234,42 @@ def _timing(run: dict, workload: str):
     return None, timing["epoch_seconds"]
 
 
+def _workloads(results):
+    """``(workload, per_backend)`` for each float32 training case of the suite's ``results``."""
+    for case, per in results.of_kind("train", "float32"):
+        yield case.rsplit("-", 1)[0], per  # case ids are "<workload>-<dtype>"
+
+
+def _row(measured: dict, workload: str, per: dict, backends, names, in_turns: bool):
+    """``(times, cells)`` of one row: the median epoch of each column that has one, and the text
+    ("failed", "—", a status) of each that has none."""
+    rounds, cells = {}, {}
+    for b in backends:
+        if in_turns:
+            cell, seconds = _timing(measured.get(peers.FASTNN_PREFIX + b, {"status": "—"}), workload)
+        else:
+            cell, seconds = ("—", None) if b not in per else (None, [per[b]["seconds"]])
+        if seconds is None:
+            cells[f"fastnn {b}"] = cell
+        else:
+            rounds[f"fastnn {b}"] = seconds
+    for peer in names:
+        cell, seconds = _timing(measured[peer], workload)
+        if seconds is None:
+            cells[peer] = cell
+        else:
+            rounds[peer] = seconds
+    return {column: statistics.median(seconds) for column, seconds in rounds.items()}, cells
+
+
+def _versus_fastest_peer(times: dict, names, default: str) -> float | None:
+    """The default backend's median over the fastest peer's, or None where either is missing."""
+    peer_times = [times[p] for p in names if p in times]
+    if not peer_times or default not in times:
+        return None
+    return times[default] / min(peer_times)
+
+
 def render(results, measured: dict | None, default_backend: str) -> list[str]:
     """The "fastnn against PyTorch and JAX" section: one row per float32 training workload in ``results``
     (``report.Results``), with the times of ``run_peers`` (fastnn's backends from their turns there,
@@ -247,35 +283,18 @@ def render(results, measured: dict | None, default_backend: str) -> list[str]:
     headers = ["workload"] + [f"fastnn {b}" for b in backends] + names + [
         f"{default} ÷ fastest peer", "needed", "met"]
     rows = []
-    for case, per in results.of_kind("train", "float32"):
-        workload = case.rsplit("-", 1)[0]  # case ids are "<workload>-<dtype>"
-        rounds, cells = {}, {}
-        for b in backends:
-            if in_turns:
-                cell, seconds = _timing(measured.get(peers.FASTNN_PREFIX + b, {"status": "—"}), workload)
-            else:
-                cell, seconds = ("—", None) if b not in per else (None, [per[b]["seconds"]])
-            if seconds is None:
-                cells[f"fastnn {b}"] = cell
-            else:
-                rounds[f"fastnn {b}"] = seconds
-        for peer in names:
-            cell, seconds = _timing(measured[peer], workload)
-            if seconds is None:
-                cells[peer] = cell
-            else:
-                rounds[peer] = seconds
-        times = {column: statistics.median(seconds) for column, seconds in rounds.items()}
+    for workload, per in _workloads(results):
+        times, cells = _row(measured, workload, per, backends, names, in_turns)
         fastest = min(times.values()) if times else None
         for column, seconds in times.items():
             text = fmt_seconds(seconds)
             cells[column] = f"**{text}**" if seconds == fastest else text
-        peer_times = [times[p] for p in names if p in times]
         ratio, met = "—", "—"
         needed = 1 / MARGINS.get(workload, MARGIN)
-        if peer_times and default in times:
-            ratio = f"{times[default] / min(peer_times):.2f}×"
-            met = "yes" if times[default] / min(peer_times) <= needed else "**no**"
+        versus_peer = _versus_fastest_peer(times, names, default)
+        if versus_peer is not None:
+            ratio = f"{versus_peer:.2f}×"
+            met = "yes" if versus_peer <= needed else "**no**"
         label = next(iter(per.values()))["label"]
         rows.append([label] + [cells.get(column, "—") for column in headers[1:-3]]
                     + [ratio, f"≤ {needed:.2f}×", met])
@@ -303,11 +322,14 @@ def short_rows(results, measured: dict | None, default_backend: str) -> list[str
     """The workloads of ``render``'s table where fastnn's default backend misses its target."""
     if not measured:
         return []
+    names = [name for name in measured if not name.startswith(peers.FASTNN_PREFIX)]
+    in_turns = any(peers.FASTNN_PREFIX + b in measured for b in results.backends)
     out = []
-    for line in render(results, measured, default_backend):
-        cells = [cell.strip() for cell in line.split("|")[1:-1]]
-        if len(cells) > 3 and cells[-1] == "**no**":
-            out.append(cells[0].split(":", 1)[0])
+    for workload, per in _workloads(results):
+        times, _ = _row(measured, workload, per, results.backends, names, in_turns)
+        versus_peer = _versus_fastest_peer(times, names, f"fastnn {default_backend}")
+        if versus_peer is not None and versus_peer > 1 / MARGINS.get(workload, MARGIN):
+            out.append(workload)
     return out
 
 
