@@ -251,6 +251,7 @@ class CompiledLoop(_Loop):
             self.interrupt.check()  # before a run of batches: a finished epoch is always logged
             count = min(self._batches_per_call(most), self.steps - first)
             lrs = opt.learning_rates(self.lrs[:count])
+            self.plan.threads = 1 if self.threads.setting == "one" else 0
             with self.threads.limit():
                 start = time.perf_counter()
                 result = K.train_batches(self.plan, first, count, lrs, opt.iterations)

@@ -384,7 +384,7 @@ def test_a_loop_compiled_per_model_equals_the_loop_for_every_model(case, monkeyp
 def test_the_compile_notice_names_the_model_of_a_loop_compiled_per_model():
     from fastnn._kernels.numba import _notice, _training
 
-    args = [numba.types.float64] * 31
+    args = [numba.types.float64] * (max(_training._LOSS, _training._OPT, _training._HIDDEN, _training._OUT) + 1)
     args[_training._OPT] = numba.types.literal(K.OPT_ADAM)
     args[_training._HIDDEN] = numba.types.literal(K.RELU)
     args[_training._OUT] = numba.types.literal(K.SOFTMAX)

@@ -207,7 +207,7 @@ def test_numba_predict_waits_for_its_worker_threads_when_interrupted(monkeypatch
         finished.append(len(X))
         return True
 
-    monkeypatch.setattr(_predict, "_workers", lambda: concurrent.futures.ThreadPoolExecutor(1))
+    monkeypatch.setattr(_predict, "workers", lambda name, needed: concurrent.futures.ThreadPoolExecutor(1))
     X = np.zeros((512, 3))
     Zs = As = (np.zeros((512, 4)),)
     with pytest.raises(KeyboardInterrupt):

@@ -120,6 +120,10 @@ class TrainingPlan:
     S1b: tuple
     S2W: tuple
     S2b: tuple
+    # threads the next train_batches call may split its batches across: 0 for the
+    # backend's own choice, 1 for one thread (set per call by fit's thread policy;
+    # the Cython loop keeps its own policy, thread_state)
+    threads: int = 0
     # a compiled loop's own thread policy, kept for the plan's lifetime (one fit) and
     # never beyond it: float64 (2,), the Cython loop's busy-machine fallback
     # (deadline of its one-thread stretch, that stretch's length; zeros: none yet)

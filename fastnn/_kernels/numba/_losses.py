@@ -16,20 +16,6 @@ from ._jit import jit
 
 
 @jit
-def _weight_scale(n, k_div, sample_weight):
-    """The factor c of row i's scale ``c * w_i`` (``c`` alone without weights):
-    1 / n / k_div, or 1 / sum(w) / k_div, as float64 (see ``_row_scale``)."""
-    if sample_weight is None:
-        return 1.0 / n / k_div
-    if sample_weight.shape[0] != n:
-        raise ValueError("sample_weight must have shape (n,)")
-    s = 0.0
-    for i in range(n):
-        s += sample_weight[i]
-    return 1.0 / s / k_div
-
-
-@jit
 def _row_scale(c, sample_weight, i):
     """Row i's share of the batch loss: ``c * w_i``, or ``c``."""
     if sample_weight is None:
@@ -49,6 +35,18 @@ def _accumulate(total, wsum, v, sample_weight, i):
 @jit
 def loss_value(loss, A, Y, sample_weight):
     """Mean (or sample-weighted mean) over rows of the per-sample loss, as a float.     # IN: all"""
+    total, wsum = loss_sums(loss, A, Y, sample_weight)
+    if sample_weight is None:
+        return total / A.shape[0]
+    return total / wsum
+
+
+@jit
+def loss_sums(loss, A, Y, sample_weight):
+    """``(sum of the rows' losses, sum of their weights)`` in float64, the rows
+    added in order (weighted when ``sample_weight`` is given; the weight sum is
+    then 0.0 without): ``loss_value`` of these rows is their quotient, or the sum
+    over the rows without weights.  Several threads' shares of one batch add up."""
     n, k = A.shape
     dt = A.dtype.type
     eps = np.finfo(A.dtype).eps
@@ -109,9 +107,7 @@ def loss_value(loss, A, Y, sample_weight):
                 total, wsum = _accumulate(total, wsum, s / k, sample_weight, i)
         else:
             raise ValueError("loss_value: unknown loss code (or 2-D targets for sparse cross-entropy)")
-    if sample_weight is None:
-        return total / n
-    return total / wsum
+    return total, wsum
 
 
 @jit
@@ -121,9 +117,28 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
     Matched pairs (softmax + (sparse) categorical cross-entropy, sigmoid +
     binary cross-entropy) take the fused, stable ``(A - Y) * scale``.
     """
+    n = A.shape[0]
+    if sample_weight is None:
+        output_delta(loss, act, alpha, Z, A, Y, None, n, 0.0, dZ_out)
+        return
+    if sample_weight.shape[0] != n:
+        raise ValueError("sample_weight must have shape (n,)")
+    s = 0.0
+    for i in range(n):
+        s += sample_weight[i]
+    output_delta(loss, act, alpha, Z, A, Y, sample_weight, n, s, dZ_out)
+
+
+@jit
+def output_delta(loss, act, alpha, Z, A, Y, sample_weight, rows, weight_sum, dZ_out):
+    """``loss_output_delta`` of some rows of a batch of ``rows`` rows whose sample
+    weights (if given) add up to ``weight_sum``: each row scaled as in the whole
+    batch, so that threads' shares of a batch give its gradient.     # OUT: dZ_out"""
     n, k = A.shape
     if dZ_out.shape[0] != n or dZ_out.shape[1] != k or Z.shape[0] != n or Z.shape[1] != k:
         raise ValueError("loss_output_delta: Z, A and dZ_out must have one shape")
+    if sample_weight is not None and sample_weight.shape[0] != n:
+        raise ValueError("sample_weight must have shape (n,)")
     dt = A.dtype.type
     eps = np.finfo(A.dtype).eps
     lo = dt(eps)
@@ -131,7 +146,8 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
     one = dt(1.0)
     per_element = (loss == BINARY_CROSSENTROPY or loss == MSE or loss == HALF_SQUARED_ERROR
                    or loss == MAE)
-    c_w = _weight_scale(n, k if per_element else 1, sample_weight)
+    # row i's scale is c_w * w_i (c_w alone without weights), as float64
+    c_w = 1.0 / (rows if sample_weight is None else weight_sum) / (k if per_element else 1)
     if Y.ndim == 1:
         if loss != SPARSE_CATEGORICAL_CROSSENTROPY:
             raise ValueError("loss_output_delta: 1-D integer targets need sparse categorical cross-entropy")

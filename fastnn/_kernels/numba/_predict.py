@@ -10,18 +10,15 @@ small pool of Python threads, each running the serial loop (``nogil``) on its
 rows, not a ``prange`` loop: Numba's parallel compilation of that loop took
 about 7 s of a first ``predict`` on an empty cache, for no measurable speed.
 """
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
-
 import numpy as np
-from numba import config, get_num_threads, typeof, types
+from numba import get_num_threads, typeof, types
 from numba._dispatcher import compute_fingerprint
 
 from .. import blas_threads
 from ..arguments import check_predict_rows
 from . import _jit
 from ._math import _all_finite
+from ._pool import wait_all, workers
 # The training loop's compile options, so that the kernels it compiled serve here too.
 from ._training import _flat, _jit_loop, _jit_loop_inline, _layer_forward
 
@@ -57,21 +54,6 @@ def _serial(X, Ws, bs, acts, alphas, Zs, As, out, block, hidden, last):
     return finite
 
 
-_pool = None  # (pid, executor): the worker threads of a large predict
-_pool_lock = threading.Lock()
-
-
-def _workers():
-    """The process's pool of ``NUMBA_NUM_THREADS - 1`` threads (started on demand,
-    idle between calls; a new one in a forked child, whose copy has no threads)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            size = max(1, config.NUMBA_NUM_THREADS - 1)
-            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=size, thread_name_prefix="fastnn-predict"))
-        return _pool[1]
-
-
 def _split(loop, args, nt, block, hidden, last):
     """``loop`` (``_serial``) on ``nt`` runs of whole blocks of rows at once: run
     ``t`` on workspace rows ``t * block ..``, run 0 in the calling thread."""
@@ -87,29 +69,15 @@ def _split(loop, args, nt, block, hidden, last):
                     out[a:b], block, hidden, last)
 
     runs = [t for t in range(1, nt) if t * per < n]
-    futures = [_workers().submit(run, t) for t in runs]
+    pool = workers("predict", len(runs))
+    futures = [pool.submit(run, t) for t in runs]
     try:
         finite = run(0)
     finally:
-        _wait_all(futures)
+        wait_all(futures)
     for f in futures:
         finite &= f.result()
     return finite
-
-
-def _wait_all(futures):
-    """Wait for every worker, through Ctrl+C too: they write into the calling
-    thread's workspaces, which its next ``predict`` reuses.  An interrupt that
-    arrives while waiting is raised once they are done."""
-    interrupted = None
-    while True:
-        try:
-            wait(futures)
-            break
-        except KeyboardInterrupt as error:
-            interrupted = error
-    if interrupted is not None:
-        raise interrupted
 
 
 _entries = {}  # (loop, argument types, codes) -> the loop compiled with the codes as constants

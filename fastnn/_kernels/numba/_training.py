@@ -4,10 +4,10 @@ minibatch steps in one compiled call (see the contract in ``fastnn._kernels``).
 ``_train_batches`` strings the kernels together -- no Python runs between
 steps.  Layer tuples (``Ws``, ``Zs``, ...) are homogeneous, so Numba types them
 as ``UniTuple`` and indexes them with the loop variable.  A layer without bias
-has a zero-length ``b``, which the loop's kernels (``_dense_forward``,
-``_dense_backward``) take as "no bias", so every layer of a model calls one
-compiled kernel: each function Numba compiles adds 0.1-1 s to a first fit (see
-"Numba: compiling once per model" in ``docs/performance.md``).
+has a zero-length ``b``, which the loop's kernels take as "no bias", so every
+layer of a model calls one compiled kernel: each function Numba compiles adds
+0.1-1 s to a first fit (see "Numba: compiling once per model" in
+``docs/performance.md``).
 ``train_batches`` is the Python wrapper that unpacks the ``TrainingPlan`` (a
 dataclass, which ``@njit`` cannot take) into arguments; a sparse ``X``
 (``SparseInput``) arrives as its CSR arrays ``(indptr, indices, data)``, whose
@@ -15,27 +15,43 @@ batch rows the first layer reads in place through
 ``sparse_dense_forward``/``backward`` -- the layer helpers are overloaded on
 the input's type, so dense and sparse input are two specializations of one
 loop, with no branch at run time.
+
+Threads, as in the Cython loop: a large enough batch (``_threads_for``) is
+split across threads that each run the same compiled loop (``nogil``) on
+their share -- their rows forward, rows of each ``dW`` (``_blas``) and columns
+of each bias gradient, their rows' input gradients, the update of the rows
+and columns they computed -- and meet at barriers (``_sync``), ``L + 1`` per
+batch.  BLAS is held at one thread meanwhile.  The threads are a pool of
+Python threads (``_pool``), not ``prange``, whose parallel compilation would
+add seconds to a first fit; with one thread the same loop meets no barrier.
+Below the split's size, or when ``fit``'s thread policy holds the plan at one
+thread (``plan.threads``, a busy machine), BLAS keeps its own threads.
 """
 import platform
+import threading
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, typeof, types
+from numba import get_num_threads, njit, typeof, types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
 from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
+from .. import blas_threads
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
 from . import _jit
 from ._activations import _derivative_in_place
-from ._dense import _dense_backward, _dense_forward
+from ._blas import weight_grad_rows
+from ._dense import _dense_forward, bias_grad
 from ._jit import jit, jit_inline
 from ._math import _all_finite
-from ._losses import loss_output_delta, loss_value
+from ._losses import loss_sums, output_delta
+from ._pool import wait_all, workers
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 from ._sparse import sparse_dense_backward, sparse_dense_forward
+from ._sync import ABORT, barrier, new_sync
 
 # The training loop and its helpers: no fastmath, so their float64 statistics
 # add up in order; the kernels they call keep their own options.
@@ -243,6 +259,23 @@ def _ol_batch_input(X, rows, Xb):
     return impl
 
 
+def _batch_input_view(X, rows, Xb):
+    """The first layer's input for all of the batch ``rows`` once every thread has
+    gathered its part: ``Xb`` itself for a dense ``X``, the CSR batch for a CSR one."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_batch_input_view, jit_options=_LOOP_OPTIONS)
+def _ol_batch_input_view(X, rows, Xb):
+    if isinstance(X, types.Array):
+        def impl(X, rows, Xb):
+            return Xb
+    else:
+        def impl(X, rows, Xb):
+            return X[0], X[1], X[2], rows
+    return impl
+
+
 @_jit_loop
 def _sparse_forward(xb, W, b, act, alpha, Z_out, A_out):
     """``sparse_dense_forward`` on a CSR batch ``xb`` from ``_batch_input``."""
@@ -265,11 +298,6 @@ def _layer_forward(inp, W, b, code, act, alpha, Z_out, A_out):
     raise NotImplementedError("compiled only")
 
 
-def _layer_backward(inp, W, dZ, l2, dW_out, db_out, dX_out):
-    """``_dense_backward`` of a layer whose input was ``inp``."""
-    raise NotImplementedError("compiled only")
-
-
 def _hidden_backward(code, act, alpha, Z, A, dZ):
     """dZ *= act'(Z) of a hidden layer, in place (``code``/``act`` as in ``_layer_forward``)."""
     raise NotImplementedError("compiled only")
@@ -287,20 +315,6 @@ def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out):
     return impl
 
 
-@overload(_layer_backward, jit_options=_LOOP_OPTIONS)
-def _ol_layer_backward(inp, W, dZ, l2, dW_out, db_out, dX_out):
-    if isinstance(inp, types.Array):
-        def impl(inp, W, dZ, l2, dW_out, db_out, dX_out):
-            _dense_backward(inp, W, dZ, l2, dW_out, db_out, dX_out)
-    else:  # a CSR batch: the first layer, no input gradient
-        def impl(inp, W, dZ, l2, dW_out, db_out, dX_out):
-            if db_out.shape[0] > 0:
-                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, db_out)
-            else:
-                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, None)
-    return impl
-
-
 @overload(_hidden_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
     if isinstance(code, types.IntegerLiteral):
@@ -313,41 +327,117 @@ def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
 
 
 @_jit_loop_inline
-def _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out):
-    # ``hidden`` is the output layer's code in a one-layer model (see _loop_for), so
-    # the first layer needs no branch of its own for that case.
+def _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out):
+    """Rows lo .. hi - 1 of the batch through every layer (``xb``: those rows' input).
+    ``hidden`` is the output layer's code in a one-layer model (see _loop_for), so the
+    first layer needs no branch of its own for that case."""
     L = len(Ws)
-    _layer_forward(xb, Ws[0], bs[0], hidden, acts[0], alphas[0], Zs[0][:m], As[0][:m])
+    _layer_forward(xb, Ws[0], bs[0], hidden, acts[0], alphas[0], Zs[0][lo:hi], As[0][lo:hi])
     for l in range(1, L - 1):
-        _layer_forward(As[l - 1][:m], Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][:m], As[l][:m])
+        _layer_forward(As[l - 1][lo:hi], Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][lo:hi], As[l][lo:hi])
     if L > 1:
-        _layer_forward(As[L - 2][:m], Ws[L - 1], bs[L - 1], out, acts[L - 1], alphas[L - 1],
-                       Zs[L - 1][:m], As[L - 1][:m])
+        _layer_forward(As[L - 2][lo:hi], Ws[L - 1], bs[L - 1], out, acts[L - 1], alphas[L - 1],
+                       Zs[L - 1][lo:hi], As[L - 1][lo:hi])
+
+
+def _weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+    """Rows lo .. hi - 1 of a layer's weight gradient and columns c0 .. c1 - 1 of its
+    bias gradient, from all of the batch's rows (``inp``: the layer's input)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_weight_grad, jit_options=_LOOP_OPTIONS)
+def _ol_weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+    if isinstance(inp, types.Array):
+        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+            weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi)
+            if db_out.shape[0] > 0:
+                bias_grad(dZ[:, c0:c1], db_out[c0:c1])
+    else:  # a CSR batch: the first layer, on one thread (see _threads_for)
+        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+            if db_out.shape[0] > 0:
+                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, db_out)
+            else:
+                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, None)
+    return impl
 
 
 @_jit_loop_inline
-def _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, hidden):
+def _layer_gradients(inp, W, dZ, l2, dW_out, db_out, tid, nt):
+    """Thread tid's rows of a layer's weight gradient and columns of its bias gradient."""
+    n_in, n_out = W.shape
+    r0, r1 = _share(n_in, tid, nt, 1)
+    c0, c1 = _share(n_out, tid, nt, 1)
+    _weight_grad(inp, W, dZ, l2, dW_out, db_out, r0, r1, c0, c1)
+
+
+@_jit_loop_inline
+def _backward(xb, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, nt, sync, hidden):
+    """The backward pass of the batch's m rows, run by thread tid of nt (lo .. hi - 1:
+    its rows of the batch): each layer's weight gradient by rows of dW and its bias
+    gradient by columns, each from all rows (after a barrier: every row of dZ done),
+    then the input gradient and activation derivative of the thread's own rows.
+    False when a barrier was released by ``sync[ABORT]``."""
     L = len(Ws)
-    for l in range(L - 1, -1, -1):
-        dZ = dZs[l][:m]
-        if l < L - 1:
-            _hidden_backward(hidden, acts[l], alphas[l], Zs[l][:m], As[l][:m], dZ)
-        if l == 0:  # no input gradient: zero rows of dX
-            _layer_backward(xb, Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[0][:0])
-        else:
-            _layer_backward(As[l - 1][:m], Ws[l], dZ, l2s[l], dWs[l], dbs[l], dZs[l - 1][:m])
+    for l in range(L - 1, 0, -1):
+        if l < L - 1 and nt > 1 and not barrier(sync, nt):
+            return False
+        _layer_gradients(As[l - 1][:m], Ws[l], dZs[l][:m], l2s[l], dWs[l], dbs[l], tid, nt)
+        if hi > lo:  # the input gradient of own rows, then the activation derivative
+            dA = dZs[l - 1][lo:hi]
+            np.dot(dZs[l][lo:hi], Ws[l].T, dA)
+            _hidden_backward(hidden, acts[l - 1], alphas[l - 1], Zs[l - 1][lo:hi], As[l - 1][lo:hi], dA)
+    if L > 1 and nt > 1 and not barrier(sync, nt):
+        return False
+    _layer_gradients(xb, Ws[0], dZs[0][:m], l2s[0], dWs[0], dbs[0], tid, nt)
+    return True
+
+
+@_jit_loop_inline
+def _share(total, tid, parts, align):
+    """Thread tid's range [lo, hi) of range(total) split into ``parts`` blocks whose
+    starts are multiples of ``align`` (empty for tid >= parts)."""
+    if tid >= parts:
+        return total, total
+    chunk = (total + parts - 1) // parts
+    chunk = (chunk + align - 1) // align * align
+    return min(total, tid * chunk), min(total, (tid + 1) * chunk)
+
+
+@_jit_loop_inline
+def _batch_weight_sum(SW, idx):
+    """The batch's sample weights added in row order (every thread gets the same float)."""
+    s = 0.0
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        s += SW[r + SW.shape[0] if r < 0 else r]
+    return s
 
 
 @_jit_loop
 def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                    Ws, bs, dWs, dbs, acts, alphas, l2s,
                    Zs, As, dZs, Xb, Yb, SWb,
-                   loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b, hidden, out):
-    """The fields of ``TrainResult``, as a tuple.  ``X`` is a 2-D array or a CSR
-    ``(indptr, indices, data)`` (see ``_batch_input``).  ``opt``, ``hidden`` (the
-    hidden layers' shared activation) and ``out`` (the output layer's) are
-    compile-time constants when ``train_batches`` compiles the loop for a model;
-    ``hidden`` may be a run-time integer, and then each layer's is ``acts[l]``."""
+                   loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b,
+                   tid, nt, min_rows, sync, sums, hidden, out):
+    """The fields of ``TrainResult``, as a tuple, from thread ``tid`` of ``nt``.
+
+    ``X`` is a 2-D array or a CSR ``(indptr, indices, data)`` (see ``_batch_input``).
+    ``opt``, ``hidden`` (the hidden layers' shared activation) and ``out`` (the output
+    layer's) are compile-time constants when ``train_batches`` compiles the loop for a
+    model; ``hidden`` may be a run-time integer, and then each layer's is ``acts[l]``.
+
+    With ``nt`` > 1 every thread runs this loop at once (``train_batches``), as the
+    Cython loop splits a batch: the batch's rows into up to ``nt`` parts of at least
+    ``min_rows`` rows, each thread gathering its rows, running them forward and
+    putting its loss and metric sums in ``sums[tid]`` and the output delta in its
+    rows of dZ; after a barrier every thread adds the sums in thread order (the same
+    batch loss, the same branch); the backward pass splits each weight gradient by
+    rows of dW and the bias gradient by columns (``_backward``), and the update
+    takes the same rows and columns, so each thread updates what it computed; a
+    barrier ends the batch.  The gradients do not depend on the thread count (up to
+    BLAS's blocking).  Thread 0 returns the totals and checks the epoch's end; a
+    barrier released by ``sync[ABORT]`` (another thread raised) returns at once."""
     n = perm.shape[0]  # X's rows
     L = len(Ws)
     loss_sum = correct = squared_error = absolute_error = 0.0
@@ -356,37 +446,72 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         stop = min(start + batch_size, n)
         m = stop - start
         idx = perm[start:stop]
-        xb = _batch_input(X, idx, Xb[:m])
-        yb = Yb[:m]
-        gather_rows(Y, idx, yb)
-        _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out)
-        A = As[L - 1][:m]
-        if SW is None:
-            batch_loss = loss_value(loss, A, yb, None)
-        else:
-            wb = SWb[:m]
-            gather_rows(SW, idx, wb)
-            batch_loss = loss_value(loss, A, yb, wb)
+        parts = max(1, min(nt, m // min_rows))
+        lo, hi = _share(m, tid, parts, 1)
+        for t in range(5):
+            sums[tid, t] = 0.0
+        if hi > lo:
+            own = idx[lo:hi]
+            xb = _batch_input(X, own, Xb[lo:hi])
+            yb = Yb[lo:hi]
+            gather_rows(Y, own, yb)
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out)
+            A = As[L - 1][lo:hi]
+            if SW is None:
+                total, wsum = loss_sums(loss, A, yb, None)
+            else:
+                wb = SWb[lo:hi]
+                gather_rows(SW, own, wb)
+                total, wsum = loss_sums(loss, A, yb, wb)
+            c, se, ae = _batch_statistics(A, yb)
+            sums[tid, 0] = total
+            sums[tid, 1] = wsum
+            sums[tid, 2] = c
+            sums[tid, 3] = se
+            sums[tid, 4] = ae
+            # the output delta of these rows, scaled for the whole batch
+            if SW is None:
+                output_delta(loss, out, alphas[L - 1], Zs[L - 1][lo:hi], A, yb, None, m, 0.0,
+                             dZs[L - 1][lo:hi])
+            else:
+                output_delta(loss, out, alphas[L - 1], Zs[L - 1][lo:hi], A, yb, SWb[lo:hi], m,
+                             _batch_weight_sum(SW, idx), dZs[L - 1][lo:hi])
+        if nt > 1 and not barrier(sync, nt):
+            return j, loss_sum, correct, squared_error, absolute_error, False
+        total = wsum = c = se = ae = 0.0
+        for t in range(parts):
+            total += sums[t, 0]
+            wsum += sums[t, 1]
+            c += sums[t, 2]
+            se += sums[t, 3]
+            ae += sums[t, 4]
+        batch_loss = total / m if SW is None else total / wsum
         if not np.isfinite(batch_loss):
             return j, loss_sum, correct, squared_error, absolute_error, True
         loss_sum += m * batch_loss
-        c, se, ae = _batch_statistics(A, yb)
         correct += c
         squared_error += se
         absolute_error += ae
-        if SW is None:
-            loss_output_delta(loss, out, alphas[L - 1], Zs[L - 1][:m], A, yb, None, dZs[L - 1][:m])
-        else:
-            loss_output_delta(loss, out, alphas[L - 1], Zs[L - 1][:m], A, yb, SWb[:m], dZs[L - 1][:m])
-        _backward(xb, Ws, bs, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, hidden)
+        # all rows' input: thread 0's view of the gathered batch (a CSR batch: all its rows)
+        xall = _batch_input_view(X, idx, Xb[:m])
+        if not _backward(xall, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, nt, sync, hidden):
+            return j, loss_sum, correct, squared_error, absolute_error, False
         lr = lrs[j]
         step = step0 + j + 1
-        for l in range(L):  # weights as flat views: one compiled update for W and b
-            _update(opt, _flat(Ws[l]), _flat(dWs[l]), lr, hyper, step, _flat(S1W[l]), _flat(S2W[l]))
-            if bs[l].shape[0] > 0:
-                _update(opt, bs[l], dbs[l], lr, hyper, step, S1b[l], S2b[l])
+        for l in range(L):  # the rows of W and columns of b whose gradient this thread made
+            n_in, n_out = Ws[l].shape
+            r0, r1 = _share(n_in, tid, nt, 1)
+            a, b = r0 * n_out, r1 * n_out
+            if b > a:  # weights as flat views: one compiled update for W and b
+                _update(opt, _flat(Ws[l])[a:b], _flat(dWs[l])[a:b], lr, hyper, step,
+                        _flat(S1W[l])[a:b], _flat(S2W[l])[a:b])
+            c0, c1 = _share(n_out, tid, nt, 1)
+            if bs[l].shape[0] > 0 and c1 > c0:
+                _update(opt, bs[l][c0:c1], dbs[l][c0:c1], lr, hyper, step, S1b[l][c0:c1], S2b[l][c0:c1])
+        if nt > 1 and not barrier(sync, nt):
+            return j, loss_sum, correct, squared_error, absolute_error, False
     finite = True
-    if n_batches > 0 and first_batch + n_batches == (n + batch_size - 1) // batch_size:
+    if tid == 0 and n_batches > 0 and first_batch + n_batches == (n + batch_size - 1) // batch_size:
         # the epoch's last update: see TrainResult.ends_finite
         start = (first_batch + n_batches - 1) * batch_size
         m = n - start
@@ -395,7 +520,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             finite = (finite and _all_finite(_flat(Ws[l])) and _all_finite(bs[l]) and _all_finite(_flat(S1W[l]))
                       and _all_finite(S1b[l]) and _all_finite(_flat(S2W[l])) and _all_finite(S2b[l]))
         if finite:
-            _forward(xb, Ws, bs, acts, alphas, Zs, As, m, hidden, out)
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, 0, m, hidden, out)
             finite = _all_finite(_flat(As[L - 1][:m]))
     return n_batches, loss_sum, correct, squared_error, absolute_error, finite
 
@@ -425,12 +550,49 @@ def _loop_for(plan, args):
 
 
 # positions of the codes among _train_batches' arguments
-_LOSS, _OPT, _HIDDEN, _OUT = 20, 21, 29, 30
+_LOSS, _OPT, _HIDDEN, _OUT = 20, 21, 34, 35
+
+# A batch is split across threads when each gets at least this many rows and one
+# batch's products have at least MIN_PARALLEL_FLOPS (below that, the barriers cost
+# more than the split saves; as in the Cython loop).  Numba's products all go to
+# BLAS, which copies W for every product whatever its rows (the Cython loop's
+# small ones skip BLAS): batch 32 split into two threads of 16 rows ran slower
+# than on BLAS's threads, hence 32 rows, not the Cython loop's 8.
+MIN_ROWS_PER_THREAD = 32
+MIN_PARALLEL_FLOPS = 1e6
+
+_split_lock = threading.Lock()  # one split call at a time; another meanwhile runs on one thread
+
+
+def _threads_for(plan):
+    """Threads to split this plan's batches across: 1 for sparse input (its first
+    layer's gradient, a scatter-add over the whole batch, stays on one thread), for
+    a plan held at one thread (``plan.threads``), or when a batch is too small."""
+    if isinstance(plan.X, SparseInput) or plan.threads == 1:
+        return 1
+    widths = [plan.Ws[0].shape[0]] + [W.shape[1] for W in plan.Ws]
+    macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    # forward, weight gradient and (all layers but the first) input gradient
+    flops = 2.0 * plan.batch_size * (2 * macs + macs - widths[0] * widths[1])
+    if flops < MIN_PARALLEL_FLOPS:
+        return 1
+    nt = min(get_num_threads(), plan.batch_size // MIN_ROWS_PER_THREAD)
+    return max(1, nt if plan.threads == 0 else min(nt, plan.threads))
+
+
+def _sums(plan, nt):
+    """The threads' loss and metric sums of a batch, a cache line per thread (once per plan)."""
+    key = ("numba-sums", nt)
+    sums = plan.compiled.get(key)
+    if sums is None:
+        sums = plan.compiled[key] = np.zeros((nt, 8), np.float64)
+    return sums
 
 
 def train_batches(plan, first_batch, n_batches, lrs, step0):
     """See ``fastnn._kernels``: runs ``n_batches`` whole training steps (with
-    denormals flushed to zero, see ``_flush_denormals``)."""
+    denormals flushed to zero, see ``_flush_denormals``), split across threads
+    when the batches are large enough (``_threads_for``, ``_train_batches``)."""
     # Numba reads the hyper-parameters' named tuple by field; all floats (the
     # flags become 0.0/1.0), so every optimizer shares one compiled type.
     hyper = OptimizerHyper(*map(float, plan.hyper))
@@ -440,16 +602,53 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
     if not (isinstance(lrs, np.ndarray) and lrs.dtype == np.float64 and lrs.ndim == 1
             and lrs.flags.c_contiguous):  # the compiled entry point takes exactly this type
         lrs = np.ascontiguousarray(lrs, dtype=np.float64)
-    acts = plan.acts
-    args = (X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
-            plan.Ws, plan.bs, plan.dWs, plan.dbs, acts, plan.alphas, plan.l2s,
-            plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
-            plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b,
-            int(acts[0]), int(acts[-1]))
-    loop = _loop_for(plan, args)
+    nt = _threads_for(plan)
+    split = nt > 1 and _split_lock.acquire(blocking=False)
+    try:
+        if not split:
+            nt = 1
+        sums = _sums(plan, nt)
+        sync = new_sync()
+        acts = plan.acts
+        args = [X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
+                plan.Ws, plan.bs, plan.dWs, plan.dbs, acts, plan.alphas, plan.l2s,
+                plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
+                plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b,
+                0, nt, MIN_ROWS_PER_THREAD, sync, sums,
+                int(acts[0]), int(acts[-1])]
+        loop = _loop_for(plan, args)
+        if nt == 1:
+            return TrainResult(*_run(loop, args, sync))
+        with blas_threads.one_thread():  # each thread's products on its own core
+            pool = workers("train", nt - 1)
+            futures = []
+            for t in range(1, nt):
+                args[_TID] = t
+                futures.append(pool.submit(_run, loop, tuple(args), sync))
+            args[_TID] = 0
+            try:
+                totals = _run(loop, args, sync)
+            finally:
+                wait_all(futures)
+            for f in futures:
+                f.result()  # a worker's exception
+        return TrainResult(*totals)
+    finally:
+        if split:
+            _split_lock.release()
+
+
+_TID = 29  # position of the thread number among _train_batches' arguments
+
+
+def _run(loop, args, sync):
+    """One thread's share of the call, with denormals flushed to zero on that thread;
+    if it raises, the others are released from their barriers (``sync[ABORT]``)."""
     fp = flush_denormals()
     try:
-        totals = loop(*args)
+        return loop(*args)
+    except BaseException:
+        sync[ABORT] = 1
+        raise
     finally:
         restore_fp(fp)
-    return TrainResult(*totals)

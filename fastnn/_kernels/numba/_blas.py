@@ -1,0 +1,95 @@
+"""BLAS GEMM on blocks of arrays, for the training loop's threads (Numba).
+
+``np.dot`` in Numba takes whole contiguous arrays and copies any other (an
+allocation per call); splitting a weight gradient by rows of ``dW`` needs
+``X[:, lo:hi].T @ dZ``, a block of columns of ``X``.  ``gemm`` passes
+pointers and leading dimensions to the GEMM that ``np.dot`` itself calls
+(Numba's ``numba_xxgemm`` helper, which forwards to SciPy's BLAS), so a block
+is read in place.  Arrays are row-major; offsets and leading dimensions count
+elements.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.linalg import ensure_blas
+
+from ._jit import jit
+
+ensure_blas()  # SciPy's BLAS, which numba_xxgemm looks up on its first call
+
+_I8 = ir.IntType(8)
+_VOIDP = ir.IntType(8).as_pointer()
+
+
+def _is_float_array(a):
+    return isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)
+
+
+@intrinsic
+def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+    """C[c_off:] (m x n, row-major, ldc) := alpha op(A) @ op(B) + beta C, with
+    op(A) m x k from A[a_off:] (A^T if trans_a; lda), op(B) k x n likewise."""
+    if not (_is_float_array(A) and A.dtype == B.dtype == C.dtype and _is_float_array(B) and _is_float_array(C)):
+        return None
+    dtype = C.dtype
+    sig = types.void(trans_a, trans_b, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc)
+
+    def codegen(context, builder, signature, args):
+        (ta, tb, m_, n_, k_, alpha_, a, a_off_, lda_, b, b_off_, ldb_, beta_, c, c_off_, ldc_) = args
+        intp = context.get_value_type(types.intp)
+        tys = signature.args
+
+        def ptr(aryty, ary, off, offty):
+            data = context.make_array(aryty)(context, builder, ary).data
+            return builder.bitcast(builder.gep(data, [context.cast(builder, off, offty, types.intp)]), _VOIDP)
+
+        def slot(value, valty):
+            s = cgutils.alloca_once(builder, context.get_value_type(dtype))
+            builder.store(context.cast(builder, value, valty, dtype), s)
+            return builder.bitcast(s, _VOIDP)
+
+        def flag(value, valty):
+            t = context.cast(builder, value, valty, types.boolean)
+            return builder.select(t, ir.Constant(_I8, ord("t")), ir.Constant(_I8, ord("n")))
+
+        def size(value, valty):
+            return context.cast(builder, value, valty, types.intp)
+
+        fnty = ir.FunctionType(ir.IntType(32), [_I8, _I8, _I8, intp, intp, intp, _VOIDP, _VOIDP, intp,
+                                                _VOIDP, intp, _VOIDP, _VOIDP, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        kind = ir.Constant(_I8, ord("s" if dtype == types.float32 else "d"))
+        # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B first.
+        builder.call(fn, (kind, flag(tb, tys[1]), flag(ta, tys[0]),
+                          size(n_, tys[3]), size(m_, tys[2]), size(k_, tys[4]),
+                          slot(alpha_, tys[5]), ptr(tys[9], b, b_off_, tys[10]), size(ldb_, tys[11]),
+                          ptr(tys[6], a, a_off_, tys[7]), size(lda_, tys[8]), slot(beta_, tys[12]),
+                          ptr(tys[13], c, c_off_, tys[14]), size(ldc_, tys[15])))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@jit
+def weight_grad_rows(X, dZ, l2, W, dW_out, lo, hi):
+    """Rows lo .. hi - 1 of ``dW_out := X.T @ dZ + l2 W``: ``X (m, n_in)``, ``dZ (m, n_out)``,
+    all of the batch's m rows, the other rows of ``dW_out`` untouched.     # OUT: dW_out"""
+    m, n_in = X.shape
+    n_out = dZ.shape[1]
+    if (dZ.shape[0] != m or dW_out.shape[0] != n_in or dW_out.shape[1] != n_out or W.shape[0] != n_in
+            or W.shape[1] != n_out or lo < 0 or hi > n_in):
+        raise ValueError("weight_grad_rows: expected X (m, n_in), dZ (m, n_out), W and dW_out (n_in, n_out)")
+    if hi <= lo:
+        return
+    if m == 0:
+        for i in range(lo * n_out, hi * n_out):
+            dW_out.reshape(dW_out.size)[i] = 0
+    else:
+        _xgemm(True, False, hi - lo, n_out, m, 1.0, X, lo, n_in, dZ, 0, n_out, 0.0, dW_out, lo * n_out, n_out)
+    if l2 != 0:
+        c = dW_out.dtype.type(l2)
+        w = W.reshape(W.size)
+        g = dW_out.reshape(dW_out.size)
+        for i in range(lo * n_out, hi * n_out):
+            g[i] += c * w[i]

@@ -1,0 +1,227 @@
+"""The Numba training loop split across threads (``numba/_training.py``).
+
+``train_batches`` runs its compiled loop on several Python threads at once,
+meeting at a barrier (``numba/_sync.py``): each thread runs its rows of the
+batch forward, the weight gradients are split by rows of dW (``_blas.py``) and
+the update by the same rows.  The gradients must not depend on the thread
+count beyond the last bits of BLAS's blocking, a thread that raises must not
+leave the others waiting, and two fits at once must both train.
+
+The split is forced here (``_force_split``) on models far below the sizes
+where it pays, so that the tests run on any machine, even on one core.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+import fastnn as fn  # noqa: E402
+from fastnn import _training as training  # noqa: E402
+from fastnn._kernels.numba import _blas, _sync  # noqa: E402
+from fastnn._kernels.numba import _training as NT  # noqa: E402
+
+TOL = {"float32": 2e-5, "float64": 1e-10}
+OPTIMIZERS = {
+    "adam": lambda: fn.optimizers.Adam(0.01),
+    "nesterov": lambda: fn.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: fn.optimizers.RMSprop(0.005),
+    "sgd": lambda: fn.optimizers.SGD(0.1),
+}
+
+
+def _force_split(monkeypatch, threads):
+    """Split every batch of at least 4 rows per thread across ``threads`` threads."""
+    monkeypatch.setattr(NT, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(NT, "MIN_PARALLEL_FLOPS", 0.0)
+    monkeypatch.setattr(NT, "MIN_ROWS_PER_THREAD", 4)
+
+
+def _record_threads(monkeypatch):
+    """The thread count of every train_batches call, in a list."""
+    counts = []
+    threads_for = NT._threads_for
+
+    def recorded(plan):
+        n = threads_for(plan)
+        counts.append(n)
+        return n
+
+    monkeypatch.setattr(NT, "_threads_for", recorded)
+    return counts
+
+
+def _data(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((203, 12)).astype(dtype)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0.5)
+    w = rng.uniform(0.5, 2.0, 203).astype(dtype)
+    return X, y, w
+
+
+def _model(dtype, opt):
+    layers = [fn.Dense(9, activation="relu", input_dim=12), fn.Dense(7, activation="tanh", use_bias=False),
+              fn.Dense(3, activation="softmax")]
+    layers[0].l2 = 0.01
+    model = fn.Sequential(layers, backend="numba", dtype=dtype, seed=3)
+    model.compile(optimizer=OPTIMIZERS[opt](), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _fit(dtype, opt, weighted, seed=0):
+    X, y, w = _data(dtype, seed)
+    model = _model(dtype, opt)
+    # batches of 40 rows, the last of 3 (too few to split: one thread runs it)
+    history = model.fit(X, y, epochs=2, batch_size=40, verbose=0, sample_weight=w if weighted else None)
+    return model.get_weights(), history.history
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_batches_split_across_threads_train_as_on_one_thread(dtype, opt, weighted, threads, monkeypatch):
+    counts = _record_threads(monkeypatch)
+    with monkeypatch.context() as one:
+        one.setattr(NT, "MIN_PARALLEL_FLOPS", float("inf"))
+        weights_one, history_one = _fit(dtype, opt, weighted)
+    assert set(counts) == {1}
+    counts.clear()
+    _force_split(monkeypatch, threads)
+    weights_split, history_split = _fit(dtype, opt, weighted)
+    assert set(counts) == {threads}
+    tol = TOL[dtype]
+    for a, b in zip(weights_one, weights_split):
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+    np.testing.assert_allclose(history_split["loss"], history_one["loss"], rtol=tol)
+    # an output within the tolerance of a tie may flip one row's prediction
+    np.testing.assert_allclose(history_split["accuracy"], history_one["accuracy"], atol=1.01 / 203)
+
+
+def _plan(dtype="float64", batch_size=40):
+    X, y, _ = _data(dtype)
+    model = _model(dtype, "adam")
+    model.fit(X[:40], y[:40], epochs=1, batch_size=batch_size, verbose=0)
+    loop = training.CompiledLoop(model, X, y, None, batch_size, False, np.random.default_rng(0))
+    return model, loop.plan
+
+
+@pytest.mark.parametrize("bad_row", [5, 20, 35], ids=["thread-0", "thread-1", "thread-2"])
+def test_a_thread_that_raises_releases_the_others(bad_row, monkeypatch):
+    """A bad row index in one thread's share of a batch raises IndexError from the
+    call; the threads waiting for it at a barrier are released, not left spinning,
+    and the next call runs on the same pool."""
+    _force_split(monkeypatch, 3)
+    model, plan = _plan()
+    lrs = np.full(5, 0.01)
+    plan.perm[bad_row] = 10 ** 6  # batch 0's rows: 0-13 thread 0, 14-27 thread 1, 28-39 thread 2
+    with pytest.raises(IndexError):
+        NT.train_batches(plan, 0, 3, lrs, 0)
+    plan.perm[bad_row] = bad_row
+    result = NT.train_batches(plan, 0, 5, lrs, 0)
+    assert result.batches == 5 and np.isfinite(result.loss_sum)
+
+
+def test_two_fits_at_once_both_train(monkeypatch):
+    """One split call at a time: a fit that finds the threads taken runs its call
+    on one thread, with the same results."""
+    _force_split(monkeypatch, 2)
+    alone = _fit("float64", "adam", True)
+    results = {}
+    start = threading.Barrier(2)
+
+    def fit(seed):
+        start.wait()
+        results[seed] = _fit("float64", "adam", True, seed)
+
+    threads = [threading.Thread(target=fit, args=(seed,)) for seed in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    for a, b in zip(alone[0], results[0][0]):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)
+    assert np.isfinite(results[1][1]["loss"]).all()
+
+
+def test_one_thread_when_the_policy_says_so(monkeypatch):
+    """``fit``'s thread policy (busy machine) holds the split at one thread through
+    ``plan.threads``; sparse input and small batches never split."""
+    _force_split(monkeypatch, 2)
+    counts = _record_threads(monkeypatch)
+
+    class OneThread(training.ThreadChoice):
+        setting = "one"
+
+    monkeypatch.setattr(training, "ThreadChoice", OneThread)
+    X, y, _ = _data("float64")
+    _model("float64", "adam").fit(X, y, epochs=1, batch_size=40, verbose=0)
+    assert counts and set(counts) == {1}
+    _, plan = _plan()
+    assert NT._threads_for(plan) == 2
+    plan.threads = 1
+    assert NT._threads_for(plan) == 1
+    plan.threads = 0
+    monkeypatch.setattr(NT, "MIN_ROWS_PER_THREAD", 32)  # 40 rows: not two threads of 32
+    assert NT._threads_for(plan) == 1
+
+
+@numba.njit(nogil=True)
+def _meet(sync, nt, tid, seen, rounds):
+    """Each round: write this thread's slot, meet, read every slot (all written)."""
+    for r in range(1, rounds + 1):
+        seen[tid, 0] = r
+        if not _sync.barrier(sync, nt):
+            return -1
+        for t in range(nt):
+            if seen[t, 0] < r:
+                return r
+        if not _sync.barrier(sync, nt):  # nobody writes round r + 1 before all have read
+            return -1
+    return 0
+
+
+def test_the_barrier_orders_writes_and_can_be_released():
+    nt, rounds = 3, 2000
+    sync = _sync.new_sync()
+    seen = np.zeros((nt, 8), np.int64)
+    results = [None] * nt
+
+    def run(t):
+        results[t] = _meet(sync, nt, t, seen, rounds)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(nt)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [0] * nt
+    # a thread that never comes: the others wait until released
+    sync = _sync.new_sync()
+    waiting = threading.Thread(target=run, args=(0,))
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive()
+    sync[_sync.ABORT] = 1
+    waiting.join(10)
+    assert not waiting.is_alive() and results[0] == -1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradient_rows_read_a_block_of_columns_in_place(dtype):
+    rng = np.random.default_rng(0)
+    tol = TOL[dtype] * 10
+    for m, n_in, n_out, lo, hi in [(5, 7, 3, 2, 6), (33, 40, 17, 0, 20), (33, 40, 17, 20, 40), (4, 6, 2, 3, 3),
+                                   (0, 6, 2, 1, 4)]:
+        X = rng.standard_normal((m, n_in)).astype(dtype)
+        dZ = rng.standard_normal((m, n_out)).astype(dtype)
+        W = rng.standard_normal((n_in, n_out)).astype(dtype)
+        dW = np.full((n_in, n_out), 7.0, dtype)
+        _blas.weight_grad_rows(X, dZ, 0.1, W, dW, lo, hi)
+        expected = X.T @ dZ + np.asarray(0.1, dtype) * W
+        np.testing.assert_allclose(dW[lo:hi], expected[lo:hi], rtol=tol, atol=tol)
+        assert (dW[:lo] == 7).all() and (dW[hi:] == 7).all()
+    with pytest.raises(ValueError, match="weight_grad_rows"):
+        _blas.weight_grad_rows(X, dZ, 0.0, W, dW, 0, n_in + 1)
