@@ -130,6 +130,14 @@ def test_where_time_goes_predict_quick():
 
 
 @pytest.mark.skipif("numba" not in fn.backends.available(), reason="needs numba")
+def test_numba_threads_times_every_setting():
+    out = _run([sys.executable, str(SUITE / "numba_threads.py"), "mnist128", "--quick"])
+    assert "epoch of 2,000 float32 rows, median of 1 rounds" in out
+    line = re.search(r"mnist128 \((\d) threads\): split \d+ ms, blas \d+ ms, one \d+ ms.*split / blas \d+\.\d\d", out)
+    assert line, out
+
+
+@pytest.mark.skipif("numba" not in fn.backends.available(), reason="needs numba")
 def test_numba_compile_profile_lists_what_a_first_fit_compiled():
     out = _run([sys.executable, str(SUITE / "numba_compile_profile.py"), "--optimizer", "sgd", "--top", "5"])
     compiled = re.search(r"first fit [\d.]+ s \((\d+) functions compiled\), first predict [\d.]+ s \((\d+)\)", out)

@@ -13,6 +13,8 @@
   zero-divisor branch that would keep any loop with a division scalar.
 * ``_select`` and the bit casts are single LLVM instructions, so the scalar
   math built on them is branch-free and its loops vectorize.
+* ``_flush_denormals``/``_restore_fp`` set and restore the calling thread's
+  x86 floating-point control word around the training loop.
 
 See "Numba: float32 constants and vectorization" in ``docs/performance.md``.
 
@@ -24,10 +26,12 @@ of fastnn, an edit in a checkout -- recompiles them all, never mixes old and new
 """
 import hashlib
 import os
+import platform
 from pathlib import Path
 
+from llvmlite import ir
 from numba import njit, types
-from numba.core import caching
+from numba.core import caching, cgutils
 from numba.extending import intrinsic
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -131,3 +135,45 @@ def _select(typingctx, cond, a, b):
         return builder.select(args[0], args[1], args[2])
 
     return a(cond, a, b), codegen
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+@intrinsic
+def _flush_denormals(typingctx):
+    """Set the x86 MXCSR flush-to-zero and denormals-are-zero bits of the calling
+    thread; return the previous MXCSR (uint32) for ``_restore_fp``.  Optimizer slots
+    of weights whose gradient stays zero (dead ReLU units) decay into the denormal
+    range, where every operation costs some hundred cycles (see "Denormals" in
+    ``docs/performance.md``).  Elsewhere: a no-op."""
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        if not _X86:
+            return ir.Constant(i32, 0)
+        slot = cgutils.alloca_once(builder, i32)
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p])
+        stmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.stmxcsr")
+        ldmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.ldmxcsr")
+        builder.call(stmxcsr, [builder.bitcast(slot, i8p)])
+        old = builder.load(slot)
+        builder.store(builder.or_(old, ir.Constant(i32, 0x8040)), slot)
+        builder.call(ldmxcsr, [builder.bitcast(slot, i8p)])
+        return old
+    return types.uint32(), codegen
+
+
+@intrinsic
+def _restore_fp(typingctx, old):
+    """Put back the MXCSR that ``_flush_denormals`` returned."""
+    def codegen(context, builder, signature, args):
+        if _X86:
+            slot = cgutils.alloca_once(builder, ir.IntType(32))
+            builder.store(args[0], slot)
+            i8p = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [i8p])
+            ldmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.ldmxcsr")
+            builder.call(ldmxcsr, [builder.bitcast(slot, i8p)])
+        return context.get_dummy_value()
+    return types.void(types.uint32), codegen

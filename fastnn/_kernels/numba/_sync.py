@@ -9,6 +9,7 @@ on a cache line of its own.  A waiting thread spins with the CPU's pause
 hint, then yields its core (``sched_yield``) so that on a busy machine it
 does not hold the core the late thread is waiting for.  ``sync[ABORT]``
 set (by the caller, when one thread's loop raised) releases every waiter.
+``share`` is each thread's block of a range (rows, columns, parameters).
 """
 import os
 import platform
@@ -19,7 +20,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import jit
+from ._jit import jit, jit_inline
 
 COUNT, GENERATION, ABORT = 0, 8, 16  # int64 slots of ``sync``, 64 bytes apart
 SYNC_SIZE = 24
@@ -135,3 +136,14 @@ def barrier(sync, nt):
         else:
             _yield_core()
     return True
+
+
+@jit_inline
+def share(total, tid, parts, align):
+    """Thread tid's range [lo, hi) of range(total) split into ``parts`` blocks whose
+    starts are multiples of ``align`` (empty for tid >= parts)."""
+    if tid >= parts:
+        return total, total
+    chunk = (total + parts - 1) // parts
+    chunk = (chunk + align - 1) // align * align
+    return min(total, tid * chunk), min(total, (tid + 1) * chunk)

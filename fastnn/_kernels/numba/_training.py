@@ -27,15 +27,12 @@ add seconds to a first fit; with one thread the same loop meets no barrier.
 Below the split's size, or when ``fit``'s thread policy holds the plan at one
 thread (``plan.threads``, a busy machine), BLAS keeps its own threads.
 """
-import platform
 import threading
 
 import numpy as np
-from llvmlite import ir
 from numba import get_num_threads, njit, typeof, types
-from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
 from .. import blas_threads
@@ -45,13 +42,13 @@ from . import _jit
 from ._activations import _derivative_in_place
 from ._blas import weight_grad_rows
 from ._dense import _dense_forward, bias_grad
-from ._jit import jit, jit_inline
+from ._jit import _flush_denormals, _restore_fp, jit, jit_inline
 from ._math import _all_finite
 from ._losses import loss_sums, output_delta
 from ._pool import wait_all, workers
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 from ._sparse import sparse_dense_backward, sparse_dense_forward
-from ._sync import ABORT, barrier, new_sync
+from ._sync import ABORT, barrier, new_sync, share
 
 # The training loop and its helpers: no fastmath, so their float64 statistics
 # add up in order; the kernels they call keep their own options.
@@ -60,9 +57,6 @@ _jit_loop = njit(cache=True, nogil=True, **_LOOP_OPTIONS)
 # Glue inlined into its caller at Numba's IR level: no function of its own to
 # compile (valid only for code with no branch that Numba prunes by argument type).
 _jit_loop_inline = njit(cache=True, nogil=True, inline="always", **_LOOP_OPTIONS)
-
-_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
-
 
 @jit
 def gather_rows(X, idx, out):
@@ -91,45 +85,6 @@ def gather_rows(X, idx, out):
                 raise IndexError("gather_rows: index out of range")
             for j in range(d):
                 out[i, j] = X[r, j]
-
-
-@intrinsic
-def _flush_denormals(typingctx):
-    """Set the x86 MXCSR flush-to-zero and denormals-are-zero bits of the calling
-    thread; return the previous MXCSR (uint32) for ``_restore_fp``.  Optimizer slots
-    of weights whose gradient stays zero (dead ReLU units) decay into the denormal
-    range, where every operation costs some hundred cycles (see "Denormals" in
-    ``docs/performance.md``).  Elsewhere: a no-op."""
-    def codegen(context, builder, signature, args):
-        i32 = ir.IntType(32)
-        if not _X86:
-            return ir.Constant(i32, 0)
-        slot = cgutils.alloca_once(builder, i32)
-        i8p = ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i8p])
-        stmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.stmxcsr")
-        ldmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.ldmxcsr")
-        builder.call(stmxcsr, [builder.bitcast(slot, i8p)])
-        old = builder.load(slot)
-        builder.store(builder.or_(old, ir.Constant(i32, 0x8040)), slot)
-        builder.call(ldmxcsr, [builder.bitcast(slot, i8p)])
-        return old
-    return types.uint32(), codegen
-
-
-@intrinsic
-def _restore_fp(typingctx, old):
-    """Put back the MXCSR that ``_flush_denormals`` returned."""
-    def codegen(context, builder, signature, args):
-        if _X86:
-            slot = cgutils.alloca_once(builder, ir.IntType(32))
-            builder.store(args[0], slot)
-            i8p = ir.IntType(8).as_pointer()
-            fnty = ir.FunctionType(ir.VoidType(), [i8p])
-            ldmxcsr = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.ldmxcsr")
-            builder.call(ldmxcsr, [builder.bitcast(slot, i8p)])
-        return context.get_dummy_value()
-    return types.void(types.uint32), codegen
 
 
 @_jit_loop
@@ -366,8 +321,8 @@ def _ol_weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
 def _layer_gradients(inp, W, dZ, l2, dW_out, db_out, tid, nt):
     """Thread tid's rows of a layer's weight gradient and columns of its bias gradient."""
     n_in, n_out = W.shape
-    r0, r1 = _share(n_in, tid, nt, 1)
-    c0, c1 = _share(n_out, tid, nt, 1)
+    r0, r1 = share(n_in, tid, nt, 1)
+    c0, c1 = share(n_out, tid, nt, 1)
     _weight_grad(inp, W, dZ, l2, dW_out, db_out, r0, r1, c0, c1)
 
 
@@ -391,17 +346,6 @@ def _backward(xb, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, 
         return False
     _layer_gradients(xb, Ws[0], dZs[0][:m], l2s[0], dWs[0], dbs[0], tid, nt)
     return True
-
-
-@_jit_loop_inline
-def _share(total, tid, parts, align):
-    """Thread tid's range [lo, hi) of range(total) split into ``parts`` blocks whose
-    starts are multiples of ``align`` (empty for tid >= parts)."""
-    if tid >= parts:
-        return total, total
-    chunk = (total + parts - 1) // parts
-    chunk = (chunk + align - 1) // align * align
-    return min(total, tid * chunk), min(total, (tid + 1) * chunk)
 
 
 @_jit_loop_inline
@@ -447,7 +391,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         m = stop - start
         idx = perm[start:stop]
         parts = max(1, min(nt, m // min_rows))
-        lo, hi = _share(m, tid, parts, 1)
+        lo, hi = share(m, tid, parts, 1)
         for t in range(5):
             sums[tid, t] = 0.0
         if hi > lo:
@@ -500,12 +444,12 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         step = step0 + j + 1
         for l in range(L):  # the rows of W and columns of b whose gradient this thread made
             n_in, n_out = Ws[l].shape
-            r0, r1 = _share(n_in, tid, nt, 1)
+            r0, r1 = share(n_in, tid, nt, 1)
             a, b = r0 * n_out, r1 * n_out
             if b > a:  # weights as flat views: one compiled update for W and b
                 _update(opt, _flat(Ws[l])[a:b], _flat(dWs[l])[a:b], lr, hyper, step,
                         _flat(S1W[l])[a:b], _flat(S2W[l])[a:b])
-            c0, c1 = _share(n_out, tid, nt, 1)
+            c0, c1 = share(n_out, tid, nt, 1)
             if bs[l].shape[0] > 0 and c1 > c0:
                 _update(opt, bs[l][c0:c1], dbs[l][c0:c1], lr, hyper, step, S1b[l][c0:c1], S2b[l][c0:c1])
         if nt > 1 and not barrier(sync, nt):
