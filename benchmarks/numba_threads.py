@@ -84,6 +84,7 @@ def measure(name: str, rows: int, rounds: int) -> dict:
     for _ in range(rounds):
         for s in settings:
             times[s].append(run(s))
+    numba_plan.threads = 0
     return {s: statistics.median(t) for s, t in times.items()} | {"threads": numba_training._threads_for(numba_plan)}
 
 

@@ -23,8 +23,11 @@ share is when a call on the threads last ended: for about 0.1 s after it, BLAS's
 pool still spins and shows in the run queue as this process's own threads, not
 as a crowd.
 
-The Cython loop has its own policy inside its parallel region (it measures
-its threads' waits at barriers) and does not use this one.
+For the Numba loop "the threads" are its own batch split across threads
+where the batches are large enough (and BLAS's threads below that);
+``CompiledLoop`` passes the setting as ``TrainingPlan.threads``.  The Cython
+loop has its own policy inside its parallel region (it measures its threads'
+waits at barriers) and does not use this one.
 """
 from __future__ import annotations
 
