@@ -84,14 +84,17 @@ def _store(typingctx, arr, idx, value):
     return types.void(arr, idx, value), codegen
 
 
+def _call_void(builder, name, returns=ir.VoidType()):
+    """Call the argument-less function ``name`` (an LLVM intrinsic or a C library symbol)."""
+    builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(returns, []), name), [])
+
+
 @intrinsic
 def _pause(typingctx):
     """The x86 spin-wait hint (``pause``); elsewhere nothing."""
     def codegen(context, builder, sig, args):
         if _X86:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+            _call_void(builder, "llvm.x86.sse2.pause")
         return context.get_dummy_value()
 
     return types.void(), codegen
@@ -103,13 +106,9 @@ def _yield_core(typingctx):
     core (elsewhere than POSIX: the pause hint)."""
     def codegen(context, builder, sig, args):
         if _POSIX:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []),
-                                                "sched_yield")
-            builder.call(fn, [])
+            _call_void(builder, "sched_yield", returns=ir.IntType(32))
         elif _X86:
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+            _call_void(builder, "llvm.x86.sse2.pause")
         return context.get_dummy_value()
 
     return types.void(), codegen

@@ -495,6 +495,7 @@ def _loop_for(plan, args):
 
 # positions of the codes among _train_batches' arguments
 _LOSS, _OPT, _HIDDEN, _OUT = 20, 21, 34, 35
+_TID = 29  # the thread number
 
 # A batch is split across threads when each gets at least this many rows and one
 # batch's products have at least MIN_PARALLEL_FLOPS (below that, the barriers cost
@@ -581,8 +582,6 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
         if split:
             _split_lock.release()
 
-
-_TID = 29  # position of the thread number among _train_batches' arguments
 
 
 def _run(loop, args, sync):
