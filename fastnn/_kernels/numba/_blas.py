@@ -1,4 +1,8 @@
-"""BLAS GEMM on blocks of arrays, for the training loop's threads (Numba).
+"""Matrix products for the Numba kernels: BLAS GEMM read in place, or the small
+kernel without BLAS (``_small_gemm``) for a product with a short side.
+
+``matmul`` (``X @ W``) and ``matmul_tn`` (``X.T @ dZ``, a weight gradient) pick
+one by shape (``use_small_gemm``).
 
 ``np.dot`` in Numba takes whole contiguous arrays and copies any other (an
 allocation per call); splitting a weight gradient by rows of ``dW`` needs
@@ -15,6 +19,7 @@ from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas
 
 from ._jit import jit
+from ._small_gemm import pointer, small_gemm, use_small_gemm
 
 ensure_blas()  # SciPy's BLAS, which numba_xxgemm looks up on its first call
 
@@ -85,6 +90,9 @@ def weight_grad_rows(X, dZ, l2, W, dW_out, lo, hi):
     if m == 0:
         for i in range(lo * n_out, hi * n_out):
             dW_out.reshape(dW_out.size)[i] = 0
+    elif use_small_gemm(m, n_out, dW_out.itemsize):  # a short batch: no copy of dZ into BLAS's blocks
+        small_gemm(hi - lo, n_out, m, pointer(X, lo), X.strides[1] // X.itemsize, n_in, pointer(dZ, 0), n_out,
+                   pointer(dW_out, lo * n_out), n_out)
     else:
         _xgemm(True, False, hi - lo, n_out, m, 1.0, X, lo, n_in, dZ, 0, n_out, 0.0, dW_out, lo * n_out, n_out)
     if l2 != 0:
@@ -93,3 +101,60 @@ def weight_grad_rows(X, dZ, l2, W, dW_out, lo, hi):
         g = dW_out.reshape(dW_out.size)
         for i in range(lo * n_out, hi * n_out):
             g[i] += c * w[i]
+
+
+@jit
+def _leading(a):
+    """``a``'s leading dimension in elements if BLAS can read it in place (each row
+    contiguous, rows apart by at least a row), else 0."""
+    rows, cols = a.shape
+    size = a.itemsize
+    if rows == 0 or cols == 0:  # nothing is read: any strides
+        return max(cols, 1)
+    if cols > 1 and a.strides[1] != size:
+        return 0
+    if rows > 1 and (a.strides[0] % size != 0 or a.strides[0] < max(cols, 1) * size):
+        return 0
+    return max(a.strides[0] // size, cols, 1)
+
+
+@jit
+def matmul(X, W, Z_out):
+    """Z_out (m, n) := X (m, k) @ W (k, n), one float dtype, views read and written in
+    place (each row contiguous, as the contract's C order): ``small_gemm`` for a
+    short ``m`` (``use_small_gemm``), else BLAS.     # OUT: Z_out"""
+    m, k = X.shape
+    n = W.shape[1]
+    if W.shape[0] != k or Z_out.shape[0] != m or Z_out.shape[1] != n:
+        raise ValueError("matmul: expected X (m, k), W (k, n) and Z_out (m, n)")
+    if m == 0 or n == 0:
+        return
+    ldx, ldw, ldz = _leading(X), _leading(W), _leading(Z_out)
+    if ldx == 0 or ldw == 0 or ldz == 0:
+        raise ValueError("matmul: X, W and Z_out must have contiguous rows (C order)")
+    if use_small_gemm(m, n, Z_out.itemsize):
+        small_gemm(m, n, k, pointer(X, 0), ldx, X.strides[1] // X.itemsize, pointer(W, 0), ldw,
+                   pointer(Z_out, 0), ldz)
+    else:
+        _xgemm(False, False, m, n, k, 1.0, X, 0, ldx, W, 0, ldw, 0.0, Z_out, 0, ldz)
+
+
+@jit
+def matmul_tn(X, dZ, dW_out):
+    """dW_out (k, n) := X.T @ dZ for X (m, k), dZ (m, n): a weight gradient over m
+    batch rows, X's transpose read in place; ``small_gemm`` for a short ``m``, else
+    BLAS (as ``matmul``).     # OUT: dW_out"""
+    m, k = X.shape
+    n = dZ.shape[1]
+    if dZ.shape[0] != m or dW_out.shape[0] != k or dW_out.shape[1] != n:
+        raise ValueError("matmul_tn: expected X (m, k), dZ (m, n) and dW_out (k, n)")
+    if k == 0 or n == 0:
+        return
+    ldx, ldz, ldw = _leading(X), _leading(dZ), _leading(dW_out)
+    if ldx == 0 or ldz == 0 or ldw == 0:
+        raise ValueError("matmul_tn: X, dZ and dW_out must have contiguous rows (C order)")
+    if use_small_gemm(m, n, dW_out.itemsize):
+        small_gemm(k, n, m, pointer(X, 0), X.strides[1] // X.itemsize, ldx, pointer(dZ, 0), ldz,
+                   pointer(dW_out, 0), ldw)
+    else:
+        _xgemm(True, False, k, n, m, 1.0, X, 0, ldx, dZ, 0, ldz, 0.0, dW_out, 0, ldw)

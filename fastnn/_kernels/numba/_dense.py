@@ -1,7 +1,9 @@
 """Dense layers (BLAS GEMM with a fused epilogue) and maxout (Numba).
 
-GEMMs go to BLAS through ``np.dot`` (SciPy's OpenBLAS, multi-threaded) and
-everything around them is one serial pass over the output: bias add and
+Products go through ``_blas.matmul``/``matmul_tn``: BLAS (SciPy's OpenBLAS,
+multi-threaded) read in place, or, for a short side of at most 32 rows, the
+small kernel of ``_small_gemm`` that skips BLAS's copy of ``W``.  Everything
+around them is one serial pass over the output: bias add and
 activation a block of rows at a time (the block stays in L1 between the two),
 the l2 term and the bias gradient in one sweep.  No kernel here uses
 ``prange``: on two cores a parallel epilogue next to BLAS's spinning threads
@@ -12,6 +14,7 @@ import numpy as np
 
 from ..codes import SOFTMAX
 from ._activations import _act_flat, _softmax_rows
+from ._blas import matmul, matmul_tn
 from ._jit import jit, jit_inline
 
 # Bytes of output per epilogue block: still in L1 when the activation reads it.
@@ -40,7 +43,7 @@ def _dense_forward(X, W, b, act, alpha, Z_out, A_out):
     has_bias = b.shape[0] > 0
     if has_bias and b.shape[0] != m:
         raise ValueError("dense_forward: b must have shape (n_out,)")
-    np.dot(X, W, Z_out)  # BLAS; checks the shapes of X, W and Z_out
+    matmul(X, W, Z_out)  # checks the shapes of X, W and Z_out
     alpha_ = Z_out.dtype.type(alpha)  # a new name: one type per variable
     if act == SOFTMAX:
         if has_bias:
@@ -102,7 +105,7 @@ def _dense_backward(X, W, dZ, l2, dW_out, db_out, dX_out):
     """``dense_backward`` with ``db_out`` and ``dX_out`` always arrays: a zero-length
     ``db_out`` is a layer without bias, a zero-row ``dX_out`` no input gradient
     (see ``_dense_forward``)."""
-    np.dot(X.T, dZ, dW_out)
+    matmul_tn(X, dZ, dW_out)
     if l2 != 0:
         if W.shape[0] != dW_out.shape[0] or W.shape[1] != dW_out.shape[1]:
             raise ValueError("dense_backward: W and dW_out must have one shape")

@@ -6,7 +6,11 @@ dtype first, so float32 updates stay float32.
 import math
 
 import numpy as np
+from numba import types
+from numba.core.errors import TypingError
+from numba.extending import overload
 
+from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
 from ._jit import jit, jit_inline
 
 
@@ -158,3 +162,54 @@ def adam_update(param_inout, grad, lr, beta_1, beta_2, epsilon, step, m_inout, v
         m[i] = mi
         v[i] = vi
         p[i] -= lr_t * (mi / (np.sqrt(vi) + eps))
+
+
+# ------------------------------------------------ one rule by its code (the training loop)
+def apply_rule(opt, p, g, lr, hyper, step, s1, s2):
+    """One optimizer step on ``p`` by the rule ``opt`` (see ``_ol_apply_rule``)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(apply_rule, prefer_literal=True, jit_options={"error_model": "numpy"})
+def _ol_apply_rule(opt, p, g, lr, hyper, step, s1, s2):
+    """A constant ``opt`` (the loop compiled for one model) compiles its rule alone;
+    a run-time one, a branch per rule."""
+    if not isinstance(opt, types.IntegerLiteral):
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            if opt == OPT_SGD:
+                apply_rule(OPT_SGD, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_MOMENTUM:
+                apply_rule(OPT_MOMENTUM, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_NESTEROV:
+                apply_rule(OPT_NESTEROV, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_ADAGRAD:
+                apply_rule(OPT_ADAGRAD, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_RMSPROP:
+                apply_rule(OPT_RMSPROP, p, g, lr, hyper, step, s1, s2)
+            elif opt == OPT_ADAM:
+                apply_rule(OPT_ADAM, p, g, lr, hyper, step, s1, s2)
+            else:
+                raise ValueError("train_batches: unknown optimizer code")
+        return impl
+    code = opt.literal_value
+    if code == OPT_SGD:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            sgd_update(p, g, lr, 0.0, False, None)
+    elif code in (OPT_MOMENTUM, OPT_NESTEROV):
+        nesterov = code == OPT_NESTEROV
+
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            sgd_update(p, g, lr, hyper.momentum, nesterov, s1, hyper.classic_momentum != 0.0)
+    elif code == OPT_ADAGRAD:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            adagrad_update(p, g, lr, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
+    elif code == OPT_RMSPROP:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            rmsprop_update(p, g, lr, hyper.rho, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
+    elif code == OPT_ADAM:
+        def impl(opt, p, g, lr, hyper, step, s1, s2):
+            adam_update(p, g, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, s1, s2,
+                        hyper.epsilon_inside_sqrt != 0.0)
+    else:
+        raise TypingError(f"train_batches: unknown optimizer code {code}")
+    return impl

@@ -31,10 +31,8 @@ import threading
 
 import numpy as np
 from numba import get_num_threads, njit, typeof, types
-from numba.core.errors import TypingError
 from numba.extending import overload
 
-from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
 from .. import blas_threads
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
@@ -46,7 +44,7 @@ from ._jit import _flush_denormals, _restore_fp, jit, jit_inline
 from ._math import _all_finite
 from ._losses import loss_sums, output_delta
 from ._pool import wait_all, workers
-from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
+from ._optimizers import apply_rule
 from ._sparse import sparse_dense_backward, sparse_dense_forward
 from ._sync import ABORT, barrier, new_sync, share
 
@@ -96,56 +94,6 @@ def flush_denormals():
 @_jit_loop
 def restore_fp(old):
     _restore_fp(old)
-
-
-def _update(opt, p, g, lr, hyper, step, s1, s2):
-    """One optimizer step on ``p`` by the rule ``opt`` (see ``_ol_update``)."""
-    raise NotImplementedError("compiled only")
-
-
-@overload(_update, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_update(opt, p, g, lr, hyper, step, s1, s2):
-    """A constant ``opt`` (the loop compiled for one model) compiles its rule alone;
-    a run-time one, a branch per rule."""
-    if not isinstance(opt, types.IntegerLiteral):
-        def impl(opt, p, g, lr, hyper, step, s1, s2):
-            if opt == OPT_SGD:
-                _update(OPT_SGD, p, g, lr, hyper, step, s1, s2)
-            elif opt == OPT_MOMENTUM:
-                _update(OPT_MOMENTUM, p, g, lr, hyper, step, s1, s2)
-            elif opt == OPT_NESTEROV:
-                _update(OPT_NESTEROV, p, g, lr, hyper, step, s1, s2)
-            elif opt == OPT_ADAGRAD:
-                _update(OPT_ADAGRAD, p, g, lr, hyper, step, s1, s2)
-            elif opt == OPT_RMSPROP:
-                _update(OPT_RMSPROP, p, g, lr, hyper, step, s1, s2)
-            elif opt == OPT_ADAM:
-                _update(OPT_ADAM, p, g, lr, hyper, step, s1, s2)
-            else:
-                raise ValueError("train_batches: unknown optimizer code")
-        return impl
-    code = opt.literal_value
-    if code == OPT_SGD:
-        def impl(opt, p, g, lr, hyper, step, s1, s2):
-            sgd_update(p, g, lr, 0.0, False, None)
-    elif code in (OPT_MOMENTUM, OPT_NESTEROV):
-        nesterov = code == OPT_NESTEROV
-
-        def impl(opt, p, g, lr, hyper, step, s1, s2):
-            sgd_update(p, g, lr, hyper.momentum, nesterov, s1, hyper.classic_momentum != 0.0)
-    elif code == OPT_ADAGRAD:
-        def impl(opt, p, g, lr, hyper, step, s1, s2):
-            adagrad_update(p, g, lr, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
-    elif code == OPT_RMSPROP:
-        def impl(opt, p, g, lr, hyper, step, s1, s2):
-            rmsprop_update(p, g, lr, hyper.rho, hyper.epsilon, s1, hyper.epsilon_inside_sqrt != 0.0)
-    elif code == OPT_ADAM:
-        def impl(opt, p, g, lr, hyper, step, s1, s2):
-            adam_update(p, g, lr, hyper.beta_1, hyper.beta_2, hyper.epsilon, step, s1, s2,
-                        hyper.epsilon_inside_sqrt != 0.0)
-    else:
-        raise TypingError(f"train_batches: unknown optimizer code {code}")
-    return impl
 
 
 @jit_inline
@@ -447,11 +395,11 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             r0, r1 = share(n_in, tid, nt, 1)
             a, b = r0 * n_out, r1 * n_out
             if b > a:  # weights as flat views: one compiled update for W and b
-                _update(opt, _flat(Ws[l])[a:b], _flat(dWs[l])[a:b], lr, hyper, step,
+                apply_rule(opt, _flat(Ws[l])[a:b], _flat(dWs[l])[a:b], lr, hyper, step,
                         _flat(S1W[l])[a:b], _flat(S2W[l])[a:b])
             c0, c1 = share(n_out, tid, nt, 1)
             if bs[l].shape[0] > 0 and c1 > c0:
-                _update(opt, bs[l][c0:c1], dbs[l][c0:c1], lr, hyper, step, S1b[l][c0:c1], S2b[l][c0:c1])
+                apply_rule(opt, bs[l][c0:c1], dbs[l][c0:c1], lr, hyper, step, S1b[l][c0:c1], S2b[l][c0:c1])
         if nt > 1 and not barrier(sync, nt):
             return j, loss_sum, correct, squared_error, absolute_error, False
     finite = True
@@ -476,21 +424,41 @@ def _loop_for(plan, args):
     layer's are compile-time constants of the specialization (``IntegerLiteral``),
     so only their kernels compile: a cold first fit compiles one activation, one
     rule and one loss path instead of every one.  The entry point is called
-    directly, without Numba's per-call type dispatch over ~30 arguments."""
+    directly, without Numba's per-call type dispatch over ~30 arguments, and is
+    kept by the arguments' types (``_type_key``): each ``fit`` makes a new plan,
+    and Numba's ``typeof`` of its ~50 arrays took longer than a small model's epoch."""
     entry = plan.compiled.get("numba")
     if entry is None and not _jit.SPECIALIZE:
         entry = plan.compiled["numba"] = _train_batches  # Numba's dispatcher: run-time codes
     elif entry is None:
         acts = [int(a) for a in plan.acts]
         shared = len(acts) == 1 or len(set(acts[:-1])) == 1
-        sig = [typeof(a) for a in args]
-        sig[_LOSS] = types.literal(int(plan.loss))
-        sig[_OPT] = types.literal(int(plan.optimizer))
-        sig[_OUT] = types.literal(acts[-1])
-        if shared:  # one layer: the output layer's code, so the unused branch adds nothing
-            sig[_HIDDEN] = types.literal(acts[0])
-        entry = plan.compiled["numba"] = _train_batches.compile(tuple(sig))
+        key = (tuple(map(_type_key, args)), int(plan.loss), int(plan.optimizer), acts[-1], shared and acts[0])
+        entry = _ENTRIES.get(key)
+        if entry is None:
+            sig = [typeof(a) for a in args]
+            sig[_LOSS] = types.literal(int(plan.loss))
+            sig[_OPT] = types.literal(int(plan.optimizer))
+            sig[_OUT] = types.literal(acts[-1])
+            if shared:  # one layer: the output layer's code, so the unused branch adds nothing
+                sig[_HIDDEN] = types.literal(acts[0])
+            entry = _ENTRIES[key] = _train_batches.compile(tuple(sig))
+        plan.compiled["numba"] = entry
     return entry
+
+
+_ENTRIES = {}  # compiled entry points of _train_batches by _loop_for's key
+
+
+def _type_key(value):
+    """What Numba's ``typeof`` reads of an argument, cheaply: an array's dtype, rank,
+    layout, writability and alignment; a tuple's items; any other value's type."""
+    if isinstance(value, np.ndarray):
+        f = value.flags
+        return value.dtype.str, value.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned
+    if isinstance(value, tuple):
+        return (type(value), *map(_type_key, value))
+    return type(value)
 
 
 # positions of the codes among _train_batches' arguments
@@ -499,11 +467,10 @@ _TID = 29  # the thread number
 
 # A batch is split across threads when each gets at least this many rows and one
 # batch's products have at least MIN_PARALLEL_FLOPS (below that, the barriers cost
-# more than the split saves; as in the Cython loop).  Numba's products all go to
-# BLAS, which copies W for every product whatever its rows (the Cython loop's
-# small ones skip BLAS): batch 32 split into two threads of 16 rows ran slower
-# than on BLAS's threads, hence 32 rows, not the Cython loop's 8.
-MIN_ROWS_PER_THREAD = 32
+# more than the split saves; as in the Cython loop).  Products of up to 32 rows
+# skip BLAS (``_small_gemm``); a batch of 16 split into two threads of 8 rows ran
+# slower than one thread (784-128-10), batch 32 as 2 x 16 rows 10-15 % faster.
+MIN_ROWS_PER_THREAD = 16
 MIN_PARALLEL_FLOPS = 1e6
 
 _split_lock = threading.Lock()  # one split call at a time; another meanwhile runs on one thread

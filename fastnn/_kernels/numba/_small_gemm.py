@@ -1,0 +1,192 @@
+"""Products with a short side, without BLAS (Numba): the same kernel as the
+Cython backend's ``_simd_gemm.h``.
+
+``z (m, n) := x (m, k) @ w (k, n)`` with x's element ``(i, p)`` at
+``x[xo + i * sxr + p * sxc]`` (so ``x`` may be a transpose: the weight
+gradient ``X.T @ dZ`` of a small batch is ``sxr = 1, sxc = n_in``), ``w`` and
+``z`` row-major with leading dimensions ``ldw``/``ldz``; offsets and strides
+count elements.
+
+Why: BLAS copies ("packs") ``w`` into blocks for every product, whatever its
+rows; for a batch of 8-32 rows times a 784 x 128 weight matrix the copy costs
+about as much as the products.  Here, for each block of 3, 2 or 1 vectors of
+columns and each group of 4 rows of ``x``, the 4 x 3 sums stay in vector
+registers while the rows of ``w`` stream past, one load of ``w`` per 4 rows.
+
+How: Numba has no vector types, and the same loops written with arrays were
+2-3x slower than BLAS (LLVM does not keep an accumulator array in registers).
+So each tile is an ``@intrinsic`` that emits LLVM IR with explicit vectors
+(``<16 x float>`` on a CPU with AVX-512, ``<8 x float>`` otherwise: 32 or 64
+bytes, ``VECTOR_BYTES``) and ``llvm.fmuladd`` (a fused multiply-add where the
+CPU has one); the accumulators are allocas that LLVM's ``mem2reg`` turns into
+registers.  Each sum adds its ``k`` products in order, as the C kernel does.
+A width that is not whole vectors is left to BLAS (``use_small_gemm``;
+``_blas.matmul`` and ``matmul_tn`` choose).
+"""
+from llvmlite import binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils, config
+from numba.extending import intrinsic
+
+from ._jit import jit, jit_inline
+
+
+def _vector_bytes():
+    """64 where Numba compiles for a CPU with AVX-512 (32 zmm registers hold the
+    4 x 3 tile), else 32 (AVX2's 16 ymm registers)."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else llvm.get_host_cpu_features().flatten()
+    return 64 if "+avx512f" in str(features).split(",") else 32
+
+
+VECTOR_BYTES = _vector_bytes()
+
+# A product goes here when its short side -- the rows of x @ w, or the batch rows
+# k of a weight gradient -- has at most SMALL_ROWS rows, or at most NARROW_ROWS
+# for an output at most NARROW_WIDTH wide; the same limits as the Cython kernel.
+SMALL_ROWS = 32
+NARROW_WIDTH = 64
+NARROW_ROWS = 256
+
+
+@intrinsic
+def pointer(typingctx, a, offset):
+    """A pointer to ``a``'s element ``offset`` elements from its data pointer (any layout)."""
+    if not (isinstance(a, types.Array) and isinstance(offset, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.gep(data, [context.cast(builder, args[1], signature.args[1], types.intp)])
+
+    return types.CPointer(a.dtype)(a, offset), codegen
+
+
+@intrinsic
+def _lanes(typingctx, p):
+    """Elements of ``p``'s dtype in a vector of ``VECTOR_BYTES``, a constant."""
+    if not (isinstance(p, types.CPointer) and p.dtype in (types.float32, types.float64)):
+        return None
+    lanes = VECTOR_BYTES // (4 if p.dtype == types.float32 else 8)
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, lanes)
+
+    return types.intp(p), codegen
+
+
+def _no_unroll(module):
+    """``llvm.loop`` metadata that keeps LLVM from unrolling a loop (a loop's id
+    node starts with a reference to itself)."""
+    disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    loop_id = module.add_metadata([disable])
+    loop_id.operands = (loop_id, disable)
+    return loop_id
+
+
+def _make_tile(NC):
+    """The intrinsic for a tile of NC vectors of columns and 4 rows, of which the
+    first ``nr`` (1-4) are stored: a tile of fewer rows computes its last row again
+    in the others (one intrinsic per NC, so that Numba compiles 3 and not 12)."""
+
+    @intrinsic
+    def tile(typingctx, nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz):
+        if not (isinstance(x, types.CPointer) and x.dtype in (types.float32, types.float64)
+                and x == w == z):
+            return None
+        dtype = z.dtype
+        sig = types.void(nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz)
+
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+            intp = context.get_value_type(types.intp)
+            scalar = context.get_value_type(dtype)
+            size = 4 if dtype == types.float32 else 8
+            lanes = VECTOR_BYTES // size
+            vec = ir.VectorType(scalar, lanes)
+            vptr = vec.as_pointer()
+            nr_, k_, xo_, sxr_, sxc_, wo_, ldw_, zo_, ldz_ = (
+                context.cast(builder, args[i], tys[i], types.intp) for i in (0, 1, 3, 4, 5, 7, 8, 10, 11))
+            xp, wp, zp = builder.gep(args[2], [xo_]), builder.gep(args[6], [wo_]), builder.gep(args[9], [zo_])
+            name = f"llvm.fmuladd.v{lanes}f{8 * size}"
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), name)
+            zero = ir.Constant(vec, [0.0] * lanes)
+            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(NC)] for _ in range(4)]
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            last = builder.sub(nr_, ir.Constant(intp, 1))
+            x_rows = []  # offsets of the 4 rows of x read: the rows past nr read row nr - 1
+            for r in range(4):
+                row = ir.Constant(intp, r)
+                row = builder.select(builder.icmp_signed("<", row, nr_), row, last)
+                x_rows.append(builder.mul(row, sxr_))
+            # for p in range(k), a loop LLVM may not unroll (_no_unroll): the tile is
+            # already 4 x NC multiply-adds per step, and an unrolled copy would be
+            # optimized again in every function that calls small_gemm
+            entry = builder.basic_block
+            body = builder.append_basic_block("tile.body")
+            done = builder.append_basic_block("tile.done")
+            builder.cbranch(builder.icmp_signed(">", k_, ir.Constant(intp, 0)), body, done)
+            builder.position_at_end(body)
+            p = builder.phi(intp)
+            p.add_incoming(ir.Constant(intp, 0), entry)
+            w_row = builder.gep(wp, [builder.mul(p, ldw_)])
+            wv = [builder.load(builder.bitcast(builder.gep(w_row, [ir.Constant(intp, c * lanes)]), vptr),
+                               align=size) for c in range(NC)]
+            x_col = builder.gep(xp, [builder.mul(p, sxc_)])
+            for r in range(4):
+                xs = builder.load(builder.gep(x_col, [x_rows[r]]))
+                xv = builder.insert_element(ir.Constant(vec, None), xs, ir.Constant(ir.IntType(32), 0))
+                xv = builder.shuffle_vector(xv, ir.Constant(vec, None), splat)
+                for c in range(NC):
+                    builder.store(builder.call(fma, [xv, wv[c], builder.load(acc[r][c])]), acc[r][c])
+            p_next = builder.add(p, ir.Constant(intp, 1))
+            p.add_incoming(p_next, builder.basic_block)
+            backedge = builder.cbranch(builder.icmp_signed("<", p_next, k_), body, done)
+            backedge.set_metadata("llvm.loop", _no_unroll(builder.module))
+            builder.position_at_end(done)
+            for r in range(4):
+                with cgutils.if_likely(builder, builder.icmp_signed("<", ir.Constant(intp, r), nr_)):
+                    z_row = builder.gep(zp, [builder.mul(ir.Constant(intp, r), ldz_)])
+                    for c in range(NC):
+                        out = builder.bitcast(builder.gep(z_row, [ir.Constant(intp, c * lanes)]), vptr)
+                        builder.store(builder.load(acc[r][c]), out).align = size
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    tile.__name__ = f"_tile_{NC}"
+    return tile
+
+
+_tile1, _tile2, _tile3 = _make_tile(1), _make_tile(2), _make_tile(3)
+
+
+@jit
+def small_gemm(m, n, k, x, sxr, sxc, w, ldw, z, ldz):
+    """z (m x n, row-major, ldz) := x (m x k, element (i, p) at x[i sxr + p sxc]) @ w
+    (k x n, ldw), ``n`` whole vectors (``use_small_gemm``).  ``x``, ``w``, ``z`` are
+    pointers (``pointer``), so one function per dtype compiles whatever the arrays'
+    layouts; the caller checks the bounds.  Each function that calls this one
+    re-optimizes its code (Numba links callees into their callers), so it stays
+    small: no scalar loop for a last part of a vector, no 12 tile shapes."""
+    lanes = _lanes(z)
+    j0 = 0
+    while j0 + lanes <= n:
+        nc = min(3, (n - j0) // lanes)
+        for r0 in range(0, m, 4):
+            nr = min(4, m - r0)
+            if nc == 3:
+                _tile3(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
+            elif nc == 2:
+                _tile2(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
+            else:
+                _tile1(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
+        j0 += nc * lanes
+
+
+@jit_inline
+def use_small_gemm(rows, n, itemsize):
+    """Whether a product whose short side has ``rows`` rows and whose output is ``n``
+    wide goes to ``small_gemm`` (``n`` whole vectors; see the limits above)."""
+    return n > 0 and n % (VECTOR_BYTES // itemsize) == 0 and (
+        rows <= SMALL_ROWS or (n <= NARROW_WIDTH and rows <= NARROW_ROWS))

@@ -1,0 +1,111 @@
+"""The Numba backend's products without BLAS (``numba/_small_gemm.py``).
+
+Its tiles are LLVM IR written by hand (vectors of ``VECTOR_BYTES``), so every
+tile shape -- 1 to 4 rows, 1 to 3 vectors of columns -- is compared with a
+float64 product here, for both dtypes, in place on views and on a transpose,
+with the widths taken in vectors of this machine's size so that each path runs
+whatever the CPU.
+"""
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+from fastnn._kernels.numba import _blas, _small_gemm as SG  # noqa: E402
+
+TOL = {"float32": 1e-5, "float64": 1e-13}
+
+
+@numba.njit
+def _small_gemm(x, w, z):
+    """z := x @ w by ``small_gemm`` alone (C-contiguous arrays)."""
+    m, k = x.shape
+    n = w.shape[1]
+    SG.small_gemm(m, n, k, SG.pointer(x, 0), k, 1, SG.pointer(w, 0), n, SG.pointer(z, 0), n)
+
+
+def _lanes(dtype):
+    return SG.VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def _close(got, x, w, dtype):
+    """``got`` against the float64 product, to the dtype's rounding of k products."""
+    expected = x.astype(np.float64) @ w.astype(np.float64)
+    scale = 1 + np.abs(x).sum(axis=1, keepdims=True) @ np.abs(w).max(axis=0, keepdims=True) if x.size else 1
+    np.testing.assert_array_less(np.abs(got - expected), TOL[dtype] * scale + 1e-30)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_tile_shape_matches_the_float64_product(dtype):
+    rng = np.random.default_rng(0)
+    lanes = _lanes(dtype)
+    for m in range(1, 10):  # 4-row groups and 1-3 left over
+        for vectors in range(1, 6):  # blocks of 3, 2 and 1 vectors
+            for k in (1, 13, 130):
+                n = vectors * lanes
+                x = rng.standard_normal((m, k)).astype(dtype)
+                w = rng.standard_normal((k, n)).astype(dtype)
+                z = np.full((m, n), np.nan, dtype)
+                _small_gemm(x, w, z)
+                _close(z, x, w, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matmul_and_matmul_tn_route_by_shape_and_agree_with_numpy(dtype):
+    rng = np.random.default_rng(1)
+    lanes = _lanes(dtype)
+    for m, k, n in [(16, 784, 8 * lanes), (32, 20, 2 * lanes), (100, 30, lanes), (33, 12, 2 * lanes),
+                    (7, 5, 10), (300, 9, lanes), (0, 4, lanes), (5, 0, lanes), (0, 4, 10), (5, 0, 10)]:
+        x = rng.standard_normal((m, k)).astype(dtype)
+        w = rng.standard_normal((k, n)).astype(dtype)
+        z = np.full((m, n), np.nan, dtype)
+        _blas.matmul(x, w, z)
+        _close(z, x, w, dtype)
+        dz = rng.standard_normal((m, n)).astype(dtype)
+        dw = np.full((k, n), np.nan, dtype)
+        _blas.matmul_tn(x, dz, dw)
+        _close(dw, x.T, dz, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_views_are_read_in_place(dtype):
+    rng = np.random.default_rng(2)
+    lanes = _lanes(dtype)
+    big_x = rng.standard_normal((20, 50)).astype(dtype)
+    big_w = rng.standard_normal((40, 5 * lanes)).astype(dtype)
+    x, w = big_x[3:11, 5:37], big_w[4:36, lanes:3 * lanes]  # rows and columns of larger arrays
+    z = np.zeros((30, 4 * lanes), dtype)[2:10, lanes:3 * lanes]
+    _blas.matmul(x, w, z)
+    _close(z, x, w, dtype)
+    with pytest.raises(ValueError, match="contiguous rows"):  # columns not adjacent: outside the contract
+        _blas.matmul(big_x[::2, ::3], big_w[:17, :lanes], np.zeros((10, lanes), dtype))
+    for m in (16, 64):  # a weight gradient on views: the small kernel, then BLAS
+        x = rng.standard_normal((m, 30)).astype(dtype)[:, 4:11]
+        dz = rng.standard_normal((m, 3 * lanes)).astype(dtype)[:, :2 * lanes]
+        dw = np.zeros((9, 4 * lanes), dtype)[1:8, :2 * lanes]
+        _blas.matmul_tn(x, dz, dw)
+        _close(dw, x.T, dz, dtype)
+
+
+def test_use_small_gemm_limits():
+    lanes = _lanes("float32")
+    assert SG.use_small_gemm(SG.SMALL_ROWS, 8 * lanes, 4)
+    assert not SG.use_small_gemm(SG.SMALL_ROWS + 1, 8 * lanes, 4)
+    assert SG.use_small_gemm(SG.NARROW_ROWS, lanes, 4) == (lanes <= SG.NARROW_WIDTH)
+    assert not SG.use_small_gemm(4, lanes + 1, 4)  # not whole vectors
+    assert not SG.use_small_gemm(4, 0, 4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_gradient_rows_of_a_short_batch(dtype):
+    rng = np.random.default_rng(3)
+    lanes = _lanes(dtype)
+    m, n_in, n_out = 16, 40, 3 * lanes
+    X = rng.standard_normal((m, n_in)).astype(dtype)
+    dZ = rng.standard_normal((m, n_out)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    for lo, hi in [(0, 40), (5, 23), (39, 40)]:
+        dW = np.full((n_in, n_out), 7.0, dtype)
+        _blas.weight_grad_rows(X, dZ, 0.0, W, dW, lo, hi)
+        _close(dW[lo:hi], X.T[lo:hi], dZ, dtype)
+        assert (dW[:lo] == 7).all() and (dW[hi:] == 7).all()
