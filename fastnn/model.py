@@ -238,7 +238,9 @@ class Sequential:
             value, which pays only for mostly-zero X; ``"auto"`` counts X's
             non-zeros and picks sparse below the crossover density measured
             for the backend (``fastnn._first_layer.SPARSE_BELOW_DENSITY``;
-            on the NumPy backend only for a large first layer).
+            on the NumPy backend only for a large first layer), in a fit of
+            enough epochs to earn the conversion back (``PAYBACK_UNIT_EPOCHS``:
+            epochs x the first layer's units >= 200).
             With a ``Normalization`` layer (which makes X dense) ``"auto"``
             is dense and ``"sparse"`` an error.  Sparse X always trains
             sparse (``"dense"`` is an error).  ``history.params["first_layer"]``
@@ -271,7 +273,7 @@ class Sequential:
         if val is not None:
             val = (*self._standardize(*val[:2]), val[2])
         X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized,
-                                                 self.layers[0].W.size)
+                                                 self.layers[0].W.size, max(epochs - initial_epoch, 0))
         n = X.shape[0]
         bs = check.check_batch_size(batch_size, n)
         steps = math.ceil(n / bs)

@@ -88,6 +88,7 @@ def test_auto_picks_sparse_only_below_the_backends_crossover(backend, monkeypatc
     big = (np.random.default_rng(0).random((3000, 784)) < 0.03).astype(np.float32)  # counted on a sample
     assert _first_layer.density(big) == pytest.approx(0.03, abs=0.002)
     monkeypatch.setattr(_first_layer, "SPARSE_MIN_WEIGHTS", {})
+    monkeypatch.setattr(_first_layer, "PAYBACK_UNIT_EPOCHS", 0)  # the density alone decides here
     monkeypatch.setitem(_first_layer.SPARSE_BELOW_DENSITY, backend, 0.1)
     m, h = train(backend, "float64", X, y, "auto", epochs=1)
     assert h.params["first_layer"] == "sparse"
@@ -104,8 +105,8 @@ def test_auto_keeps_mnist_dense_on_every_backend():
     for backend in ("numpy", "numba", "cython"):
         assert 0 < _first_layer.SPARSE_BELOW_DENSITY[backend] < mnist_density, backend
     X = (np.arange(100 * 784).reshape(100, 784) % 100 < 19).astype(np.float32)
-    assert not any(_first_layer.sparse_pays(X, b, 784 * 128) for b in _first_layer.SPARSE_BELOW_DENSITY)
-    assert not _first_layer.sparse_pays(np.zeros((4, 4)), "a-backend-never-measured", 784 * 128)
+    assert not any(_first_layer.sparse_pays(X, b, 784 * 128, 100) for b in _first_layer.SPARSE_BELOW_DENSITY)
+    assert not _first_layer.sparse_pays(np.zeros((4, 4)), "a-backend-never-measured", 784 * 128, 100)
 
 
 def test_auto_keeps_a_small_first_layer_dense_on_the_numpy_backend():
@@ -113,9 +114,29 @@ def test_auto_keeps_a_small_first_layer_dense_on_the_numpy_backend():
     measured slower at every density (docs/performance.md)."""
     X = np.zeros((10, 784), np.float32)
     X[:, 0] = 1.0  # 0.13 % non-zero
-    assert _first_layer.sparse_pays(X, "numpy", 784 * 128)
-    assert not _first_layer.sparse_pays(X, "numpy", 784 * 32)
-    assert _first_layer.sparse_pays(X, "cython", 784 * 32)
+    assert _first_layer.sparse_pays(X, "numpy", 784 * 128, 10)
+    assert not _first_layer.sparse_pays(X, "numpy", 784 * 32, 10)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 32, 10)
+
+
+def test_auto_needs_a_fit_long_enough_to_earn_the_conversion_back():
+    """Converting X to CSR costs about what 200 / units epochs save (docs/performance.md):
+    a short fit, or partial_fit's one epoch a call (which would convert X every call),
+    stays dense."""
+    X = np.zeros((10, 784), np.float32)
+    X[:, 0] = 1.0
+    assert not _first_layer.sparse_pays(X, "cython", 784 * 32, 6)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 32, 7)
+    assert not _first_layer.sparse_pays(X, "cython", 784 * 128, 1)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 128, 2)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 512, 1)
+    y = np.arange(10) % 3
+    m = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784), fn.Dense(3, activation="softmax")],
+                      backend="numpy", seed=0)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    assert m.fit(X, y, epochs=1, verbose=0).params["first_layer"] == "dense"
+    assert m.fit(X, y, epochs=3, initial_epoch=2, verbose=0).params["first_layer"] == "dense"  # one epoch run
+    assert m.fit(X, y, epochs=2, verbose=0).params["first_layer"] == "sparse"
 
 
 def test_a_normalization_layer_keeps_the_first_layer_dense(monkeypatch):

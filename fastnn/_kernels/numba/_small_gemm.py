@@ -1,11 +1,11 @@
 """Products with a short side, without BLAS (Numba): the same kernel as the
 Cython backend's ``_simd_gemm.h``.
 
-``z (m, n) := x (m, k) @ w (k, n)`` with x's element ``(i, p)`` at
-``x[xo + i * sxr + p * sxc]`` (so ``x`` may be a transpose: the weight
-gradient ``X.T @ dZ`` of a small batch is ``sxr = 1, sxc = n_in``), ``w`` and
-``z`` row-major with leading dimensions ``ldw``/``ldz``; offsets and strides
-count elements.
+``small_gemm(m, n, k, x, sxr, sxc, w, ldw, z, ldz)``: ``z (m, n) := x (m, k)
+@ w (k, n)`` on pointers (``pointer(array, offset)``), x's element ``(i, p)``
+at ``x[i * sxr + p * sxc]`` (so ``x`` may be a transpose: the weight gradient
+``X.T @ dZ`` of a small batch is ``sxr = 1, sxc = n_in``), ``w`` and ``z``
+row-major with leading dimensions ``ldw``/``ldz``; strides count elements.
 
 Why: BLAS copies ("packs") ``w`` into blocks for every product, whatever its
 rows; for a batch of 8-32 rows times a 784 x 128 weight matrix the copy costs
@@ -15,11 +15,11 @@ registers while the rows of ``w`` stream past, one load of ``w`` per 4 rows.
 
 How: Numba has no vector types, and the same loops written with arrays were
 2-3x slower than BLAS (LLVM does not keep an accumulator array in registers).
-So each tile is an ``@intrinsic`` that emits LLVM IR with explicit vectors
-(``<16 x float>`` on a CPU with AVX-512, ``<8 x float>`` otherwise: 32 or 64
-bytes, ``VECTOR_BYTES``) and ``llvm.fmuladd`` (a fused multiply-add where the
-CPU has one); the accumulators are allocas that LLVM's ``mem2reg`` turns into
-registers.  Each sum adds its ``k`` products in order, as the C kernel does.
+So each tile shape (4 rows x 1, 2 or 3 vectors) is an ``@intrinsic`` that
+emits LLVM IR with explicit vectors (``<16 x float>`` on a CPU with AVX-512,
+``<8 x float>`` otherwise: 64 or 32 bytes, ``VECTOR_BYTES``) and
+``llvm.fmuladd`` (a fused multiply-add where the CPU has one); the
+accumulators are allocas that LLVM's ``mem2reg`` turns into registers.  Each sum adds its ``k`` products in order, as the C kernel does.
 A width that is not whole vectors is left to BLAS (``use_small_gemm``;
 ``_blas.matmul`` and ``matmul_tn`` choose).
 """
