@@ -18,7 +18,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas
 
-from ._jit import jit
+from ._jit import jit, jit_inline
 from ._small_gemm import pointer, small_gemm, use_small_gemm
 
 ensure_blas()  # SciPy's BLAS, which numba_xxgemm looks up on its first call
@@ -118,6 +118,25 @@ def _leading(a):
     return max(a.strides[0] // size, cols, 1)
 
 
+@jit_inline
+def _product(trans, A, B, C, m, n, k, short):
+    """C (m, n) := op(A) (m, k) @ B (k, n), op(A) = A.T if ``trans``, views read in place;
+    ``short``: the side that decides for the small kernel (``use_small_gemm``)."""
+    if m == 0 or n == 0:
+        return
+    lda, ldb, ldc = _leading(A), _leading(B), _leading(C)
+    if lda == 0 or ldb == 0 or ldc == 0:
+        raise ValueError("matmul: the arrays must have contiguous rows (C order)")
+    if use_small_gemm(short, n, C.itemsize):
+        unit = A.strides[1] // A.itemsize  # 1, as a run-time value: one compiled small_gemm
+        if trans:
+            small_gemm(m, n, k, pointer(A, 0), unit, lda, pointer(B, 0), ldb, pointer(C, 0), ldc)
+        else:
+            small_gemm(m, n, k, pointer(A, 0), lda, unit, pointer(B, 0), ldb, pointer(C, 0), ldc)
+    else:
+        _xgemm(trans, False, m, n, k, 1.0, A, 0, lda, B, 0, ldb, 0.0, C, 0, ldc)
+
+
 @jit
 def matmul(X, W, Z_out):
     """Z_out (m, n) := X (m, k) @ W (k, n), one float dtype, views read and written in
@@ -127,16 +146,7 @@ def matmul(X, W, Z_out):
     n = W.shape[1]
     if W.shape[0] != k or Z_out.shape[0] != m or Z_out.shape[1] != n:
         raise ValueError("matmul: expected X (m, k), W (k, n) and Z_out (m, n)")
-    if m == 0 or n == 0:
-        return
-    ldx, ldw, ldz = _leading(X), _leading(W), _leading(Z_out)
-    if ldx == 0 or ldw == 0 or ldz == 0:
-        raise ValueError("matmul: X, W and Z_out must have contiguous rows (C order)")
-    if use_small_gemm(m, n, Z_out.itemsize):
-        small_gemm(m, n, k, pointer(X, 0), ldx, X.strides[1] // X.itemsize, pointer(W, 0), ldw,
-                   pointer(Z_out, 0), ldz)
-    else:
-        _xgemm(False, False, m, n, k, 1.0, X, 0, ldx, W, 0, ldw, 0.0, Z_out, 0, ldz)
+    _product(False, X, W, Z_out, m, n, k, m)
 
 
 @jit
@@ -148,13 +158,4 @@ def matmul_tn(X, dZ, dW_out):
     n = dZ.shape[1]
     if dZ.shape[0] != m or dW_out.shape[0] != k or dW_out.shape[1] != n:
         raise ValueError("matmul_tn: expected X (m, k), dZ (m, n) and dW_out (k, n)")
-    if k == 0 or n == 0:
-        return
-    ldx, ldz, ldw = _leading(X), _leading(dZ), _leading(dW_out)
-    if ldx == 0 or ldz == 0 or ldw == 0:
-        raise ValueError("matmul_tn: X, dZ and dW_out must have contiguous rows (C order)")
-    if use_small_gemm(m, n, dW_out.itemsize):
-        small_gemm(k, n, m, pointer(X, 0), X.strides[1] // X.itemsize, ldx, pointer(dZ, 0), ldz,
-                   pointer(dW_out, 0), ldw)
-    else:
-        _xgemm(True, False, k, n, m, 1.0, X, 0, ldx, dZ, 0, ldz, 0.0, dW_out, 0, ldw)
+    _product(True, X, dZ, dW_out, k, n, m, m)
