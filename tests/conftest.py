@@ -27,10 +27,10 @@ def dtype(request):
 
 @pytest.fixture
 def shared_data():
-    """The folder of real data sets (FASTNN_DATA, else ../shared/data beside the repo)."""
-    path = os.environ.get("FASTNN_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
-    if not Path(path).is_dir():
-        pytest.skip(f"no data folder at {path} (set FASTNN_DATA)")
+    """The folder of real data sets named by FASTNN_DATA (the test skips without it)."""
+    path = os.environ.get("FASTNN_DATA")
+    if not path or not Path(path).is_dir():
+        pytest.skip(f"no data folder: set FASTNN_DATA to a folder of real data sets (got {path!r})")
     return Path(path)
 
 

@@ -1,8 +1,7 @@
 """fastnn.datasets: IDX parsing, file look-up, verified downloads and the small loaders.
 
-Real data comes from the shared data folder (``$FASTNN_DATA``, else
-``../shared/data`` beside the repository when it exists); those tests skip
-with a reason otherwise. Everything else writes its own small files. Network
+Real data comes from the folder named by ``$FASTNN_DATA`` (``mnist-t10k/``,
+``boston/``); those tests skip with a reason when it is unset or lacks them. Everything else writes its own small files. Network
 access is limited to 127.0.0.1 by the ``localhost_only`` fixture; downloads go
 to a local ``http.server`` started by the test.
 """
@@ -21,15 +20,11 @@ import sklearn.datasets
 
 import fastnn.datasets as ds
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shared_data_dir():
     env = os.environ.get("FASTNN_DATA")
-    if env:
-        return Path(env)
-    default = REPO_ROOT.parent / "shared" / "data"
-    return default if default.is_dir() else None
+    return Path(env) if env else None
 
 
 SHARED = _shared_data_dir()
@@ -39,19 +34,18 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 needs_mnist = pytest.mark.skipif(
     MNIST_T10K is None or not MNIST_T10K.is_dir(),
-    reason="real MNIST test set not found: set FASTNN_DATA to a folder with mnist-t10k/ "
-           "(the shared data folder) or place it at ../shared/data",
+    reason="real MNIST test set not found: set FASTNN_DATA to a folder with mnist-t10k/",
 )
 needs_boston = pytest.mark.skipif(
     BOSTON_CSV is None or not BOSTON_CSV.is_file(),
-    reason="boston/boston_housing.csv not found under FASTNN_DATA or ../shared/data",
+    reason="boston/boston_housing.csv not found under FASTNN_DATA",
 )
 needs_debian_fashion = pytest.mark.skipif(
     not DEBIAN_FASHION.is_dir(),
     reason="Debian package dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)",
 )
 
-# From shared/data/mnist-t10k/SOURCE.md.
+# Class counts of the official MNIST test and training sets.
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -166,7 +160,7 @@ def test_read_idx_rejects_damaged_gzip(tmp_path, damage):
     assert str(path) in str(info.value)
 
 
-# --------------------------------------------------------------------------- real MNIST (shared folder)
+# --------------------------------------------------------------------------- real MNIST (FASTNN_DATA)
 
 @needs_mnist
 def test_load_mnist_test_split_from_fastnn_data(monkeypatch, tmp_path):
@@ -187,7 +181,7 @@ def test_real_mnist_training_labels_parse():
 @needs_mnist
 def test_missing_training_images_say_where_to_put_them(monkeypatch, tmp_path):
     # A data folder of its own holding what mnist-t10k/ holds (the test set and the
-    # training labels) but no training images, whatever the shared folder has.
+    # training labels) but no training images, whatever FASTNN_DATA holds.
     data = tmp_path / "data"
     shutil.copytree(MNIST_T10K, data / "mnist-t10k", ignore=shutil.ignore_patterns("train-images*"))
     cache = tmp_path / "cache"
@@ -432,7 +426,7 @@ def test_load_boston_real_file(monkeypatch, tmp_path, how):
         X, y = ds.load_boston(BOSTON_CSV if how == "file" else BOSTON_CSV.parent)
     assert X.shape == (506, 13) and y.shape == (506, 1)
     assert X.dtype == y.dtype == np.float32
-    # Published statistics (shared/data/boston/SOURCE.md).
+    # Published statistics of the Boston housing data set.
     assert y.mean() == pytest.approx(22.5328, abs=1e-4)
     assert X[:, ds.BOSTON_COLUMNS.index("RM")].mean() == pytest.approx(6.2846, abs=1e-4)
     assert X[:, 0].max() == pytest.approx(88.9762, abs=1e-4)
