@@ -77,6 +77,34 @@ def _fit(dtype, opt, weighted, seed=0):
     return model.get_weights(), history.history
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_sparse_first_layer_split_across_threads_trains_as_on_one_thread(dtype, threads, monkeypatch):
+    """CSR input: each thread runs its rows forward and adds the batch's stored values
+    of its rows of the first layer's dW (in batch order: the same sums as one thread)."""
+    sp = pytest.importorskip("scipy.sparse")
+    X, y, w = _data(dtype)
+    X[np.abs(X) < 0.8] = 0  # about 40 % stored
+    X = sp.csr_matrix(X)
+    counts = _record_threads(monkeypatch)
+    runs = []
+    for split in (False, True):
+        with monkeypatch.context() as m:
+            if split:
+                _force_split(m, threads)
+            else:
+                m.setattr(NT, "MIN_PARALLEL_FLOPS", float("inf"))
+            model = _model(dtype, "adam")
+            history = model.fit(X, y, epochs=2, batch_size=40, verbose=0, sample_weight=w)
+            assert history.params["first_layer"] == "sparse"
+            runs.append((model.get_weights(), history.history))
+    assert set(counts) == {1, threads}
+    (weights_one, history_one), (weights_split, history_split) = runs
+    for a, b in zip(weights_one, weights_split):
+        np.testing.assert_allclose(b, a, rtol=TOL[dtype], atol=TOL[dtype])
+    np.testing.assert_allclose(history_split["loss"], history_one["loss"], rtol=TOL[dtype])
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -148,7 +176,7 @@ def test_two_fits_at_once_both_train(monkeypatch):
 
 def test_one_thread_when_the_policy_says_so(monkeypatch):
     """``fit``'s thread policy (busy machine) holds the split at one thread through
-    ``plan.threads``; sparse input and small batches never split."""
+    ``plan.threads``; small batches never split."""
     _force_split(monkeypatch, 2)
     counts = _record_threads(monkeypatch)
 

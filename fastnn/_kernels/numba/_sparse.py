@@ -11,7 +11,8 @@ stored value (an axpy over ``n_out``, vectorized), then applies bias and
 activation a block of rows at a time with ``_dense``'s epilogue block size and
 ``_activations``' functions, as ``dense_forward`` does.  The backward sets
 ``dW_out := l2 W`` (or zero) in one pass and scatter-adds ``data[k] * dZ[i]``
-into row ``indices[k]``, serially, so it is race-free.  Neither kernel uses
+into row ``indices[k]``; the training loop's threads each take a range of rows
+of ``dW_out`` (``sparse_weight_grad_rows``), so no two write one row.  Neither kernel uses
 ``prange``: in training it would alternate with the next layers' multi-threaded
 BLAS calls, the pattern that collapses on two cores ("BLAS and OpenMP thread
 pools" in ``docs/performance.md``, as in ``_dense``); and a jitted function
@@ -90,23 +91,35 @@ def sparse_dense_backward(indptr, indices, data, rows, dZ, l2, W, dW_out, db_out
         raise ValueError("sparse_dense_backward: W and dW_out must have one shape")
     if not _rows_in_range(indptr, rows):
         raise IndexError("sparse_dense_backward: rows out of range")
+    sparse_weight_grad_rows(indptr, indices, data, rows, dZ, l2, W, dW_out, 0, W.shape[0])
+    if db_out is not None:
+        bias_grad(dZ, db_out)
+
+
+@jit
+def sparse_weight_grad_rows(indptr, indices, data, rows, dZ, l2, W, dW_out, r0, r1):
+    """Rows r0 .. r1 - 1 of ``dW_out := X[rows].T @ dZ + l2 W`` (the caller checks the
+    shapes and ``rows``), the other rows untouched: one thread's share of the weight
+    gradient in the training loop's batch split.  Every thread reads all of the batch's
+    stored values and adds those of its rows of ``dW_out``, in batch order, so the sums
+    do not depend on the thread count."""
+    n_out = dW_out.shape[1]
     g = dW_out.reshape(dW_out.size)
     if l2 != 0:
         c = dW_out.dtype.type(l2)
         w = W.reshape(W.size)
-        for i in range(g.size):
+        for i in range(r0 * n_out, r1 * n_out):
             g[i] = c * w[i]
     else:
-        for i in range(g.size):
+        for i in range(r0 * n_out, r1 * n_out):
             g[i] = 0
-    # Serial scatter-add: a feature's row of dW_out sums its batch rows in batch order.
-    for i in range(m):
+    for i in range(dZ.shape[0]):
         dzi = dZ[i]
         r = rows[i]
         for k in range(indptr[r], indptr[r + 1]):
-            v = data[k]
-            gk = dW_out[indices[k]]
-            for j in range(n_out):
-                gk[j] += v * dzi[j]
-    if db_out is not None:
-        bias_grad(dZ, db_out)
+            f = indices[k]
+            if f >= r0 and f < r1:
+                v = data[k]
+                gk = dW_out[f]
+                for j in range(n_out):
+                    gk[j] += v * dzi[j]

@@ -45,7 +45,7 @@ from ._math import _all_finite
 from ._losses import loss_sums, output_delta
 from ._pool import wait_all, workers
 from ._optimizers import apply_rule
-from ._sparse import sparse_dense_backward, sparse_dense_forward
+from ._sparse import sparse_dense_forward, sparse_weight_grad_rows
 from ._sync import ABORT, barrier, new_sync, share
 
 # The training loop and its helpers: no fastmath, so their float64 statistics
@@ -256,12 +256,11 @@ def _ol_weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
             weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi)
             if db_out.shape[0] > 0:
                 bias_grad(dZ[:, c0:c1], db_out[c0:c1])
-    else:  # a CSR batch: the first layer, on one thread (see _threads_for)
+    else:  # a CSR batch (the first layer): the stored values of rows lo .. hi - 1 of dW
         def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+            sparse_weight_grad_rows(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, lo, hi)
             if db_out.shape[0] > 0:
-                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, db_out)
-            else:
-                sparse_dense_backward(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, None)
+                bias_grad(dZ[:, c0:c1], db_out[c0:c1])
     return impl
 
 
@@ -477,10 +476,10 @@ _split_lock = threading.Lock()  # one split call at a time; another meanwhile ru
 
 
 def _threads_for(plan):
-    """Threads to split this plan's batches across: 1 for sparse input (its first
-    layer's gradient, a scatter-add over the whole batch, stays on one thread), for
-    a plan held at one thread (``plan.threads``), or when a batch is too small."""
-    if isinstance(plan.X, SparseInput) or plan.threads == 1:
+    """Threads to split this plan's batches across: 1 for a plan held at one thread
+    (``plan.threads``) or when a batch is too small (FLOPs counted as for dense input:
+    a sparse first layer's products are smaller, its update is not)."""
+    if plan.threads == 1:
         return 1
     widths = [plan.Ws[0].shape[0]] + [W.shape[1] for W in plan.Ws]
     macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
