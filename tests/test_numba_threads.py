@@ -31,9 +31,17 @@ OPTIMIZERS = {
 }
 
 
+class _ThreadsAlways(training.ThreadChoice):
+    """``fit``'s thread policy never holding the split at one thread (on a busy
+    machine, a CI runner, it would, and the split would not run)."""
+    setting = "threads"
+
+
 def _force_split(monkeypatch, threads):
-    """Split every batch of at least 4 rows per thread across ``threads`` threads."""
+    """Split every batch of at least 4 rows per thread across ``threads`` threads,
+    however busy the machine."""
     monkeypatch.setattr(NT, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(training, "ThreadChoice", _ThreadsAlways)
     monkeypatch.setattr(NT, "MIN_PARALLEL_FLOPS", 0.0)
     monkeypatch.setattr(NT, "MIN_ROWS_PER_THREAD", 4)
 
