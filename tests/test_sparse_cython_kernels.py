@@ -333,3 +333,59 @@ def test_backward_bad_arguments_raise(name, bad, error, message):
     with pytest.raises(error, match=message) as info:
         cy.sparse_dense_backward(*args.values())
     assert "sparse_dense_backward" in str(info.value)
+
+
+# ------------------------------------------------------------- the x86 levels
+def _levels():
+    """The x86 levels of ``_simd_rows.h`` this CPU runs (4: AVX-512, 3: AVX2 with FMA,
+    1: the baseline)."""
+    from fastnn._kernels.cython import _sparse
+
+    levels = []
+    for level in (1, 3, 4):
+        try:
+            before = _sparse._set_rows_level(level)
+        except ValueError:
+            continue
+        _sparse._set_rows_level(before)
+        levels.append(level)
+    return levels
+
+
+@pytest.fixture
+def rows_level():
+    """Sets the row kernels' level for one test, then the CPU's best again."""
+    from fastnn._kernels.cython import _sparse
+
+    yield _sparse._set_rows_level
+    _sparse._set_rows_level(0)
+
+
+def test_levels_are_checked():
+    from fastnn._kernels.cython import _sparse
+
+    assert 1 in _levels()
+    with pytest.raises(ValueError, match="level 2"):
+        _sparse._set_rows_level(2)
+
+
+@pytest.mark.parametrize("level", _levels())
+@DTYPES
+# widths that take each block of the kernels' ladder (8, 4, 2 and 1 vectors) and the tail
+@pytest.mark.parametrize("n_out", [3, 24, 91, 200])
+def test_every_x86_level_equals_dense(level, dtype, n_out, rows_level):
+    """Each level the CPU runs (vector widths 64 and 32 bytes, with and without fused
+    multiply-adds) gives the reference's forward pass and weight gradient."""
+    rows_level(level)
+    rng = np.random.default_rng(11)
+    X, rows = csr(dtype, 0.3), batch()
+    W, b = rand(rng, (N_IN, n_out), dtype), rand(rng, n_out, dtype)
+    Z = np.full((len(rows), n_out), np.nan, dtype)
+    cy.sparse_dense_forward(*parts(X), rows, W, b, K.LINEAR, 0.0, Z, Z)
+    close(Z, reference_forward(X.toarray()[rows], W, b, K.LINEAR, 0.0)[0], dtype)
+    dZ = rand(rng, (len(rows), n_out), dtype)
+    dW, db = np.full_like(W, np.nan), np.full(n_out, np.nan, dtype)
+    cy.sparse_dense_backward(*parts(X), rows, dZ, 0.01, W, dW, db)
+    dW_ref, db_ref = reference_backward(X.toarray()[rows], W, dZ, 0.01)
+    close(dW, dW_ref, dtype)
+    close(db, db_ref, dtype)

@@ -1,22 +1,18 @@
-/* The inner loops of the sparse first layer (_sparse.pyx), compiled once per x86 level: two row
- * kernels that keep a 256-byte block of a row in registers.
+/* The inner loops of the sparse first layer (_sparse.pyx), built once per x86 level: two row
+ * kernels that keep a block of 8 vectors of a row in registers.
  *
- * As in _simd_loops.h: plain -O3 builds target SSE2, four floats at a time;
- * GCC's target_clones builds the loop for AVX-512 (x86-64-v4), AVX2
- * (x86-64-v3) and the baseline, and the loader picks the one the CPU supports.
- * The module is built with -ffp-contract=off, so every clone rounds alike.
+ * Plain -O3 builds target SSE2.  Each kernel is also built for AVX-512 (x86-64-v4, 64-byte
+ * vectors) and AVX2 with FMA (x86-64-v3, 32-byte vectors) through GCC's target attribute, and
+ * the first call picks the level the CPU supports.  Unlike _simd_loops.h's target_clones, the
+ * levels differ in vector width (a clone shares its source's types), so each is its own function.
+ * The module is built with -ffp-contract=fast: the AVX-512 and AVX2 levels compute each
+ * "acc + v * w" as one fused multiply-add (the baseline, without FMA, rounds the product
+ * first), so the last bits of a sum depend on the CPU, as a BLAS product's do.
  */
 #ifndef FASTNN_SIMD_ROWS_H
 #define FASTNN_SIMD_ROWS_H
 
 #include <stddef.h>
-
-#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__x86_64__) \
-    && defined(__linux__)
-#define FASTNN_ROWS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FASTNN_ROWS_CLONES
-#endif
 
 /* z[0:n] := sum_p val[p] * w[idx[p] * ld + 0:n], for p = 0 .. nnz - 1 in order: one CSR row
  * times W (add: z[0:n] += the same, starting from z's values; one CSC column of a batch's
@@ -62,16 +58,19 @@
     if (j0 + 2 * L <= n) BLOCK(2)                                                               \
     if (j0 + L <= n) BLOCK(1)
 
-#define FASTNN_DEFINE_CSR_ROWS(T, SUFFIX)                                                       \
-    /* 32-byte vectors (GCC vector extensions: the loop over a block is spelled out, which   \
-       plain loops did not get vectorized into), loaded from any T-aligned address. */      \
-    typedef T fastnn_vec_##SUFFIX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias)); \
-    FASTNN_ROWS_CLONES static void fastnn_csr_row_##SUFFIX(                                     \
+/* The two kernels for one x86 level: VBYTES-byte vectors (GCC vector extensions: the loop over a
+ * block is spelled out, which plain loops did not get vectorized into), loaded from any T-aligned
+ * address; TARGET the level's instruction sets.  A level with FMA contracts "acc + v * w" into one
+ * fused multiply-add (the module is built with -ffp-contract=fast; the baseline has no FMA). */
+#define FASTNN_DEFINE_CSR_ROWS_AT(T, SUFFIX, LEVEL, TARGET, VBYTES)                             \
+    typedef T fastnn_vec_##SUFFIX##_##LEVEL                                                     \
+        __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_alias));                    \
+    TARGET static void fastnn_csr_row_##SUFFIX##_##LEVEL(                                       \
             T *restrict z, const T *restrict w, ptrdiff_t ld, const int *restrict idx,          \
             const T *restrict val, ptrdiff_t nnz, ptrdiff_t n, int add) {                       \
         typedef T S;                                                                            \
-        typedef fastnn_vec_##SUFFIX V;                                                          \
-        enum { L = 32 / sizeof(T) };                                                            \
+        typedef fastnn_vec_##SUFFIX##_##LEVEL V;                                                \
+        enum { L = VBYTES / sizeof(T) };                                                        \
         ptrdiff_t j0 = 0;                                                                       \
         FASTNN_BLOCK_LADDER(FASTNN_CSR_ROW_BLOCK)                                               \
         if (j0 < n) {                                                                           \
@@ -84,12 +83,12 @@
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
-    FASTNN_ROWS_CLONES static void fastnn_csr_scatter_##SUFFIX(                                 \
+    TARGET static void fastnn_csr_scatter_##SUFFIX##_##LEVEL(                                   \
             T *restrict dw, ptrdiff_t ld, const int *restrict idx, const T *restrict val,       \
             ptrdiff_t nnz, const T *restrict dz, ptrdiff_t n) {                                 \
         typedef T S;                                                                            \
-        typedef fastnn_vec_##SUFFIX V;                                                          \
-        enum { L = 32 / sizeof(T) };                                                            \
+        typedef fastnn_vec_##SUFFIX##_##LEVEL V;                                                \
+        enum { L = VBYTES / sizeof(T) };                                                        \
         ptrdiff_t j0 = 0;                                                                       \
         FASTNN_BLOCK_LADDER(FASTNN_CSR_SCATTER_BLOCK)                                           \
         if (j0 < n) {                                                                           \
@@ -100,6 +99,74 @@
             }                                                                                   \
         }                                                                                       \
     }
+
+#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__x86_64__) \
+    && defined(__linux__)
+/* AVX-512 (x86-64-v4): 64-byte vectors, a row of 128 floats in 8 registers of 32; AVX2 with FMA
+ * (x86-64-v3): 32-byte vectors, 8 of its 16 registers; the baseline: 32-byte vectors as pairs of
+ * SSE2 registers.  The level is chosen once per process from the CPU's features. */
+#define FASTNN_DEFINE_CSR_ROWS(T, SUFFIX)                                                       \
+    FASTNN_DEFINE_CSR_ROWS_AT(T, SUFFIX, v4, __attribute__((target("arch=x86-64-v4"))), 64)     \
+    FASTNN_DEFINE_CSR_ROWS_AT(T, SUFFIX, v3, __attribute__((target("arch=x86-64-v3"))), 32)     \
+    FASTNN_DEFINE_CSR_ROWS_AT(T, SUFFIX, v1, , 32)                                              \
+    static void fastnn_csr_row_##SUFFIX(T *z, const T *w, ptrdiff_t ld, const int *idx,         \
+                                        const T *val, ptrdiff_t nnz, ptrdiff_t n, int add) {    \
+        int level = fastnn_rows_level();                                                        \
+        if (level == 4) fastnn_csr_row_##SUFFIX##_v4(z, w, ld, idx, val, nnz, n, add);          \
+        else if (level == 3) fastnn_csr_row_##SUFFIX##_v3(z, w, ld, idx, val, nnz, n, add);     \
+        else fastnn_csr_row_##SUFFIX##_v1(z, w, ld, idx, val, nnz, n, add);                     \
+    }                                                                                           \
+    static void fastnn_csr_scatter_##SUFFIX(T *dw, ptrdiff_t ld, const int *idx, const T *val,  \
+                                            ptrdiff_t nnz, const T *dz, ptrdiff_t n) {          \
+        int level = fastnn_rows_level();                                                        \
+        if (level == 4) fastnn_csr_scatter_##SUFFIX##_v4(dw, ld, idx, val, nnz, dz, n);         \
+        else if (level == 3) fastnn_csr_scatter_##SUFFIX##_v3(dw, ld, idx, val, nnz, dz, n);    \
+        else fastnn_csr_scatter_##SUFFIX##_v1(dw, ld, idx, val, nnz, dz, n);                    \
+    }
+
+/* 4: AVX-512 F/BW/DQ/VL (x86-64-v4), 3: AVX2 with FMA (x86-64-v3), 1: the baseline. */
+static int fastnn_rows_supported(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return 4;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && __builtin_cpu_supports("bmi2"))
+        return 3;
+    return 1;
+}
+
+/* The level in use: the CPU's best, found at the first call (a race between first callers
+ * stores the same value), or the one a test set. */
+static int fastnn_rows_level_cached = 0;
+static int fastnn_rows_level(void) {
+    int level = fastnn_rows_level_cached;
+    if (level == 0) fastnn_rows_level_cached = level = fastnn_rows_supported();
+    return level;
+}
+
+/* Tests: run the kernels at level (1, 3 or 4, at most the CPU's; 0: the CPU's best).
+ * Returns the level in use before, or -1 (nothing changed) for a level this CPU cannot run. */
+static int fastnn_rows_set_level(int level) {
+    int before = fastnn_rows_level();
+    if (level == 0) level = fastnn_rows_supported();
+    if ((level != 1 && level != 3 && level != 4) || level > fastnn_rows_supported()) return -1;
+    fastnn_rows_level_cached = level;
+    return before;
+}
+#else
+static int fastnn_rows_set_level(int level) { return level == 0 || level == 1 ? 1 : -1; }
+#define FASTNN_DEFINE_CSR_ROWS(T, SUFFIX)                                                       \
+    FASTNN_DEFINE_CSR_ROWS_AT(T, SUFFIX, v1, , 32)                                              \
+    static void fastnn_csr_row_##SUFFIX(T *z, const T *w, ptrdiff_t ld, const int *idx,         \
+                                        const T *val, ptrdiff_t nnz, ptrdiff_t n, int add) {    \
+        fastnn_csr_row_##SUFFIX##_v1(z, w, ld, idx, val, nnz, n, add);                          \
+    }                                                                                           \
+    static void fastnn_csr_scatter_##SUFFIX(T *dw, ptrdiff_t ld, const int *idx, const T *val,  \
+                                            ptrdiff_t nnz, const T *dz, ptrdiff_t n) {          \
+        fastnn_csr_scatter_##SUFFIX##_v1(dw, ld, idx, val, nnz, dz, n);                         \
+    }
+#endif
 
 FASTNN_DEFINE_CSR_ROWS(float, f32)
 FASTNN_DEFINE_CSR_ROWS(double, f64)

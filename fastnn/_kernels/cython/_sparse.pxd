@@ -19,7 +19,8 @@ cdef enum:
 
 cdef int csr_check_ptr(Py_ssize_t N, Py_ssize_t nnz, Py_ssize_t n_in, const int64_t *indptr,
                        const int32_t *indices, const int64_t *rows, Py_ssize_t m,
-                       Py_ssize_t *where, int64_t *counts=*) noexcept nogil
+                       Py_ssize_t *where, int64_t *counts=*, const void *data=*,
+                       Py_ssize_t itemsize=*) noexcept nogil
 cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
                              const int64_t *indptr, const int32_t *indices,
                              const floating *data, const int64_t *rows, const floating *w,
@@ -36,13 +37,18 @@ cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssiz
                                          const int64_t *rows, const floating *w,
                                          const floating *dz, floating l2, floating *dw,
                                          uint8_t *touched) noexcept nogil
-cdef int64_t csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *counts,
+cdef int64_t csc_offsets_ptr(Py_ssize_t n_in, const int64_t *counts, int64_t start,
                              int64_t *cursor, int64_t *col_ptr) noexcept nogil
+cdef void sparse_forward_csc_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in,
+                                 Py_ssize_t n_out, const int64_t *col_ptr,
+                                 const int32_t *csc_rows, const floating *csc_data,
+                                 const floating *w, const floating *b, int act, floating alpha,
+                                 floating *z, floating *a) noexcept nogil
 cdef void csc_place_ptr(Py_ssize_t lo, Py_ssize_t hi, const int64_t *indptr,
                         const int32_t *indices, const floating *data, const int64_t *rows,
                         int64_t *cursor, int32_t *csc_rows, floating *csc_data) noexcept nogil
 cdef void sparse_weight_grad_csc_ptr(Py_ssize_t n_out, Py_ssize_t klo, Py_ssize_t khi,
-                                     const int64_t *col_ptr, const int32_t *csc_rows,
-                                     const floating *csc_data, const floating *w,
-                                     const floating *dz, floating l2, floating *dw,
-                                     uint8_t *touched) noexcept nogil
+                                     int nt, Py_ssize_t ptr_stride, const int64_t *col_ptr,
+                                     const int32_t *csc_rows, const floating *csc_data,
+                                     const floating *w, const floating *dz, floating l2,
+                                     floating *dw, uint8_t *touched) noexcept nogil

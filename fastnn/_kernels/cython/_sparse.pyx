@@ -1,5 +1,5 @@
 # cython: language_level=3, cdivision=True
-# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math -ffp-contract=off
+# distutils: extra_compile_args = -fno-math-errno -fno-trapping-math -ffp-contract=fast
 """A first Dense layer that reads a SciPy CSR matrix without densifying it.
 
 ``X (N, n_in)`` arrives as its CSR arrays -- ``indptr (N+1,)`` int64,
@@ -18,7 +18,11 @@ Design notes
   cache.  Work is ``O(nnz(batch) * n_out)`` against the dense GEMM's
   ``O(m * n_in * n_out)``.  An axpy into ``z`` per entry, which loads and
   stores ``z`` each time, ran MNIST's first layer 1.4 times slower (and its
-  SSE2 build another 3.5 times).
+  SSE2 build another 3.5 times).  ``sparse_forward_csc_ptr`` computes the
+  same rows from their block of the batch's transpose (below): each feature's
+  row of ``W`` is read once and added into the rows of ``z`` that store it,
+  which, with a thread's rows of ``z`` in L1, moves fewer bytes than a row of
+  ``W`` per entry.
 * Backward, two ways, equal bit for bit (each row of ``dW`` is ``l2 * W``,
   or zero, plus its batch rows' terms in ascending batch order):
   - ``sparse_weight_grad_ptr`` / ``_touched_ptr``: every stored entry
@@ -30,11 +34,13 @@ Design notes
     form writes only the rows of the batch's features (see ``_training.pyx``,
     ``_update_csr_layer``).
   - ``sparse_weight_grad_csc_ptr``: from the batch's transpose (a counting
-    sort by column, split by batch rows across threads: ``csr_check_ptr``
-    counts, ``csc_offsets_ptr`` and ``csc_place_ptr`` place), each touched row
-    of ``dW`` is a ``_csr_row`` over its column's entries, summed in
-    registers and stored once; threads take blocks of rows of ``dW`` and walk
-    only their own entries.  On MNIST (784-128, batch 128) it took the weight
+    sort by column: each thread counts its rows' entries while checking them,
+    ``csr_check_ptr``, and places them into a block of its own,
+    ``csc_offsets_ptr`` and ``csc_place_ptr``, so that no cache line of the
+    transpose is written by two threads), each touched row of ``dW`` is a
+    ``_csr_row`` over its column's entries in each thread's block in turn,
+    summed in registers; threads take blocks of rows of ``dW`` and walk only
+    their own entries.  On MNIST (784-128, batch 128) it took the weight
     gradient from 0.27 s per epoch on one thread to 0.10 s on two.  The
     transpose costs a pass over all ``n_in`` columns a batch, so a layer far
     wider than a batch's stored values (hashed text) keeps the scatter-add.
@@ -45,8 +51,14 @@ Design notes
   loop that holds BLAS to one thread can split ``sparse_forward_ptr`` by batch
   rows, ``sparse_weight_grad_ptr`` by output columns and
   ``sparse_weight_grad_csc_ptr`` by rows of ``dW`` (``_sparse.pxd``).
+* Memory: the rows of ``W`` and ``z`` are read and written a vector at a time,
+  so the kernels want them on 64-byte boundaries (the model allocates its
+  parameters and workspaces so, ``fastnn._kernels.aligned``); a batch's rows
+  lie anywhere in ``X``, so ``csr_check_ptr`` prefetches the rows ahead of the
+  one it checks.
 * Rounding: sums run in the array dtype in stored-entry order, so results
-  equal the dense computation up to the order of a GEMM's additions.  Only
+  equal the dense computation up to the order of a GEMM's additions (and the
+  CPU's fused multiply-adds, see ``_simd_rows.h``).  Only
   stored entries are read: an inf or NaN in a row of ``W`` whose feature is
   absent does not turn into the NaN that the dense ``0 * inf`` would give.
 * Arguments are checked with the NumPy C-API and errors name the argument:
@@ -66,7 +78,20 @@ from ._activations cimport act_forward_row
 from ._codes cimport N_ACTIVATIONS
 from ._dense cimport bias_grad_ptr
 
+cdef extern from *:
+    """
+    /* GCC drops a __builtin_prefetch whose function has no other effect (it counts
+       the function as const and removes the call); an asm statement stays. */
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #define fastnn_prefetch(p) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *) (p)))
+    #else
+    #define fastnn_prefetch(p) __builtin_prefetch((p), 0, 3)
+    #endif
+    """
+    void prefetch "fastnn_prefetch"(const void *p) noexcept nogil
+
 cdef extern from "_simd_rows.h" nogil:
+    int rows_set_level "fastnn_rows_set_level"(int level)
     void csr_row_f32 "fastnn_csr_row_f32"(float *z, const float *w, Py_ssize_t ld,
                                           const int32_t *idx, const float *val, Py_ssize_t nnz,
                                           Py_ssize_t n, int add)
@@ -105,14 +130,45 @@ cnp.import_array()
 
 
 # ------------------------------------------------------------------- the loops
+cdef enum:
+    PREFETCH_ROWS = 4  # rows ahead: a row of MNIST is about 20 cache lines of indices and values
+
+
+cdef inline void _prefetch_row(Py_ssize_t N, Py_ssize_t nnz, const int64_t *indptr,
+                               const int32_t *indices, const void *data, Py_ssize_t itemsize,
+                               int64_t r) noexcept nogil:
+    """Ask for row r's indices (and values) to be brought into cache; r unchecked (a
+    prefetch never faults, but only addresses inside the arrays are formed)."""
+    cdef int64_t p, start, stop
+    if r < 0 or r >= N:
+        return
+    start = indptr[r]
+    stop = indptr[r + 1]
+    if start < 0 or stop > nnz or stop <= start:
+        return
+    p = start - start % 16
+    while p < stop:
+        prefetch(indices + p)
+        p += 16
+    if data != NULL:
+        p = (start * itemsize) - (start * itemsize) % 64
+        while p < stop * itemsize:
+            prefetch(<const char *> data + p)
+            p += 64
+
+
 cdef int csr_check_ptr(Py_ssize_t N, Py_ssize_t nnz, Py_ssize_t n_in, const int64_t *indptr,
                        const int32_t *indices, const int64_t *rows, Py_ssize_t m,
-                       Py_ssize_t *where, int64_t *counts=NULL) noexcept nogil:
+                       Py_ssize_t *where, int64_t *counts=NULL, const void *data=NULL,
+                       Py_ssize_t itemsize=0) noexcept nogil:
     """CSR_OK if rows (m,) are in [0, N) and each of their index ranges
     indptr[r]:indptr[r+1] lies in [0, nnz] with column indices in [0, n_in);
     otherwise the first problem's code, with ``where`` set (see ``_sparse.pxd``).
     ``rows`` NULL: all N rows (m is ignored).  ``counts`` (n_in,), unless NULL: each
-    checked entry adds one at its column (for ``csc_offsets_ptr``)."""
+    checked entry adds one at its column (for ``csc_offsets_ptr``).  A batch's rows lie
+    anywhere in X: the entries of the row PREFETCH_ROWS ahead (and, unless ``data`` is
+    NULL, its values of ``itemsize`` bytes, for the forward pass) are prefetched, so
+    their memory latency overlaps the check of the rows before."""
     cdef Py_ssize_t i, r, p, start, stop
     cdef Py_ssize_t count = N if rows == NULL else m
     cdef int32_t col
@@ -126,6 +182,8 @@ cdef int csr_check_ptr(Py_ssize_t N, Py_ssize_t nnz, Py_ssize_t n_in, const int6
         if start < 0 or stop < start or stop > nnz:
             where[0] = r
             return CSR_BAD_INDPTR
+        if rows != NULL and i + PREFETCH_ROWS < count:
+            _prefetch_row(N, nnz, indptr, indices, data, itemsize, rows[i + PREFETCH_ROWS])
         for p in range(start, stop):
             col = indices[p]
             if col < 0 or col >= n_in:
@@ -156,6 +214,36 @@ cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
         zi = z + i * n_out
         _csr_row(zi, w, n_out, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r],
                  n_out)
+        if b != NULL:
+            for j in range(n_out):
+                zi[j] = zi[j] + b[j]
+        act_forward_row(act, alpha, zi, a + i * n_out, n_out)
+
+
+cdef void sparse_forward_csc_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in,
+                                 Py_ssize_t n_out, const int64_t *col_ptr,
+                                 const int32_t *csc_rows, const floating *csc_data,
+                                 const floating *w, const floating *b, int act, floating alpha,
+                                 floating *z, floating *a) noexcept nogil:
+    """As ``sparse_forward_ptr`` for batch rows lo:hi, read from their block of the batch's
+    transpose (``csc_offsets_ptr``, ``csc_place_ptr``: col_ptr (n_in + 1,), csc_rows holds
+    rows in lo:hi).  Each feature's row of ``w`` is read once and added into the rows of
+    ``z`` that store it (``_csr_scatter``, the row of ``w`` in registers), where
+    ``sparse_forward_ptr`` reads a row of ``w`` per stored value: while lo:hi's rows of
+    ``z`` stay in L1 and ``w`` does not, fewer bytes move.  Each row of ``z`` adds its
+    features in ascending order from zero: the same bits as ``sparse_forward_ptr`` on
+    rows whose indices are sorted."""
+    cdef Py_ssize_t i, j, k
+    cdef floating *zi
+    if n_out <= 0 or hi <= lo:
+        return
+    memset(z + lo * n_out, 0, (hi - lo) * n_out * sizeof(floating))
+    for k in range(n_in):
+        if col_ptr[k + 1] > col_ptr[k]:
+            _csr_scatter(z, n_out, csc_rows + col_ptr[k], csc_data + col_ptr[k],
+                         col_ptr[k + 1] - col_ptr[k], w + k * n_out, n_out)
+    for i in range(lo, hi):
+        zi = z + i * n_out
         if b != NULL:
             for j in range(n_out):
                 zi[j] = zi[j] + b[j]
@@ -212,39 +300,30 @@ cdef void sparse_weight_grad_touched_ptr(Py_ssize_t m, Py_ssize_t n_out, Py_ssiz
                 _csr_scatter(dw, n_out, indices + p, data + p, 1, dz + i * n_out, n_out)
 
 
-cdef int64_t csc_offsets_ptr(Py_ssize_t n_in, int nt, int tid, const int64_t *counts,
+cdef int64_t csc_offsets_ptr(Py_ssize_t n_in, const int64_t *counts, int64_t start,
                              int64_t *cursor, int64_t *col_ptr) noexcept nogil:
-    """The batch's transpose, step 1 of 2, on each of the nt threads that split its rows
-    in order: from every thread's column counts (counts[t * n_in + k], made by
-    ``csr_check_ptr``), thread tid's cursor (n_in,) := where its first entry of each
-    column goes, after those of the threads before it; col_ptr (n_in + 1,), unless NULL,
-    := where each column starts.  Returns the batch's stored values (for the caller to
-    check against its workspace before ``csc_place_ptr``).  O(n_in nt)."""
+    """The transpose of a thread's rows of the batch, step 1 of 2: from their column
+    counts (counts (n_in,), made by ``csr_check_ptr``), a block of the transpose that
+    begins at ``start``: col_ptr (n_in + 1,) := where each column of the block starts
+    (col_ptr[n_in]: where the block ends, returned), cursor (n_in,) := the same starts.
+    Each thread writes its own block (no cache line of the transpose is written by two
+    threads); a column of the batch is the column of each thread's block in turn.  O(n_in)."""
     cdef Py_ssize_t k
-    cdef int t
-    cdef int64_t start = 0, before, total
     for k in range(n_in):
-        before = 0
-        total = 0
-        for t in range(nt):
-            if t < tid:
-                before += counts[t * n_in + k]
-            total += counts[t * n_in + k]
-        cursor[k] = start + before
-        if col_ptr != NULL:
-            col_ptr[k] = start
-        start += total
-    if col_ptr != NULL:
-        col_ptr[n_in] = start
+        col_ptr[k] = start
+        cursor[k] = start
+        start += counts[k]
+    col_ptr[n_in] = start
     return start
 
 
 cdef void csc_place_ptr(Py_ssize_t lo, Py_ssize_t hi, const int64_t *indptr,
                         const int32_t *indices, const floating *data, const int64_t *rows,
                         int64_t *cursor, int32_t *csc_rows, floating *csc_data) noexcept nogil:
-    """Step 2: batch rows lo:hi's entries into the transpose, at the cursors of
-    ``csc_offsets_ptr`` (advanced).  Every column then lists its batch rows in
-    ascending order: a stable counting sort, split by rows across the threads."""
+    """Step 2: batch rows lo:hi's entries into the thread's block of the transpose, at
+    the cursors of ``csc_offsets_ptr`` (advanced).  Every column of the block then lists
+    its batch rows in ascending order: a stable counting sort, split by rows across the
+    threads."""
     cdef Py_ssize_t i, p
     cdef int64_t r, q
     for i in range(lo, hi):
@@ -257,22 +336,32 @@ cdef void csc_place_ptr(Py_ssize_t lo, Py_ssize_t hi, const int64_t *indptr,
 
 
 cdef void sparse_weight_grad_csc_ptr(Py_ssize_t n_out, Py_ssize_t klo, Py_ssize_t khi,
-                                     const int64_t *col_ptr, const int32_t *csc_rows,
-                                     const floating *csc_data, const floating *w,
-                                     const floating *dz, floating l2, floating *dw,
-                                     uint8_t *touched) noexcept nogil:
-    """Rows klo:khi of dw := (X[rows].T @ dz + l2 w) where the batch (as CSC, from
-    ``csc_offsets_ptr`` and ``csc_place_ptr``) stores a value of that feature, and touched[k] := 1
-    there; other rows of dw are left as they are (see ``sparse_weight_grad_touched_ptr``,
-    which this equals bit for bit: each row adds its batch rows in ascending order).
-    Each row's sums stay in registers; threads may take disjoint row ranges."""
+                                     int nt, Py_ssize_t ptr_stride, const int64_t *col_ptr,
+                                     const int32_t *csc_rows, const floating *csc_data,
+                                     const floating *w, const floating *dz, floating l2,
+                                     floating *dw, uint8_t *touched) noexcept nogil:
+    """Rows klo:khi of dw := (X[rows].T @ dz + l2 w) where the batch (as CSC, one block per
+    thread from ``csc_offsets_ptr`` and ``csc_place_ptr``; thread t's column starts at
+    col_ptr + t * ptr_stride) stores a value of that feature, and touched[k] := 1 there;
+    other rows of dw are left as they are (see ``sparse_weight_grad_touched_ptr``, which
+    this equals bit for bit: each row adds its batch rows in ascending order, the blocks
+    in thread order).  Each row's sums stay in registers over a block; threads may take
+    disjoint row ranges."""
     cdef Py_ssize_t k
+    cdef int t
+    cdef const int64_t *cp
+    cdef bint found
     for k in range(klo, khi):
-        if col_ptr[k + 1] > col_ptr[k]:
-            touched[k] = 1
-            _fill_row(dw + k * n_out, w + k * n_out, 0, n_out, l2)
-            _csr_row(dw + k * n_out, dz, n_out, csc_rows + col_ptr[k], csc_data + col_ptr[k],
-                     col_ptr[k + 1] - col_ptr[k], n_out, True)
+        found = False
+        for t in range(nt):
+            cp = col_ptr + t * ptr_stride
+            if cp[k + 1] > cp[k]:
+                if not found:
+                    found = True
+                    touched[k] = 1
+                    _fill_row(dw + k * n_out, w + k * n_out, 0, n_out, l2)
+                _csr_row(dw + k * n_out, dz, n_out, csc_rows + cp[k], csc_data + cp[k],
+                         cp[k + 1] - cp[k], n_out, True)
 
 
 cdef inline void _fill_row(floating *dwk, const floating *wk, Py_ssize_t lo, Py_ssize_t hi,
@@ -296,6 +385,17 @@ cdef inline void _scatter(Py_ssize_t m, Py_ssize_t n_out, Py_ssize_t lo, Py_ssiz
         r = rows[i]
         _csr_scatter(dw + lo, n_out, indices + indptr[r], data + indptr[r],
                      indptr[r + 1] - indptr[r], dz + i * n_out + lo, hi - lo)
+
+
+def _set_rows_level(int level):
+    """Tests: run the row kernels of ``_simd_rows.h`` at x86 level ``level`` (4: AVX-512,
+    3: AVX2 with FMA, 1: the baseline; 0: the CPU's best).  Returns the level in use
+    before; ValueError for a level this CPU cannot run."""
+    cdef int before = rows_set_level(level)
+    if before < 0:
+        raise ValueError(f"_set_rows_level: level {level} is not one this CPU runs "
+                         f"(1, 3 or 4, at most the CPU's best)")
+    return before
 
 
 # -------------------------------------------------------------- argument checks

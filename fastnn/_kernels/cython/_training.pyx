@@ -86,7 +86,8 @@ from ._dense cimport (
 )
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._sparse cimport (
-    CSR_BAD_INDEX, CSR_BAD_INDPTR, CSR_BAD_ROW, CSR_OK, csr_check_ptr, sparse_forward_ptr,
+    CSR_BAD_INDEX, CSR_BAD_INDPTR, CSR_BAD_ROW, CSR_OK, csr_check_ptr, sparse_forward_csc_ptr,
+    sparse_forward_ptr,
     csc_offsets_ptr, csc_place_ptr, sparse_weight_grad_csc_ptr, sparse_weight_grad_touched_ptr,
 )
 from ._optimizers cimport (
@@ -244,10 +245,12 @@ ctypedef struct Job:
     Py_ssize_t x_nnz
     uint8_t *x_touched  # (n_0,): 1 at the rows of dW[0] the batch's stored entries wrote
     # the batch as CSC, for layer 0's weight gradient by rows of dW (NULL: scatter-add)
-    int64_t *csc_ptr    # (n_0 + 1,)
-    int32_t *csc_rows   # (csc_cap,)
-    char *csc_data      # (csc_cap,) floating
+    int64_t *csc_ptr    # (n_threads, n_0 + 1): where each thread's block's columns start
+    int32_t *csc_rows   # (csc_most * (batch_size + n_threads),): a block per thread
+    char *csc_data      # (the same,) floating
     Py_ssize_t csc_cap  # the most stored values a batch of the call can hold (at its start)
+    Py_ssize_t csc_most  # the most stored values of one of the call's rows (at its start)
+    int64_t csc_values[MAX_THREADS]  # each thread's stored values of the current batch
     int64_t *csc_counts  # (n_threads, n_0): each thread's entries per column, own rows
     int64_t *csc_cursor  # (n_threads, n_0): where each thread puts its next one
     const char *Y
@@ -443,10 +446,10 @@ def _first_layer_transposes(Py_ssize_t n0, Py_ssize_t batch_values):
 
 cdef Py_ssize_t _max_batch_values(const int64_t *indptr, Py_ssize_t nnz, const int64_t *perm,
                                    Py_ssize_t n, Py_ssize_t batch_size, Py_ssize_t first_batch,
-                                   Py_ssize_t n_batches) noexcept nogil:
+                                   Py_ssize_t n_batches, Py_ssize_t *most_out) noexcept nogil:
     """An upper bound of the stored values of any of the call's batches: the most values
-    of one of its rows, times the batch size.  Rows outside [0, n) and index ranges
-    outside [0, nnz] count as empty: the batch loop rejects them before reading."""
+    of one of its rows (most_out), times the batch size.  Rows outside [0, n) and index
+    ranges outside [0, nnz] count as empty: the batch loop rejects them before reading."""
     cdef Py_ssize_t i, start = first_batch * batch_size
     cdef Py_ssize_t stop = min((first_batch + n_batches) * batch_size, n)
     cdef int64_t r, most = 0
@@ -455,6 +458,7 @@ cdef Py_ssize_t _max_batch_values(const int64_t *indptr, Py_ssize_t nnz, const i
         if (0 <= r < n and 0 <= indptr[r] <= indptr[r + 1] <= nnz
                 and indptr[r + 1] - indptr[r] > most):
             most = indptr[r + 1] - indptr[r]
+    most_out[0] = most
     return most * min(batch_size, max(stop - start, 0))
 
 
@@ -626,7 +630,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     """
     cdef Py_ssize_t L = job.n_layers, B = job.batch_size, n = job.n, k = job.k
     cdef Py_ssize_t n0 = job.n0
-    cdef Py_ssize_t j, l, start, stop, m, bad, lo, hi, plo, phi, size, where
+    cdef Py_ssize_t j, l, start, stop, m, bad, lo, hi, plo, phi, size, where, per, values
     cdef Py_ssize_t first_dense = 1 if job.csr else 0  # layers run by dense_forward_ptr
     cdef int code
     cdef const int64_t *idx
@@ -675,7 +679,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 # column for the transpose (csc_offsets_ptr)
                 code = csr_check_ptr(n, job.x_nnz, n0, job.x_indptr, job.x_indices, idx + lo,
                                      hi - lo, &where,
-                                     job.csc_counts + tid * n0 if job.csc_ptr != NULL else NULL)
+                                     job.csc_counts + tid * n0 if job.csc_ptr != NULL else NULL,
+                                     job.x_data, sizeof(floating))
                 if code == CSR_BAD_ROW:
                     bad = where
                 elif code == CSR_BAD_INDPTR:
@@ -687,16 +692,38 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             if bad >= 0:
                 job.bad_value = idx[lo + bad]
                 job.error = BAD_ROW
-            _lap(job, tid, PH_GATHER, &t0)
             if bad >= 0 or code != CSR_OK:
                 hi = lo  # this thread's rows are not read; every thread stops after the barrier
+        if job.csc_ptr != NULL:
+            # this thread's rows into its own block of the batch's transpose: layer 0's
+            # forward pass reads them there, and after the barrier every thread its rows of dW
+            per = job.csc_most * ((B + nt - 1) // nt)  # _part's rows per thread, at most
+            values = csc_offsets_ptr(n0, job.csc_counts + tid * n0, tid * per,
+                                     job.csc_cursor + tid * n0,
+                                     job.csc_ptr + tid * (n0 + 1)) - tid * per
+            job.csc_values[tid] = values
+            if values > per:  # more than the call's rows held when it began: X changed
+                job.error = X_CHANGED
+                hi = lo
+            elif hi > lo:
+                csc_place_ptr(lo, hi, job.x_indptr, job.x_indices, <const floating *> job.x_data,
+                              idx, job.csc_cursor + tid * n0, job.csc_rows,
+                              <floating *> job.csc_data)
+        _lap(job, tid, PH_GATHER, &t0)
         if hi > lo:
             if job.csr:
                 ly = &job.layers[0]
-                sparse_forward_ptr(lo, hi, ly.n_out, job.x_indptr, job.x_indices,
-                                   <const floating *> job.x_data, idx, <const floating *> ly.W,
-                                   <const floating *> ly.b, ly.act, <floating> ly.alpha,
-                                   <floating *> ly.Z, <floating *> ly.A)
+                if job.csc_ptr != NULL:
+                    sparse_forward_csc_ptr(lo, hi, n0, ly.n_out, job.csc_ptr + tid * (n0 + 1),
+                                           job.csc_rows, <const floating *> job.csc_data,
+                                           <const floating *> ly.W, <const floating *> ly.b,
+                                           ly.act, <floating> ly.alpha, <floating *> ly.Z,
+                                           <floating *> ly.A)
+                else:
+                    sparse_forward_ptr(lo, hi, ly.n_out, job.x_indptr, job.x_indices,
+                                       <const floating *> job.x_data, idx,
+                                       <const floating *> ly.W, <const floating *> ly.b, ly.act,
+                                       <floating> ly.alpha, <floating *> ly.Z, <floating *> ly.A)
                 inp = <const floating *> ly.A + lo * ly.n_out
             else:
                 inp = xb + lo * n0
@@ -732,6 +759,16 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
         _lap(job, tid, PH_WAIT, &t0)
         if job.error != OK:
             return
+        if job.csc_ptr != NULL:
+            # the batch's stored values, from the threads' counts: more than the call's rows
+            # held when it began (X's arrays changed), and the batch is not applied
+            values = 0
+            for t in range(nt):
+                values += job.csc_values[t]
+            if values > job.csc_cap:
+                if tid == 0:
+                    job.error = X_CHANGED
+                return
         # The batch loss from the threads' sums, added in thread order: every thread
         # computes the same value and takes the same branch.
         total = 0.0
@@ -755,19 +792,6 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 job.out[2] += job.part[t][2]
                 job.out[3] += job.part[t][3]
         # backward
-        if job.csc_ptr != NULL:  # layer 0's input transposed, own rows, for its dW
-            if csc_offsets_ptr(n0, nt, tid, job.csc_counts, job.csc_cursor + tid * n0,
-                               job.csc_ptr if tid == 0 else NULL) > job.csc_cap:
-                # X's arrays changed since the call began (every thread sees the same total)
-                if tid == 0:
-                    job.error = X_CHANGED
-                return
-            csc_place_ptr(lo, hi, job.x_indptr, job.x_indices, <const floating *> job.x_data,
-                          idx, job.csc_cursor + tid * n0, job.csc_rows,
-                          <floating *> job.csc_data)
-            _lap(job, tid, PH_WEIGHT_GRAD, &t0)
-        if job.csc_ptr != NULL and L == 1:
-            _sync(job, tid, nt)  # no barrier of the backward pass comes before layer 0's
         for l in range(L - 1, -1, -1):
             ly = &job.layers[l]
             if l < L - 1:
@@ -779,7 +803,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 # thread walks another's entries; rows the batch does not touch are left
                 # to the update
                 _part(ly.n_in, 1, tid, nt, &plo, &phi)
-                sparse_weight_grad_csc_ptr(ly.n_out, plo, phi, job.csc_ptr, job.csc_rows,
+                sparse_weight_grad_csc_ptr(ly.n_out, plo, phi, nt, n0 + 1, job.csc_ptr, job.csc_rows,
                                            <const floating *> job.csc_data,
                                            <const floating *> ly.W, <const floating *> ly.dZ,
                                            <floating> ly.l2, <floating *> ly.dW, job.x_touched)
@@ -1097,6 +1121,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.csc_counts = NULL
     job.csc_cursor = NULL
     job.csc_cap = 0
+    job.csc_most = 0
     if csr:
         # a CSR matrix (n, n_0) whose rows layer 0 reads in place: its arrays are read
         # directly (aligned), each batch's entries are checked as they are reached
@@ -1335,18 +1360,21 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     # the epoch's last batch is the last of this call: check what its update left
     cdef bint check_end = first_batch + n_batches == (n + batch_size - 1) // batch_size
     cdef bint finite = True
-    cdef Py_ssize_t csc_cap = 0
+    cdef Py_ssize_t csc_cap = 0, blocks
     if csr:  # zeroed once per call; _update_csr_layer clears what each batch marks
         job.x_touched = <uint8_t *> calloc(max(n0, 1), 1)
         csc_cap = _max_batch_values(job.x_indptr, job.x_nnz, job.perm, n, batch_size, first_batch,
-                                    n_batches)
+                                    n_batches, &job.csc_most)
         if CSC_CAP_LIMIT >= 0:
             csc_cap = min(csc_cap, CSC_CAP_LIMIT)
         job.csc_cap = csc_cap
         if _transposes(n0, csc_cap):
-            job.csc_ptr = <int64_t *> malloc((n0 + 1) * sizeof(int64_t))
-            job.csc_rows = <int32_t *> malloc(max(csc_cap, 1) * sizeof(int32_t))
-            job.csc_data = <char *> malloc(max(csc_cap, 1) * (4 if typenum == cnp.NPY_FLOAT else 8))
+            job.csc_ptr = <int64_t *> malloc(max(job.n_threads, 1) * (n0 + 1) * sizeof(int64_t))
+            # a block per thread, of the most values its rows can hold (_part gives a thread
+            # at most ceil(batch_size / nt) rows; with one thread, all of them)
+            blocks = max(job.csc_most * (batch_size + max(job.n_threads, 1)), 1)
+            job.csc_rows = <int32_t *> malloc(blocks * sizeof(int32_t))
+            job.csc_data = <char *> malloc(blocks * (4 if typenum == cnp.NPY_FLOAT else 8))
             job.csc_counts = <int64_t *> malloc(max(job.n_threads, 1) * max(n0, 1) * sizeof(int64_t))
             job.csc_cursor = <int64_t *> malloc(max(job.n_threads, 1) * max(n0, 1) * sizeof(int64_t))
             if (job.csc_ptr == NULL or job.csc_rows == NULL or job.csc_data == NULL
