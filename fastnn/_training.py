@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from . import metrics as metrics_mod
+from ._kernels import aligned
 from ._kernels import step as reference
 from ._kernels.plan import TrainingPlan
 from ._kernels.sparse import SparseInput
@@ -97,9 +98,9 @@ def make_plan(model, X, y, w, batch_size, perm, workspaces) -> TrainingPlan:
         dZs=tuple(ws.dZ for ws in workspaces) if dense else (),
         # sparse X: batches are read in place, and a dense (batch_size, n_features)
         # buffer could be large (text features), so there is none
-        Xb=np.empty((0 if isinstance(X, SparseInput) else batch_size, X.shape[1]), dtype),
-        Yb=np.empty((batch_size,) + y.shape[1:], y.dtype),
-        SWb=None if w is None else np.empty(batch_size, dtype),
+        Xb=aligned.empty((0 if isinstance(X, SparseInput) else batch_size, X.shape[1]), dtype),
+        Yb=aligned.empty((batch_size,) + y.shape[1:], y.dtype),
+        SWb=None if w is None else aligned.empty(batch_size, dtype),
         loss=model.loss.code, optimizer=rule, hyper=hyper,
         S1W=tuple(S1W), S1b=tuple(S1b), S2W=tuple(S2W), S2b=tuple(S2b),
     )
@@ -124,7 +125,7 @@ class _Loop:
         # Parameters and optimizer state at the start of the epoch, to roll back to
         # if the loss diverges (a model is never left holding NaNs).
         self.state = model._params + model.optimizer.get_state()
-        self.snapshot = [np.empty_like(p) for p in self.state]
+        self.snapshot = [aligned.empty(p.shape, p.dtype) for p in self.state]
 
     def _begin_epoch(self):
         for s, p in zip(self.snapshot, self.state):

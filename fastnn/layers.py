@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as K
+from ._kernels import aligned
 from ._kernels.sparse import SparseBatch
 from . import activations, initializers
 
@@ -71,17 +72,17 @@ class Layer:
         self.input_dim = n_in
         shape = (n_in, self.linear_units)
         try:
-            self.W = np.ascontiguousarray(self.kernel_initializer(shape, dtype, rng, n_in, self.units))
+            self.W = aligned.copy(self.kernel_initializer(shape, dtype, rng, n_in, self.units))
         except MemoryError:
             raise ValueError(
                 f"units: a {n_in} x {self.linear_units} weight matrix needs "
                 f"{n_in * self.linear_units * np.dtype(dtype).itemsize:.3g} bytes, more than can be "
                 f"allocated here") from None
-        self.dW = np.zeros_like(self.W)
+        self.dW = aligned.zeros(self.W.shape, self.W.dtype)
         if self.use_bias:
-            self.b = np.ascontiguousarray(
+            self.b = aligned.copy(
                 self.bias_initializer((self.linear_units,), dtype, rng, n_in, self.units))
-            self.db = np.zeros_like(self.b)
+            self.db = aligned.zeros(self.b.shape, self.b.dtype)
 
     @property
     def params(self) -> list[np.ndarray]:
@@ -137,9 +138,9 @@ class Dense(Layer):
 
     class Workspace:
         def __init__(self, n, units, dtype):
-            self.Z = np.empty((n, units), dtype)
-            self.A = np.empty((n, units), dtype)
-            self.dZ = np.empty((n, units), dtype)  # also receives dA from the next layer
+            self.Z = aligned.empty((n, units), dtype)
+            self.A = aligned.empty((n, units), dtype)
+            self.dZ = aligned.empty((n, units), dtype)  # also receives dA from the next layer
 
         def rows(self, m):
             view = object.__new__(type(self))
@@ -196,11 +197,11 @@ class Maxout(Layer):
 
     class Workspace:
         def __init__(self, n, units, pieces, dtype):
-            self.L = np.empty((n, units * pieces), dtype)  # X @ W + b, the pieces
-            self.A = np.empty((n, units), dtype)
-            self.argmax = np.empty((n, units), np.int64)
-            self.dA = np.empty((n, units), dtype)
-            self.dZ = np.empty((n, units * pieces), dtype)
+            self.L = aligned.empty((n, units * pieces), dtype)  # X @ W + b, the pieces
+            self.A = aligned.empty((n, units), dtype)
+            self.argmax = aligned.empty((n, units), np.int64)
+            self.dA = aligned.empty((n, units), dtype)
+            self.dZ = aligned.empty((n, units * pieces), dtype)
 
         def rows(self, m):
             view = object.__new__(type(self))

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import schedules
+from ._kernels import aligned
 from ._kernels.plan import OptimizerHyper
 from ._kernels.step import update_parameter
 from ._registry import Configurable, Registry
@@ -85,7 +86,7 @@ class Optimizer(Configurable):
         self._slots = [[self._initial_slot(p) for _ in range(self.n_slots)] for p in params]
 
     def _initial_slot(self, p):
-        return np.zeros_like(p)
+        return aligned.zeros(p.shape, p.dtype)
 
     @property
     def built(self) -> bool:
@@ -200,7 +201,7 @@ class Adagrad(Optimizer):
         self.epsilon_inside_sqrt = _check_bool("epsilon_inside_sqrt", epsilon_inside_sqrt)
 
     def _initial_slot(self, p):
-        return np.full_like(p, self.initial_accumulator_value)
+        return aligned.full(p.shape, self.initial_accumulator_value, p.dtype)
 
 
     def kernel_spec(self):
