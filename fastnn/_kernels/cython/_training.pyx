@@ -527,15 +527,15 @@ cdef void _update_csr_layer(Job *job, Layer *ly, Py_ssize_t klo, Py_ssize_t khi,
                             const StepScalars *sc, bint write_dw, const floating *like) noexcept nogil:
     """The update of rows klo:khi of layer 0's W on CSR input, where the batch wrote dW
     only at the rows it touched (``job.x_touched``, cleared here).  The gradient of
-    every other row is ``l2 W`` (zero without l2).  A block of rows at a time, the
-    block's gradient is put together in a buffer on the stack (touched rows copied
-    from dW, the others formed), and the update reads it from L1: neither a
+    every other row is ``l2 W`` (zero without l2).  A run of touched rows is updated
+    from dW in place; the other rows a block at a time, their gradient formed in a
+    buffer on the stack that the update reads from L1: neither a
     whole-matrix fill of dW nor a second pass over it remains (a 2**18-row first
     layer on hashed text spent as long filling dW, on one thread, as updating it).
     With ``write_dw`` (a call's last batch) the other rows are formed in dW itself,
     which then holds the batch's gradient as after the dense fill.  Values are
     those of the dense fill, bit for bit."""
-    cdef Py_ssize_t n_out = ly.n_out, k, k2, r, j, i0, n
+    cdef Py_ssize_t n_out = ly.n_out, k, k2, r, j, i0
     cdef uint8_t *touched = job.x_touched
     cdef floating *W = <floating *> ly.W
     cdef floating *dW = <floating *> ly.dW
@@ -548,23 +548,31 @@ cdef void _update_csr_layer(Job *job, Layer *ly, Py_ssize_t klo, Py_ssize_t khi,
         write_dw = True  # a row does not fit the buffer
     k = klo
     while k < khi:
-        k2 = min(k + rows_per_block, khi)
+        k2 = k
+        if write_dw or not touched[k]:
+            # a block of rows (write_dw: all of them; else untouched ones), the gradient
+            # of the untouched rows formed in the buffer (write_dw: in dW)
+            while k2 < khi and k2 - k < rows_per_block and (write_dw or not touched[k2]):
+                k2 += 1
+            g = dW + k * n_out if write_dw else buf
+            for r in range(k, k2):
+                gr = g + (r - k) * n_out
+                if touched[r]:
+                    touched[r] = 0
+                elif l2 != 0:
+                    for j in range(n_out):
+                        gr[j] = l2 * W[r * n_out + j]
+                else:
+                    memset(gr, 0, n_out * sizeof(floating))
+        else:
+            # a run of touched rows: their gradient is in dW, read in place
+            while k2 < khi and touched[k2]:
+                touched[k2] = 0
+                k2 += 1
+            g = dW + k * n_out
         i0 = k * n_out
-        n = (k2 - k) * n_out
-        g = dW + i0 if write_dw else buf
-        for r in range(k, k2):
-            gr = g + (r - k) * n_out
-            if touched[r]:
-                touched[r] = 0
-                if not write_dw:
-                    memcpy(gr, dW + r * n_out, n_out * sizeof(floating))
-            elif l2 != 0:
-                for j in range(n_out):
-                    gr[j] = l2 * W[r * n_out + j]
-            else:
-                memset(gr, 0, n_out * sizeof(floating))
         _update(job, W + i0, <const floating *> g, <floating *> ly.s1W + i0,
-                <floating *> ly.s2W + i0, n, sc)
+                <floating *> ly.s2W + i0, (k2 - k) * n_out, sc)
         k = k2
 
 
