@@ -23,14 +23,14 @@ CHOICES = ("auto", "dense", "sparse")
 # and 784-512-10 (ReLU, Adam, batch 128, MNIST thinned to each density, two threads) on two
 # machines, rounded down -- numba 8.5 % (784 x 512 on a 16-core Xeon), numpy 1.1 % (784 x 128
 # on a 2-core EPYC).  Where the machines disagree the lower figure wins: below it the sparse
-# layer was faster on both.  Cython, with its register-blocked sparse kernels, crossed at
-# 11.0 / 17.4 / 23.0 % on a 2-core Xeon and 25.6 / 27.0 / 42.2 % on the EPYC; its threshold is
-# half the lowest of these, 5 %, where the sparse epoch took 0.5-0.6 of the dense one: near a
-# crossover an epoch saves nothing, and the conversion to CSR still has to be earned back
-# (PAYBACK_UNIT_EPOCHS).  docs/performance.md, "When the sparse first layer pays", records the
+# layer was faster on both.  Cython, with its AVX-512/FMA row kernels and the transpose per
+# thread, crossed at 23.5 / 40.1 / 33.5 % on a 2-core Xeon (25.6 / 27.0 / 42.2 % on the EPYC with
+# the kernels before those); its threshold is half the lowest of these, 11 %, where the sparse
+# epoch took 0.42-0.61 of the dense one (at 10 %): near a crossover an epoch saves nothing, and the
+# conversion to CSR still has to be earned back (PAYBACK_UNIT_EPOCHS).  docs/performance.md, "When the sparse first layer pays", records the
 # runs and the command that measures them.  A backend missing here is never switched to
 # sparse by "auto".
-SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.08, "cython": 0.05}
+SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.08, "cython": 0.11}
 # The NumPy backend's sparse first layer costs a fixed SciPy overhead per batch that only
 # a large enough first layer earns back: with 784 x 32 weights it was slower at every
 # density measured, with 784 x 128 it paid below 1.1 %.  Smaller first layers stay dense.
