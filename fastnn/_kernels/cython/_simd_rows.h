@@ -100,7 +100,7 @@
         }                                                                                       \
     }
 
-#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__x86_64__) \
+#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 12) && defined(__x86_64__) \
     && defined(__linux__)
 /* AVX-512 (x86-64-v4): 64-byte vectors, a row of 128 floats in 8 registers of 32; AVX2 with FMA
  * (x86-64-v3): 32-byte vectors, 8 of its 16 registers; the baseline: 32-byte vectors as pairs of
@@ -124,15 +124,11 @@
         else fastnn_csr_scatter_##SUFFIX##_v1(dw, ld, idx, val, nnz, dz, n);                    \
     }
 
-/* 4: AVX-512 F/BW/DQ/VL (x86-64-v4), 3: AVX2 with FMA (x86-64-v3), 1: the baseline. */
+/* 4: x86-64-v4 (AVX-512 F/BW/CD/DQ/VL), 3: x86-64-v3 (AVX2, FMA, BMI, ...), 1: the baseline. */
 static int fastnn_rows_supported(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        return 4;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-            && __builtin_cpu_supports("bmi2"))
-        return 3;
+    __builtin_cpu_init();  /* the ISA levels themselves, as target_clones' resolvers test them */
+    if (__builtin_cpu_supports("x86-64-v4")) return 4;
+    if (__builtin_cpu_supports("x86-64-v3")) return 3;
     return 1;
 }
 
