@@ -21,6 +21,9 @@ cdef int csr_check_ptr(Py_ssize_t N, Py_ssize_t nnz, Py_ssize_t n_in, const int6
                        const int32_t *indices, const int64_t *rows, Py_ssize_t m,
                        Py_ssize_t *where, int64_t *counts=*, const void *data=*,
                        Py_ssize_t itemsize=*) noexcept nogil
+cdef void csr_prefetch_rows_ptr(Py_ssize_t N, Py_ssize_t nnz, const int64_t *indptr,
+                                const int32_t *indices, const void *data, Py_ssize_t itemsize,
+                                const int64_t *rows, Py_ssize_t m) noexcept nogil
 cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
                              const int64_t *indptr, const int32_t *indices,
                              const floating *data, const int64_t *rows, const floating *w,

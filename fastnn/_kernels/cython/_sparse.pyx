@@ -84,11 +84,14 @@ cdef extern from *:
        the function as const and removes the call); an asm statement stays. */
     #if defined(__GNUC__) && defined(__x86_64__)
     #define fastnn_prefetch(p) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *) (p)))
+    #define fastnn_prefetch_l2(p) __asm__ volatile("prefetcht1 %0" : : "m"(*(const char *) (p)))
     #else
     #define fastnn_prefetch(p) __builtin_prefetch((p), 0, 3)
+    #define fastnn_prefetch_l2(p) __builtin_prefetch((p), 0, 2)
     #endif
     """
     void prefetch "fastnn_prefetch"(const void *p) noexcept nogil
+    void prefetch_l2 "fastnn_prefetch_l2"(const void *p) noexcept nogil
 
 cdef extern from "_simd_rows.h" nogil:
     int rows_set_level "fastnn_rows_set_level"(int level)
@@ -136,9 +139,10 @@ cdef enum:
 
 cdef inline void _prefetch_row(Py_ssize_t N, Py_ssize_t nnz, const int64_t *indptr,
                                const int32_t *indices, const void *data, Py_ssize_t itemsize,
-                               int64_t r) noexcept nogil:
-    """Ask for row r's indices (and values) to be brought into cache; r unchecked (a
-    prefetch never faults, but only addresses inside the arrays are formed)."""
+                               int64_t r, bint l1=True) noexcept nogil:
+    """Ask for row r's indices (and values) to be brought into cache, L1 (or only L2:
+    ``l1`` False); r unchecked (a prefetch never faults, but only addresses inside the
+    arrays are formed)."""
     cdef int64_t p, start, stop
     if r < 0 or r >= N:
         return
@@ -148,13 +152,30 @@ cdef inline void _prefetch_row(Py_ssize_t N, Py_ssize_t nnz, const int64_t *indp
         return
     p = start - start % 16
     while p < stop:
-        prefetch(indices + p)
+        if l1:
+            prefetch(indices + p)
+        else:
+            prefetch_l2(indices + p)
         p += 16
     if data != NULL:
         p = (start * itemsize) - (start * itemsize) % 64
         while p < stop * itemsize:
-            prefetch(<const char *> data + p)
+            if l1:
+                prefetch(<const char *> data + p)
+            else:
+                prefetch_l2(<const char *> data + p)
             p += 64
+
+
+cdef void csr_prefetch_rows_ptr(Py_ssize_t N, Py_ssize_t nnz, const int64_t *indptr,
+                                const int32_t *indices, const void *data, Py_ssize_t itemsize,
+                                const int64_t *rows, Py_ssize_t m) noexcept nogil:
+    """Ask for the entries of rows (m,) (indices and values of ``itemsize`` bytes) to be
+    brought into L2, e.g. the next batch's while this one's update runs: a batch's rows
+    lie anywhere in X, and ``csr_check_ptr`` then finds them near."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        _prefetch_row(N, nnz, indptr, indices, data, itemsize, rows[i], False)
 
 
 cdef int csr_check_ptr(Py_ssize_t N, Py_ssize_t nnz, Py_ssize_t n_in, const int64_t *indptr,

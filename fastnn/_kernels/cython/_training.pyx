@@ -86,8 +86,8 @@ from ._dense cimport (
 )
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._sparse cimport (
-    CSR_BAD_INDEX, CSR_BAD_INDPTR, CSR_BAD_ROW, CSR_OK, csr_check_ptr, sparse_forward_csc_ptr,
-    sparse_forward_ptr,
+    CSR_BAD_INDEX, CSR_BAD_INDPTR, CSR_BAD_ROW, CSR_OK, csr_check_ptr, csr_prefetch_rows_ptr,
+    sparse_forward_csc_ptr, sparse_forward_ptr,
     csc_offsets_ptr, csc_place_ptr, sparse_weight_grad_csc_ptr, sparse_weight_grad_touched_ptr,
 )
 from ._optimizers cimport (
@@ -585,6 +585,35 @@ cdef inline void _part(Py_ssize_t total, Py_ssize_t align, int tid, int nt,
     hi[0] = min(lo[0] + chunk, total)
 
 
+cdef void _values_part(const int64_t *counts, Py_ssize_t n0, int nt, int tid,
+                       Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    """Thread tid's rows [lo, hi) of layer 0's dW from the batch's transpose: ranges that
+    hold about equal shares of the work, a row's stored values plus one for its fill
+    (counts (nt, n0): each thread's values per column).  Every thread computes the same
+    cuts from the same counts, so the ranges cover [0, n0) without overlap.  O(n0 nt)."""
+    cdef Py_ssize_t k
+    cdef int t
+    cdef int64_t total = 0, cum = 0, c
+    for k in range(n0):
+        c = 0
+        for t in range(nt):
+            c += counts[t * n0 + k]
+        total += c + (c > 0)
+    lo[0] = n0 if tid > 0 else 0
+    hi[0] = n0
+    for k in range(n0):
+        # cut(t): the first row k whose values before it reach t / nt of the total
+        if tid > 0 and lo[0] == n0 and cum * nt >= total * tid:
+            lo[0] = k
+        if hi[0] == n0 and tid + 1 < nt and cum * nt >= total * (tid + 1):
+            hi[0] = k
+            break
+        c = 0
+        for t in range(nt):
+            c += counts[t * n0 + k]
+        cum += c + (c > 0)
+
+
 cdef inline void _lap(Job *job, int tid, int phase, double *t0) noexcept nogil:
     """Thread 0: the time since t0 goes to ``phase``; t0 := now."""
     cdef double now
@@ -810,7 +839,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 # entries before the backward pass): each row's sums in registers, no
                 # thread walks another's entries; rows the batch does not touch are left
                 # to the update
-                _part(ly.n_in, 1, tid, nt, &plo, &phi)
+                _values_part(job.csc_counts, n0, nt, tid, &plo, &phi)
                 sparse_weight_grad_csc_ptr(ly.n_out, plo, phi, nt, n0 + 1, job.csc_ptr, job.csc_rows,
                                            <const floating *> job.csc_data,
                                            <const floating *> ly.W, <const floating *> ly.dZ,
@@ -848,6 +877,12 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             _lap(job, tid, PH_INPUT_GRAD, &t0)
         _sync(job, tid, nt)  # every gradient is done and no thread reads W any more
         _lap(job, tid, PH_WAIT, &t0)
+        if job.csr and j + 1 < job.end:
+            # the next batch's rows of this thread into L2 while the update computes
+            start = (job.first_batch + j + 1) * B
+            _part(min(start + B, n) - start, 1, tid, nt, &plo, &phi)
+            csr_prefetch_rows_ptr(n, job.x_nnz, job.x_indptr, job.x_indices, job.x_data,
+                                  sizeof(floating), job.perm + start + plo, phi - plo)
         # update, a block of every parameter per thread
         _step_scalars(job, job.lrs[j], job.step0 + <double> (j + 1), &sc)
         for l in range(L):
