@@ -324,3 +324,28 @@ def test_a_batch_larger_than_the_calls_workspace_stops_cleanly(n_threads):
     assert np.isfinite(run.plan.Ws[0]).all()
     run.train(0, 3)  # the next call sizes its workspace again
     assert np.isfinite(run.plan.Ws[0]).all()
+
+
+@pytest.mark.parametrize("nt", [1, 2, 3, 5])
+@pytest.mark.parametrize("case", ["mnist-like", "one-heavy-column", "empty", "fewer-columns-than-threads"])
+def test_dw_rows_split_by_stored_values(case, nt):
+    """Layer 0's rows of dW from the transpose go to the threads in contiguous ranges of
+    about equal work (a row's values plus one for its fill): they cover every row once,
+    and each share is within one row's work of an equal split."""
+    rng = np.random.default_rng(nt)
+    n0 = {"fewer-columns-than-threads": 2}.get(case, 50)
+    counts = rng.integers(0, 6, (nt, n0))
+    if case == "mnist-like":
+        counts[:, n0 // 2:] *= 2  # the second half holds more values
+    elif case == "one-heavy-column":
+        counts[:, 7] = 1000
+    elif case == "empty":
+        counts[:] = 0
+    parts = _training._values_parts(counts)
+    assert parts[0][0] == 0 and parts[-1][1] == n0
+    assert all(hi >= lo for lo, hi in parts)
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))  # contiguous, no overlap
+    work = counts.sum(0) + (counts.sum(0) > 0)
+    shares = [work[lo:hi].sum() for lo, hi in parts]
+    assert sum(shares) == work.sum()
+    assert max(shares) <= work.sum() / nt + work.max()

@@ -438,6 +438,19 @@ cdef inline bint _transposes(Py_ssize_t n0, Py_ssize_t batch_values) noexcept no
     return n0 <= CSC_COLUMNS_PER_VALUE * batch_values
 
 
+def _values_parts(counts):
+    """For tests: every thread's ``_values_part``, ``[(lo, hi), ...]``, from counts
+    (nt, n0) int64 (each thread's stored values per column)."""
+    cdef cnp.ndarray c = np.ascontiguousarray(counts, dtype=np.int64)
+    cdef int nt = c.shape[0], tid
+    cdef Py_ssize_t n0 = c.shape[1], lo, hi
+    parts = []
+    for tid in range(nt):
+        _values_part(<const int64_t *> cnp.PyArray_DATA(c), n0, nt, tid, &lo, &hi)
+        parts.append((lo, hi))
+    return parts
+
+
 def _first_layer_transposes(Py_ssize_t n0, Py_ssize_t batch_values):
     """For tests: ``_transposes``; the call's ``batch_values`` is the most stored values
     of one of its rows times the batch size."""
