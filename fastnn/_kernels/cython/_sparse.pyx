@@ -22,7 +22,8 @@ Design notes
   same rows from their block of the batch's transpose (below): each feature's
   row of ``W`` is read once and added into the rows of ``z`` that store it,
   which, with a thread's rows of ``z`` in L1, moves fewer bytes than a row of
-  ``W`` per entry.
+  ``W`` per entry.  Measured whole epochs favour it only for wide layers
+  (``_training.pyx``, ``CSC_FORWARD_MIN_OUT``).
 * Backward, two ways, equal bit for bit (each row of ``dW`` is ``l2 * W``,
   or zero, plus its batch rows' terms in ascending batch order):
   - ``sparse_weight_grad_ptr`` / ``_touched_ptr``: every stored entry

@@ -208,6 +208,14 @@ cdef enum:
 # of a batch: transposing then costs a pass over all n_0 columns a batch (hashed text:
 # 2**18 columns, 16,000 values), and the scatter-add stays.
 cdef Py_ssize_t CSC_COLUMNS_PER_VALUE = 4
+# Layer 0's forward pass on CSR input reads the batch's transpose (sparse_forward_csc_ptr)
+# for layers at least this wide, else the CSR rows (sparse_forward_ptr).  2-core Xeon,
+# MNIST as CSR, Adam batch 128, fastest of 5 alternated epochs, rows against transpose:
+# 784 x 32 68 against 75 ms, 784 x 128 119-120 against 129, 784 x 512 490-495 against
+# 465-469 (there the transpose's forward phase took 206-210 ms against 130, but the
+# update that follows ran 69 against 172 ms).
+cdef Py_ssize_t CSC_FORWARD_MIN_OUT = 256
+
 # The run queue's answer for tests (``_set_run_queue_answer``): -1 reads it, 0/1 fixed.
 cdef int RUN_QUEUE_ANSWER = -1
 # When a parallel region of this module last ended (wtime()): OpenMP's threads spin
@@ -763,7 +771,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
         if hi > lo:
             if job.csr:
                 ly = &job.layers[0]
-                if job.csc_ptr != NULL:
+                if job.csc_ptr != NULL and ly.n_out >= CSC_FORWARD_MIN_OUT:
                     sparse_forward_csc_ptr(lo, hi, n0, ly.n_out, job.csc_ptr + tid * (n0 + 1),
                                            job.csc_rows, <const floating *> job.csc_data,
                                            <const floating *> ly.W, <const floating *> ly.b,
