@@ -295,3 +295,17 @@ cdef inline void act_backward_row(int act, floating alpha, const floating *z, co
             zj = z[j]
             s = f_sigmoid(zj)
             dz[j] = da[j] * (((one - s) * zj + one) * s)
+
+
+cdef inline void bias_act_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out, const floating *b,
+                               int act, floating alpha, floating *z, floating *a) noexcept nogil:
+    """Rows lo:hi of z (m, n_out) += b (NULL: no bias); a := act(z), a row at a time
+    while it is in cache    # IN b (n_out,)  INOUT z  OUT a (m, n_out); a may be z."""
+    cdef Py_ssize_t i, j
+    cdef floating *zi
+    for i in range(lo, hi):
+        zi = z + i * n_out
+        if b != NULL:
+            for j in range(n_out):
+                zi[j] = zi[j] + b[j]
+        act_forward_row(act, alpha, zi, a + i * n_out, n_out)

@@ -43,7 +43,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._blas cimport gemm_rowmajor, omp_threads
-from ._activations cimport act_backward_row, act_forward_row
+from ._activations cimport act_backward_row, bias_act_rows
 from ._codes cimport N_ACTIVATIONS
 
 cdef extern from "_simd_gemm.h" nogil:
@@ -240,16 +240,9 @@ cdef void _forward_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in, Py_ssize_
                         const floating *x, const floating *w, const floating *b,
                         int act, floating alpha, floating *z, floating *a) noexcept nogil:
     """Rows lo:hi of z := x @ w + b, a := act(z)."""
-    cdef Py_ssize_t i, j
-    cdef floating *zi
     _gemm(False, False, hi - lo, n_out, n_in, x + lo * n_in, n_in, w, n_out,
           z + lo * n_out, n_out)
-    for i in range(lo, hi):
-        zi = z + i * n_out
-        if b != NULL:
-            for j in range(n_out):
-                zi[j] = zi[j] + b[j]
-        act_forward_row(act, alpha, zi, a + i * n_out, n_out)
+    bias_act_rows(lo, hi, n_out, b, act, alpha, z, a)
 
 
 cdef int forward_threads(Py_ssize_t n_threads, Py_ssize_t n) except -1:

@@ -75,7 +75,7 @@ from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memset
 
-from ._activations cimport act_forward_row
+from ._activations cimport act_forward_row, bias_act_rows
 from ._codes cimport N_ACTIVATIONS
 from ._dense cimport bias_grad_ptr
 
@@ -255,8 +255,7 @@ cdef void sparse_forward_csc_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in,
     ``z`` stay in L1 and ``w`` does not, fewer bytes move.  Each row of ``z`` adds its
     features in ascending order from zero: the same bits as ``sparse_forward_ptr`` on
     rows whose indices are sorted."""
-    cdef Py_ssize_t i, j, k
-    cdef floating *zi
+    cdef Py_ssize_t k
     if n_out <= 0 or hi <= lo:
         return
     memset(z + lo * n_out, 0, (hi - lo) * n_out * sizeof(floating))
@@ -264,12 +263,7 @@ cdef void sparse_forward_csc_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in,
         if col_ptr[k + 1] > col_ptr[k]:
             _csr_scatter(z, n_out, csc_rows + col_ptr[k], csc_data + col_ptr[k],
                          col_ptr[k + 1] - col_ptr[k], w + k * n_out, n_out)
-    for i in range(lo, hi):
-        zi = z + i * n_out
-        if b != NULL:
-            for j in range(n_out):
-                zi[j] = zi[j] + b[j]
-        act_forward_row(act, alpha, zi, a + i * n_out, n_out)
+    bias_act_rows(lo, hi, n_out, b, act, alpha, z, a)
 
 
 cdef void sparse_weight_grad_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
