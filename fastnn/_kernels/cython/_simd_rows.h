@@ -16,9 +16,9 @@
 
 /* z[0:n] := sum_p val[p] * w[idx[p] * ld + 0:n], for p = 0 .. nnz - 1 in order: one CSR row
  * times W (add: z[0:n] += the same, starting from z's values; one CSC column of a batch's
- * transpose times dZ adds into a row of dW so).  Per block of 256 bytes of z, the sums stay in registers while the row's stored
- * values stream their rows of W past them: one load and one multiply-add per value, where the
- * axpy per stored value also loads and stores z.  Each sum adds in entry order from zero, as
+ * transpose times dZ adds into a row of dW so).  Per block of up to 8 vectors of z, the sums stay
+ * in registers while the row's stored values stream their rows of W past them: one load and one
+ * multiply-add per vector and value, where an axpy per stored value also loads and stores z.  Each sum adds in entry order from zero, as
  * memset(z) and then an axpy per stored value do: bit for bit the same result.
  *
  * csr_scatter: dw[idx[p] * ld + 0:n] += val[p] * dz[0:n] for p in order, with the block of dz
