@@ -81,11 +81,11 @@ def test_dense_forward_row_split_threads_match_serial(dtype, act, blas_threads):
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 16, 31, 32, 33, 100, 257])
 @pytest.mark.parametrize("n_in, n_out", [(1, 8), (13, 16), (784, 24), (50, 40), (128, 128), (30, 12), (9, 17)])
 def test_small_batch_products_without_blas_match_numpy(dtype, m, n_in, n_out):
-    """Products of at most 32 rows (256 when at most 64 wide), and weight gradients over as many
-    batch rows, with a width of whole vectors skip BLAS (``_simd_gemm.h``): every row-group and
-    column-block remainder, both dtypes, and the shapes that still go to BLAS (a width of 17,
-    33 rows of 128, 257 rows) give numpy's product within the GEMM tolerance, and so does the
-    same call with the small kernel off."""
+    """Products of at most 32 rows (64 with AVX-512; 256 when at most 64 wide), and weight
+    gradients over as many batch rows, with a width of whole vectors skip BLAS
+    (``_simd_gemm.h``): every row-group and column-block remainder, both dtypes, and the shapes
+    that still go to BLAS (a width of 17, 100 rows of 128, 257 rows) give numpy's product within
+    the GEMM tolerance, and so does the same call with the small kernel off."""
     rng = np.random.default_rng(m * 1000 + n_out)
     X, W, b = rand(rng, (m, n_in), dtype), rand(rng, (n_in, n_out), dtype), rand(rng, n_out, dtype)
     Z, A = np.full((m, n_out), np.nan, dtype), np.full((m, n_out), np.nan, dtype)
@@ -108,6 +108,50 @@ def test_small_batch_products_without_blas_match_numpy(dtype, m, n_in, n_out):
         _dense._set_small_gemm(old)
     close(Z_blas, Z, dtype, np.sqrt(n_in))
     close(dW_blas, dW, dtype, np.sqrt(m))
+
+
+def _gemm_levels():
+    """The x86 levels the small-product kernel runs on this CPU (1 always)."""
+    levels = []
+    for level in (1, 3, 4):
+        try:
+            before = _dense._set_gemm_level(level)
+        except ValueError:
+            continue
+        _dense._set_gemm_level(before)
+        levels.append(level)
+    return levels
+
+
+def test_gemm_levels_are_checked():
+    assert 1 in _gemm_levels()
+    with pytest.raises(ValueError, match="level 2"):
+        _dense._set_gemm_level(2)
+
+
+@pytest.mark.parametrize("level", _gemm_levels())
+@DTYPES
+def test_small_products_at_every_x86_level_match_numpy(level, dtype):
+    """Each level the CPU runs (64-byte vectors in groups of 8 rows with AVX-512, else 32-byte
+    vectors in groups of 4; AVX-512 takes up to 64 rows, the others 32) gives numpy's product
+    and weight gradient: every row group and remainder (1-13, 15, 16, 31-33, 63-65 rows) and
+    widths that take each column block of both ladders and the scalar tail."""
+    before = _dense._set_gemm_level(level)
+    try:
+        rng = np.random.default_rng(level)
+        for m in (1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 31, 32, 33, 63, 64, 65):
+            for n_in, n_out in ((1, 8), (784, 16), (20, 24), (50, 40), (9, 48), (128, 56),
+                                (30, 128), (7, 200), (13, 12)):
+                X, W = rand(rng, (m, n_in), dtype), rand(rng, (n_in, n_out), dtype)
+                Z = np.full((m, n_out), np.nan, dtype)
+                cy.dense_forward(X, W, None, K.LINEAR, 0.0, Z, Z)
+                close(Z, X.astype(np.float64) @ W.astype(np.float64), dtype, np.sqrt(n_in))
+                dZ = rand(rng, (m, n_out), dtype)
+                dW = np.full_like(W, np.nan)
+                cy.dense_backward(X, W, dZ, 0.0, dW, None, None)
+                close(dW, X.T.astype(np.float64) @ dZ.astype(np.float64), dtype, np.sqrt(m))
+    finally:
+        _dense._set_gemm_level(before)
 
 
 # ------------------------------------------------- float32 exp and tanh accuracy
