@@ -10,6 +10,7 @@ one thread while ``_training`` splits the work itself.
 from cython cimport floating
 
 
+cdef Py_ssize_t small_gemm_rows() noexcept nogil
 cdef bint blas_acquire_single() except -1
 cdef void blas_release_single() noexcept
 cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,

@@ -329,6 +329,11 @@ cdef void _small_gemm_rows() noexcept nogil:
 _small_gemm_rows()
 
 
+cdef Py_ssize_t small_gemm_rows() noexcept nogil:
+    """The most rows of a product that skips BLAS (0 while the kernel is off)."""
+    return SMALL_GEMM_ROWS if SMALL_GEMM else 0
+
+
 def _set_gemm_level(int level):
     """Tests: run the small-product kernel (``_simd_gemm.h``) at x86 level ``level`` (4:
     x86-64-v4, 3: x86-64-v3, 1: the baseline, 0: the CPU's best), with that level's row

@@ -29,7 +29,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from ._blas cimport omp_threads
 from ._codes cimport N_ACTIVATIONS
-from ._dense cimport blas_acquire_single, blas_release_single, dense_forward_ptr
+from ._dense cimport blas_acquire_single, blas_release_single, dense_forward_ptr, small_gemm_rows
 
 import numpy as np
 
@@ -40,6 +40,9 @@ cdef enum:
     MAX_THREADS = 64
     BLOCK_ROWS = 256  # rows per step of a thread: W is packed once per block, and 256 rows of
                       # 784 float32 columns (800 KB) still fit a 1 MB L2 after the scan
+
+# The fewest rows per block that the small-product kernel may set (see _block_rows).
+cdef Py_ssize_t SMALL_BLOCK_MIN = 64
 
 # Forward FLOPs from which the rows are split across threads.
 cdef double MIN_PARALLEL_FLOPS = 4e6
@@ -76,6 +79,14 @@ cdef bint _finite(const floating *x, Py_ssize_t count) noexcept nogil:
         for i in range(count):
             top64 = max(top64, v[i] & exp64)
         return top64 != exp64
+
+
+cdef Py_ssize_t _block_rows() noexcept nogil:
+    """Rows per block on several threads: BLOCK_ROWS, or as many as a product that skips
+    BLAS takes where that is at least SMALL_BLOCK_MIN (AVX-512's 64 rows: 64-row products
+    out of BLAS beat 256-row ones through it, see ``_dense``)."""
+    cdef Py_ssize_t small = small_gemm_rows()
+    return small if small >= SMALL_BLOCK_MIN else BLOCK_ROWS
 
 
 cdef void _block(Net *net, const floating *X, Py_ssize_t start, int slot) noexcept nogil:
@@ -202,7 +213,7 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
         limited = blas_acquire_single()
         if not limited:
             nt = 1
-    net.block = min(<Py_ssize_t> BLOCK_ROWS, rows // nt) if nt > 1 else min(<Py_ssize_t> 4096, rows)
+    net.block = min(_block_rows(), rows // nt) if nt > 1 else min(<Py_ssize_t> 4096, rows)
     for t in range(MAX_THREADS):
         net.bad[t] = 0
     try:
