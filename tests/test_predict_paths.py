@@ -76,6 +76,30 @@ def test_predict_rows_mnist_shaped_matches_numpy():
         np.testing.assert_allclose(out, outputs["numpy"], rtol=1e-4, atol=1e-6, err_msg=backend)
 
 
+def test_cython_predict_blocks_at_every_x86_level_match_numpy():
+    """Cython's blocks follow the small-product kernel's reach (64 rows with AVX-512, else
+    256 through BLAS): each level the CPU runs gives numpy's outputs on 3,001 rows (a short
+    last block)."""
+    if "cython" not in K.available():
+        pytest.skip("the Cython backend is not built")
+    from fastnn._kernels.cython import _dense
+
+    X = np.random.default_rng(3).random((3001, 784), dtype=np.float32)
+    models = {b: fn.Sequential([fn.Dense(128, activation="relu", input_dim=784), fn.Dense(10, activation="softmax")],
+                               backend=b, dtype="float32", seed=0) for b in ("numpy", "cython")}
+    expected = models["numpy"].predict(X)
+    for level in (1, 3, 4):
+        try:
+            before = _dense._set_gemm_level(level)
+        except ValueError:
+            continue  # not on this CPU
+        try:
+            out = models["cython"].predict(X)
+        finally:
+            _dense._set_gemm_level(before)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6, err_msg=f"level {level}")
+
+
 @pytest.mark.parametrize("where", [(0, 0), (1234, 5), (2999, 783)])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_predict_rows_reports_non_finite_input_like_every_path(backend, dtype, where, bad):
