@@ -1,7 +1,8 @@
 """The Numba backend's products without BLAS (``numba/_small_gemm.py``).
 
 Its tiles are LLVM IR written by hand (vectors of ``VECTOR_BYTES``), so every
-tile shape -- 1 to 4 rows, 1 to 3 vectors of columns -- is compared with a
+tile shape -- 1 to 4 rows, 8 with AVX-512 (``TILE_ROWS``), 1 to 3 vectors of
+columns -- is compared with a
 float64 product here, for both dtypes, in place on views and on a transpose,
 with the widths taken in vectors of this machine's size so that each path runs
 whatever the CPU.
@@ -39,7 +40,7 @@ def _close(got, x, w, dtype):
 def test_every_tile_shape_matches_the_float64_product(dtype):
     rng = np.random.default_rng(0)
     lanes = _lanes(dtype)
-    for m in range(1, 10):  # 4-row groups and 1-3 left over
+    for m in (*range(1, 10), 12, 13, 16, 17, 20, 23):  # groups of 8 (AVX-512) and 4, 1-3 left over
         for vectors in range(1, 6):  # blocks of 3, 2 and 1 vectors
             for k in (1, 13, 130):
                 n = vectors * lanes
@@ -79,7 +80,7 @@ def test_views_are_read_in_place(dtype):
     _close(z, x, w, dtype)
     with pytest.raises(ValueError, match="contiguous rows"):  # columns not adjacent: outside the contract
         _blas.matmul(big_x[::2, ::3], big_w[:17, :lanes], np.zeros((10, lanes), dtype))
-    for m in (16, 64):  # a weight gradient on views: the small kernel, then BLAS
+    for m in (16, SG.SMALL_ROWS + 1):  # a weight gradient on views: the small kernel, then BLAS
         x = rng.standard_normal((m, 30)).astype(dtype)[:, 4:11]
         dz = rng.standard_normal((m, 3 * lanes)).astype(dtype)[:, :2 * lanes]
         dw = np.zeros((9, 4 * lanes), dtype)[1:8, :2 * lanes]

@@ -10,12 +10,13 @@ row-major with leading dimensions ``ldw``/``ldz``; strides count elements.
 Why: BLAS copies ("packs") ``w`` into blocks for every product, whatever its
 rows; for a batch of 8-32 rows times a 784 x 128 weight matrix the copy costs
 about as much as the products.  Here, for each block of 3, 2 or 1 vectors of
-columns and each group of 4 rows of ``x``, the 4 x 3 sums stay in vector
-registers while the rows of ``w`` stream past, one load of ``w`` per 4 rows.
+columns and each group of 4 rows of ``x`` (8 with AVX-512), the 4 x 3 (8 x 3)
+sums stay in vector registers while the rows of ``w`` stream past, one load of
+``w`` per group.
 
 How: Numba has no vector types, and the same loops written with arrays were
 2-3x slower than BLAS (LLVM does not keep an accumulator array in registers).
-So each tile shape (4 rows x 1, 2 or 3 vectors) is an ``@intrinsic`` that
+So each tile shape (4 or 8 rows x 1, 2 or 3 vectors) is an ``@intrinsic`` that
 emits LLVM IR with explicit vectors (``<16 x float>`` on a CPU with AVX-512,
 ``<8 x float>`` otherwise: 64 or 32 bytes, ``VECTOR_BYTES``) and
 ``llvm.fmuladd`` (a fused multiply-add where the CPU has one); the
@@ -40,11 +41,15 @@ def _vector_bytes():
 
 
 VECTOR_BYTES = _vector_bytes()
+# Rows of x per tile: with AVX-512's 32 registers, 8 rows x 3 vectors of sums (each
+# load of w serves 8 rows), as the Cython kernel; else 4 x 3 in AVX2's 16.
+TILE_ROWS = 8 if VECTOR_BYTES == 64 else 4
 
 # A product goes here when its short side -- the rows of x @ w, or the batch rows
-# k of a weight gradient -- has at most SMALL_ROWS rows, or at most NARROW_ROWS
-# for an output at most NARROW_WIDTH wide; the same limits as the Cython kernel.
-SMALL_ROWS = 32
+# k of a weight gradient -- has at most SMALL_ROWS rows (64 with AVX-512, where
+# the 8-row tiles beat one-thread BLAS up to there), or at most NARROW_ROWS for an
+# output at most NARROW_WIDTH wide; the same limits as the Cython kernel.
+SMALL_ROWS = 64 if VECTOR_BYTES == 64 else 32
 NARROW_WIDTH = 64
 NARROW_ROWS = 256
 
@@ -84,10 +89,10 @@ def _no_unroll(module):
     return loop_id
 
 
-def _make_tile(NC):
-    """The intrinsic for a tile of NC vectors of columns and 4 rows, of which the
-    first ``nr`` (1-4) are stored: a tile of fewer rows computes its last row again
-    in the others (one intrinsic per NC, so that Numba compiles 3 and not 12)."""
+def _make_tile(NC, NR=4):
+    """The intrinsic for a tile of NC vectors of columns and NR rows, of which the
+    first ``nr`` (1-NR) are stored: a tile of fewer rows computes its last row again
+    in the others (one intrinsic per shape, so that Numba compiles 3 or 6 and not 12)."""
 
     @intrinsic
     def tile(typingctx, nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz):
@@ -111,16 +116,16 @@ def _make_tile(NC):
             name = f"llvm.fmuladd.v{lanes}f{8 * size}"
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), name)
             zero = ir.Constant(vec, [0.0] * lanes)
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(NC)] for _ in range(4)]
+            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(NC)] for _ in range(NR)]
             splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             last = builder.sub(nr_, ir.Constant(intp, 1))
-            x_rows = []  # offsets of the 4 rows of x read: the rows past nr read row nr - 1
-            for r in range(4):
+            x_rows = []  # offsets of the NR rows of x read: the rows past nr read row nr - 1
+            for r in range(NR):
                 row = ir.Constant(intp, r)
                 row = builder.select(builder.icmp_signed("<", row, nr_), row, last)
                 x_rows.append(builder.mul(row, sxr_))
             # for p in range(k), a loop LLVM may not unroll (_no_unroll): the tile is
-            # already 4 x NC multiply-adds per step, and an unrolled copy would be
+            # already NR x NC multiply-adds per step, and an unrolled copy would be
             # optimized again in every function that calls small_gemm
             entry = builder.basic_block
             body = builder.append_basic_block("tile.body")
@@ -133,7 +138,7 @@ def _make_tile(NC):
             wv = [builder.load(builder.bitcast(builder.gep(w_row, [ir.Constant(intp, c * lanes)]), vptr),
                                align=size) for c in range(NC)]
             x_col = builder.gep(xp, [builder.mul(p, sxc_)])
-            for r in range(4):
+            for r in range(NR):
                 xs = builder.load(builder.gep(x_col, [x_rows[r]]))
                 xv = builder.insert_element(ir.Constant(vec, None), xs, ir.Constant(ir.IntType(32), 0))
                 xv = builder.shuffle_vector(xv, ir.Constant(vec, None), splat)
@@ -144,7 +149,7 @@ def _make_tile(NC):
             backedge = builder.cbranch(builder.icmp_signed("<", p_next, k_), body, done)
             backedge.set_metadata("llvm.loop", _no_unroll(builder.module))
             builder.position_at_end(done)
-            for r in range(4):
+            for r in range(NR):
                 with cgutils.if_likely(builder, builder.icmp_signed("<", ir.Constant(intp, r), nr_)):
                     z_row = builder.gep(zp, [builder.mul(ir.Constant(intp, r), ldz_)])
                     for c in range(NC):
@@ -154,11 +159,12 @@ def _make_tile(NC):
 
         return sig, codegen
 
-    tile.__name__ = f"_tile_{NC}"
+    tile.__name__ = f"_tile_{NR}x{NC}"
     return tile
 
 
 _tile1, _tile2, _tile3 = _make_tile(1), _make_tile(2), _make_tile(3)
+_wide1, _wide2, _wide3 = (_make_tile(nc, TILE_ROWS) for nc in (1, 2, 3))
 
 
 @jit
@@ -173,7 +179,17 @@ def small_gemm(m, n, k, x, sxr, sxc, w, ldw, z, ldz):
     j0 = 0
     while j0 + lanes <= n:
         nc = min(3, (n - j0) // lanes)
-        for r0 in range(0, m, 4):
+        r0 = 0
+        if TILE_ROWS > 4:  # groups of TILE_ROWS rows, then of 4 (fewer rows recomputed)
+            while r0 + TILE_ROWS <= m:
+                if nc == 3:
+                    _wide3(TILE_ROWS, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
+                elif nc == 2:
+                    _wide2(TILE_ROWS, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
+                else:
+                    _wide1(TILE_ROWS, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
+                r0 += TILE_ROWS
+        for r0 in range(r0, m, 4):
             nr = min(4, m - r0)
             if nc == 3:
                 _tile3(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
