@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+#include "_simd_level.h"
+
 /* Rows r0 .. r0 + NR - 1 times NC vectors of columns from j0 (S, V, L and the arguments in scope). */
 #define FASTNN_GEMM_TILE(NR, NC)                                                                \
     {                                                                                           \
@@ -102,8 +104,9 @@
         FASTNN_GEMM_TAIL(T)                                                                     \
     }
 
-#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 12) && defined(__x86_64__) \
-    && defined(__linux__)
+FASTNN_DEFINE_LEVEL(fastnn_gemm)
+
+#if FASTNN_HAVE_LEVELS
 /* x86-64-v4 (AVX-512): 64-byte vectors; x86-64-v3 (AVX2, FMA): 32-byte; the baseline: 32-byte
  * vectors as pairs of SSE2 registers.  The level is the CPU's best, found at the first call. */
 #define FASTNN_DEFINE_SMALL_GEMM(T, SUFFIX)                                                     \
@@ -116,36 +119,7 @@
         else if (level == 3) fastnn_small_gemm_##SUFFIX##_v3(m, n, k, x, sxr, sxc, w, ldw, z, ldz); \
         else fastnn_small_gemm_##SUFFIX##_v1(m, n, k, x, sxr, sxc, w, ldw, z, ldz);             \
     }
-
-/* 4: x86-64-v4 (AVX-512 F/BW/CD/DQ/VL), 3: x86-64-v3 (AVX2, FMA, BMI, ...), 1: the baseline. */
-static int fastnn_gemm_supported(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return 4;
-    if (__builtin_cpu_supports("x86-64-v3")) return 3;
-    return 1;
-}
-
-/* The level in use: the CPU's best, found at the first call (a race between first callers
- * stores the same value), or the one a test set. */
-static int fastnn_gemm_level_cached = 0;
-static int fastnn_gemm_level(void) {
-    int level = fastnn_gemm_level_cached;
-    if (level == 0) fastnn_gemm_level_cached = level = fastnn_gemm_supported();
-    return level;
-}
-
-/* Tests: run the kernel at level (1, 3 or 4, at most the CPU's; 0: the CPU's best).  Returns
- * the level in use before, or -1 (nothing changed) for a level this CPU cannot run. */
-static int fastnn_gemm_set_level(int level) {
-    int before = fastnn_gemm_level();
-    if (level == 0) level = fastnn_gemm_supported();
-    if ((level != 1 && level != 3 && level != 4) || level > fastnn_gemm_supported()) return -1;
-    fastnn_gemm_level_cached = level;
-    return before;
-}
 #else
-static int fastnn_gemm_set_level(int level) { return level == 0 || level == 1 ? 1 : -1; }
-static int fastnn_gemm_level(void) { return 1; }
 #define FASTNN_DEFINE_SMALL_GEMM(T, SUFFIX)                                                     \
     FASTNN_DEFINE_SMALL_GEMM_AT(T, SUFFIX, v1, , 0)                                             \
     static void fastnn_small_gemm_##SUFFIX(FASTNN_GEMM_ARGS(T)) {                               \

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "_simd_level.h"
+
 /* z[0:n] := sum_p val[p] * w[idx[p] * ld + 0:n], for p = 0 .. nnz - 1 in order: one CSR row
  * times W (add: z[0:n] += the same, starting from z's values; one CSC column of a batch's
  * transpose times dZ adds into a row of dW so).  Per block of up to 8 vectors of z, the sums stay
@@ -100,8 +102,9 @@
         }                                                                                       \
     }
 
-#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 12) && defined(__x86_64__) \
-    && defined(__linux__)
+FASTNN_DEFINE_LEVEL(fastnn_rows)
+
+#if FASTNN_HAVE_LEVELS
 /* AVX-512 (x86-64-v4): 64-byte vectors, a row of 128 floats in 8 registers of 32; AVX2 with FMA
  * (x86-64-v3): 32-byte vectors, 8 of its 16 registers; the baseline: 32-byte vectors as pairs of
  * SSE2 registers.  The level is chosen once per process from the CPU's features. */
@@ -123,35 +126,7 @@
         else if (level == 3) fastnn_csr_scatter_##SUFFIX##_v3(dw, ld, idx, val, nnz, dz, n);    \
         else fastnn_csr_scatter_##SUFFIX##_v1(dw, ld, idx, val, nnz, dz, n);                    \
     }
-
-/* 4: x86-64-v4 (AVX-512 F/BW/CD/DQ/VL), 3: x86-64-v3 (AVX2, FMA, BMI, ...), 1: the baseline. */
-static int fastnn_rows_supported(void) {
-    __builtin_cpu_init();  /* the ISA levels themselves, as target_clones' resolvers test them */
-    if (__builtin_cpu_supports("x86-64-v4")) return 4;
-    if (__builtin_cpu_supports("x86-64-v3")) return 3;
-    return 1;
-}
-
-/* The level in use: the CPU's best, found at the first call (a race between first callers
- * stores the same value), or the one a test set. */
-static int fastnn_rows_level_cached = 0;
-static int fastnn_rows_level(void) {
-    int level = fastnn_rows_level_cached;
-    if (level == 0) fastnn_rows_level_cached = level = fastnn_rows_supported();
-    return level;
-}
-
-/* Tests: run the kernels at level (1, 3 or 4, at most the CPU's; 0: the CPU's best).
- * Returns the level in use before, or -1 (nothing changed) for a level this CPU cannot run. */
-static int fastnn_rows_set_level(int level) {
-    int before = fastnn_rows_level();
-    if (level == 0) level = fastnn_rows_supported();
-    if ((level != 1 && level != 3 && level != 4) || level > fastnn_rows_supported()) return -1;
-    fastnn_rows_level_cached = level;
-    return before;
-}
 #else
-static int fastnn_rows_set_level(int level) { return level == 0 || level == 1 ? 1 : -1; }
 #define FASTNN_DEFINE_CSR_ROWS(T, SUFFIX)                                                       \
     FASTNN_DEFINE_CSR_ROWS_AT(T, SUFFIX, v1, , 32)                                              \
     static void fastnn_csr_row_##SUFFIX(T *z, const T *w, ptrdiff_t ld, const int *idx,         \
