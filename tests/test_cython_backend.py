@@ -17,6 +17,7 @@ from _plans import run_train_batches
 cy = pytest.importorskip("fastnn._kernels.cython", reason="Cython extensions not built")
 from fastnn._kernels.cython import _blas, _dense, _training  # noqa: E402
 from _plans import plan_from_arrays  # noqa: E402
+from _x86 import levels  # noqa: E402
 
 RTOL = {np.float32: 2e-5, np.float64: 1e-11}
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -111,16 +112,8 @@ def test_small_batch_products_without_blas_match_numpy(dtype, m, n_in, n_out):
 
 
 def _gemm_levels():
-    """The x86 levels the small-product kernel runs on this CPU (1 always)."""
-    levels = []
-    for level in (1, 3, 4):
-        try:
-            before = _dense._set_gemm_level(level)
-        except ValueError:
-            continue
-        _dense._set_gemm_level(before)
-        levels.append(level)
-    return levels
+    """The x86 levels of ``_simd_gemm.h`` this CPU runs."""
+    return levels(_dense._set_gemm_level)
 
 
 def test_gemm_levels_are_checked():

@@ -10,6 +10,7 @@ import inspect
 import numpy as np
 import pytest
 
+from _x86 import levels
 from fastnn import _kernels as K
 from fastnn._kernels import numpy as ref
 
@@ -337,19 +338,10 @@ def test_backward_bad_arguments_raise(name, bad, error, message):
 
 # ------------------------------------------------------------- the x86 levels
 def _levels():
-    """The x86 levels of ``_simd_rows.h`` this CPU runs (4: AVX-512, 3: AVX2 with FMA,
-    1: the baseline)."""
+    """The x86 levels of ``_simd_rows.h`` this CPU runs."""
     from fastnn._kernels.cython import _sparse
 
-    levels = []
-    for level in (1, 3, 4):
-        try:
-            before = _sparse._set_rows_level(level)
-        except ValueError:
-            continue
-        _sparse._set_rows_level(before)
-        levels.append(level)
-    return levels
+    return levels(_sparse._set_rows_level)
 
 
 @pytest.fixture
