@@ -40,7 +40,7 @@ def _close(got, x, w, dtype):
 def test_every_tile_shape_matches_the_float64_product(dtype):
     rng = np.random.default_rng(0)
     lanes = _lanes(dtype)
-    for m in (*range(1, 10), 12, 13, 16, 17, 20, 23):  # groups of 8 (AVX-512) and 4, 1-3 left over
+    for m in (*range(1, 10), 12, 13, 16, 17, 20, 23):  # groups of TILE_ROWS (8 or 4) and what is left
         for vectors in range(1, 6):  # blocks of 3, 2 and 1 vectors
             for k in (1, 13, 130):
                 n = vectors * lanes

@@ -16,7 +16,7 @@ sums stay in vector registers while the rows of ``w`` stream past, one load of
 
 How: Numba has no vector types, and the same loops written with arrays were
 2-3x slower than BLAS (LLVM does not keep an accumulator array in registers).
-So each tile shape (4 or 8 rows x 1, 2 or 3 vectors) is an ``@intrinsic`` that
+So each tile shape (``TILE_ROWS`` rows x 1, 2 or 3 vectors) is an ``@intrinsic`` that
 emits LLVM IR with explicit vectors (``<16 x float>`` on a CPU with AVX-512,
 ``<8 x float>`` otherwise: 64 or 32 bytes, ``VECTOR_BYTES``) and
 ``llvm.fmuladd`` (a fused multiply-add where the CPU has one); the
@@ -89,10 +89,11 @@ def _no_unroll(module):
     return loop_id
 
 
-def _make_tile(NC, NR=4):
+def _make_tile(NC, NR):
     """The intrinsic for a tile of NC vectors of columns and NR rows, of which the
     first ``nr`` (1-NR) are stored: a tile of fewer rows computes its last row again
-    in the others (one intrinsic per shape, so that Numba compiles 3 or 6 and not 12)."""
+    in the others (one intrinsic per NC, so that Numba compiles 3 and not 3 NR; 4-row
+    tiles for the rest of an 8-row grouping measured no faster and no quicker to compile)."""
 
     @intrinsic
     def tile(typingctx, nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz):
@@ -163,8 +164,7 @@ def _make_tile(NC, NR=4):
     return tile
 
 
-_tile1, _tile2, _tile3 = _make_tile(1), _make_tile(2), _make_tile(3)
-_wide1, _wide2, _wide3 = (_make_tile(nc, TILE_ROWS) for nc in (1, 2, 3))
+_tile1, _tile2, _tile3 = (_make_tile(nc, TILE_ROWS) for nc in (1, 2, 3))
 
 
 @jit
@@ -179,18 +179,8 @@ def small_gemm(m, n, k, x, sxr, sxc, w, ldw, z, ldz):
     j0 = 0
     while j0 + lanes <= n:
         nc = min(3, (n - j0) // lanes)
-        r0 = 0
-        if TILE_ROWS > 4:  # groups of TILE_ROWS rows, then of 4 (fewer rows recomputed)
-            while r0 + TILE_ROWS <= m:
-                if nc == 3:
-                    _wide3(TILE_ROWS, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
-                elif nc == 2:
-                    _wide2(TILE_ROWS, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
-                else:
-                    _wide1(TILE_ROWS, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
-                r0 += TILE_ROWS
-        for r0 in range(r0, m, 4):
-            nr = min(4, m - r0)
+        for r0 in range(0, m, TILE_ROWS):
+            nr = min(TILE_ROWS, m - r0)
             if nc == 3:
                 _tile3(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
             elif nc == 2:
