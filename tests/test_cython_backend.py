@@ -665,23 +665,43 @@ def test_train_batches_threads_match_one_thread(dtype):
     close(many["out"], one["out"], dtype, 10.0)
 
 
-@pytest.mark.parametrize("batch_size, threads", [(16, 2), (15, 1)])
-def test_batches_of_8_rows_a_thread_are_split(batch_size, threads):
-    """Two threads need 8 rows each (``MIN_ROWS_PER_THREAD``): batch 16 is split, batch 15 is not."""
+@pytest.mark.parametrize("dtype, level, batch_size, threads", [
+    ("float64", 0, 16, 2), ("float64", 0, 15, 1),
+    ("float32", 3, 16, 2), ("float32", 3, 15, 1),  # AVX2's small products: 8 rows a thread
+    ("float32", 4, 32, 2), ("float32", 4, 31, 1),  # AVX-512's: 16 rows a thread
+])
+def test_batches_are_split_from_8_rows_a_thread_or_16_for_float32_with_avx512(dtype, level, batch_size,
+                                                                               threads):
+    """Two threads need 8 rows each (``MIN_ROWS_PER_THREAD``), 16 for float32 where the small
+    products run AVX-512's 64-byte vectors (``MIN_ROWS_PER_THREAD_F32_WIDE``)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     if not _blas.openmp_enabled():
         pytest.skip("built without OpenMP")
-    args = _train_args("float32", K.OPT_ADAM, widths=(200, 64, 10), acts=(K.RELU, K.SOFTMAX),
+    if level and level not in _gemm_levels():
+        pytest.skip(f"this CPU does not run x86 level {level}")
+    args = _train_args(dtype, K.OPT_ADAM, widths=(200, 64, 10), acts=(K.RELU, K.SOFTMAX),
                        bias=(True, True), n=16 * batch_size, batch_size=batch_size)
     queue = _training._set_run_queue_answer(False)
+    before = _dense._set_gemm_level(level)
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             _training.thread_statistics(reset=True)
             assert run_train_batches(cy, args) == 16
             stats = _training.thread_statistics(reset=True)
     finally:
+        _dense._set_gemm_level(before)
         _training._set_run_queue_answer(queue)
     assert stats["parallel_batches"] == (16 if threads == 2 else 0)
+
+
+def test_min_rows_per_thread_hook_sets_and_restores_both():
+    old = _training._set_min_rows_per_thread(4)
+    try:
+        assert old == (8, 16)
+        assert _training._set_min_rows_per_thread(old) == (4, 4)
+    finally:
+        _training._set_min_rows_per_thread(old)
+    assert _training._set_min_rows_per_thread(old) == (8, 16)
 
 
 def test_a_busy_stretch_stays_with_its_plan():

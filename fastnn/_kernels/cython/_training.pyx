@@ -49,7 +49,7 @@ Design notes
   by blocks of each parameter -- in one parallel region with a few barriers
   per batch (``_worker``).  Every loaded BLAS is limited to one thread for
   the call and restored afterwards.  Batches with little GEMM work
-  (``MIN_PARALLEL_FLOPS``), fewer than ``MIN_ROWS_PER_THREAD`` rows per thread, an OpenMP limit
+  (``MIN_PARALLEL_FLOPS``), too few rows per thread (``_min_rows_per_thread``), an OpenMP limit
   of one thread (``fn.set_num_threads(1)``) or a BLAS that cannot be
   limited run the same loop on one thread, leaving BLAS as it is.
 * On a busy machine a thread that loses its core stalls every barrier.
@@ -82,7 +82,7 @@ from ._codes cimport (
 )
 from ._dense cimport (
     activation_backward_ptr, bias_grad_ptr, blas_acquire_single, blas_release_single,
-    dense_forward_ptr, input_grad_ptr, weight_grad_ptr,
+    dense_forward_ptr, input_grad_ptr, small_gemm_rows, weight_grad_ptr,
 )
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._sparse cimport (
@@ -201,6 +201,19 @@ cdef double MIN_PARALLEL_FLOPS = 1e6
 # epoch on two threads of 8 rows once small products skipped BLAS (_simd_gemm.h in _dense; with
 # BLAS's 8-row products two threads had gained nothing, hence 16 before).
 cdef Py_ssize_t MIN_ROWS_PER_THREAD = 8
+# ... but 16 for float32 where the small products take AVX-512's 64-byte vectors (_dense): with
+# 8-row products that fast, 784-128-10 Adam at batch 16 ran 409-412 ms an epoch on one thread
+# against 418-485 on two (2-core Xeon, 60,000 rows, alternated in one process; float64 still
+# gained from two threads: 430 against 591 ms for 30,000 rows).
+cdef Py_ssize_t MIN_ROWS_PER_THREAD_F32_WIDE = 16
+
+
+cdef Py_ssize_t _min_rows_per_thread(int typenum) noexcept nogil:
+    """The batch rows each thread needs for the split, for X of this dtype."""
+    if typenum == cnp.NPY_FLOAT and small_gemm_rows() >= 64:
+        return MIN_ROWS_PER_THREAD_F32_WIDE
+    return MIN_ROWS_PER_THREAD
+
 cdef enum:
     SPARSE_FILL_VALUES = 8192  # l2 W of untouched rows formed this many values at a time (on the stack)
 # Layer 0's dW on CSR input is made from the batch's transpose (by rows of dW, split
@@ -1088,12 +1101,13 @@ def _run_queue_cores_taken(int threads, int own):
     return bool(cores_taken(threads, own))
 
 
-def _set_min_rows_per_thread(Py_ssize_t rows):
-    """Tests and benchmarks: the batch rows each thread needs for the split; returns the previous
-    value."""
-    global MIN_ROWS_PER_THREAD
-    old = MIN_ROWS_PER_THREAD
-    MIN_ROWS_PER_THREAD = rows
+def _set_min_rows_per_thread(rows):
+    """Tests and benchmarks: the batch rows each thread needs for the split, as ``(rows,
+    float32 rows with AVX-512's small products)`` or one number for both; returns the
+    previous pair."""
+    global MIN_ROWS_PER_THREAD, MIN_ROWS_PER_THREAD_F32_WIDE
+    old = (MIN_ROWS_PER_THREAD, MIN_ROWS_PER_THREAD_F32_WIDE)
+    MIN_ROWS_PER_THREAD, MIN_ROWS_PER_THREAD_F32_WIDE = rows if isinstance(rows, tuple) else (rows, rows)
     return old
 
 
@@ -1404,7 +1418,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
                       + <double> job.layers[0].n_in * job.layers[0].n_out)
         else:
             flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
-    job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // MIN_ROWS_PER_THREAD, <Py_ssize_t> MAX_THREADS)
+    job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // _min_rows_per_thread(typenum),
+                              <Py_ssize_t> MAX_THREADS)
     if flops < MIN_PARALLEL_FLOPS:
         job.n_threads = 1  # barriers would cost more than the split saves
     if job.n_threads > 1:
