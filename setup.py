@@ -130,7 +130,8 @@ write_codes_pxd()
 CYTHON_MODULES = ["_blas", "_dense", "_losses", "_optimizers", "_training", "_predict", "_sparse"]
 # C headers a module includes (rebuilt when they change).
 HEADERS = {"_dense": ["_simd_gemm.h", "_simd_level.h"], "_optimizers": ["_simd_loops.h"],
-           "_sparse": ["_simd_rows.h", "_simd_level.h"]}
+           "_sparse": ["_simd_rows.h", "_simd_level.h"], "_predict": ["_simd_finite.h"],
+           "_training": ["_simd_finite.h"]}
 
 
 def extension(name):

@@ -62,38 +62,13 @@ ctypedef struct Net:
     int bad[MAX_THREADS]  # a thread saw a NaN or an infinity in X
 
 
-cdef extern from *:
-    """
-    #include <stddef.h>
-    #include <stdint.h>
-    #if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 11) && defined(__x86_64__) \
-        && defined(__linux__)
-    #define FASTNN_SCAN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #else
-    #define FASTNN_SCAN_CLONES
-    #endif
-    /* 1 if every value is finite: no exponent is all ones.  Integer tests ORed together with
-     * no early exit vectorize (and cannot be optimized away); one clone per x86 level. */
-    FASTNN_SCAN_CLONES static int fastnn_all_finite_f32(const uint32_t *u, ptrdiff_t n) {
-        uint32_t bad = 0;
-        for (ptrdiff_t i = 0; i < n; i++) bad |= (u[i] & 0x7f800000u) == 0x7f800000u;
-        return bad == 0;
-    }
-    FASTNN_SCAN_CLONES static int fastnn_all_finite_f64(const uint64_t *v, ptrdiff_t n) {
-        uint64_t bad = 0;
-        for (ptrdiff_t i = 0; i < n; i++)
-            bad |= (v[i] & 0x7ff0000000000000ull) == 0x7ff0000000000000ull;
-        return bad == 0;
-    }
-    """
-    int all_finite_f32 "fastnn_all_finite_f32"(const uint32_t *u, Py_ssize_t n) noexcept nogil
-    int all_finite_f64 "fastnn_all_finite_f64"(const uint64_t *v, Py_ssize_t n) noexcept nogil
+cdef extern from "_simd_finite.h" nogil:
+    int all_finite_f32 "fastnn_all_finite_f32"(const uint32_t *u, Py_ssize_t n)
+    int all_finite_f64 "fastnn_all_finite_f64"(const uint64_t *v, Py_ssize_t n)
 
 
 cdef inline bint _finite(const floating *x, Py_ssize_t count) noexcept nogil:
-    """Whether every value is finite (a scan built per x86 level: the shipped -O3 baseline
-    has no unsigned max or 64-bit compare in its vector instructions, and the scan ran as
-    scalar code there)."""
+    """Whether every value is finite (``_simd_finite.h``)."""
     if floating is float:
         return all_finite_f32(<const uint32_t *> x, count)
     else:

@@ -95,6 +95,11 @@ from ._optimizers cimport (
     rmsprop_loop, sgd_loop,
 )
 
+cdef extern from "_simd_finite.h" nogil:
+    int all_finite_f32 "fastnn_all_finite_f32"(const uint32_t *u, Py_ssize_t n)
+    int all_finite_f64 "fastnn_all_finite_f64"(const uint64_t *v, Py_ssize_t n)
+
+
 import numpy as np
 
 from fastnn._kernels.plan import TrainResult
@@ -958,24 +963,13 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
 
 
 cdef bint _finite(const char *p, Py_ssize_t size, const floating *like) noexcept nogil:
-    """Is every one of the ``size`` values at ``p`` (NULL: none) finite?  A value is
-    not when its exponent bits are all ones; the loop ORs integer tests and has no
-    exit, so it vectorizes."""
-    cdef const uint32_t *w32 = <const uint32_t *> p
-    cdef const uint64_t *w64 = <const uint64_t *> p
-    cdef uint32_t bad32 = 0
-    cdef uint64_t bad64 = 0
-    cdef Py_ssize_t i
+    """Is every one of the ``size`` values at ``p`` (NULL: none) finite?  (``_simd_finite.h``)"""
     if p == NULL:
         return True
     if floating is float:
-        for i in range(size):
-            bad32 |= (w32[i] & 0x7f800000u) == 0x7f800000u
-        return bad32 == 0
+        return all_finite_f32(<const uint32_t *> p, size)
     else:
-        for i in range(size):
-            bad64 |= (w64[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u
-        return bad64 == 0
+        return all_finite_f64(<const uint64_t *> p, size)
 
 
 cdef bint _ends_finite(Job *job, const floating *X) noexcept nogil:

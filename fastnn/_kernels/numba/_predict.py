@@ -23,10 +23,10 @@ from ._small_gemm import SMALL_ROWS
 # The training loop's compile options, so that the kernels it compiled serve here too.
 from ._training import _flat, _jit_loop, _jit_loop_inline, _layer_forward
 
-BLOCK_ROWS = 256  # rows per step of a thread, as in the Cython predict_rows
-# ... or as many rows as a product that skips BLAS takes, where that is at least 64
-# (AVX-512: 64-row products out of BLAS beat 256-row ones through it; see _small_gemm)
-BLOCK_ROWS = SMALL_ROWS if SMALL_ROWS >= 64 else BLOCK_ROWS
+# Rows per step of a thread, as in the Cython predict_rows: 256, or as many as a product
+# that skips BLAS takes where that is at least 64 (AVX-512: 64-row products out of BLAS
+# beat 256-row ones through it; see _small_gemm).
+BLOCK_ROWS = SMALL_ROWS if SMALL_ROWS >= 64 else 256
 MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
 
 
