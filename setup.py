@@ -114,19 +114,27 @@ define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 # The Cython backend's package and its extension modules.
 PACKAGE = "fastnn._kernels.cython"
 PACKAGE_DIR = PACKAGE.replace(".", "/")
-def write_codes_pxd():
-    """Generate the Cython enums from fastnn/_kernels/codes.py, where the codes are defined."""
+def write_generated_sources():
+    """Generate the Cython sources that fastnn/_kernels/codes.py defines: the codes as C
+    enums and the elementwise activations' row loops (from their formulas)."""
     import runpy
 
-    codes = runpy.run_path(os.path.join("fastnn", "_kernels", "codes.py"))
-    path = os.path.join("fastnn", "_kernels", "cython", "_codes.pxd")
-    text = codes["cython_declarations"]()
-    if not os.path.exists(path) or open(path).read() != text:
-        with open(path, "w") as f:
-            f.write(text)
+    kernels = os.path.join("fastnn", "_kernels")
+    codes = runpy.run_path(os.path.join(kernels, "codes.py"))
+    formulas = runpy.run_path(os.path.join(kernels, "formulas.py"))
+    names = dict(enumerate(codes["ACTIVATIONS"]))
+    generated = {
+        "_codes.pxd": codes["cython_declarations"](),
+        "_elementwise.pxi": formulas["cython_rows"](codes["ELEMENTWISE"], names),
+    }
+    for name, text in generated.items():
+        path = os.path.join(kernels, "cython", name)
+        if not os.path.exists(path) or open(path).read() != text:
+            with open(path, "w") as f:
+                f.write(text)
 
 
-write_codes_pxd()
+write_generated_sources()
 CYTHON_MODULES = ["_blas", "_dense", "_losses", "_optimizers", "_training", "_predict", "_sparse"]
 # C headers a module includes (rebuilt when they change).
 HEADERS = {"_dense": ["_simd_gemm.h", "_simd_level.h"], "_optimizers": ["_simd_loops.h"],

@@ -177,37 +177,52 @@ def test_float32_kernels_never_widen(case):
     assert not _libm_calls(ir)
 
 
-def _loop(helper):
-    def loop(x, out):
-        for i in range(x.size):
-            out[i] = helper(x[i])
-
+def _loop(fn, n_args):
+    """A loop over ``x`` calling ``fn`` with ``n_args`` arguments: ``(x)``, a
+    forward ``(x, alpha)`` or a derivative ``(x, a, alpha)`` (``a = x`` here)."""
+    if n_args == 1:
+        def loop(x, alpha, out):
+            for i in range(x.size):
+                out[i] = fn(x[i])
+    elif n_args == 2:
+        def loop(x, alpha, out):
+            for i in range(x.size):
+                out[i] = fn(x[i], alpha)
+    else:
+        def loop(x, alpha, out):
+            for i in range(x.size):
+                out[i] = fn(x[i], x[i], alpha)
     return numba.njit(**JIT_OPTIONS)(loop)
 
 
-SCALAR_HELPERS = {
-    "exp": _math._exp,
-    "expm1": _math._expm1,
-    "tanh": _math._tanh,
-    "log1p_unit": _math._log1p_unit,
-    "sigmoid": _activations._sigmoid,
-    "softplus": _activations._softplus,
-    "d_swish": _activations._d_swish,
-    "gelu": _activations._gelu,
-    "d_gelu": _activations._d_gelu,
+# name -> (function, its number of arguments): the math helpers and every
+# activation's generated forward and derivative.
+SCALAR_FUNCTIONS = {
+    "exp": (_math._exp, 1),
+    "expm1": (_math._expm1, 1),
+    "tanh": (_math._tanh, 1),
+    "log1p_unit": (_math._log1p_unit, 1),
+    "norm_cdf": (_math._norm_cdf, 1),
+    "sigmoid": (_activations._sigmoid, 1),
 }
+for _code, (_forward, _derivative) in _activations.ELEMENTWISE.items():
+    SCALAR_FUNCTIONS[f"{K.ACTIVATIONS[_code].lower()}-forward"] = (_forward, 2)
+    SCALAR_FUNCTIONS[f"{K.ACTIVATIONS[_code].lower()}-derivative"] = (_derivative, 3)
+# float64 GELU calls libm's erf (scalar), like the reference.
+_SCALAR_IN_FLOAT64 = {"norm_cdf", "gelu-forward", "gelu-derivative"}
 
 
-@pytest.mark.parametrize("name", SCALAR_HELPERS)
+@pytest.mark.parametrize("dtype, name", [
+    pytest.param(dtype, name, id=f"{np.dtype(dtype).name}-{name}")
+    for dtype in (np.float32, np.float64) for name in SCALAR_FUNCTIONS
+    if not (dtype == np.float64 and name in _SCALAR_IN_FLOAT64)])
 def test_elementwise_loops_vectorize(dtype, name):
-    """A loop over each activation helper compiles to SIMD code with no libm
-    call left in it: without SVML, LLVM "vectorizes" ``llvm.exp`` into one
-    scalar call per lane."""
-    if dtype == np.float64 and "gelu" in name:
-        return  # float64 GELU calls libm's erf (scalar), like the reference
-    fn = _loop(SCALAR_HELPERS[name])
+    """A loop over each math helper and each activation's forward and derivative
+    compiles to SIMD code with no libm call left in it: without SVML, LLVM
+    "vectorizes" ``llvm.exp`` into one scalar call per lane."""
+    fn = _loop(*SCALAR_FUNCTIONS[name])
     x = np.linspace(0, 1, 64).astype(dtype)
-    fn(x, np.empty_like(x))
+    fn(x, dtype(0.1), np.empty_like(x))
     ir = fn.inspect_llvm(fn.signatures[0])
     lane = "float" if dtype == np.float32 else "double"
     assert re.search(rf"<\d+ x {lane}>", ir), f"the {name} loop did not vectorize"

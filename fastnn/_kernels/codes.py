@@ -2,14 +2,32 @@
 
 Users pass names (``"relu"``, ``"adam"``); ``compile()`` resolves them to the
 small integers below, and kernels branch on those outside their inner loops.
-The Cython backend declares the same values as C enums; a test compares the
-two, so change them here and there together (see ``docs/contributing.md``).
+The elementwise activations' math is stated here too (``ELEMENTWISE``), once
+for both compiled backends.  ``setup.py`` generates the Cython backend's C enums
+and activation loops from this file, and a test checks the committed files, so
+edit them here (see "Adding an activation" in ``docs/contributing.md``).
 """
 
 # Activations (``Dense(activation=...)``).
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SOFTMAX, SOFTPLUS, GELU, SWISH = range(10)
 ACTIVATIONS = ("LINEAR", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "ELU", "SOFTMAX", "SOFTPLUS", "GELU", "SWISH")
 N_ACTIVATIONS = len(ACTIVATIONS)
+# The elementwise activations' math, from which the Numba and Cython loops are
+# generated (``formulas.py`` says what a formula may use): code -> (forward
+# f(z, alpha), derivative f'(z, a, alpha) with a = f(z)).  Softmax is row-wise
+# and written in each backend.  The NumPy backend's own formulas are the
+# reference that the tests hold the generated code to.
+ELEMENTWISE = {
+    LINEAR: ("z", "1"),
+    SIGMOID: ("sigmoid(z)", "a * (1 - a)"),
+    TANH: ("tanh(z)", "1 - a * a"),
+    RELU: ("0 if z <= 0 else z", "1 if z > 0 else 0"),  # NaN stays NaN, as np.maximum
+    LEAKY_RELU: ("z if z > 0 else alpha * z", "1 if z > 0 else alpha"),
+    ELU: ("z if z > 0 else alpha * expm1(0 if z > 0 else z)", "1 if z > 0 else a + alpha"),
+    SOFTPLUS: ("(z if z > 0 else 0) + log1p_unit(exp(-abs(z)))", "sigmoid(z)"),  # no overflow
+    GELU: ("z * norm_cdf(z)", "norm_cdf(z) + z * 0.3989422804014327 * exp(-0.5 * z * z)"),
+    SWISH: ("z * sigmoid(z)", "sigmoid(z) * (1 + z * (1 - sigmoid(z)))"),
+}
 
 # Losses (``compile(loss=...)``).
 (

@@ -12,11 +12,13 @@ Design notes
   Literal constants are cast to ``floating`` for the same reason.
 * float32 ``exp`` and ``tanh`` are fastnn's own branch-free versions (below)
   so the loops around them vectorize; everything else is libm.
-* ``act`` is the contract's integer code.  The row kernels branch on it once
-  per row and then run a tight loop, never a switch per element.
-* Derivatives use the stored output ``A`` where the math allows (sigmoid,
-  tanh, ELU, softmax) and ``Z`` otherwise, exactly like the NumPy reference,
-  so both backends round the same way.
+* ``act`` is the contract's integer code.  The row kernels
+  (``act_forward_row``/``act_backward_row``) branch on it once per row and then
+  run a tight loop, never a switch per element.  Their elementwise loops are
+  generated from the formulas in ``codes.ELEMENTWISE`` into
+  ``_elementwise.pxi`` (``fastnn/_kernels/formulas.py``); the helpers the
+  formulas call (``f_exp``, ``f_sigmoid``, ``f_norm_cdf``, ...) and softmax
+  are written here.
 """
 cimport cython
 from cython cimport floating
@@ -26,17 +28,12 @@ from libc.math cimport (
 from libc.stdint cimport int32_t, uint32_t
 from libc.string cimport memcpy
 
-from ._codes cimport (
-    ELU, GELU, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SWISH, TANH,
-)
 
 cdef extern from *:
     """
     #define FASTNN_SQRT_HALF 0.70710678118654752440
-    #define FASTNN_INV_SQRT_2PI 0.39894228040143267794
     """
     double SQRT_HALF "FASTNN_SQRT_HALF"
-    double INV_SQRT_2PI "FASTNN_INV_SQRT_2PI"
 
 
 # Loops that select between two values compute both first; with the modules'
@@ -161,6 +158,11 @@ cdef inline floating f_sigmoid(floating z) noexcept nogil:
     return <floating> 1 / (<floating> 1 + f_exp(-z))
 
 
+cdef inline floating f_norm_cdf(floating z) noexcept nogil:
+    """Phi(z), the standard normal CDF, in the exact erf form."""
+    return (f_erf(z * <floating> SQRT_HALF) + <floating> 1) * <floating> 0.5
+
+
 # ------------------------------------------------------------------- forward
 @cython.cdivision(True)
 cdef inline void softmax_row(const floating *z, floating *a, Py_ssize_t m) noexcept nogil:
@@ -181,120 +183,23 @@ cdef inline void softmax_row(const floating *z, floating *a, Py_ssize_t m) noexc
         a[j] = a[j] / total
 
 
-cdef inline void act_forward_row(int act, floating alpha, const floating *z, floating *a,
-                                 Py_ssize_t m) noexcept nogil:
-    """a := act(z) for one row    # IN z (m,)  OUT a (m,); a may be z."""
+@cython.cdivision(True)
+cdef inline void softmax_backward_row(const floating *a, const floating *da, floating *dz,
+                                      Py_ssize_t m) noexcept nogil:
+    """dz := a * (da - <da, a>)    # IN a, da (m,)  OUT dz (m,); dz may be da."""
     cdef Py_ssize_t j
-    cdef floating zj, t
-    cdef floating half = <floating> 0.5
-    cdef floating one = <floating> 1
-    cdef floating zero = <floating> 0
-    cdef floating sqrt_half = <floating> SQRT_HALF
-    if m <= 0:
-        return
-    if act == LINEAR:
-        if a != z:
-            for j in range(m):
-                a[j] = z[j]
-    elif act == SIGMOID:
-        for j in range(m):
-            a[j] = f_sigmoid(z[j])
-    elif act == TANH:
-        for j in range(m):
-            a[j] = f_tanh(z[j])
-    elif act == RELU:
-        for j in range(m):
-            zj = z[j]
-            a[j] = zj if zj > zero else zero
-    elif act == LEAKY_RELU:
-        # max(z, alpha z) for alpha <= 1 and min(z, alpha z) otherwise are both this.
-        for j in range(m):
-            zj = z[j]
-            t = alpha * zj
-            a[j] = zj if zj > zero else t
-    elif act == ELU:
-        for j in range(m):
-            zj = z[j]
-            a[j] = zj if zj > zero else alpha * f_expm1(zj)
-    elif act == SOFTMAX:
-        softmax_row(z, a, m)
-    elif act == SOFTPLUS:  # log(1 + e^z) = max(z, 0) + log1p(e^-|z|), no overflow
-        for j in range(m):
-            zj = z[j]
-            t = f_log1p(f_exp(-f_abs(zj)))
-            a[j] = t + (zj if zj > zero else zero)
-    elif act == GELU:  # z * Phi(z), exact erf form
-        for j in range(m):
-            zj = z[j]
-            a[j] = (f_erf(zj * sqrt_half) + one) * zj * half
-    elif act == SWISH:
-        for j in range(m):
-            zj = z[j]
-            a[j] = f_sigmoid(zj) * zj
+    cdef double dot = 0.0
+    for j in range(m):
+        dot += da[j] * a[j]
+    cdef floating t = <floating> dot
+    for j in range(m):
+        dz[j] = (da[j] - t) * a[j]
 
 
-# ------------------------------------------------------------------ backward
-cdef inline void act_backward_row(int act, floating alpha, const floating *z, const floating *a,
-                                  const floating *da, floating *dz, Py_ssize_t m) noexcept nogil:
-    """dz := da * act'(z) for one row    # IN z, a, da (m,)  OUT dz (m,); dz may be da."""
-    cdef Py_ssize_t j
-    cdef floating zj, aj, s, t, u
-    cdef double dot
-    cdef floating half = <floating> 0.5
-    cdef floating one = <floating> 1
-    cdef floating zero = <floating> 0
-    cdef floating sqrt_half = <floating> SQRT_HALF
-    cdef floating inv_sqrt_2pi = <floating> INV_SQRT_2PI
-    if m <= 0:
-        return
-    if act == LINEAR:
-        if dz != da:
-            for j in range(m):
-                dz[j] = da[j]
-    elif act == SIGMOID:  # a (1 - a)
-        for j in range(m):
-            aj = a[j]
-            dz[j] = da[j] * ((one - aj) * aj)
-    elif act == TANH:  # 1 - a^2
-        for j in range(m):
-            aj = a[j]
-            dz[j] = da[j] * (one - aj * aj)
-    elif act == RELU:  # da * 0 keeps NumPy's nan/inf behaviour at z <= 0
-        for j in range(m):
-            t = da[j]
-            u = t * zero
-            dz[j] = t if z[j] > zero else u
-    elif act == LEAKY_RELU:
-        for j in range(m):
-            t = da[j]
-            u = t * alpha
-            dz[j] = t if z[j] > zero else u
-    elif act == ELU:  # 1 for z > 0, else a + alpha
-        for j in range(m):
-            t = da[j]
-            u = t * (a[j] + alpha)
-            dz[j] = t if z[j] > zero else u
-    elif act == SOFTMAX:  # a * (da - <da, a>)
-        dot = 0.0
-        for j in range(m):
-            dot += da[j] * a[j]
-        t = <floating> dot
-        for j in range(m):
-            dz[j] = (da[j] - t) * a[j]
-    elif act == SOFTPLUS:  # sigmoid(z)
-        for j in range(m):
-            dz[j] = da[j] * f_sigmoid(z[j])
-    elif act == GELU:  # Phi(z) + z * phi(z)
-        for j in range(m):
-            zj = z[j]
-            u = f_exp(zj * zj * -half) * inv_sqrt_2pi * zj
-            t = (f_erf(zj * sqrt_half) + one) * half + u
-            dz[j] = da[j] * t
-    elif act == SWISH:  # s (1 + z (1 - s))
-        for j in range(m):
-            zj = z[j]
-            s = f_sigmoid(zj)
-            dz[j] = da[j] * (((one - s) * zj + one) * s)
+# ------------------------------------------------- elementwise, from formulas
+# act_forward_row(act, alpha, z, a, m) and act_backward_row(act, alpha, z, a,
+# da, dz, m): one loop per activation, generated from codes.ELEMENTWISE.
+include "_elementwise.pxi"
 
 
 cdef inline void bias_act_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out, const floating *b,

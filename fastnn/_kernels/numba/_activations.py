@@ -1,8 +1,9 @@
 """Activations and their derivatives (Numba).
 
 Each elementwise activation is two scalar functions in ``ELEMENTWISE``
-(forward and derivative), inlined into the loops over a layer's outputs, which
-run on flat 1-D views.  The loops (``_act_flat``, ``_dact_flat``,
+(forward and derivative), compiled from its formulas in ``codes.ELEMENTWISE``
+(``formulas.numba_source``) and inlined into the loops over a layer's outputs,
+which run on flat 1-D views.  The loops (``_act_flat``, ``_dact_flat``,
 ``_dact_flat_out``) are chosen by code when they compile: a constant code
 compiles one activation's loop, a run-time code a branch per activation.  Elementwise kernels whose
 output may alias an input (``dZ_out is dA``) have an in-place loop: LLVM's
@@ -12,48 +13,17 @@ code.
 from numba import types
 from numba.extending import overload
 
-from ..codes import ELU, GELU, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, SOFTPLUS, SWISH, TANH
+from .. import formulas
+from ..codes import ACTIVATIONS, LINEAR, SOFTMAX
+from ..codes import ELEMENTWISE as FORMULAS
 from ._jit import _OVERLOAD_OPTIONS, _select, jit, jit_inline
 from ._math import _dot, _exp, _expm1, _log1p_unit, _norm_cdf, _sum, _tanh
-
-_INV_SQRT_2PI = 0.3989422804014327
 
 
 @jit_inline
 def _sigmoid(z):
     one = type(z)(1.0)
     return one / (one + _exp(-z))
-
-
-@jit_inline
-def _softplus(z):  # max(z, 0) + log1p(exp(-|z|))
-    zero = type(z)(0.0)
-    return _select(z > zero, z, zero) + _log1p_unit(_exp(-abs(z)))
-
-
-@jit_inline
-def _gelu(z):  # z Phi(z)
-    return z * _norm_cdf(z)
-
-
-@jit_inline
-def _elu(z, alpha):
-    zero = type(z)(0.0)
-    # expm1 of min(z, 0), NaN kept (NaN > 0 is false, so NaN goes to expm1).
-    return _select(z > zero, z, alpha * _expm1(_select(z > zero, zero, z)))
-
-
-@jit_inline
-def _d_gelu(z):  # Phi(z) + z phi(z)
-    t = type(z)
-    return _norm_cdf(z) + z * t(_INV_SQRT_2PI) * _exp(t(-0.5) * z * z)
-
-
-@jit_inline
-def _d_swish(z):  # s (1 + z (1 - s))
-    one = type(z)(1.0)
-    s = _sigmoid(z)
-    return s * (one + z * (one - s))
 
 
 @jit
@@ -73,109 +43,20 @@ def _softmax_rows(Z, A):
             A[i, j] *= inv
 
 
-# Each activation as two scalar functions, ``forward(z, alpha)`` and
-# ``derivative(z, a, alpha)`` (``a`` = forward(z), for derivatives best written
-# in terms of the output), selected by code when a loop is compiled.
-@jit_inline
-def _linear(z, alpha):
-    return z
-
-
-@jit_inline
-def _d_linear(z, a, alpha):
-    return type(z)(1.0)
-
-
-@jit_inline
-def _sigmoid_fw(z, alpha):
-    return _sigmoid(z)
-
-
-@jit_inline
-def _d_sigmoid(z, a, alpha):
-    return a * (type(z)(1.0) - a)
-
-
-@jit_inline
-def _tanh_fw(z, alpha):
-    return _tanh(z)
-
-
-@jit_inline
-def _d_tanh(z, a, alpha):
-    return type(z)(1.0) - a * a
-
-
-@jit_inline
-def _relu(z, alpha):
-    zero = type(z)(0.0)
-    return zero if z <= zero else z  # NaN stays NaN, as np.maximum
-
-
-@jit_inline
-def _d_relu(z, a, alpha):
-    zero = type(z)(0.0)
-    return type(z)(1.0) if z > zero else zero
-
-
-@jit_inline
-def _leaky_relu(z, alpha):
-    return z if z > type(z)(0.0) else alpha * z
-
-
-@jit_inline
-def _d_leaky_relu(z, a, alpha):
-    return type(z)(1.0) if z > type(z)(0.0) else alpha
-
-
-@jit_inline
-def _d_elu(z, a, alpha):
-    return type(z)(1.0) if z > type(z)(0.0) else a + alpha
-
-
-@jit_inline
-def _softplus_fw(z, alpha):
-    return _softplus(z)
-
-
-@jit_inline
-def _d_softplus(z, a, alpha):
-    return _sigmoid(z)
-
-
-@jit_inline
-def _gelu_fw(z, alpha):
-    return _gelu(z)
-
-
-@jit_inline
-def _d_gelu_fw(z, a, alpha):
-    return _d_gelu(z)
-
-
-@jit_inline
-def _swish(z, alpha):
-    one = type(z)(1.0)
-    return z * (one / (one + _exp(-z)))
-
-
-@jit_inline
-def _d_swish_fw(z, a, alpha):
-    return _d_swish(z)
+def _compile_formulas():
+    """code -> (forward(z, alpha), derivative(z, a, alpha)), inline Numba functions
+    written from ``codes.ELEMENTWISE`` with this backend's helpers."""
+    names = dict(enumerate(ACTIVATIONS))
+    scope = {"_select": _select, "_exp": _exp, "_expm1": _expm1, "_tanh": _tanh,
+             "_log1p_unit": _log1p_unit, "_norm_cdf": _norm_cdf, "_sigmoid": _sigmoid}
+    # The source is built from the formulas in codes.py, checked by formulas.py.
+    exec(compile(formulas.numba_source(FORMULAS, names), __file__, "exec"), scope)  # noqa: S102
+    return {code: (jit_inline(scope[f"forward_{names[code]}"]), jit_inline(scope[f"derivative_{names[code]}"]))
+            for code in FORMULAS}
 
 
 # code -> (forward, derivative); softmax is row-wise (``_softmax_rows``).
-ELEMENTWISE = {
-    LINEAR: (_linear, _d_linear),
-    SIGMOID: (_sigmoid_fw, _d_sigmoid),
-    TANH: (_tanh_fw, _d_tanh),
-    RELU: (_relu, _d_relu),
-    LEAKY_RELU: (_leaky_relu, _d_leaky_relu),
-    ELU: (_elu, _d_elu),
-    SOFTPLUS: (_softplus_fw, _d_softplus),
-    GELU: (_gelu_fw, _d_gelu_fw),
-    SWISH: (_swish, _d_swish_fw),
-}
+ELEMENTWISE = _compile_formulas()
 
 
 # The loops over a layer's outputs.  A code that is a compile-time constant (an

@@ -36,7 +36,7 @@ from numba.extending import intrinsic
 
 _PACKAGE = Path(__file__).resolve().parent
 # Sources whose code or constants compiled kernels carry.
-SOURCES = sorted(_PACKAGE.glob("*.py")) + [_PACKAGE.parent / "codes.py", _PACKAGE.parent / "plan.py"]
+SOURCES = sorted(_PACKAGE.glob("*.py")) + [_PACKAGE.parent / name for name in ("codes.py", "formulas.py", "plan.py")]
 
 
 def sources_stamp(paths=SOURCES):
