@@ -32,7 +32,7 @@ FUNCTIONS = {
     "expm1": ("_expm1", "f_expm1"),
     "tanh": ("_tanh", "f_tanh"),
     "sigmoid": ("_sigmoid", "f_sigmoid"),
-    "log1p_unit": ("_log1p_unit", "f_log1p"),  # log(1 + u) for 0 <= u <= 1
+    "log1p_unit": ("_log1p_unit", "f_log1p_unit"),  # log(1 + u) for 0 <= u <= 1
     "norm_cdf": ("_norm_cdf", "f_norm_cdf"),  # the standard normal CDF
     "abs": ("abs", "f_abs"),
 }

@@ -41,7 +41,7 @@ cdef inline void act_forward_row(int act, floating alpha, const floating *z, flo
     elif act == SOFTPLUS:  # (z if z > 0 else 0) + log1p_unit(exp(-abs(z)))
         for j in range(m):
             zj = z[j]
-            a[j] = ((zj if (zj > (<floating> 0.0)) else (<floating> 0.0)) + f_log1p(f_exp((-f_abs(zj)))))
+            a[j] = ((zj if (zj > (<floating> 0.0)) else (<floating> 0.0)) + f_log1p_unit(f_exp((-f_abs(zj)))))
     elif act == GELU:  # z * norm_cdf(z)
         for j in range(m):
             zj = z[j]
