@@ -125,7 +125,7 @@ def write_generated_sources():
     names = dict(enumerate(codes["ACTIVATIONS"]))
     generated = {
         "_codes.pxd": codes["cython_declarations"](),
-        "_elementwise.pxi": formulas["cython_rows"](codes["ELEMENTWISE"], names),
+        "_elementwise.h": formulas["c_rows"](codes["ELEMENTWISE"], names, codes["SOFTMAX"]),
     }
     for name, text in generated.items():
         path = os.path.join(kernels, "cython", name)
@@ -137,9 +137,10 @@ def write_generated_sources():
 write_generated_sources()
 CYTHON_MODULES = ["_blas", "_dense", "_losses", "_optimizers", "_training", "_predict", "_sparse"]
 # C headers a module includes (rebuilt when they change).
-HEADERS = {"_dense": ["_simd_gemm.h", "_simd_level.h"], "_optimizers": ["_simd_loops.h"],
-           "_sparse": ["_simd_rows.h", "_simd_level.h"], "_predict": ["_simd_finite.h"],
-           "_training": ["_simd_finite.h"]}
+ACTIVATION_HEADERS = ["_elementwise.h", "_simd_math.h", "_simd_level.h"]
+HEADERS = {"_dense": ["_simd_gemm.h", *ACTIVATION_HEADERS], "_optimizers": ["_simd_loops.h"],
+           "_sparse": ["_simd_rows.h", *ACTIVATION_HEADERS], "_predict": ["_simd_finite.h", *ACTIVATION_HEADERS],
+           "_training": ["_simd_finite.h", *ACTIVATION_HEADERS], "_losses": ACTIVATION_HEADERS}
 
 
 def extension(name):

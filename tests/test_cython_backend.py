@@ -5,6 +5,7 @@ The contract itself (every kernel against the NumPy reference) is
 follow the conformance tests: ``RTOL[dtype] * sqrt(k)`` relative to NumPy,
 with an absolute floor of the same size.
 """
+import contextlib
 import sys
 
 import numpy as np
@@ -148,6 +149,53 @@ def test_small_products_at_every_x86_level_match_numpy(level, dtype):
         _dense._set_gemm_level(before)
 
 
+# ------------------------------------------------------- activations per x86 level
+def _act_levels():
+    """The x86 levels of the activation loops (``_elementwise.h``) this CPU runs."""
+    return levels(_dense._set_act_level)
+
+
+@contextlib.contextmanager
+def _act_level(level):
+    before = _dense._set_act_level(level)
+    try:
+        yield
+    finally:
+        _dense._set_act_level(before)
+
+
+def test_activation_levels_are_checked():
+    assert 1 in _act_levels()
+    with pytest.raises(ValueError, match="level 2"):
+        _dense._set_act_level(2)
+
+
+@pytest.mark.parametrize("level", _act_levels())
+@DTYPES
+def test_every_activation_at_every_x86_level_matches_numpy(level, dtype):
+    """The generated row loops at each level the CPU runs, against the NumPy reference:
+    every activation, forward and backward, out of place and in place (``dZ is dA``),
+    rows of 1 to 67 values (each vector width's body and tail)."""
+    rng = np.random.default_rng(level)
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    with _act_level(level):
+        for act in range(K.N_ACTIVATIONS):
+            alpha = 0.2 if act in (K.LEAKY_RELU, K.ELU) else 0.0
+            for m in (1, 3, 7, 8, 9, 16, 17, 31, 33, 64, 67):
+                Z = rand(rng, (5, m), dtype) * 4
+                A, A_ref = np.empty_like(Z), np.empty_like(Z)
+                cy.dense_forward(Z, np.eye(m, dtype=dtype), None, act, alpha, np.empty_like(Z), A)
+                ref.dense_forward(Z, np.eye(m, dtype=dtype), None, act, alpha, np.empty_like(Z), A_ref)
+                np.testing.assert_allclose(A, A_ref, rtol=rtol, atol=rtol, err_msg=K.ACTIVATIONS[act])
+                dA = rand(rng, (5, m), dtype)
+                dZ, dZ_ref = np.empty_like(Z), np.empty_like(Z)
+                cy.activation_backward(act, alpha, Z, A_ref, dA, dZ)
+                ref.activation_backward(act, alpha, Z, A_ref, dA, dZ_ref)
+                np.testing.assert_allclose(dZ, dZ_ref, rtol=rtol, atol=rtol, err_msg=K.ACTIVATIONS[act])
+                cy.activation_backward(act, alpha, Z, A_ref, dA, dA)  # in place
+                np.testing.assert_allclose(dA, dZ_ref, rtol=rtol, atol=rtol, err_msg=K.ACTIVATIONS[act])
+
+
 # ------------------------------------------------- float32 exp and tanh accuracy
 def _ulps(actual, exact):
     spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
@@ -163,15 +211,18 @@ def _ulps(actual, exact):
     ],
     ids=["tanh", "sigmoid", "swish"],
 )
-def test_float32_exp_based_activations_within_3_ulp(act, exact):
-    """fastnn's own vectorizable float32 exp/tanh, against float64 math (|z| <= 87)."""
+@pytest.mark.parametrize("level", _act_levels())
+def test_float32_exp_based_activations_within_3_ulp(act, exact, level):
+    """fastnn's own vectorizable float32 exp/tanh, against float64 math (|z| <= 87), at
+    every x86 level the activation loops are built for."""
     z = np.concatenate(
         [np.linspace(-87, 87, 200_001), np.geomspace(1e-30, 87, 50_000),
          -np.geomspace(1e-30, 87, 50_000), [0.0, -0.0, 0.625, -0.625]]
     ).astype(np.float32)
     z = z[: z.size // 8 * 8].reshape(-1, 8)
     A = np.empty_like(z)
-    cy.dense_forward(z, np.eye(8, dtype=np.float32), None, act, 0.0, np.empty_like(z), A)
+    with _act_level(level):
+        cy.dense_forward(z, np.eye(8, dtype=np.float32), None, act, 0.0, np.empty_like(z), A)
     assert _ulps(A, exact(z.astype(np.float64))).max() <= 3
 
 
@@ -190,8 +241,9 @@ def _norm_cdf(z):
     ],
     ids=["elu", "softplus", "gelu"],
 )
+@pytest.mark.parametrize("level", _act_levels())
 def test_float32_expm1_log1p_and_normal_cdf_activations_are_accurate(act, alpha, forward, derivative,
-                                                                     forward_rtol):
+                                                                     forward_rtol, level):
     """fastnn's own vectorizable float32 expm1, log1p and normal CDF, against float64
     math: the forward relative to the value wherever it is a normal float32 (GELU's
     left tail included, which 1 + erf would cancel to 0), the derivative absolutely
@@ -202,14 +254,14 @@ def test_float32_expm1_log1p_and_normal_cdf_activations_are_accurate(act, alpha,
         z = -np.abs(z)
     z = z[: z.size // 8 * 8].reshape(-1, 8)
     exact = forward(z.astype(np.float64))
-    A = np.empty_like(z)
-    cy.dense_forward(z, np.eye(8, dtype=np.float32), None, act, alpha, np.empty_like(z), A)
+    A, dZ = np.empty_like(z), np.empty_like(z)
+    with _act_level(level):
+        cy.dense_forward(z, np.eye(8, dtype=np.float32), None, act, alpha, np.empty_like(z), A)
+        cy.activation_backward(act, alpha, z, A, np.ones_like(z), dZ)
     normal = np.abs(exact) >= np.finfo(np.float32).tiny
     relative = np.abs(A[normal] - exact[normal]) / np.abs(exact[normal])
     assert relative.max() <= forward_rtol
     assert np.abs(A[~normal] - exact[~normal]).max(initial=0) <= 1e-40
-    dZ = np.empty_like(z)
-    cy.activation_backward(act, alpha, z, A, np.ones_like(z), dZ)
     assert np.abs(dZ - derivative(z.astype(np.float64))).max() <= 5e-7
 
 

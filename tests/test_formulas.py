@@ -3,7 +3,7 @@ generated from them (``fastnn/_kernels/formulas.py``).
 
 That the generated Numba and Cython loops compute what the NumPy reference
 computes is the conformance and gradient tests' job; these check the table,
-the committed Cython file and the formula grammar.  No compiler is needed.
+the committed C header and the formula grammar.  No compiler is needed.
 """
 import re
 from pathlib import Path
@@ -17,9 +17,9 @@ NUMBA = Path(codes.__file__).parent / "numba"
 NAMES = dict(enumerate(codes.ACTIVATIONS))
 
 
-def test_the_pxi_is_generated_from_the_formulas():
-    assert (CYTHON / "_elementwise.pxi").read_text() == formulas.cython_rows(codes.ELEMENTWISE, NAMES), \
-        "_elementwise.pxi is stale: run python setup.py build_ext --inplace (it regenerates it)"
+def test_the_c_header_is_generated_from_the_formulas():
+    assert (CYTHON / "_elementwise.h").read_text() == formulas.c_rows(codes.ELEMENTWISE, NAMES, codes.SOFTMAX), \
+        "_elementwise.h is stale: run python setup.py build_ext --inplace (it regenerates it)"
 
 
 def test_every_activation_but_softmax_has_formulas():
@@ -29,11 +29,12 @@ def test_every_activation_but_softmax_has_formulas():
 
 
 def test_every_formula_function_has_a_helper_in_both_compiled_backends():
-    pxd = (CYTHON / "_activations.pxd").read_text()
+    header = (CYTHON / "_simd_math.h").read_text()
     numba_sources = "\n".join(p.read_text() for p in sorted(NUMBA.glob("*.py")))
-    for name, (numba_name, cython_name) in formulas.FUNCTIONS.items():
-        assert re.search(rf"^cdef inline floating {cython_name}\(", pxd, re.M), \
-            f"{name}: no {cython_name} in cython/_activations.pxd"
+    for name, (numba_name, c_name) in formulas.FUNCTIONS.items():
+        for ctype, suffix in (("float", "f32"), ("double", "f64")):
+            assert re.search(rf"^FASTNN_MATH {ctype} {c_name}_{suffix}\(", header, re.M), \
+                f"{name}: no {c_name}_{suffix} in cython/_simd_math.h"
         if numba_name != "abs":  # Numba's builtin
             assert re.search(rf"^def {numba_name}\(", numba_sources, re.M), f"{name}: no {numba_name} in numba/"
 
@@ -49,9 +50,11 @@ def test_constants_are_typed_and_selects_branch_free():
     text, used = formulas.expression("z if z > 0 else alpha * exp(-0.5 * z)", "numba")
     assert text == "_select((z > t(0.0)), z, (alpha * _exp(((-t(0.5)) * z))))"
     assert used == {"z", "alpha"}
-    text, used = formulas.expression("1 if z > 0 else a + alpha", "cython", derivative=True)
-    assert text == "((<floating> 1.0) if (zj > (<floating> 0.0)) else (aj + alpha))"
+    text, used = formulas.expression("1 if z > 0 else a + alpha", "float", derivative=True)
+    assert text == "((zj > 0.0f) ? 1.0f : (aj + alpha))"
     assert used == {"z", "a", "alpha"}
+    text, _ = formulas.expression("tanh(z) * 0.5", "double")
+    assert text == "(fastnn_tanh_f64(zj) * 0.5)"
 
 
 @pytest.mark.parametrize("formula, what", [
@@ -65,7 +68,7 @@ def test_constants_are_typed_and_selects_branch_free():
 ])
 def test_a_formula_outside_the_grammar_is_refused_by_name(formula, what):
     with pytest.raises(ValueError, match=re.escape(what)) as info:
-        formulas.expression(formula, "cython")
+        formulas.expression(formula, "float")
     assert repr(formula) in str(info.value)
 
 

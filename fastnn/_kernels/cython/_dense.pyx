@@ -43,7 +43,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._blas cimport gemm_rowmajor, omp_threads
-from ._activations cimport act_backward_row, bias_act_rows
+from ._activations cimport act_backward_rows, bias_act_rows, fastnn_act_set_level
 from ._codes cimport N_ACTIVATIONS
 
 cdef extern from "_simd_gemm.h" nogil:
@@ -346,6 +346,17 @@ def _set_gemm_level(int level):
     return before
 
 
+def _set_act_level(int level):
+    """Tests: run this module's activation loops (``_elementwise.h``) at x86 level ``level``
+    (as ``_set_gemm_level``); returns the level in use before.  A level the CPU cannot run
+    is a ValueError."""
+    cdef int before = fastnn_act_set_level(level)
+    if before < 0:
+        raise ValueError(f"_set_act_level: level {level} is not one this CPU runs "
+                         f"(0 for its best, else 1, 3 or 4)")
+    return before
+
+
 def _set_small_gemm(bint on):
     """Tests and benchmarks: whether small products skip BLAS (``_simd_gemm.h``); returns the
     previous setting."""
@@ -379,10 +390,8 @@ def dense_forward_threads(const floating[:, ::1] X, const floating[:, ::1] W,
 cdef void activation_backward_ptr(int act, floating alpha, Py_ssize_t n, Py_ssize_t k,
                                   const floating *z, const floating *a, const floating *da,
                                   floating *dz) noexcept nogil:
-    """dz (n, k) := da * act'(z), row by row; dz may be da."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        act_backward_row(act, alpha, z + i * k, a + i * k, da + i * k, dz + i * k, k)
+    """dz (n, k) := da * act'(z); dz may be da."""
+    act_backward_rows(act, alpha, n, k, z, a, da, dz)
 
 
 def activation_backward(int act, double alpha, const floating[:, ::1] Z, const floating[:, ::1] A,

@@ -28,12 +28,12 @@ static int fastnn_level_supported(void) {
 
 #define FASTNN_DEFINE_LEVEL(NAME)                                                               \
     static int NAME##_level_cached = 0;                                                         \
-    static int NAME##_level(void) {                                                             \
+    __attribute__((unused)) static int NAME##_level(void) {                                     \
         int level = NAME##_level_cached;                                                        \
         if (level == 0) NAME##_level_cached = level = fastnn_level_supported();                 \
         return level;                                                                           \
     }                                                                                           \
-    static int NAME##_set_level(int level) {                                                    \
+    __attribute__((unused)) static int NAME##_set_level(int level) {                            \
         int before = NAME##_level();                                                            \
         if (level == 0) level = fastnn_level_supported();                                       \
         if ((level != 1 && level != 3 && level != 4) || level > fastnn_level_supported())       \
@@ -44,8 +44,10 @@ static int fastnn_level_supported(void) {
 #else
 #define FASTNN_HAVE_LEVELS 0
 #define FASTNN_DEFINE_LEVEL(NAME)                                                               \
-    static int NAME##_level(void) { return 1; }                                                 \
-    static int NAME##_set_level(int level) { return level == 0 || level == 1 ? 1 : -1; }
+    __attribute__((unused)) static int NAME##_level(void) { return 1; }                         \
+    __attribute__((unused)) static int NAME##_set_level(int level) {                            \
+        return level == 0 || level == 1 ? 1 : -1;                                               \
+    }
 #endif
 
 #endif /* FASTNN_SIMD_LEVEL_H */
