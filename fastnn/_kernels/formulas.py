@@ -199,12 +199,12 @@ def c_rows(elementwise, names, softmax):
         "FASTNN_DEFINE_LEVEL(fastnn_act)",
     ]
     for ctype, (sfx, _) in _C_TYPES.items():
-        fw = f"int act, {ctype} alpha, const {ctype} *restrict z, {ctype} *restrict a, ptrdiff_t m"
-        fw_in = f"int act, {ctype} alpha, {ctype} *restrict a, ptrdiff_t m"
-        bw = (f"int act, {ctype} alpha, const {ctype} *restrict z, const {ctype} *restrict a, "
-              f"const {ctype} *restrict da, {ctype} *restrict dz, ptrdiff_t m")
-        bw_in = (f"int act, {ctype} alpha, const {ctype} *restrict z, const {ctype} *restrict a, "
-                 f"{ctype} *restrict dz, ptrdiff_t m")
+        fw = f"int act, {ctype} alpha, const {ctype} *FASTNN_RESTRICT z, {ctype} *FASTNN_RESTRICT a, ptrdiff_t m"
+        fw_in = f"int act, {ctype} alpha, {ctype} *FASTNN_RESTRICT a, ptrdiff_t m"
+        bw = (f"int act, {ctype} alpha, const {ctype} *FASTNN_RESTRICT z, const {ctype} *FASTNN_RESTRICT a, "
+              f"const {ctype} *FASTNN_RESTRICT da, {ctype} *FASTNN_RESTRICT dz, ptrdiff_t m")
+        bw_in = (f"int act, {ctype} alpha, const {ctype} *FASTNN_RESTRICT z, const {ctype} *FASTNN_RESTRICT a, "
+                 f"{ctype} *FASTNN_RESTRICT dz, ptrdiff_t m")
         for name, params, direction, in_place in (("forward", fw, "forward", False),
                                                   ("forward_in_place", fw_in, "forward", True),
                                                   ("backward", bw, "backward", False),
@@ -213,6 +213,10 @@ def c_rows(elementwise, names, softmax):
             out += _c_loops(elementwise, names, softmax, ctype, direction, in_place)
             out.append("}")
         for level, _, attribute in _LEVELS:
+            if level == "v4":
+                out += ["", "#if FASTNN_HAVE_LEVELS  /* GCC >= 12 on x86-64 Linux: the AVX-512 and AVX2 copies */"]
+            if level == "v1":
+                out += ["#endif"]
             out += [
                 "",
                 f"{attribute} static void fastnn_act_forward_{sfx}_{level}(int act, {ctype} alpha, "
@@ -228,7 +232,7 @@ def c_rows(elementwise, names, softmax):
                 f"{attribute} static void fastnn_bias_act_rows_{sfx}_{level}(ptrdiff_t n, ptrdiff_t m, "
                 f"const {ctype} *b, int act, {ctype} alpha, {ctype} *z, {ctype} *a) {{".lstrip(),
                 "    for (ptrdiff_t i = 0; i < n; i++) {",
-                f"        {ctype} *restrict zi = z + i * m;",
+                f"        {ctype} *FASTNN_RESTRICT zi = z + i * m;",
                 "        if (b != NULL)",
                 "            for (ptrdiff_t j = 0; j < m; j++) zi[j] = zi[j] + b[j];",
                 f"        if (a == z) fastnn_act_forward_in_place_body_{sfx}(act, alpha, zi, m);",
@@ -258,7 +262,7 @@ def c_rows(elementwise, names, softmax):
                                   f"const {ctype} *a, const {ctype} *da, {ctype} *dz",
                  "n, m, act, alpha, z, a, da, dz")):
             name = direction if direction.startswith("bias") else f"act_{direction}"
-            out += ["", f"static void fastnn_{name}_{sfx}({params}) {{", "#if FASTNN_HAVE_LEVELS",
+            out += ["", f"FASTNN_UNUSED static void fastnn_{name}_{sfx}({params}) {{", "#if FASTNN_HAVE_LEVELS",
                     "    int level = fastnn_act_level();"]
             for level, number, _ in _LEVELS[:-1]:
                 out += [f"    if (level == {number}) {{", f"        fastnn_{name}_{sfx}_{level}({args});",

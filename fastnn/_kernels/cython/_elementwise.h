@@ -11,7 +11,7 @@
 
 FASTNN_DEFINE_LEVEL(fastnn_act)
 
-FASTNN_MATH void fastnn_act_forward_body_f32(int act, float alpha, const float *restrict z, float *restrict a, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_forward_body_f32(int act, float alpha, const float *FASTNN_RESTRICT z, float *FASTNN_RESTRICT a, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: z */
         for (ptrdiff_t j = 0; j < m; j++) a[j] = z[j];
@@ -70,7 +70,7 @@ FASTNN_MATH void fastnn_act_forward_body_f32(int act, float alpha, const float *
     }
 }
 
-FASTNN_MATH void fastnn_act_forward_in_place_body_f32(int act, float alpha, float *restrict a, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_forward_in_place_body_f32(int act, float alpha, float *FASTNN_RESTRICT a, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: z */
         break;
@@ -128,7 +128,7 @@ FASTNN_MATH void fastnn_act_forward_in_place_body_f32(int act, float alpha, floa
     }
 }
 
-FASTNN_MATH void fastnn_act_backward_body_f32(int act, float alpha, const float *restrict z, const float *restrict a, const float *restrict da, float *restrict dz, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_backward_body_f32(int act, float alpha, const float *FASTNN_RESTRICT z, const float *FASTNN_RESTRICT a, const float *FASTNN_RESTRICT da, float *FASTNN_RESTRICT dz, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: 1 */
         for (ptrdiff_t j = 0; j < m; j++) dz[j] = da[j];
@@ -187,7 +187,7 @@ FASTNN_MATH void fastnn_act_backward_body_f32(int act, float alpha, const float 
     }
 }
 
-FASTNN_MATH void fastnn_act_backward_in_place_body_f32(int act, float alpha, const float *restrict z, const float *restrict a, float *restrict dz, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_backward_in_place_body_f32(int act, float alpha, const float *FASTNN_RESTRICT z, const float *FASTNN_RESTRICT a, float *FASTNN_RESTRICT dz, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: 1 */
         break;
@@ -245,6 +245,8 @@ FASTNN_MATH void fastnn_act_backward_in_place_body_f32(int act, float alpha, con
     }
 }
 
+#if FASTNN_HAVE_LEVELS  /* GCC >= 12 on x86-64 Linux: the AVX-512 and AVX2 copies */
+
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_act_forward_f32_v4(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
     if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, a, m);
     else fastnn_act_forward_body_f32(act, alpha, z, a, m);
@@ -255,7 +257,7 @@ __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fa
 }
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_bias_act_rows_f32_v4(ptrdiff_t n, ptrdiff_t m, const float *b, int act, float alpha, float *z, float *a) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        float *restrict zi = z + i * m;
+        float *FASTNN_RESTRICT zi = z + i * m;
         if (b != NULL)
             for (ptrdiff_t j = 0; j < m; j++) zi[j] = zi[j] + b[j];
         if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, zi, m);
@@ -283,7 +285,7 @@ __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_f32_v3
 }
 __attribute__((target("arch=x86-64-v3"))) static void fastnn_bias_act_rows_f32_v3(ptrdiff_t n, ptrdiff_t m, const float *b, int act, float alpha, float *z, float *a) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        float *restrict zi = z + i * m;
+        float *FASTNN_RESTRICT zi = z + i * m;
         if (b != NULL)
             for (ptrdiff_t j = 0; j < m; j++) zi[j] = zi[j] + b[j];
         if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, zi, m);
@@ -300,6 +302,7 @@ __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_rows_f
         fastnn_act_backward_body_f32(act, alpha, z, a, da, dz, n * m);
     }
 }
+#endif
 
 static void fastnn_act_forward_f32_v1(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
     if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, a, m);
@@ -311,7 +314,7 @@ static void fastnn_act_backward_f32_v1(int act, float alpha, const float *z, con
 }
 static void fastnn_bias_act_rows_f32_v1(ptrdiff_t n, ptrdiff_t m, const float *b, int act, float alpha, float *z, float *a) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        float *restrict zi = z + i * m;
+        float *FASTNN_RESTRICT zi = z + i * m;
         if (b != NULL)
             for (ptrdiff_t j = 0; j < m; j++) zi[j] = zi[j] + b[j];
         if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, zi, m);
@@ -329,7 +332,7 @@ static void fastnn_act_backward_rows_f32_v1(ptrdiff_t n, ptrdiff_t m, int act, f
     }
 }
 
-static void fastnn_act_forward_f32(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
+FASTNN_UNUSED static void fastnn_act_forward_f32(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {
@@ -344,7 +347,7 @@ static void fastnn_act_forward_f32(int act, float alpha, const float *z, float *
     fastnn_act_forward_f32_v1(act, alpha, z, a, m);
 }
 
-static void fastnn_act_backward_f32(int act, float alpha, const float *z, const float *a, const float *da, float *dz, ptrdiff_t m) {
+FASTNN_UNUSED static void fastnn_act_backward_f32(int act, float alpha, const float *z, const float *a, const float *da, float *dz, ptrdiff_t m) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {
@@ -359,7 +362,7 @@ static void fastnn_act_backward_f32(int act, float alpha, const float *z, const 
     fastnn_act_backward_f32_v1(act, alpha, z, a, da, dz, m);
 }
 
-static void fastnn_bias_act_rows_f32(ptrdiff_t n, ptrdiff_t m, const float *b, int act, float alpha, float *z, float *a) {
+FASTNN_UNUSED static void fastnn_bias_act_rows_f32(ptrdiff_t n, ptrdiff_t m, const float *b, int act, float alpha, float *z, float *a) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {
@@ -374,7 +377,7 @@ static void fastnn_bias_act_rows_f32(ptrdiff_t n, ptrdiff_t m, const float *b, i
     fastnn_bias_act_rows_f32_v1(n, m, b, act, alpha, z, a);
 }
 
-static void fastnn_act_backward_rows_f32(ptrdiff_t n, ptrdiff_t m, int act, float alpha, const float *z, const float *a, const float *da, float *dz) {
+FASTNN_UNUSED static void fastnn_act_backward_rows_f32(ptrdiff_t n, ptrdiff_t m, int act, float alpha, const float *z, const float *a, const float *da, float *dz) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {
@@ -389,7 +392,7 @@ static void fastnn_act_backward_rows_f32(ptrdiff_t n, ptrdiff_t m, int act, floa
     fastnn_act_backward_rows_f32_v1(n, m, act, alpha, z, a, da, dz);
 }
 
-FASTNN_MATH void fastnn_act_forward_body_f64(int act, double alpha, const double *restrict z, double *restrict a, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_forward_body_f64(int act, double alpha, const double *FASTNN_RESTRICT z, double *FASTNN_RESTRICT a, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: z */
         for (ptrdiff_t j = 0; j < m; j++) a[j] = z[j];
@@ -448,7 +451,7 @@ FASTNN_MATH void fastnn_act_forward_body_f64(int act, double alpha, const double
     }
 }
 
-FASTNN_MATH void fastnn_act_forward_in_place_body_f64(int act, double alpha, double *restrict a, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_forward_in_place_body_f64(int act, double alpha, double *FASTNN_RESTRICT a, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: z */
         break;
@@ -506,7 +509,7 @@ FASTNN_MATH void fastnn_act_forward_in_place_body_f64(int act, double alpha, dou
     }
 }
 
-FASTNN_MATH void fastnn_act_backward_body_f64(int act, double alpha, const double *restrict z, const double *restrict a, const double *restrict da, double *restrict dz, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_backward_body_f64(int act, double alpha, const double *FASTNN_RESTRICT z, const double *FASTNN_RESTRICT a, const double *FASTNN_RESTRICT da, double *FASTNN_RESTRICT dz, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: 1 */
         for (ptrdiff_t j = 0; j < m; j++) dz[j] = da[j];
@@ -565,7 +568,7 @@ FASTNN_MATH void fastnn_act_backward_body_f64(int act, double alpha, const doubl
     }
 }
 
-FASTNN_MATH void fastnn_act_backward_in_place_body_f64(int act, double alpha, const double *restrict z, const double *restrict a, double *restrict dz, ptrdiff_t m) {
+FASTNN_MATH void fastnn_act_backward_in_place_body_f64(int act, double alpha, const double *FASTNN_RESTRICT z, const double *FASTNN_RESTRICT a, double *FASTNN_RESTRICT dz, ptrdiff_t m) {
     switch (act) {
     case 0:  /* LINEAR: 1 */
         break;
@@ -623,6 +626,8 @@ FASTNN_MATH void fastnn_act_backward_in_place_body_f64(int act, double alpha, co
     }
 }
 
+#if FASTNN_HAVE_LEVELS  /* GCC >= 12 on x86-64 Linux: the AVX-512 and AVX2 copies */
+
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_act_forward_f64_v4(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
     if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, a, m);
     else fastnn_act_forward_body_f64(act, alpha, z, a, m);
@@ -633,7 +638,7 @@ __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fa
 }
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_bias_act_rows_f64_v4(ptrdiff_t n, ptrdiff_t m, const double *b, int act, double alpha, double *z, double *a) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        double *restrict zi = z + i * m;
+        double *FASTNN_RESTRICT zi = z + i * m;
         if (b != NULL)
             for (ptrdiff_t j = 0; j < m; j++) zi[j] = zi[j] + b[j];
         if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, zi, m);
@@ -661,7 +666,7 @@ __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_f64_v3
 }
 __attribute__((target("arch=x86-64-v3"))) static void fastnn_bias_act_rows_f64_v3(ptrdiff_t n, ptrdiff_t m, const double *b, int act, double alpha, double *z, double *a) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        double *restrict zi = z + i * m;
+        double *FASTNN_RESTRICT zi = z + i * m;
         if (b != NULL)
             for (ptrdiff_t j = 0; j < m; j++) zi[j] = zi[j] + b[j];
         if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, zi, m);
@@ -678,6 +683,7 @@ __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_rows_f
         fastnn_act_backward_body_f64(act, alpha, z, a, da, dz, n * m);
     }
 }
+#endif
 
 static void fastnn_act_forward_f64_v1(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
     if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, a, m);
@@ -689,7 +695,7 @@ static void fastnn_act_backward_f64_v1(int act, double alpha, const double *z, c
 }
 static void fastnn_bias_act_rows_f64_v1(ptrdiff_t n, ptrdiff_t m, const double *b, int act, double alpha, double *z, double *a) {
     for (ptrdiff_t i = 0; i < n; i++) {
-        double *restrict zi = z + i * m;
+        double *FASTNN_RESTRICT zi = z + i * m;
         if (b != NULL)
             for (ptrdiff_t j = 0; j < m; j++) zi[j] = zi[j] + b[j];
         if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, zi, m);
@@ -707,7 +713,7 @@ static void fastnn_act_backward_rows_f64_v1(ptrdiff_t n, ptrdiff_t m, int act, d
     }
 }
 
-static void fastnn_act_forward_f64(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
+FASTNN_UNUSED static void fastnn_act_forward_f64(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {
@@ -722,7 +728,7 @@ static void fastnn_act_forward_f64(int act, double alpha, const double *z, doubl
     fastnn_act_forward_f64_v1(act, alpha, z, a, m);
 }
 
-static void fastnn_act_backward_f64(int act, double alpha, const double *z, const double *a, const double *da, double *dz, ptrdiff_t m) {
+FASTNN_UNUSED static void fastnn_act_backward_f64(int act, double alpha, const double *z, const double *a, const double *da, double *dz, ptrdiff_t m) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {
@@ -737,7 +743,7 @@ static void fastnn_act_backward_f64(int act, double alpha, const double *z, cons
     fastnn_act_backward_f64_v1(act, alpha, z, a, da, dz, m);
 }
 
-static void fastnn_bias_act_rows_f64(ptrdiff_t n, ptrdiff_t m, const double *b, int act, double alpha, double *z, double *a) {
+FASTNN_UNUSED static void fastnn_bias_act_rows_f64(ptrdiff_t n, ptrdiff_t m, const double *b, int act, double alpha, double *z, double *a) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {
@@ -752,7 +758,7 @@ static void fastnn_bias_act_rows_f64(ptrdiff_t n, ptrdiff_t m, const double *b, 
     fastnn_bias_act_rows_f64_v1(n, m, b, act, alpha, z, a);
 }
 
-static void fastnn_act_backward_rows_f64(ptrdiff_t n, ptrdiff_t m, int act, double alpha, const double *z, const double *a, const double *da, double *dz) {
+FASTNN_UNUSED static void fastnn_act_backward_rows_f64(ptrdiff_t n, ptrdiff_t m, int act, double alpha, const double *z, const double *a, const double *da, double *dz) {
 #if FASTNN_HAVE_LEVELS
     int level = fastnn_act_level();
     if (level == 4) {

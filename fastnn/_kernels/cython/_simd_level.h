@@ -44,10 +44,8 @@ static int fastnn_level_supported(void) {
 #else
 #define FASTNN_HAVE_LEVELS 0
 #define FASTNN_DEFINE_LEVEL(NAME)                                                               \
-    __attribute__((unused)) static int NAME##_level(void) { return 1; }                         \
-    __attribute__((unused)) static int NAME##_set_level(int level) {                            \
-        return level == 0 || level == 1 ? 1 : -1;                                               \
-    }
+    static int NAME##_level(void) { return 1; }                                                 \
+    static int NAME##_set_level(int level) { return level == 0 || level == 1 ? 1 : -1; }
 #endif
 
 #endif /* FASTNN_SIMD_LEVEL_H */

@@ -20,7 +20,21 @@
 #include <stdint.h>
 #include <string.h>
 
+/* FASTNN_MATH: inlined wherever it is called; FASTNN_RESTRICT: C99's restrict; FASTNN_UNUSED:
+ * no warning for a static function a module does not call. */
+#if defined(__GNUC__)
 #define FASTNN_MATH static inline __attribute__((always_inline))
+#define FASTNN_RESTRICT __restrict__
+#define FASTNN_UNUSED __attribute__((unused))
+#elif defined(_MSC_VER)
+#define FASTNN_MATH static __forceinline
+#define FASTNN_RESTRICT __restrict
+#define FASTNN_UNUSED
+#else
+#define FASTNN_MATH static inline
+#define FASTNN_RESTRICT
+#define FASTNN_UNUSED
+#endif
 #define FASTNN_SQRT_HALF 0.70710678118654752440
 #define FASTNN_INV_SQRT_2PI 0.39894228040143267794
 
