@@ -2,7 +2,11 @@
  *
  * The activations' row loops for _activations.pxd: one tight loop per activation code, chosen
  * once per row, built once per x86 level (_simd_level.h) over the math of _simd_math.h.  An
- * unknown code leaves the row as it is. */
+ * unknown code leaves the row as it is.
+ *
+ * Design note: this file is long because it is written out -- each activation's loop for two
+ * dtypes, forward and backward, in and out of place.  Read the formulas in codes.py and the
+ * writer, c_rows in formulas.py, instead. */
 #ifndef FASTNN_ELEMENTWISE_H
 #define FASTNN_ELEMENTWISE_H
 
