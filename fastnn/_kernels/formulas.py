@@ -9,7 +9,7 @@ module writes the compiled backends' code from them:
   branch-free selects, which ``numba/_activations.py`` compiles inline into its
   loops;
 * ``c_rows`` -- the text of ``cython/_elementwise.h``, the C row loops behind the
-  Cython backend's ``act_forward_row`` and ``act_backward_row``, built once per x86
+  Cython backend's ``bias_act_rows`` and ``act_backward_row(s)``, built once per x86
   level, which ``setup.py`` writes before compiling (a test checks that the
   committed file is this output).
 
@@ -175,13 +175,13 @@ def _c_loops(elementwise, names, softmax, ctype, direction, in_place):
 
 
 def c_rows(elementwise, names, softmax):
-    """The text of ``cython/_elementwise.h``: for float and double (``<t>``: f32, f64),
-    the row loops ``fastnn_act_forward_<t>(act, alpha, z, a, m)`` (a := act(z); ``a``
-    is ``z`` or does not overlap it), ``fastnn_act_backward_<t>(act, alpha, z, a, da,
-    dz, m)`` (dz := da * act'(z); ``dz`` is ``da`` or overlaps nothing), and for ``n``
-    rows of ``m`` values ``fastnn_bias_act_rows_<t>(n, m, b, act, alpha, z, a)`` (z +=
-    b unless NULL, then a := act(z), row by row) and ``fastnn_act_backward_rows_<t>(n,
-    m, act, alpha, z, a, da, dz)``: one loop per code of ``elementwise`` and softmax
+    """The text of ``cython/_elementwise.h``: for float and double (``<t>``: f32, f64)
+    and ``n`` rows of ``m`` values, ``fastnn_bias_act_rows_<t>(n, m, b, act, alpha, z,
+    a)`` (z += b unless NULL, then a := act(z), row by row; ``a`` is ``z`` or does not
+    overlap it) and ``fastnn_act_backward_rows_<t>(n, m, act, alpha, z, a, da, dz)``
+    (dz := da * act'(z); ``dz`` is ``da`` or overlaps nothing), and for one row
+    ``fastnn_act_backward_<t>(act, alpha, z, a, da, dz, m)``: one loop per code of
+    ``elementwise`` and softmax
     (``softmax``, its code), each built once per x86 level and chosen per call
     (``fastnn_act_level``/``fastnn_act_set_level``), not per row."""
     out = [
@@ -223,11 +223,6 @@ def c_rows(elementwise, names, softmax):
                 out += ["#endif"]
             out += [
                 "",
-                f"{attribute} static void fastnn_act_forward_{sfx}_{level}(int act, {ctype} alpha, "
-                f"const {ctype} *z, {ctype} *a, ptrdiff_t m) {{".lstrip(),
-                f"    if (a == z) fastnn_act_forward_in_place_body_{sfx}(act, alpha, a, m);",
-                f"    else fastnn_act_forward_body_{sfx}(act, alpha, z, a, m);",
-                "}",
                 f"{attribute} static void fastnn_act_backward_{sfx}_{level}(int act, {ctype} alpha, "
                 f"const {ctype} *z, const {ctype} *a, const {ctype} *da, {ctype} *dz, ptrdiff_t m) {{".lstrip(),
                 f"    if (dz == da) fastnn_act_backward_in_place_body_{sfx}(act, alpha, z, a, dz, m);",
@@ -256,8 +251,6 @@ def c_rows(elementwise, names, softmax):
                 "}",
             ]
         for direction, params, args in (
-                ("forward", f"int act, {ctype} alpha, const {ctype} *z, {ctype} *a, ptrdiff_t m",
-                 "act, alpha, z, a, m"),
                 ("backward", f"int act, {ctype} alpha, const {ctype} *z, const {ctype} *a, const {ctype} *da, "
                              f"{ctype} *dz, ptrdiff_t m", "act, alpha, z, a, da, dz, m"),
                 ("bias_act_rows", f"ptrdiff_t n, ptrdiff_t m, const {ctype} *b, int act, {ctype} alpha, "

@@ -26,8 +26,6 @@ from libc.math cimport fabs, fabsf, log, log1p, log1pf, logf
 
 
 cdef extern from "_elementwise.h" nogil:
-    void fastnn_act_forward_f32(int act, float alpha, const float *z, float *a, Py_ssize_t m)
-    void fastnn_act_forward_f64(int act, double alpha, const double *z, double *a, Py_ssize_t m)
     void fastnn_act_backward_f32(int act, float alpha, const float *z, const float *a, const float *da,
                                  float *dz, Py_ssize_t m)
     void fastnn_act_backward_f64(int act, double alpha, const double *z, const double *a, const double *da,
@@ -67,17 +65,6 @@ cdef inline floating f_abs(floating x) noexcept nogil:
 
 
 # ------------------------------------------------------------------ the rows
-cdef inline void act_forward_row(int act, floating alpha, const floating *z, floating *a,
-                                 Py_ssize_t m) noexcept nogil:
-    """a := act(z) for one row    # IN z (m,)  OUT a (m,); a is z or does not overlap it."""
-    if m <= 0:
-        return
-    if floating is float:
-        fastnn_act_forward_f32(act, alpha, z, a, m)
-    else:
-        fastnn_act_forward_f64(act, alpha, z, a, m)
-
-
 cdef inline void act_backward_row(int act, floating alpha, const floating *z, const floating *a,
                                   const floating *da, floating *dz, Py_ssize_t m) noexcept nogil:
     """dz := da * act'(z) for one row    # IN z, a, da (m,)  OUT dz (m,); dz is da or overlaps nothing."""

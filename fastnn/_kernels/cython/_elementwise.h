@@ -251,10 +251,6 @@ FASTNN_MATH void fastnn_act_backward_in_place_body_f32(int act, float alpha, con
 
 #if FASTNN_HAVE_LEVELS  /* GCC >= 12 on x86-64 Linux: the AVX-512 and AVX2 copies */
 
-__attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_act_forward_f32_v4(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
-    if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, a, m);
-    else fastnn_act_forward_body_f32(act, alpha, z, a, m);
-}
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_act_backward_f32_v4(int act, float alpha, const float *z, const float *a, const float *da, float *dz, ptrdiff_t m) {
     if (dz == da) fastnn_act_backward_in_place_body_f32(act, alpha, z, a, dz, m);
     else fastnn_act_backward_body_f32(act, alpha, z, a, da, dz, m);
@@ -279,10 +275,6 @@ __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fa
     }
 }
 
-__attribute__((target("arch=x86-64-v3"))) static void fastnn_act_forward_f32_v3(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
-    if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, a, m);
-    else fastnn_act_forward_body_f32(act, alpha, z, a, m);
-}
 __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_f32_v3(int act, float alpha, const float *z, const float *a, const float *da, float *dz, ptrdiff_t m) {
     if (dz == da) fastnn_act_backward_in_place_body_f32(act, alpha, z, a, dz, m);
     else fastnn_act_backward_body_f32(act, alpha, z, a, da, dz, m);
@@ -308,10 +300,6 @@ __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_rows_f
 }
 #endif
 
-static void fastnn_act_forward_f32_v1(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
-    if (a == z) fastnn_act_forward_in_place_body_f32(act, alpha, a, m);
-    else fastnn_act_forward_body_f32(act, alpha, z, a, m);
-}
 static void fastnn_act_backward_f32_v1(int act, float alpha, const float *z, const float *a, const float *da, float *dz, ptrdiff_t m) {
     if (dz == da) fastnn_act_backward_in_place_body_f32(act, alpha, z, a, dz, m);
     else fastnn_act_backward_body_f32(act, alpha, z, a, da, dz, m);
@@ -334,21 +322,6 @@ static void fastnn_act_backward_rows_f32_v1(ptrdiff_t n, ptrdiff_t m, int act, f
     } else {
         fastnn_act_backward_body_f32(act, alpha, z, a, da, dz, n * m);
     }
-}
-
-FASTNN_UNUSED static void fastnn_act_forward_f32(int act, float alpha, const float *z, float *a, ptrdiff_t m) {
-#if FASTNN_HAVE_LEVELS
-    int level = fastnn_act_level();
-    if (level == 4) {
-        fastnn_act_forward_f32_v4(act, alpha, z, a, m);
-        return;
-    }
-    if (level == 3) {
-        fastnn_act_forward_f32_v3(act, alpha, z, a, m);
-        return;
-    }
-#endif
-    fastnn_act_forward_f32_v1(act, alpha, z, a, m);
 }
 
 FASTNN_UNUSED static void fastnn_act_backward_f32(int act, float alpha, const float *z, const float *a, const float *da, float *dz, ptrdiff_t m) {
@@ -632,10 +605,6 @@ FASTNN_MATH void fastnn_act_backward_in_place_body_f64(int act, double alpha, co
 
 #if FASTNN_HAVE_LEVELS  /* GCC >= 12 on x86-64 Linux: the AVX-512 and AVX2 copies */
 
-__attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_act_forward_f64_v4(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
-    if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, a, m);
-    else fastnn_act_forward_body_f64(act, alpha, z, a, m);
-}
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fastnn_act_backward_f64_v4(int act, double alpha, const double *z, const double *a, const double *da, double *dz, ptrdiff_t m) {
     if (dz == da) fastnn_act_backward_in_place_body_f64(act, alpha, z, a, dz, m);
     else fastnn_act_backward_body_f64(act, alpha, z, a, da, dz, m);
@@ -660,10 +629,6 @@ __attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) static void fa
     }
 }
 
-__attribute__((target("arch=x86-64-v3"))) static void fastnn_act_forward_f64_v3(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
-    if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, a, m);
-    else fastnn_act_forward_body_f64(act, alpha, z, a, m);
-}
 __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_f64_v3(int act, double alpha, const double *z, const double *a, const double *da, double *dz, ptrdiff_t m) {
     if (dz == da) fastnn_act_backward_in_place_body_f64(act, alpha, z, a, dz, m);
     else fastnn_act_backward_body_f64(act, alpha, z, a, da, dz, m);
@@ -689,10 +654,6 @@ __attribute__((target("arch=x86-64-v3"))) static void fastnn_act_backward_rows_f
 }
 #endif
 
-static void fastnn_act_forward_f64_v1(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
-    if (a == z) fastnn_act_forward_in_place_body_f64(act, alpha, a, m);
-    else fastnn_act_forward_body_f64(act, alpha, z, a, m);
-}
 static void fastnn_act_backward_f64_v1(int act, double alpha, const double *z, const double *a, const double *da, double *dz, ptrdiff_t m) {
     if (dz == da) fastnn_act_backward_in_place_body_f64(act, alpha, z, a, dz, m);
     else fastnn_act_backward_body_f64(act, alpha, z, a, da, dz, m);
@@ -715,21 +676,6 @@ static void fastnn_act_backward_rows_f64_v1(ptrdiff_t n, ptrdiff_t m, int act, d
     } else {
         fastnn_act_backward_body_f64(act, alpha, z, a, da, dz, n * m);
     }
-}
-
-FASTNN_UNUSED static void fastnn_act_forward_f64(int act, double alpha, const double *z, double *a, ptrdiff_t m) {
-#if FASTNN_HAVE_LEVELS
-    int level = fastnn_act_level();
-    if (level == 4) {
-        fastnn_act_forward_f64_v4(act, alpha, z, a, m);
-        return;
-    }
-    if (level == 3) {
-        fastnn_act_forward_f64_v3(act, alpha, z, a, m);
-        return;
-    }
-#endif
-    fastnn_act_forward_f64_v1(act, alpha, z, a, m);
 }
 
 FASTNN_UNUSED static void fastnn_act_backward_f64(int act, double alpha, const double *z, const double *a, const double *da, double *dz, ptrdiff_t m) {

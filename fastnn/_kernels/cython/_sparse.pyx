@@ -14,7 +14,7 @@ Design notes
   of ``z`` at a time with the sums in registers while the entries' rows of
   ``W`` stream past (``_csr_row``, a C loop built once per x86 level in
   ``_simd_rows.h``); then the bias and the activation -- the same
-  ``act_forward_row`` as ``dense_forward``'s epilogue -- while the row is in
+  ``bias_act_rows`` as ``dense_forward``'s epilogue -- while the row is in
   cache.  Work is ``O(nnz(batch) * n_out)`` against the dense GEMM's
   ``O(m * n_in * n_out)``.  An axpy into ``z`` per entry, which loads and
   stores ``z`` each time, ran MNIST's first layer 1.4 times slower (and its
@@ -75,7 +75,7 @@ from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memset
 
-from ._activations cimport act_forward_row, bias_act_rows
+from ._activations cimport bias_act_rows
 from ._codes cimport N_ACTIVATIONS
 from ._dense cimport bias_grad_ptr
 
@@ -226,7 +226,7 @@ cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
 
     w (n_in, n_out); z and a (m, n_out), a may be z.
     """
-    cdef Py_ssize_t i, j, p
+    cdef Py_ssize_t i
     cdef int64_t r
     cdef floating *zi
     if n_out <= 0:
@@ -236,10 +236,7 @@ cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
         zi = z + i * n_out
         _csr_row(zi, w, n_out, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r],
                  n_out)
-        if b != NULL:
-            for j in range(n_out):
-                zi[j] = zi[j] + b[j]
-        act_forward_row(act, alpha, zi, a + i * n_out, n_out)
+        bias_act_rows(i, i + 1, n_out, b, act, alpha, z, a)  # while the row is in cache
 
 
 cdef void sparse_forward_csc_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in,
