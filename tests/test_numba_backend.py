@@ -262,6 +262,28 @@ def test_shape_mismatches_raise():
         N.adam_update(np.ones(3), np.ones(4), 0.1, 0.9, 0.999, 1e-7, 1, np.ones(3), np.ones(3))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_nt_is_the_input_gradient_read_in_place(dtype):
+    """The training loop's input gradient ``dZ @ W.T`` on row views of larger arrays
+    (a thread's rows of the batch) equals NumPy's, and bad shapes or layouts raise."""
+    from fastnn._kernels.numba._blas import matmul_nt
+
+    rng = np.random.default_rng(0)
+    dZ = rng.standard_normal((40, 24)).astype(dtype)
+    W = rng.standard_normal((33, 24)).astype(dtype)
+    out = np.full((40, 33), np.nan, dtype)
+    matmul_nt(dZ[5:21], W, out[5:21])
+    np.testing.assert_allclose(out[5:21], dZ[5:21] @ W.T, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert np.isnan(out[:5]).all() and np.isnan(out[21:]).all()  # other rows untouched
+    empty = np.full((4, 33), np.nan, dtype)
+    matmul_nt(np.zeros((4, 0), dtype), np.zeros((33, 0), dtype), empty)
+    assert (empty == 0).all()  # an empty inner dimension gives zeros
+    with pytest.raises(ValueError, match="matmul_nt: expected"):
+        matmul_nt(dZ, W, np.empty((40, 32), dtype))
+    with pytest.raises(ValueError, match="contiguous rows"):
+        matmul_nt(dZ[:, ::2], W[:, ::2], np.empty((40, 33), dtype))
+
+
 def test_nan_propagates_through_activations(dtype):
     """fastmath keeps NaN meaningful: a NaN pre-activation gives a NaN output."""
     X = np.array([[np.nan], [-1.0], [1.0]], dtype)  # n_in = 1: the NaN stays in its row

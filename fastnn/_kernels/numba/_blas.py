@@ -159,3 +159,25 @@ def matmul_tn(X, dZ, dW_out):
     if dZ.shape[0] != m or dW_out.shape[0] != k or dW_out.shape[1] != n:
         raise ValueError("matmul_tn: expected X (m, k), dZ (m, n) and dW_out (k, n)")
     _product(True, X, dZ, dW_out, k, n, m, m)
+
+
+@jit
+def matmul_nt(dZ, W, dX_out):
+    """dX_out (m, k) := dZ (m, n) @ W.T for W (k, n): a layer's input gradient, W's
+    transpose read in place by BLAS (``np.dot`` with ``out`` would do the same, but
+    returns ``out``, which needs Numba's reference counting).     # OUT: dX_out"""
+    m, n = dZ.shape
+    k = W.shape[0]
+    if W.shape[1] != n or dX_out.shape[0] != m or dX_out.shape[1] != k:
+        raise ValueError("matmul_nt: expected dZ (m, n), W (k, n) and dX_out (m, k)")
+    if m == 0 or k == 0:
+        return
+    ldz, ldw, ldx = _leading(dZ), _leading(W), _leading(dX_out)
+    if ldz == 0 or ldw == 0 or ldx == 0:
+        raise ValueError("matmul_nt: the arrays must have contiguous rows (C order)")
+    if n == 0:
+        for i in range(m):
+            for j in range(k):
+                dX_out[i, j] = 0
+        return
+    _xgemm(False, True, m, k, n, 1.0, dZ, 0, ldz, W, 0, ldw, 0.0, dX_out, 0, ldx)
