@@ -756,6 +756,28 @@ def test_train_batches_threads_match_one_thread(dtype):
     close(many["out"], one["out"], dtype, 10.0)
 
 
+@DTYPES
+def test_a_one_thread_call_of_small_products_gives_blas_threads_back(dtype):
+    """A call too small to split (one thread) holds BLAS to one thread for its small
+    products and restores every BLAS pool afterwards; the result is the same with the
+    hold turned off."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    args = _train_args(dtype, K.OPT_ADAM, widths=(40, 33, 17, 3), n=300, batch_size=8)
+    held, free = _copy_args(args), _copy_args(args)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+        assert run_train_batches(cy, held) == args["n_batches"]
+        assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
+        old = _training._set_one_blas_thread_below(0.0)
+        try:
+            assert run_train_batches(cy, free) == args["n_batches"]
+        finally:
+            _training._set_one_blas_thread_below(old)
+    for key in STATE:
+        for a, b in zip(held[key], free[key]):
+            close(b, a, dtype, 10.0)
+
+
 @pytest.mark.parametrize("dtype, level, batch_size, threads", [
     ("float64", 0, 16, 2), ("float64", 0, 15, 1),
     ("float32", 3, 16, 2), ("float32", 3, 15, 1),  # AVX2's small products: 8 rows a thread

@@ -211,6 +211,14 @@ cdef Py_ssize_t MIN_ROWS_PER_THREAD = 8
 # against 418-485 on two (2-core Xeon, 60,000 rows, alternated in one process; float64 still
 # gained from two threads: 430 against 591 ms for 30,000 rows).
 cdef Py_ssize_t MIN_ROWS_PER_THREAD_F32_WIDE = 16
+# A call that runs its batches on one thread holds BLAS to one thread too unless a batch
+# has a product of at least this many multiply-adds.  Epochs of 8,192 rows, Adam, 2-core
+# Xeon, one BLAS thread over BLAS's two: 784-256-256-10 at batch 8 and 16 0.92 (16 x 256 x
+# 256 = 1M in the input gradient, the one product a batch this small sends to BLAS), 784-
+# 1024-1024-10 at batch 8 1.04 (8M) and 16 1.01 (16M); 16-1024 units, one or three layers,
+# 0.98-1.01.  Numba's loop, whose thread policy had held BLAS to one thread, ran 784-256-
+# 256-10 at batch 16 in 205 ms against Cython's 207 (BLAS's threads) and 191 (one).
+cdef double ONE_BLAS_THREAD_BELOW = 4e6
 
 
 cdef Py_ssize_t _min_rows_per_thread(int typenum) noexcept nogil:
@@ -1105,6 +1113,16 @@ def _set_min_rows_per_thread(rows):
     return old
 
 
+def _set_one_blas_thread_below(double macs):
+    """Benchmarks and tests: the multiply-adds of a batch's largest product below which
+    a call that runs its batches on one thread holds BLAS to one thread too (0: never);
+    returns the previous value."""
+    global ONE_BLAS_THREAD_BELOW
+    old = ONE_BLAS_THREAD_BELOW
+    ONE_BLAS_THREAD_BELOW = macs
+    return old
+
+
 def _set_min_parallel_flops(double value):
     """Set the GEMM work per batch (flops) below which a batch runs on one thread;
     returns the previous value (tests lower it to exercise the split on tiny nets)."""
@@ -1406,12 +1424,14 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     # thread for this call only.
     cdef bint limited = False
     cdef double flops = 0.0  # of the GEMMs of one batch: forward, dW and dX
+    cdef double largest = 0.0  # multiply-adds of the batch's largest dense product
     for l in range(L):
         if l == 0 and csr:  # forward and dW over the stored entries, plus a pass over W
             flops += (4.0 * rows * (<double> job.x_nnz / max(n, 1)) * job.layers[0].n_out
                       + <double> job.layers[0].n_in * job.layers[0].n_out)
         else:
             flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
+            largest = max(largest, <double> rows * job.layers[l].n_in * job.layers[l].n_out)
     job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // _min_rows_per_thread(typenum),
                               <Py_ssize_t> MAX_THREADS)
     if flops < MIN_PARALLEL_FLOPS:
@@ -1420,6 +1440,10 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         limited = blas_acquire_single()
         if not limited:
             job.n_threads = 1
+    elif omp_threads() > 1 and largest < ONE_BLAS_THREAD_BELOW:
+        # Too few rows a batch to split it, and products too small for BLAS's threads
+        # to pay for themselves (an OpenMP limit of one thread leaves BLAS alone).
+        limited = blas_acquire_single()
     # the fallback's deadline and stretch, carried from call to call in the plan
     cdef cnp.ndarray thread_state = _array("thread_state", plan.thread_state, cnp.NPY_DOUBLE, 1, True, "")
     _expect("thread_state", thread_state, (2,))
