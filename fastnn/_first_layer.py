@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
 from ._kernels.sparse import SparseInput
 
 CHOICES = ("auto", "dense", "sparse")
@@ -94,7 +95,8 @@ def apply(first_layer, X, val, backend: str, normalized: bool, weights: int, epo
     if first_layer == "dense" or normalized \
             or (first_layer == "auto" and not sparse_pays(X, backend, weights, epochs)):
         return X, val, "dense"
-    X = SparseInput.from_dense(X)
+    convert = getattr(_kernels.load(backend), "csr_from_dense", None)
+    X = SparseInput.from_dense(X, convert)
     if val is not None and not isinstance(val[0], SparseInput):
-        val = (SparseInput.from_dense(val[0]), *val[1:])
+        val = (SparseInput.from_dense(val[0], convert), *val[1:])
     return X, val, "sparse"

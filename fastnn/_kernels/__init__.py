@@ -136,6 +136,16 @@ predict_rows(X, Ws, bs, acts, alphas, Zs, As, out) -> bool
     when ``X`` holds a NaN or an infinity (``out`` is then unspecified), so
     the caller need not scan ``X`` beforehand.
 
+Conversion (optional)
+---------------------
+csr_from_dense(X) -> (indptr, indices, data)
+    The canonical CSR arrays of a dense ``X (n, d)``, C-contiguous float32 or
+    float64: ``indptr`` int64 ``(n + 1,)``, ``indices`` int32 and ``data``
+    (``X``'s dtype) holding every value that is not zero (NaN included, -0.0
+    not), row after row in ascending columns.  ``SparseInput.from_dense``
+    uses it when the model's backend has it (``fit(first_layer=...)`` converts
+    a dense ``X`` once per call), else its NumPy blocks.
+
 Each backend is a package (``numpy/``, ``numba/``, ``cython/``) whose public
 names are exactly ``NAME`` (its name), the kernels of ``KERNELS`` and those of
 ``OPTIONAL_KERNELS`` it implements; its helpers live in private modules.
@@ -164,7 +174,7 @@ KERNELS = (
     "sparse_dense_forward",
     "sparse_dense_backward",
 )
-OPTIONAL_KERNELS = ("train_batches", "predict_rows")
+OPTIONAL_KERNELS = ("train_batches", "predict_rows", "csr_from_dense")
 
 # Public backend name -> module implementing the contract, in order of preference
 # for backend="auto" (fastest first).

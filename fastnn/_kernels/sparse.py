@@ -29,25 +29,22 @@ class SparseInput:
         self.dtype = self.data.dtype
 
     @classmethod
-    def from_dense(cls, X, block_values=2 ** 22) -> "SparseInput":
-        """The canonical CSR of a dense, finite ``X (n, n_features)`` (its dtype kept), built
-        a block of about ``block_values`` values at a time: no temporary as large as ``X``."""
+    def from_dense(cls, X, convert=None, block_values=2 ** 22) -> "SparseInput":
+        """The canonical CSR of a dense, finite ``X (n, n_features)`` (its dtype kept).
+
+        ``convert``: a backend's ``csr_from_dense`` (see ``fastnn._kernels``), used for a
+        C-contiguous float ``X``; otherwise NumPy builds it a block of about
+        ``block_values`` values at a time, with no temporary as large as ``X``."""
         import scipy.sparse as sp
 
         n, d = X.shape
-        block_rows = max(1, block_values // max(d, 1))
-        indptr = np.zeros(n + 1, np.int64)
-        indices, data = [], []
-        columns = np.arange(d, dtype=np.int32)
-        for start in range(0, n, block_rows):
-            block = X[start:start + block_rows]
-            stored = block != 0  # read row by row, ascending columns: canonical order
-            indptr[start + 1:start + 1 + block.shape[0]] = np.count_nonzero(stored, axis=1)
-            indices.append(np.broadcast_to(columns, block.shape)[stored])
-            data.append(block[stored])
-        np.cumsum(indptr, out=indptr)
-        matrix = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=(n, d))
-        return cls(matrix)
+        if convert is not None and X.flags.c_contiguous and X.dtype in (np.float32, np.float64):
+            indptr, indices, data = convert(X)
+        else:
+            indptr, indices, data = _csr_blocks(X, block_values)
+        if indptr[-1] <= INDEX_LIMIT:  # int32 throughout: SciPy would widen the indices to int64
+            indptr = indptr.astype(np.int32)
+        return cls(sp.csr_matrix((data, indices, indptr), shape=(n, d)))
 
     @property
     def ndim(self):
@@ -84,3 +81,23 @@ class SparseBatch:
         self.rows = rows
         self.shape = (rows.shape[0], source.shape[1])
         self.dtype = source.dtype
+
+
+def _csr_blocks(X, block_values):
+    """``(indptr, indices, data)`` of ``X``'s canonical CSR with NumPy, a block of
+    about ``block_values`` values at a time."""
+    n, d = X.shape
+    block_rows = max(1, block_values // max(d, 1))
+    indptr = np.zeros(n + 1, np.int64)
+    indices, data = [], []
+    columns = np.arange(d, dtype=np.int32)
+    for start in range(0, n, block_rows):
+        block = X[start:start + block_rows]
+        stored = block != 0  # read row by row, ascending columns: canonical order
+        indptr[start + 1:start + 1 + block.shape[0]] = np.count_nonzero(stored, axis=1)
+        indices.append(np.broadcast_to(columns, block.shape)[stored])
+        data.append(block[stored])
+    np.cumsum(indptr, out=indptr)
+    if not data:  # no rows
+        return indptr, np.zeros(0, np.int32), np.zeros(0, X.dtype)
+    return indptr, np.concatenate(indices), np.concatenate(data)

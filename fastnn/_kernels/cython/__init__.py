@@ -23,7 +23,8 @@ One private extension module per concern:
 ``_sparse``
     ``sparse_dense_forward`` and ``sparse_dense_backward``: a first Dense
     layer that reads the batch's rows of a SciPy CSR matrix (its ``indptr``,
-    ``indices`` and ``data``) without densifying them;
+    ``indices`` and ``data``) without densifying them; ``csr_from_dense``,
+    a dense ``X``'s CSR in two passes without the GIL;
 ``_codes.pxd``
     the contract's codes as C enums (the values of ``fastnn._kernels.codes``).
 
@@ -45,7 +46,7 @@ from ._dense import (
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, gather_rows, rmsprop_update, sgd_update
 from ._predict import predict_rows
-from ._sparse import sparse_dense_backward, sparse_dense_forward
+from ._sparse import csr_from_dense, sparse_dense_backward, sparse_dense_forward
 from ._training import train_batches
 
 NAME = "cython"
@@ -55,6 +56,7 @@ __all__ = [
     "activation_backward",
     "adagrad_update",
     "adam_update",
+    "csr_from_dense",
     "dense_backward",
     "dense_forward",
     "gather_rows",

@@ -71,6 +71,7 @@ Design notes
   call costs ``O(nnz(batch))`` in checks, never ``O(nnz(X))``.
 """
 cimport numpy as cnp
+import numpy as np
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memset
@@ -597,3 +598,94 @@ def sparse_dense_backward(indptr, indices, data, rows, dZ, double l2, W, dW_out,
                                    <const double *> dzp, l2, <double *> dwp)
             if dbp != NULL:
                 bias_grad_ptr(x.m, n_out, 0, n_out, <const double *> dzp, <double *> dbp)
+
+
+# ------------------------------------------------------------------ dense to CSR
+cdef int64_t _count_rows(const floating *x, Py_ssize_t n, Py_ssize_t d,
+                         int64_t *indptr) noexcept nogil:
+    """indptr[i + 1] := indptr[i] + the non-zeros of row i (indptr[0] already set)."""
+    cdef Py_ssize_t i, j
+    cdef int64_t c
+    cdef const floating *row
+    for i in range(n):
+        row = x + i * d
+        c = 0
+        for j in range(d):
+            c += row[j] != 0
+        indptr[i + 1] = indptr[i] + c
+    return indptr[n]
+
+
+cdef Py_ssize_t _place_rows(const floating *x, Py_ssize_t n, Py_ssize_t d,
+                            const int64_t *indptr, int32_t *indices,
+                            floating *data) noexcept nogil:
+    """Every non-zero of x in row order, ascending columns, at indptr's places.  Each
+    value and its column are written and the position advances past non-zeros only
+    (no branch), where a row's d slots fit in the arrays (indptr[n] + 1 long); the
+    last rows check each slot.  The first row whose count differs from indptr (X
+    changed since it was counted), or -1."""
+    cdef Py_ssize_t i, j
+    cdef int64_t p, cap = indptr[n] + 1
+    cdef const floating *row
+    cdef floating v
+    for i in range(n):
+        row = x + i * d
+        p = indptr[i]
+        if p + d <= cap:
+            for j in range(d):
+                v = row[j]
+                indices[p] = <int32_t> j
+                data[p] = v
+                p += v != 0
+        else:
+            for j in range(d):
+                v = row[j]
+                if v != 0:
+                    if p >= indptr[i + 1]:
+                        return i
+                    indices[p] = <int32_t> j
+                    data[p] = v
+                    p += 1
+        if p != indptr[i + 1]:
+            return i
+    return -1
+
+
+def csr_from_dense(X):
+    """``(indptr, indices, data)`` of the canonical CSR of ``X (n, d)``, C-contiguous
+    float32 or float64 (``d`` below 2**31): every value that is not zero, in row
+    order and ascending columns; ``indptr`` int64 (n + 1,), ``indices`` int32 and
+    ``data`` (X's dtype) of length nnz.  NaN is stored (it is not zero), -0.0 is not.
+    Two passes over ``X`` without the GIL (count, then place) and no temporary."""
+    if not isinstance(X, cnp.ndarray) or X.ndim != 2 or not X.flags.c_contiguous \
+            or X.dtype.type not in (np.float32, np.float64):
+        raise TypeError("csr_from_dense: X must be a C-contiguous 2-D float32 or float64 array, "
+                        f"got {type(X).__name__} {getattr(X, 'dtype', '')} {getattr(X, 'shape', '')}")
+    cdef cnp.ndarray x = X
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1]
+    if d > 2 ** 31 - 1:
+        raise ValueError(f"csr_from_dense: X has {d} columns, more than int32 indices hold")
+    cdef cnp.ndarray indptr = np.zeros(n + 1, np.int64)
+    cdef int64_t *ip = <int64_t *> cnp.PyArray_DATA(indptr)
+    cdef int64_t nnz
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef bint f32 = cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT
+    with nogil:
+        if f32:
+            nnz = _count_rows(<const float *> xp, n, d, ip)
+        else:
+            nnz = _count_rows(<const double *> xp, n, d, ip)
+    cdef cnp.ndarray indices = np.empty(nnz + 1, np.int32)
+    cdef cnp.ndarray data = np.empty(nnz + 1, X.dtype)
+    cdef int32_t *idx = <int32_t *> cnp.PyArray_DATA(indices)
+    cdef void *dp = cnp.PyArray_DATA(data)
+    cdef Py_ssize_t changed
+    with nogil:
+        if f32:
+            changed = _place_rows(<const float *> xp, n, d, ip, idx, <float *> dp)
+        else:
+            changed = _place_rows(<const double *> xp, n, d, ip, idx, <double *> dp)
+    if changed >= 0:
+        raise ValueError(f"csr_from_dense: row {changed} of X changed while it was converted "
+                         "(another thread wrote to X)")
+    return indptr, indices[:nnz], data[:nnz]
