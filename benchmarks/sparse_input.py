@@ -21,8 +21,8 @@ Four parts, each printed as a Markdown table:
 * **Crossover** (``--crossover``) -- the same network (``--units`` wide) on
   MNIST with non-zero pixels dropped at random down to each of ``--densities``:
   dense against sparse first layer per backend, and the density below which
-  the sparse one is faster (``fastnn._first_layer.SPARSE_BELOW_DENSITY`` holds
-  the figures ``first_layer="auto"`` uses).
+  the sparse one is faster (``fastnn._first_layer.CROSSOVERS`` holds the
+  figures ``first_layer="auto"`` uses, by backend and width).
 * **Memory** (``--memory``) -- the peak resident memory of one epoch on a
   1,000,000 x 262,144 CSR matrix of 0.1 % density, in a fresh process.
 

@@ -3,12 +3,13 @@
 The dense first layer is a matrix product (GEMM) over every value of a batch;
 the sparse one (``sparse_dense_forward`` / ``sparse_dense_backward``) touches
 only the stored values, but each at a fraction of the GEMM's speed, so it pays
-only for inputs sparser than MNIST (19 % non-zero), by a margin that depends on
-the backend.  ``"sparse"`` converts
-a dense ``X`` once to the canonical CSR (``SparseInput.from_dense``);
-``"auto"`` counts ``X``'s non-zeros and converts only below the crossover
-density measured for the backend, and for a fit long enough to earn the
-conversion back.  Sparse ``X`` always trains sparse.
+only for mostly-zero inputs, below a density that depends on the backend and
+the layer's width (MNIST's 19 % on the Cython backend with 128 units or more).
+``"sparse"`` converts a dense ``X`` once to the canonical CSR
+(``SparseInput.from_dense``, with the backend's ``csr_from_dense`` where it
+has one); ``"auto"`` counts ``X``'s non-zeros and converts only well below the
+crossover density measured for the backend and width, and for a fit long
+enough to earn the conversion back.  Sparse ``X`` always trains sparse.
 """
 from __future__ import annotations
 
@@ -19,30 +20,59 @@ from ._kernels.sparse import SparseInput
 
 CHOICES = ("auto", "dense", "sparse")
 
-# Density (non-zero share of X's values) below which "auto" trains a dense X through the
-# sparse first layer, per backend: the lowest crossover measured for 784-32-10, 784-128-10
-# and 784-512-10 (ReLU, Adam, batch 128, MNIST thinned to each density, two threads) on two
-# machines, rounded down -- numba 8.5 % (784 x 512 on a 16-core Xeon), numpy 1.1 % (784 x 128
-# on a 2-core EPYC).  Where the machines disagree the lower figure wins: below it the sparse
-# layer was faster on both.  Cython, with its AVX-512/FMA row kernels and the transpose per
-# thread, crossed at 23.5 / 40.1 / 33.5 % on a 2-core Xeon (25.6 / 27.0 / 42.2 % on the EPYC with
-# the kernels before those); its threshold is half the lowest of these, 11 %, where the sparse
-# epoch took 0.42-0.61 of the dense one (at 10 %): near a crossover an epoch saves nothing, and the
-# conversion to CSR still has to be earned back (PAYBACK_UNIT_EPOCHS).  docs/performance.md, "When the sparse first layer pays", records the
-# runs and the command that measures them.  A backend missing here is never switched to
-# sparse by "auto".
-SPARSE_BELOW_DENSITY = {"numpy": 0.01, "numba": 0.08, "cython": 0.11}
+# Crossover densities: the non-zero share of X's values at which the sparse first layer's
+# epoch takes as long as the dense one, by the first layer's units, per backend; for 784-32-10,
+# 784-128-10 and 784-512-10 (ReLU, Adam, batch 128, MNIST thinned to each density, two
+# threads), the lowest of the machines measured -- below it the sparse layer was faster on
+# each.  Cython: 23.5 / 40.1 / 33.5 % on a 2-core Xeon with its AVX-512/FMA row kernels and
+# the transpose per thread, 25.6 / 27.0 / 42.2 % on a 2-core EPYC with the kernels before
+# those.  Numba: 12.2 / 14.6 / 10.6 % (EPYC), 12.7 / 11.8 / 8.5 % (16-core Xeon).  NumPy: 1.1 /
+# 2.6 % at 128 / 512 units (EPYC; 3.3 / 4.3 % on the Xeon).  docs/performance.md, "When the
+# sparse first layer pays", records the runs and the command that measures them.  Between
+# the widths measured the crossover is interpolated in log2(units), beyond them held.  A
+# backend missing here is never switched to sparse by "auto".
+CROSSOVERS = {
+    "cython": ((32, 0.235), (128, 0.270), (512, 0.335)),
+    "numba": ((32, 0.122), (128, 0.118), (512, 0.085)),
+    "numpy": ((128, 0.011), (512, 0.026)),
+}
+# "auto" takes the sparse layer only below this share of the crossover: the sparse epoch
+# grows with the stored values and near a crossover saves nothing.  At 3/4 of it, the
+# epochs measured took 0.6-0.8 of the dense ones.  MNIST's 19.1 % is sparse on Cython from
+# 128 units (threshold 20.3 %; its sparse epoch measured 0.63 of the dense one at 128 units
+# and 0.68 at 512 on the 2-core Xeon), dense at 32 (17.6 %: 0.84) and on the other backends.
+BELOW_CROSSOVER = 0.75
 # The NumPy backend's sparse first layer costs a fixed SciPy overhead per batch that only
 # a large enough first layer earns back: with 784 x 32 weights it was slower at every
 # density measured, with 784 x 128 it paid below 1.1 %.  Smaller first layers stay dense.
 SPARSE_MIN_WEIGHTS = {"numpy": 784 * 128}
-# Converting X to CSR (SparseInput.from_dense) took 150-230 ms for MNIST's 60,000 x 784 on the
-# 2-core Xeon; below the thresholds the sparse first layer saved about 32 ms an epoch at 32
-# units, 76 at 128 and 360 at 512: the conversion is earned back after about 200 / units
-# epochs (it grows with X's values, the saving with X's values times the units).  "auto" takes
-# the sparse layer only for a fit of at least that many epochs; partial_fit's one epoch a call,
-# which would convert X every call, stays dense.
-PAYBACK_UNIT_EPOCHS = 200
+# The conversion of X to CSR has to be earned back: it grows with X's values, the saving with
+# X's values times the first layer's units times (1 - density / crossover), the sparse
+# epoch's share saved on a line through the crossover.  "auto" takes the sparse layer when
+# epochs x units x that share reach these unit-epochs.  Cython converts with its
+# ``csr_from_dense``, 77-98 ms for MNIST's 60,000 x 784 (1.9 ns a value) on the 2-core Xeon,
+# where the dense epoch of 784-128-10 costs 28 ps a value and unit: 69 unit-epochs, and 100
+# because the line is optimistic (at MNIST's density and 128 units it predicts 0.52 of the
+# dense epoch saved, 0.37 was).  The others convert with NumPy (190-390 ms): 300.  Then
+# partial_fit's one epoch a call, which would convert X every call, stays dense unless the
+# layer is wide and X very sparse.
+PAYBACK_UNIT_EPOCHS = {"cython": 100}
+PAYBACK_UNIT_EPOCHS_NUMPY_CONVERSION = 300
+
+
+def crossover(backend: str, units: float) -> float:
+    """The crossover density of ``backend`` for a first layer ``units`` wide (0.0 for a
+    backend never measured)."""
+    points = CROSSOVERS.get(backend)
+    if not points:
+        return 0.0
+    if units <= points[0][0]:
+        return points[0][1]
+    for (u0, c0), (u1, c1) in zip(points, points[1:]):
+        if units <= u1:
+            t = (np.log2(units) - np.log2(u0)) / (np.log2(u1) - np.log2(u0))
+            return float(c0 + t * (c1 - c0))
+    return points[-1][1]
 
 
 def check(first_layer, X, normalized: bool) -> None:
@@ -77,12 +107,17 @@ def sparse_pays(X, backend: str, weights: int, epochs: int) -> bool:
     """Whether the sparse first layer is expected to train ``epochs`` epochs faster on
     ``X`` (dense, ``(n, n_features)``) with a first layer of ``weights`` weights (inputs x
     the width of its product), the conversion of ``X`` to CSR included."""
-    if weights < SPARSE_MIN_WEIGHTS.get(backend, 0):
+    if weights < SPARSE_MIN_WEIGHTS.get(backend, 0) or epochs < 1:
         return False
     units = weights / max(X.shape[1], 1)
-    if epochs * units < PAYBACK_UNIT_EPOCHS:
+    cross = crossover(backend, units)
+    if cross <= 0.0:
         return False
-    return density(X) < SPARSE_BELOW_DENSITY.get(backend, 0.0)
+    rho = float(density(X))
+    if rho >= BELOW_CROSSOVER * cross:
+        return False
+    payback = PAYBACK_UNIT_EPOCHS.get(backend, PAYBACK_UNIT_EPOCHS_NUMPY_CONVERSION)
+    return bool(epochs * units * (1.0 - rho / cross) >= payback)
 
 
 def apply(first_layer, X, val, backend: str, normalized: bool, weights: int, epochs: int):

@@ -236,11 +236,12 @@ class Sequential:
             product over every value; ``"sparse"``, converted once to CSR
             (with a dense ``validation_data`` X) and read value by stored
             value, which pays only for mostly-zero X; ``"auto"`` counts X's
-            non-zeros and picks sparse below the crossover density measured
-            for the backend (``fastnn._first_layer.SPARSE_BELOW_DENSITY``;
-            on the NumPy backend only for a large first layer), in a fit of
-            enough epochs to earn the conversion back (``PAYBACK_UNIT_EPOCHS``:
-            epochs x the first layer's units >= 200).
+            non-zeros and picks sparse below 3/4 of the crossover density
+            measured for the backend and the first layer's width
+            (``fastnn._first_layer.CROSSOVERS``; on the NumPy backend only for a
+            large first layer), in a fit of enough epochs to earn the conversion
+            back (``PAYBACK_UNIT_EPOCHS``).  On the Cython backend MNIST-like
+            input (19 % non-zero) goes sparse from 128 units.
             With a ``Normalization`` layer (which makes X dense) ``"auto"``
             is dense and ``"sparse"`` an error.  Sparse X always trains
             sparse (``"dense"`` is an error).  ``history.params["first_layer"]``

@@ -88,25 +88,42 @@ def test_auto_picks_sparse_only_below_the_backends_crossover(backend, monkeypatc
     big = (np.random.default_rng(0).random((3000, 784)) < 0.03).astype(np.float32)  # counted on a sample
     assert _first_layer.density(big) == pytest.approx(0.03, abs=0.002)
     monkeypatch.setattr(_first_layer, "SPARSE_MIN_WEIGHTS", {})
-    monkeypatch.setattr(_first_layer, "PAYBACK_UNIT_EPOCHS", 0)  # the density alone decides here
-    monkeypatch.setitem(_first_layer.SPARSE_BELOW_DENSITY, backend, 0.1)
+    monkeypatch.setitem(_first_layer.PAYBACK_UNIT_EPOCHS, backend, 0)  # the density alone decides here
+    monkeypatch.setitem(_first_layer.CROSSOVERS, backend, ((1, 0.1 / _first_layer.BELOW_CROSSOVER),))
     m, h = train(backend, "float64", X, y, "auto", epochs=1)
     assert h.params["first_layer"] == "sparse"
-    monkeypatch.setitem(_first_layer.SPARSE_BELOW_DENSITY, backend, 0.05)
+    monkeypatch.setitem(_first_layer.CROSSOVERS, backend, ((1, 0.05 / _first_layer.BELOW_CROSSOVER),))
     h = m.fit(X, y, verbose=0)  # "auto" is the default
     assert h.params["first_layer"] == "dense"
     assert m.fit(sp.csr_matrix(X), y, verbose=0).params["first_layer"] == "sparse"  # sparse X stays sparse
 
 
-def test_auto_keeps_mnist_dense_on_every_backend():
-    """MNIST (19 % of the pixels non-zero) stays dense under "auto" on every backend
-    (docs/performance.md): above the Numba and NumPy crossovers, and above half of the
-    Cython backend's lowest one, the margin that leaves the conversion to CSR earned back."""
-    mnist_density = 0.19
-    for backend in ("numpy", "numba", "cython"):
-        assert 0 < _first_layer.SPARSE_BELOW_DENSITY[backend] < mnist_density, backend
+def test_the_crossover_follows_the_first_layers_width():
+    """Measured at 32, 128 and 512 units: those figures there, interpolated in
+    log2(units) between them, held beyond them; none for a backend never measured."""
+    points = _first_layer.CROSSOVERS["cython"]
+    for units, density in points:
+        assert _first_layer.crossover("cython", units) == density
+    (u0, c0), (u1, c1) = points[1], points[2]
+    middle = 2 ** ((np.log2(u0) + np.log2(u1)) / 2)
+    assert _first_layer.crossover("cython", middle) == pytest.approx((c0 + c1) / 2)
+    assert _first_layer.crossover("cython", 4) == points[0][1]
+    assert _first_layer.crossover("cython", 10 ** 5) == points[-1][1]
+    assert _first_layer.crossover("a-backend-never-measured", 128) == 0.0
+
+
+def test_auto_trains_mnist_sparse_only_where_it_measured_faster():
+    """MNIST (19 % of the pixels non-zero): sparse on the Cython backend from 128 units
+    (its sparse epoch measured 0.63 of the dense one at 128 units, 0.68 at 512) in a fit
+    long enough to earn the conversion back; dense at 32 units (0.84) and on the Numba and
+    NumPy backends, whose crossovers lie below it (docs/performance.md)."""
     X = (np.arange(100 * 784).reshape(100, 784) % 100 < 19).astype(np.float32)
-    assert not any(_first_layer.sparse_pays(X, b, 784 * 128, 100) for b in _first_layer.SPARSE_BELOW_DENSITY)
+    for backend in ("numpy", "numba"):
+        assert not any(_first_layer.sparse_pays(X, backend, 784 * u, 100) for u in (32, 128, 512, 2048))
+    assert not _first_layer.sparse_pays(X, "cython", 784 * 32, 100)
+    assert not _first_layer.sparse_pays(X, "cython", 784 * 128, 2)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 128, 3)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 512, 1)
     assert not _first_layer.sparse_pays(np.zeros((4, 4)), "a-backend-never-measured", 784 * 128, 100)
 
 
@@ -121,23 +138,26 @@ def test_auto_keeps_a_small_first_layer_dense_on_the_numpy_backend():
 
 
 def test_auto_needs_a_fit_long_enough_to_earn_the_conversion_back():
-    """Converting X to CSR costs about what 200 / units epochs save (docs/performance.md):
-    a short fit, or partial_fit's one epoch a call (which would convert X every call),
-    stays dense."""
+    """Converting X to CSR costs about what ``PAYBACK_UNIT_EPOCHS`` / (units x the share of
+    the epoch saved) epochs save (docs/performance.md): a short fit, or partial_fit's one
+    epoch a call (which would convert X every call), stays dense, and the NumPy conversion
+    the other backends use needs more epochs than the Cython backend's own."""
     X = np.zeros((10, 784), np.float32)
-    X[:, 0] = 1.0
-    assert not _first_layer.sparse_pays(X, "cython", 784 * 32, 6)
-    assert _first_layer.sparse_pays(X, "cython", 784 * 32, 7)
-    assert not _first_layer.sparse_pays(X, "cython", 784 * 128, 1)
-    assert _first_layer.sparse_pays(X, "cython", 784 * 128, 2)
-    assert _first_layer.sparse_pays(X, "cython", 784 * 512, 1)
+    X[:, 0] = 1.0  # 0.13 %: nearly the whole epoch saved
+    assert not _first_layer.sparse_pays(X, "cython", 784 * 32, 3)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 32, 4)
+    assert not _first_layer.sparse_pays(X, "cython", 784 * 64, 1)
+    assert _first_layer.sparse_pays(X, "cython", 784 * 128, 1)
+    assert not _first_layer.sparse_pays(X, "cython", 784 * 128, 0)
+    assert not _first_layer.sparse_pays(X, "numba", 784 * 128, 2)
+    assert _first_layer.sparse_pays(X, "numba", 784 * 128, 3)
     y = np.arange(10) % 3
     m = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784), fn.Dense(3, activation="softmax")],
                       backend="numpy", seed=0)
     m.compile("adam", "sparse_categorical_crossentropy")
     assert m.fit(X, y, epochs=1, verbose=0).params["first_layer"] == "dense"
-    assert m.fit(X, y, epochs=3, initial_epoch=2, verbose=0).params["first_layer"] == "dense"  # one epoch run
-    assert m.fit(X, y, epochs=2, verbose=0).params["first_layer"] == "sparse"
+    assert m.fit(X, y, epochs=4, initial_epoch=3, verbose=0).params["first_layer"] == "dense"  # one epoch run
+    assert m.fit(X, y, epochs=3, verbose=0).params["first_layer"] == "sparse"
 
 
 def test_a_normalization_layer_keeps_the_first_layer_dense(monkeypatch):
@@ -148,7 +168,8 @@ def test_a_normalization_layer_keeps_the_first_layer_dense(monkeypatch):
         m.fit(X, y, verbose=0, first_layer="sparse")
     assert m.optimizer.iterations == 0  # refused before any training
     monkeypatch.setattr(_first_layer, "SPARSE_MIN_WEIGHTS", {})
-    monkeypatch.setitem(_first_layer.SPARSE_BELOW_DENSITY, "numpy", 1.0)
+    monkeypatch.setitem(_first_layer.CROSSOVERS, "numpy", ((1, 1.0),))
+    monkeypatch.setitem(_first_layer.PAYBACK_UNIT_EPOCHS, "numpy", 0)
     assert m.fit(X, y, verbose=0).params["first_layer"] == "dense"
 
 
