@@ -137,6 +137,13 @@ def test_numba_threads_times_every_setting():
     assert line, out
 
 
+@pytest.mark.skipif(not {"numba", "cython"} <= set(fn.backends.available()), reason="needs both compiled backends")
+def test_backend_grid_prints_its_table():
+    out = _run([sys.executable, str(SUITE / "backend_grid.py"), "--quick"])
+    assert "one-epoch fit calls of 1,024 float32 rows, fastest of 1 rounds" in out, out
+    assert re.search(r"^\| 784-64-10 \| 64 \| \d+\.\d ms \| \d+\.\d ms \| \d+\.\d\d \|$", out, re.M), out
+
+
 @pytest.mark.skipif("numba" not in fn.backends.available(), reason="needs numba")
 def test_numba_compile_profile_lists_what_a_first_fit_compiled():
     out = _run([sys.executable, str(SUITE / "numba_compile_profile.py"), "--optimizer", "sgd", "--top", "5"])
