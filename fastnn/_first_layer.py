@@ -54,8 +54,8 @@ SPARSE_MIN_WEIGHTS = {"numpy": 784 * 128}
 # where the dense epoch of 784-128-10 costs 28 ps a value and unit: 69 unit-epochs, and 100
 # because the line is optimistic (at MNIST's density and 128 units it predicts 0.52 of the
 # dense epoch saved, 0.37 was).  The others convert with NumPy (190-390 ms): 300.  Then
-# partial_fit's one epoch a call, which would convert X every call, stays dense unless the
-# layer is wide and X very sparse.
+# partial_fit's one epoch a call, which converts X every call, stays dense unless one epoch
+# earns the conversion back (MNIST-like X from about 320 units on Cython).
 PAYBACK_UNIT_EPOCHS = {"cython": 100}
 PAYBACK_UNIT_EPOCHS_NUMPY_CONVERSION = 300
 
