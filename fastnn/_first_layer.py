@@ -49,14 +49,14 @@ SPARSE_MIN_WEIGHTS = {"numpy": 784 * 128}
 # The conversion of X to CSR has to be earned back: it grows with X's values, the saving with
 # X's values times the first layer's units times (1 - density / crossover), the sparse
 # epoch's share saved on a line through the crossover.  "auto" takes the sparse layer when
-# epochs x units x that share reach these unit-epochs.  Cython converts with its
-# ``csr_from_dense``, 77-98 ms for MNIST's 60,000 x 784 (1.9 ns a value) on the 2-core Xeon,
-# where the dense epoch of 784-128-10 costs 28 ps a value and unit: 69 unit-epochs, and 100
-# because the line is optimistic (at MNIST's density and 128 units it predicts 0.52 of the
-# dense epoch saved, 0.37 was).  The others convert with NumPy (190-390 ms): 300.  Then
+# epochs x units x that share reach these unit-epochs.  The compiled backends convert with
+# their ``csr_from_dense``, 74-98 ms for MNIST's 60,000 x 784 (1.9 ns a value) on the 2-core
+# Xeon, where the dense epoch of 784-128-10 costs 28 ps a value and unit: 69 unit-epochs, and
+# 100 because the line is optimistic (at MNIST's density and 128 units it predicts 0.52 of
+# the dense epoch saved, 0.37 was).  NumPy's blocks take 190-390 ms: 300.  Then
 # partial_fit's one epoch a call, which converts X every call, stays dense unless one epoch
 # earns the conversion back (MNIST-like X from about 320 units on Cython).
-PAYBACK_UNIT_EPOCHS = {"cython": 100}
+PAYBACK_UNIT_EPOCHS = {"cython": 100, "numba": 100}
 PAYBACK_UNIT_EPOCHS_NUMPY_CONVERSION = 300
 
 

@@ -140,8 +140,8 @@ def test_auto_keeps_a_small_first_layer_dense_on_the_numpy_backend():
 def test_auto_needs_a_fit_long_enough_to_earn_the_conversion_back():
     """Converting X to CSR costs about what ``PAYBACK_UNIT_EPOCHS`` / (units x the share of
     the epoch saved) epochs save (docs/performance.md): a short fit, or partial_fit's one
-    epoch a call (which would convert X every call), stays dense, and the NumPy conversion
-    the other backends use needs more epochs than the Cython backend's own."""
+    epoch a call (which would convert X every call), stays dense, and the NumPy backend's
+    conversion needs more epochs than the compiled backends' own."""
     X = np.zeros((10, 784), np.float32)
     X[:, 0] = 1.0  # 0.13 %: nearly the whole epoch saved
     assert not _first_layer.sparse_pays(X, "cython", 784 * 32, 3)
@@ -149,8 +149,9 @@ def test_auto_needs_a_fit_long_enough_to_earn_the_conversion_back():
     assert not _first_layer.sparse_pays(X, "cython", 784 * 64, 1)
     assert _first_layer.sparse_pays(X, "cython", 784 * 128, 1)
     assert not _first_layer.sparse_pays(X, "cython", 784 * 128, 0)
-    assert not _first_layer.sparse_pays(X, "numba", 784 * 128, 2)
-    assert _first_layer.sparse_pays(X, "numba", 784 * 128, 3)
+    assert _first_layer.sparse_pays(X, "numba", 784 * 128, 1)
+    assert not _first_layer.sparse_pays(X, "numpy", 784 * 128, 2)
+    assert _first_layer.sparse_pays(X, "numpy", 784 * 128, 3)
     y = np.arange(10) % 3
     m = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784), fn.Dense(3, activation="softmax")],
                       backend="numpy", seed=0)

@@ -21,7 +21,7 @@ Private modules, each importing only from those above it:
 ``_math``         vectorizable float32-accurate ``_exp``, ``_tanh``, ... and reductions
 ``_activations``  activations and their derivatives
 ``_dense``        dense layers (BLAS GEMM, fused epilogue) and maxout
-``_sparse``       a first dense layer on CSR input, never densified
+``_sparse``       a first dense layer on CSR input, never densified; a dense X to CSR
 ``_losses``       ``loss_value`` and ``loss_output_delta``
 ``_optimizers``   the four update rules
 ``_blas``         GEMM on blocks of arrays (a weight gradient's rows, read in place)
@@ -43,7 +43,7 @@ from ._dense import dense_backward, dense_forward, maxout_backward, maxout_forwa
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
 from ._predict import predict_rows
-from ._sparse import sparse_dense_backward, sparse_dense_forward
+from ._sparse import csr_from_dense, sparse_dense_backward, sparse_dense_forward
 from ._training import gather_rows, train_batches
 
 NAME = "numba"
@@ -53,6 +53,7 @@ __all__ = [
     "activation_backward",
     "adagrad_update",
     "adam_update",
+    "csr_from_dense",
     "dense_backward",
     "dense_forward",
     "gather_rows",

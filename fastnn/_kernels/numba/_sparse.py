@@ -18,6 +18,8 @@ BLAS calls, the pattern that collapses on two cores ("BLAS and OpenMP thread
 pools" in ``docs/performance.md``, as in ``_dense``); and a jitted function
 that calls ``numba.get_num_threads`` to choose a parallel path cannot be cached.
 """
+import numpy as np
+
 from ..codes import SOFTMAX
 from ._activations import _act_flat, _softmax_rows
 from ._dense import _CHUNK_BYTES, bias_grad
@@ -123,3 +125,59 @@ def sparse_weight_grad_rows(indptr, indices, data, rows, dZ, l2, W, dW_out, r0, 
                 gk = dW_out[f]
                 for j in range(n_out):
                     gk[j] += v * dzi[j]
+
+
+@jit
+def _count_rows(X, indptr):
+    """indptr[i + 1] := indptr[i] + the non-zeros of row i; returns indptr[n]."""
+    n, d = X.shape
+    for i in range(n):
+        c = 0
+        for j in range(d):
+            c += X[i, j] != 0
+        indptr[i + 1] = indptr[i] + c
+    return indptr[n]
+
+
+@jit
+def _place_rows(X, indptr, indices, data):
+    """Every non-zero of X in row order, ascending columns, at indptr's places; the first
+    row whose count differs from indptr (X changed since it was counted), or -1.  Each
+    position is checked, so a changed X cannot write past the arrays."""
+    n, d = X.shape
+    for i in range(n):
+        p = indptr[i]
+        end = indptr[i + 1]
+        for j in range(d):
+            v = X[i, j]
+            if v != 0:
+                if p >= end:
+                    return i
+                indices[p] = j
+                data[p] = v
+                p += 1
+        if p != end:
+            return i
+    return -1
+
+
+def csr_from_dense(X):
+    """``(indptr, indices, data)`` of the canonical CSR of ``X (n, d)``, C-contiguous
+    float32 or float64: every value that is not zero (NaN included, -0.0 not) in row
+    order and ascending columns; ``indptr`` int64 ``(n + 1,)``, ``indices`` int32,
+    ``data`` of X's dtype.  Two compiled passes over X (count, then place)."""
+    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.flags.c_contiguous
+            and X.dtype in (np.float32, np.float64)):
+        raise TypeError("csr_from_dense: X must be a C-contiguous 2-D float32 or float64 array, "
+                        f"got {type(X).__name__} {getattr(X, 'dtype', '')} {getattr(X, 'shape', '')}")
+    if X.shape[1] > 2 ** 31 - 1:
+        raise ValueError(f"csr_from_dense: X has {X.shape[1]} columns, more than int32 indices hold")
+    indptr = np.zeros(X.shape[0] + 1, np.int64)
+    nnz = _count_rows(X, indptr)
+    indices = np.empty(nnz, np.int32)
+    data = np.empty(nnz, X.dtype)
+    changed = _place_rows(X, indptr, indices, data)
+    if changed >= 0:
+        raise ValueError(f"csr_from_dense: row {changed} of X changed while it was converted "
+                         "(another thread wrote to X)")
+    return indptr, indices, data
