@@ -27,7 +27,15 @@ from ._training import _flat, _jit_loop, _jit_loop_inline, _layer_forward
 # that skips BLAS takes where that is at least 64 (AVX-512: 64-row products out of BLAS
 # beat 256-row ones through it; see _small_gemm).
 BLOCK_ROWS = SMALL_ROWS if SMALL_ROWS >= 64 else 256
-MIN_PARALLEL_FLOPS = 4e6  # forward FLOPs from which the rows are split across threads
+# Forward FLOPs from which the rows are split across threads.  The split hands runs of rows
+# to a pool of Python threads, about 150-200 us a call on two cores; below this the serial
+# loop (BLAS on its own threads) is faster.  2-core Xeon, predict of 784-128-10, serial loop
+# against split: 32 rows 71 against 247 us, 256 rows 311 / 404, 512 rows 562 / 602, 1,024
+# rows (208 MFLOP) 1,053 / 983, 4,096 rows 3,945 / 3,198 (4e6 FLOPs, the limit before, sent
+# every batch from 20 rows up to the split).  With 512 units the serial loop, whose BLAS
+# calls then have large products to thread, was 10-18 % faster at every size up to 4,096
+# rows, so no single limit is right for every width; this one removes the small-batch cost.
+MIN_PARALLEL_FLOPS = 2e8
 
 
 @_jit_loop_inline
