@@ -197,6 +197,9 @@ def test_fit_holds_blas_at_one_thread_only_during_its_calls(backend, monkeypatch
     looks = iter(range(10**6))  # a run queue crowded for the first 20 looks, then quiet
     monkeypatch.setattr(_thread_policy, "_runnable", lambda: 100.0 if next(looks) < 20 else 1.0)
     monkeypatch.setattr(fn._training.CompiledLoop, "CALL_SECONDS", 1e-9)  # one batch a call
+    # Calls of one 10-row batch take about 10 us on either setting, so whether a probe of
+    # the threads wins would be noise: here it always does, once the run queue lets it run.
+    monkeypatch.setattr(_thread_policy.ThreadChoice, "BETTER", {"one": 0.8, "threads": float("inf")})
     before = _blas_threads()
     model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=6), fn.Dense(3, activation="softmax")],
                           backend=backend, seed=0)
@@ -314,5 +317,8 @@ def test_numba_predict_takes_the_same_counted_hold_as_fit(monkeypatch):
     predict_hold.__exit__(None, None, None)
     assert _blas_threads() == before  # and the pools come back when it ends
     holds.clear()
-    model.predict(np.random.default_rng(0).random((2000, 300)))  # large enough for the parallel path
+    from fastnn._kernels.numba import _predict
+
+    rows = int(_predict.MIN_PARALLEL_FLOPS // (2 * (300 * 64 + 64 * 10))) + 64
+    model.predict(np.random.default_rng(0).random((rows, 300)))  # large enough for the parallel path
     assert holds, "numba's predict_rows did not take the counted hold"
