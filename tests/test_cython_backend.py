@@ -149,6 +149,76 @@ def test_small_products_at_every_x86_level_match_numpy(level, dtype):
         _dense._set_gemm_level(before)
 
 
+@pytest.mark.parametrize("level", _gemm_levels())
+def test_which_products_skip_blas_at_each_x86_level(level):
+    """Up to 64 rows with AVX-512 (32 otherwise) skip BLAS; inside a loop that holds BLAS at
+    one thread, float32 products with AVX-512 do so up to 256 rows (``_gemm``'s
+    ``one_thread``), float64 ones do not."""
+    before = _dense._set_gemm_level(level)
+    try:
+        most = 64 if level == 4 else 32
+        for one_thread in (False, True):
+            assert _dense._small_product("float64", most, 128, one_thread)
+            assert not _dense._small_product("float64", most + 1, 128, one_thread)
+        assert _dense._small_product("float32", most, 512, False)
+        assert not _dense._small_product("float32", most + 1, 512, False)
+        most_f32 = 256 if level == 4 else most
+        assert _dense._small_product("float32", most_f32, 512, True)
+        assert not _dense._small_product("float32", most_f32 + 1, 512, True)
+    finally:
+        _dense._set_gemm_level(before)
+
+
+def test_float32_batches_of_up_to_256_rows_without_blas_match_blas():
+    """train_batches holds BLAS at one thread while it splits a batch, and its float32
+    products of up to 256 rows (a thread's 125 rows forward, all 250 batch rows in the weight
+    gradient) then run the AVX-512 kernel: the same training as through BLAS, up to
+    rounding.  Where this BLAS rounds a 784-long sum differently from the kernel (it adds
+    blocks of the inner dimension), the results show which one ran."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    if 4 not in _gemm_levels():
+        pytest.skip("this CPU does not run AVX-512")
+    rng = np.random.default_rng(5)
+    X, W = rand(rng, (64, 784), np.float32), rand(rng, (784, 96), np.float32)
+    by_kernel, by_blas = np.empty((64, 96), np.float32), np.empty((64, 96), np.float32)
+    cy.dense_forward(X, W, None, K.LINEAR, 0.0, by_kernel, by_kernel)  # 64 rows: the kernel
+    old = _dense._set_small_gemm(False)
+    try:
+        cy.dense_forward(X, W, None, K.LINEAR, 0.0, by_blas, by_blas)
+    finally:
+        _dense._set_small_gemm(old)
+    blas_rounds_apart = not np.array_equal(by_kernel, by_blas)
+
+    # SGD and smooth activations: rounding differences stay rounding differences (Adam's
+    # first steps and ReLU's kinks can turn them into different weights)
+    args = _train_args(np.float32, K.OPT_SGD, widths=(784, 96, 64, 10),
+                       acts=(K.TANH, K.TANH, K.SOFTMAX), n=1000, batch_size=250)
+    kernel, blas = _copy_args(args), _copy_args(args)
+    assert _dense._small_product("float32", 250, 96, True)
+    assert not _dense._small_product("float32", 250, 96, False)
+    queue = _training._set_run_queue_answer(False)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            _training.thread_statistics(reset=True)
+            assert run_train_batches(cy, kernel) == args["n_batches"]
+            assert _training.thread_statistics(reset=True)["parallel_batches"] == args["n_batches"]
+            old = _dense._set_small_gemm(False)
+            try:
+                assert run_train_batches(cy, blas) == args["n_batches"]
+            finally:
+                _dense._set_small_gemm(old)
+    finally:
+        _training._set_run_queue_answer(queue)
+    for key in STATE:
+        for a, b in zip(blas[key], kernel[key]):
+            close(b, a, np.float32, 10.0)
+    close(kernel["out"], blas["out"], np.float32, 10.0)
+    if blas_rounds_apart:
+        assert not all(np.array_equal(a, b) for a, b in zip(blas["Ws"], kernel["Ws"]))
+
+
 # ------------------------------------------------------- activations per x86 level
 def _act_levels():
     """The x86 levels of the activation loops (``_elementwise.h``) this CPU runs."""

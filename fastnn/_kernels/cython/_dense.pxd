@@ -16,7 +16,7 @@ cdef void blas_release_single() noexcept
 cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                             const floating *x, const floating *w, const floating *b,
                             int act, floating alpha, floating *z, floating *a,
-                            int n_threads) noexcept nogil
+                            int n_threads, bint one_thread=*) noexcept nogil
 cdef void activation_backward_ptr(int act, floating alpha, Py_ssize_t n, Py_ssize_t k,
                                   const floating *z, const floating *a, const floating *da,
                                   floating *dz) noexcept nogil
@@ -26,7 +26,8 @@ cdef void dense_backward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                              floating *dx) noexcept nogil
 cdef void weight_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t lo,
                           Py_ssize_t hi, const floating *x, const floating *w,
-                          const floating *dz, floating l2, floating *dw) noexcept nogil
+                          const floating *dz, floating l2, floating *dw,
+                          bint one_thread=*) noexcept nogil
 cdef void bias_grad_ptr(Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_t hi,
                         const floating *dz, floating *db) noexcept nogil
 cdef void input_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, const floating *dz,

@@ -66,6 +66,16 @@ cdef extern from "_simd_gemm.h" nogil:
 # 505 / 404; at 96-128 rows about even, and behind at 128 x 784 x 512), with 32-byte vectors up to
 # 32 rows (_small_gemm_rows).
 cdef Py_ssize_t SMALL_GEMM_ROWS = 32
+# Float32 products of a loop that holds BLAS at one thread (``one_thread``: train_batches) skip
+# BLAS up to this many rows with AVX-512.  There W was not in cache when the product began (the
+# update of the batch before had streamed W, dW and the slots through it), and the kernel, which
+# reads W in place, beat OpenBLAS's copy of it: 2-core Xeon, first thread's phases in one process,
+# alternated: 784-128-10 Adam batch 128 (the weight gradient over 128 batch rows) 52-53 against
+# 56-58 ms an epoch, whole epochs 140-146 against 148-151; 784-512-512-10 Adam batch 256 (128 rows
+# a thread forward, 256 in the weight gradient) forward 371-377 against 429-433 ms, whole epochs
+# 985-994 against 1,020-1,031 (its update slower, 136-138 against 71-72 ms, not understood).
+# Float64 at 128 rows ran 1.3-1.4x slower, so float64 keeps SMALL_GEMM_ROWS.
+cdef Py_ssize_t SMALL_GEMM_ROWS_F32_ONE_THREAD = 32
 cdef Py_ssize_t NARROW_GEMM_WIDTH = 64
 cdef Py_ssize_t NARROW_GEMM_ROWS = 256
 cdef bint SMALL_GEMM = True  # tests and benchmarks turn it off (_set_small_gemm)
@@ -218,10 +228,30 @@ cdef inline int _check_blas_size(Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) excep
     return 0
 
 
+cdef inline bint _skips_blas(bint trans_b, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t itemsize,
+                             bint one_thread) noexcept nogil:
+    """Whether a product of ``rows`` rows (a batch's, or a thread's share) and ``n`` columns
+    of ``itemsize``-byte values runs ``_simd_gemm.h`` rather than BLAS."""
+    cdef Py_ssize_t most = SMALL_GEMM_ROWS
+    if itemsize == 4 and one_thread:
+        most = SMALL_GEMM_ROWS_F32_ONE_THREAD
+    return SMALL_GEMM and not trans_b and n % (32 // itemsize) == 0 and (
+        rows <= most or (n <= NARROW_GEMM_WIDTH and rows <= NARROW_GEMM_ROWS))
+
+
+def _small_product(dtype, Py_ssize_t rows, Py_ssize_t n, bint one_thread):
+    """Tests: whether x @ w of ``rows`` rows and ``n`` columns of ``dtype`` skips BLAS
+    (``one_thread``: inside a loop that holds BLAS at one thread)."""
+    import numpy
+    return _skips_blas(False, rows, n, numpy.dtype(dtype).itemsize, one_thread)
+
+
 cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                 const floating *a, Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
-                floating *c, Py_ssize_t ldc) noexcept nogil:
-    """c (m, n) := op(a) @ op(b), row-major; an empty inner dimension gives zeros."""
+                floating *c, Py_ssize_t ldc, bint one_thread=False) noexcept nogil:
+    """c (m, n) := op(a) @ op(b), row-major; an empty inner dimension gives zeros.
+    ``one_thread``: the caller holds BLAS at one thread (float32 products of more rows
+    then skip BLAS, SMALL_GEMM_ROWS_F32_ONE_THREAD)."""
     cdef Py_ssize_t i
     if m <= 0 or n <= 0:
         return
@@ -229,9 +259,8 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
         for i in range(m):
             memset(c + i * ldc, 0, n * sizeof(floating))
         return
-    cdef Py_ssize_t rows = k if trans_a else m  # a batch's rows, or a thread's share of them
-    if SMALL_GEMM and not trans_b and n % (32 // sizeof(floating)) == 0 and (
-            rows <= SMALL_GEMM_ROWS or (n <= NARROW_GEMM_WIDTH and rows <= NARROW_GEMM_ROWS)):
+    # a batch's rows, or a thread's share of them
+    if _skips_blas(trans_b, k if trans_a else m, n, sizeof(floating), one_thread):
         # op(a)'s element (i, p): a[i * lda + p], or a[p * lda + i] transposed
         if floating is float:
             small_gemm_f32(m, n, k, a, 1 if trans_a else lda, lda if trans_a else 1, b, ldb, c, ldc)
@@ -244,10 +273,11 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize
 
 cdef void _forward_rows(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in, Py_ssize_t n_out,
                         const floating *x, const floating *w, const floating *b,
-                        int act, floating alpha, floating *z, floating *a) noexcept nogil:
+                        int act, floating alpha, floating *z, floating *a,
+                        bint one_thread=False) noexcept nogil:
     """Rows lo:hi of z := x @ w + b, a := act(z)."""
     _gemm(False, False, hi - lo, n_out, n_in, x + lo * n_in, n_in, w, n_out,
-          z + lo * n_out, n_out)
+          z + lo * n_out, n_out, one_thread)
     bias_act_rows(lo, hi, n_out, b, act, alpha, z, a)
 
 
@@ -268,17 +298,18 @@ cdef int forward_threads(Py_ssize_t n_threads, Py_ssize_t n) except -1:
 cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                             const floating *x, const floating *w, const floating *b,
                             int act, floating alpha, floating *z, floating *a,
-                            int n_threads) noexcept nogil:
+                            int n_threads, bint one_thread=False) noexcept nogil:
     """z (n, n_out) := x (n, n_in) @ w (n_in, n_out) + b (NULL: no bias); a := act(z).
 
     ``n_threads > 1`` (from ``forward_threads``) splits the rows into blocks, one
     OpenMP thread per block running sgemm and the epilogue on its own rows.
+    ``one_thread``: the caller holds BLAS at one thread (see ``_gemm``).
     """
     cdef Py_ssize_t t, lo, hi, chunk
     if n <= 0 or n_out <= 0:
         return
     if n_threads <= 1:
-        _forward_rows(0, n, n_in, n_out, x, w, b, act, alpha, z, a)
+        _forward_rows(0, n, n_in, n_out, x, w, b, act, alpha, z, a, one_thread)
         return
     chunk = (n + n_threads - 1) // n_threads
     for t in prange(n_threads, num_threads=n_threads, schedule="static"):
@@ -321,9 +352,11 @@ cdef int _dense_forward(const floating[:, ::1] X, const floating[:, ::1] W,
 
 
 cdef void _small_gemm_rows() noexcept nogil:
-    """SMALL_GEMM_ROWS for the kernel's level: 64 with AVX-512's 64-byte vectors, else 32."""
-    global SMALL_GEMM_ROWS
+    """SMALL_GEMM_ROWS for the kernel's level: 64 with AVX-512's 64-byte vectors, else 32;
+    SMALL_GEMM_ROWS_F32_ONE_THREAD 256 with AVX-512, else the same."""
+    global SMALL_GEMM_ROWS, SMALL_GEMM_ROWS_F32_ONE_THREAD
     SMALL_GEMM_ROWS = 64 if gemm_level() == 4 else 32
+    SMALL_GEMM_ROWS_F32_ONE_THREAD = 256 if gemm_level() == 4 else SMALL_GEMM_ROWS
 
 
 _small_gemm_rows()
@@ -418,10 +451,13 @@ def activation_backward(int act, double alpha, const floating[:, ::1] Z, const f
 
 cdef void weight_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t lo,
                           Py_ssize_t hi, const floating *x, const floating *w,
-                          const floating *dz, floating l2, floating *dw) noexcept nogil:
-    """Rows lo:hi of dw := x.T @ dz + l2 w (x (n, n_in), w and dw (n_in, n_out))."""
+                          const floating *dz, floating l2, floating *dw,
+                          bint one_thread=False) noexcept nogil:
+    """Rows lo:hi of dw := x.T @ dz + l2 w (x (n, n_in), w and dw (n_in, n_out));
+    ``one_thread``: the caller holds BLAS at one thread (see ``_gemm``)."""
     cdef Py_ssize_t i
-    _gemm(True, False, hi - lo, n_out, n, x + lo, n_in, dz, n_out, dw + lo * n_out, n_out)
+    _gemm(True, False, hi - lo, n_out, n, x + lo, n_in, dz, n_out, dw + lo * n_out, n_out,
+          one_thread)
     if l2 != 0:
         for i in range(lo * n_out, hi * n_out):
             dw[i] = dw[i] + l2 * w[i]

@@ -297,6 +297,7 @@ ctypedef struct Job:
     char *Yb
     char *SWb
     int loss, opt, n_layers, n_threads
+    bint blas_one  # BLAS held at one thread for the call (float32 products skip it up to more rows)
     double momentum, rho, beta_1, beta_2, epsilon
     bint classic_momentum, epsilon_inside_sqrt
     const double *lrs
@@ -816,7 +817,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 dense_forward_ptr(hi - lo, ly.n_in, ly.n_out, inp, <const floating *> ly.W,
                                   <const floating *> ly.b, ly.act, <floating> ly.alpha,
                                   <floating *> ly.Z + lo * ly.n_out,
-                                  <floating *> ly.A + lo * ly.n_out, 1)
+                                  <floating *> ly.A + lo * ly.n_out, 1, job.blas_one)
                 inp = <const floating *> ly.A + lo * ly.n_out
             _lap(job, tid, PH_FORWARD, &t0)
         # loss sums (before the update), metrics and output delta of the same rows; the
@@ -905,7 +906,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
                 _part(ly.n_in, 1, tid, nt, &plo, &phi)
                 weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, x_in, <const floating *> ly.W,
-                                <const floating *> ly.dZ, <floating> ly.l2, <floating *> ly.dW)
+                                <const floating *> ly.dZ, <floating> ly.l2, <floating *> ly.dW,
+                                job.blas_one)
             _lap(job, tid, PH_WEIGHT_GRAD, &t0)
             if ly.db != NULL:
                 _part(ly.n_out, 1, tid, nt, &plo, &phi)
@@ -1009,7 +1011,7 @@ cdef bint _ends_finite(Job *job, const floating *X) noexcept nogil:
         ly = &job.layers[l]
         dense_forward_ptr(m, ly.n_in, ly.n_out, inp, <const floating *> ly.W,
                           <const floating *> ly.b, ly.act, <floating> ly.alpha,
-                          <floating *> ly.Z, <floating *> ly.A, 1)
+                          <floating *> ly.Z, <floating *> ly.A, 1, job.blas_one)
         inp = <const floating *> ly.A
     return _finite(job.layers[L - 1].A, m * job.k, X)
 
@@ -1444,6 +1446,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         # Too few rows a batch to split it, and products too small for BLAS's threads
         # to pay for themselves (an OpenMP limit of one thread leaves BLAS alone).
         limited = blas_acquire_single()
+    job.blas_one = limited
     # the fallback's deadline and stretch, carried from call to call in the plan
     cdef cnp.ndarray thread_state = _array("thread_state", plan.thread_state, cnp.NPY_DOUBLE, 1, True, "")
     _expect("thread_state", thread_state, (2,))
