@@ -71,7 +71,7 @@ cdef Py_ssize_t SMALL_GEMM_ROWS = 32
 # update of the batch before had streamed W, dW and the slots through it), and the kernel, which
 # reads W in place, beat OpenBLAS's copy of it: 2-core Xeon, first thread's phases in one process,
 # alternated: 784-128-10 Adam batch 128 (the weight gradient over 128 batch rows) 52-53 against
-# 56-58 ms an epoch, whole epochs 140-146 against 148-151; 784-512-512-10 Adam batch 256 (128 rows
+# 56-58 ms an epoch, whole epochs 141-146 against 148-151; 784-512-512-10 Adam batch 256 (128 rows
 # a thread forward, 256 in the weight gradient) forward 371-377 against 429-433 ms, whole epochs
 # 985-994 against 1,020-1,031 (its update slower, 136-138 against 71-72 ms, not understood).
 # Float64 at 128 rows ran 1.3-1.4x slower, so float64 keeps SMALL_GEMM_ROWS.
