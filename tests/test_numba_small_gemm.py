@@ -95,18 +95,26 @@ def test_use_small_gemm_limits():
     assert SG.use_small_gemm(SG.NARROW_ROWS, lanes, 4) == (lanes <= SG.NARROW_WIDTH)
     assert not SG.use_small_gemm(4, lanes + 1, 4)  # not whole vectors
     assert not SG.use_small_gemm(4, 0, 4)
+    # with BLAS held at one thread (the training loop's split), float32 up to SMALL_ROWS_F32_HELD
+    assert SG.SMALL_ROWS_F32_HELD == (256 if SG.VECTOR_BYTES == 64 else SG.SMALL_ROWS)
+    assert SG.use_small_gemm(SG.SMALL_ROWS_F32_HELD, 8 * lanes, 4, True)
+    assert not SG.use_small_gemm(SG.SMALL_ROWS_F32_HELD + 1, 8 * lanes, 4, True)
+    assert not SG.use_small_gemm(SG.SMALL_ROWS + 1, 16 * _lanes("float64"), 8, True)  # float64: no
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_weight_gradient_rows_of_a_short_batch(dtype):
+@pytest.mark.parametrize("m, held", [(16, False), (200, True), (200, False)])
+def test_weight_gradient_rows_of_a_short_batch(dtype, m, held):
+    """16 batch rows: the small kernel; 200 with BLAS held at one thread: the kernel for
+    float32 with AVX-512 (``SMALL_ROWS_F32_HELD``), else BLAS; the same gradient."""
     rng = np.random.default_rng(3)
     lanes = _lanes(dtype)
-    m, n_in, n_out = 16, 40, 3 * lanes
+    n_in, n_out = 40, 3 * lanes
     X = rng.standard_normal((m, n_in)).astype(dtype)
     dZ = rng.standard_normal((m, n_out)).astype(dtype)
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     for lo, hi in [(0, 40), (5, 23), (39, 40)]:
         dW = np.full((n_in, n_out), 7.0, dtype)
-        _blas.weight_grad_rows(X, dZ, 0.0, W, dW, lo, hi)
+        _blas.weight_grad_rows(X, dZ, 0.0, W, dW, lo, hi, held)
         _close(dW[lo:hi], X.T[lo:hi], dZ, dtype)
         assert (dW[:lo] == 7).all() and (dW[hi:] == 7).all()

@@ -255,9 +255,47 @@ def test_weight_gradient_rows_read_a_block_of_columns_in_place(dtype):
         dZ = rng.standard_normal((m, n_out)).astype(dtype)
         W = rng.standard_normal((n_in, n_out)).astype(dtype)
         dW = np.full((n_in, n_out), 7.0, dtype)
-        _blas.weight_grad_rows(X, dZ, 0.1, W, dW, lo, hi)
+        _blas.weight_grad_rows(X, dZ, 0.1, W, dW, lo, hi, False)
         expected = X.T @ dZ + np.asarray(0.1, dtype) * W
         np.testing.assert_allclose(dW[lo:hi], expected[lo:hi], rtol=tol, atol=tol)
         assert (dW[:lo] == 7).all() and (dW[hi:] == 7).all()
     with pytest.raises(ValueError, match="weight_grad_rows"):
-        _blas.weight_grad_rows(X, dZ, 0.0, W, dW, 0, n_in + 1)
+        _blas.weight_grad_rows(X, dZ, 0.0, W, dW, 0, n_in + 1, False)
+
+
+def test_a_split_float32_weight_gradient_of_250_rows_is_the_batchs_gradient(monkeypatch):
+    """While the loop splits a batch (BLAS held at one thread), a float32 weight gradient
+    over up to ``SMALL_ROWS_F32_HELD`` batch rows may run the small kernel: the last batch's
+    dW[0] of a split fit is ``weight_grad_rows(..., held=True)`` of that batch's gathered
+    rows and output delta bit for bit, and within rounding of the BLAS path.  (Both add a
+    250-row sum in order with fused multiply-adds here, so the bits do not say which ran.)"""
+    from fastnn._kernels import numba as nb
+    from fastnn._kernels.numba import _small_gemm
+
+    if _small_gemm.SMALL_ROWS_F32_HELD < 250:
+        pytest.skip("the held limit is 250 rows or more only with AVX-512")
+    plans = []
+    original = nb.train_batches
+
+    def recording(plan, *args):
+        plans.append(plan)
+        return original(plan, *args)
+
+    monkeypatch.setattr(nb, "train_batches", recording)
+    _force_split(monkeypatch, 2)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1000, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 1000)
+    model = fn.Sequential([fn.Dense(96, activation="tanh", input_dim=784),
+                           fn.Dense(10, activation="softmax")], backend="numba", seed=0, dtype="float32")
+    model.compile(optimizer=fn.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=1, batch_size=250, shuffle=False, verbose=0)
+    plan = plans[-1]
+    m = 250  # the last batch: rows 750-999, gathered into Xb by the two threads
+    np.testing.assert_array_equal(plan.Xb[:m], X[750:])
+    dZ, W = plan.dZs[0][:m], plan.Ws[0]
+    by_kernel, by_blas = np.empty_like(W), np.empty_like(W)
+    _blas.weight_grad_rows(plan.Xb[:m], dZ, 0.0, W, by_kernel, 0, W.shape[0], True)
+    _blas.weight_grad_rows(plan.Xb[:m], dZ, 0.0, W, by_blas, 0, W.shape[0], False)
+    np.testing.assert_allclose(by_kernel, by_blas, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(plan.dWs[0], by_kernel)

@@ -77,9 +77,10 @@ def _xgemm(typingctx, trans_a, trans_b, m, n, k, alpha, A, a_off, lda, B, b_off,
 
 
 @jit
-def weight_grad_rows(X, dZ, l2, W, dW_out, lo, hi):
+def weight_grad_rows(X, dZ, l2, W, dW_out, lo, hi, held):
     """Rows lo .. hi - 1 of ``dW_out := X.T @ dZ + l2 W``: ``X (m, n_in)``, ``dZ (m, n_out)``,
-    all of the batch's m rows, the other rows of ``dW_out`` untouched.     # OUT: dW_out"""
+    all of the batch's m rows, the other rows of ``dW_out`` untouched; ``held``: the
+    caller holds BLAS at one thread (``use_small_gemm``).     # OUT: dW_out"""
     m, n_in = X.shape
     n_out = dZ.shape[1]
     if (dZ.shape[0] != m or dW_out.shape[0] != n_in or dW_out.shape[1] != n_out or W.shape[0] != n_in
@@ -90,7 +91,7 @@ def weight_grad_rows(X, dZ, l2, W, dW_out, lo, hi):
     if m == 0:
         for i in range(lo * n_out, hi * n_out):
             dW_out.reshape(dW_out.size)[i] = 0
-    elif use_small_gemm(m, n_out, dW_out.itemsize):  # a short batch: no copy of dZ into BLAS's blocks
+    elif use_small_gemm(m, n_out, dW_out.itemsize, held):  # a short batch: no copy of dZ into BLAS's blocks
         small_gemm(hi - lo, n_out, m, pointer(X, lo), X.strides[1] // X.itemsize, n_in, pointer(dZ, 0), n_out,
                    pointer(dW_out, lo * n_out), n_out)
     else:

@@ -50,6 +50,10 @@ TILE_ROWS = 8 if VECTOR_BYTES == 64 else 4
 # the 8-row tiles beat one-thread BLAS up to there), or at most NARROW_ROWS for an
 # output at most NARROW_WIDTH wide; the same limits as the Cython kernel.
 SMALL_ROWS = 64 if VECTOR_BYTES == 64 else 32
+# A float32 weight gradient of the training loop while BLAS is held at one thread (a
+# batch split across threads) goes here up to this many batch rows with AVX-512, as
+# in the Cython loop (SMALL_GEMM_ROWS_F32_ONE_THREAD there; docs/performance.md).
+SMALL_ROWS_F32_HELD = 256 if VECTOR_BYTES == 64 else SMALL_ROWS
 NARROW_WIDTH = 64
 NARROW_ROWS = 256
 
@@ -191,8 +195,10 @@ def small_gemm(m, n, k, x, sxr, sxc, w, ldw, z, ldz):
 
 
 @jit_inline
-def use_small_gemm(rows, n, itemsize):
+def use_small_gemm(rows, n, itemsize, held=False):
     """Whether a product whose short side has ``rows`` rows and whose output is ``n``
-    wide goes to ``small_gemm`` (``n`` whole vectors; see the limits above)."""
+    wide goes to ``small_gemm`` (``n`` whole vectors; see the limits above); ``held``:
+    the caller holds BLAS at one thread."""
+    most = SMALL_ROWS_F32_HELD if held and itemsize == 4 else SMALL_ROWS
     return n > 0 and n % (VECTOR_BYTES // itemsize) == 0 and (
-        rows <= SMALL_ROWS or (n <= NARROW_WIDTH and rows <= NARROW_ROWS))
+        rows <= most or (n <= NARROW_WIDTH and rows <= NARROW_ROWS))

@@ -257,21 +257,21 @@ def _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out):
                        Zs[L - 1][lo:hi], As[L - 1][lo:hi])
 
 
-def _weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+def _weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
     """Rows lo .. hi - 1 of a layer's weight gradient and columns c0 .. c1 - 1 of its
     bias gradient, from all of the batch's rows (``inp``: the layer's input)."""
     raise NotImplementedError("compiled only")
 
 
 @overload(_weight_grad, jit_options=_LOOP_OPTIONS)
-def _ol_weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+def _ol_weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
     if isinstance(inp, types.Array):
-        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
-            weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi)
+        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+            weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi, nt > 1)  # split: BLAS held
             if db_out.shape[0] > 0:
                 bias_grad(dZ[:, c0:c1], db_out[c0:c1])
     else:  # a CSR batch (the first layer): the stored values of rows lo .. hi - 1 of dW
-        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1):
+        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
             sparse_weight_grad_rows(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, lo, hi)
             if db_out.shape[0] > 0:
                 bias_grad(dZ[:, c0:c1], db_out[c0:c1])
@@ -284,7 +284,7 @@ def _layer_gradients(inp, W, dZ, l2, dW_out, db_out, tid, nt):
     n_in, n_out = W.shape
     r0, r1 = share(n_in, tid, nt, 1)
     c0, c1 = share(n_out, tid, nt, 1)
-    _weight_grad(inp, W, dZ, l2, dW_out, db_out, r0, r1, c0, c1)
+    _weight_grad(inp, W, dZ, l2, dW_out, db_out, r0, r1, c0, c1, nt)
 
 
 @_jit_loop_inline
