@@ -73,7 +73,8 @@ cdef Py_ssize_t SMALL_GEMM_ROWS = 32
 # alternated: 784-128-10 Adam batch 128 (the weight gradient over 128 batch rows) 52-53 against
 # 56-58 ms an epoch, whole epochs 141-146 against 148-151; 784-512-512-10 Adam batch 256 (128 rows
 # a thread forward, 256 in the weight gradient) forward 371-377 against 429-433 ms, whole epochs
-# 985-994 against 1,020-1,031 (its update slower, 136-138 against 71-72 ms, not understood).
+# 985-994 against 1,020-1,031 (its update slower, 136-138 against 71-72 ms, caused by the forward
+# products and not understood: docs/performance.md, "Wide layers: what was tried").
 # Float64 at 128 rows ran 1.3-1.4x slower, so float64 keeps SMALL_GEMM_ROWS.
 cdef Py_ssize_t SMALL_GEMM_ROWS_F32_ONE_THREAD = 32
 cdef Py_ssize_t NARROW_GEMM_WIDTH = 64
