@@ -169,6 +169,86 @@ def test_which_products_skip_blas_at_each_x86_level(level):
         _dense._set_gemm_level(before)
 
 
+@pytest.mark.parametrize("level", _gemm_levels())
+def test_which_products_pack_w_at_each_x86_level(level):
+    """With AVX-512 the kernel copies blocks of a w of 1 MiB or more before 16 rows or more
+    multiply it (``_simd_gemm.h``, "Packed"); the other levels never do."""
+    before = _dense._set_gemm_level(level)
+    try:
+        packs = level == 4
+        assert _dense._packs_w("float32", 16, 512, 512) is packs  # 1 MiB
+        assert _dense._packs_w("float64", 64, 784, 256) is packs
+        assert not _dense._packs_w("float32", 15, 784, 512)
+        assert not _dense._packs_w("float32", 128, 511, 512)
+        assert not _dense._packs_w("float32", 256, 784, 256)
+    finally:
+        _dense._set_gemm_level(before)
+
+
+@contextlib.contextmanager
+def _pack_from(min_bytes):
+    before = _dense._set_gemm_pack_min_bytes(min_bytes)
+    try:
+        yield
+    finally:
+        _dense._set_gemm_pack_min_bytes(before)
+
+
+@DTYPES
+def test_packed_products_give_the_in_place_bits(dtype):
+    """Packing w (here from 0 bytes, so small shapes take it) changes where the kernel reads
+    w, not what it adds: the forward product and the weight gradient have the same bits as
+    in place, for every row group and remainder, both column-block ladders, the scalar tail
+    and inner dimensions that span several 128-row chunks of w (and numpy's result)."""
+    if 4 not in _gemm_levels():
+        pytest.skip("this CPU does not run AVX-512")
+    rng = np.random.default_rng(9)
+    for m in (16, 17, 23, 43, 64):
+        for n_in, n_out in ((784, 16), (20, 24), (300, 40), (9, 48), (128, 56), (129, 200),
+                            (257, 424), (13, 8)):
+            X, W = rand(rng, (m, n_in), dtype), rand(rng, (n_in, n_out), dtype)
+            dZ = rand(rng, (m, n_out), dtype)
+            results = []
+            for min_bytes in (0, -1):
+                with _pack_from(min_bytes):
+                    assert _dense._packs_w(dtype, m, n_in, n_out) is (min_bytes == 0)
+                    Z, dW = np.full((m, n_out), np.nan, dtype), np.full_like(W, np.nan)
+                    cy.dense_forward(X, W, None, K.LINEAR, 0.0, Z, Z)
+                    cy.dense_backward(X, W, dZ, 0.0, dW, None, None)
+                    results.append((Z, dW))
+            (Z, dW), (Z_in_place, dW_in_place) = results
+            assert np.array_equal(Z, Z_in_place), (m, n_in, n_out)
+            assert np.array_equal(dW, dW_in_place), (m, n_in, n_out)
+            close(Z, X.astype(np.float64) @ W.astype(np.float64), dtype, np.sqrt(n_in))
+            close(dW, X.T.astype(np.float64) @ dZ.astype(np.float64), dtype, np.sqrt(m))
+
+
+def test_a_split_fit_with_a_megabyte_layer_packs_and_trains_as_in_place():
+    """A float32 fit split across two threads, 32 rows a thread times a 1 MiB W (512 x 512):
+    its forward products pack W, and the trained weights have the bits of the same fit with
+    packing off."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if 4 not in _gemm_levels():
+        pytest.skip("this CPU does not run AVX-512")
+    import fastnn as fn
+
+    rng = np.random.default_rng(3)
+    X = rng.random((320, 512), dtype=np.float32)
+    y = rng.integers(0, 10, 320)
+    assert _dense._packs_w("float32", 32, 512, 512)
+    weights = []
+    for min_bytes in (1 << 20, -1):
+        model = fn.Sequential([fn.Dense(512, activation="relu", input_dim=512),
+                               fn.Dense(512, activation="relu"),
+                               fn.Dense(10, activation="softmax")], backend="cython", seed=0)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        with _pack_from(min_bytes), threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            model.fit(X, y, epochs=2, batch_size=64, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    for packed, in_place in zip(*weights):
+        assert np.array_equal(packed, in_place)
+
+
 def test_float32_batches_of_up_to_256_rows_without_blas_match_blas():
     """train_batches holds BLAS at one thread while it splits a batch, and its float32
     products of up to 256 rows (a thread's 125 rows forward, all 250 batch rows in the weight

@@ -49,6 +49,8 @@ from ._codes cimport N_ACTIVATIONS
 cdef extern from "_simd_gemm.h" nogil:
     int gemm_set_level "fastnn_gemm_set_level"(int level)
     int gemm_level "fastnn_gemm_level"()
+    int gemm_packs "fastnn_gemm_packs"(Py_ssize_t m, Py_ssize_t k, Py_ssize_t ldw, Py_ssize_t itemsize)
+    Py_ssize_t gemm_set_pack_min_bytes "fastnn_gemm_set_pack_min_bytes"(Py_ssize_t min_bytes)
     void small_gemm_f32 "fastnn_small_gemm_f32"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                                 const float *x, Py_ssize_t sxr, Py_ssize_t sxc,
                                                 const float *w, Py_ssize_t ldw, float *z,
@@ -73,8 +75,8 @@ cdef Py_ssize_t SMALL_GEMM_ROWS = 32
 # alternated: 784-128-10 Adam batch 128 (the weight gradient over 128 batch rows) 52-53 against
 # 56-58 ms an epoch, whole epochs 141-146 against 148-151; 784-512-512-10 Adam batch 256 (128 rows
 # a thread forward, 256 in the weight gradient) forward 371-377 against 429-433 ms, whole epochs
-# 985-994 against 1,020-1,031 (its update slower, 136-138 against 71-72 ms, caused by the forward
-# products and not understood: docs/performance.md, "Wide layers: what was tried").
+# 985-994 against 1,020-1,031 (its update slower, 136-138 against 71-72 ms, until the forward
+# products packed a W of a megabyte or more: _simd_gemm.h, "Packed").
 # Float64 at 128 rows ran 1.3-1.4x slower, so float64 keeps SMALL_GEMM_ROWS.
 cdef Py_ssize_t SMALL_GEMM_ROWS_F32_ONE_THREAD = 32
 cdef Py_ssize_t NARROW_GEMM_WIDTH = 64
@@ -389,6 +391,19 @@ def _set_act_level(int level):
         raise ValueError(f"_set_act_level: level {level} is not one this CPU runs "
                          f"(0 for its best, else 1, 3 or 4)")
     return before
+
+
+def _packs_w(dtype, Py_ssize_t rows, Py_ssize_t k, Py_ssize_t n):
+    """Tests: whether the small-product kernel copies blocks of a ``(k, n)`` w of ``dtype``
+    before multiplying ``rows`` rows by it (``_simd_gemm.h``, "Packed")."""
+    import numpy
+    return bool(gemm_packs(rows, k, n, numpy.dtype(dtype).itemsize))
+
+
+def _set_gemm_pack_min_bytes(Py_ssize_t min_bytes):
+    """Tests: the small-product kernel packs a w of at least ``min_bytes`` (negative: never);
+    returns the previous limit."""
+    return gemm_set_pack_min_bytes(min_bytes)
 
 
 def _set_small_gemm(bint on):

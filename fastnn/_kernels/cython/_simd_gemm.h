@@ -13,12 +13,14 @@
  * 784 x 96 to 128).  Each sum adds
  * its k products in order, with fused multiply-adds where the CPU has them (so its last bits
  * may differ from BLAS's).  The weight gradient x.T @ dz of a small batch (k = the batch's
- * rows) is the same loop over x's transpose.
+ * rows) is the same loop over x's transpose.  A w of a megabyte or more is read through a small
+ * copy of each block of its columns instead ("Packed" below).
  */
 #ifndef FASTNN_SIMD_GEMM_H
 #define FASTNN_SIMD_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "_simd_level.h"
 
@@ -67,6 +69,62 @@
         }                                                                                       \
     }
 
+/* Packed (AVX-512 only): with w of at least fastnn_gemm_pack_min_bytes and at least
+ * FASTNN_GEMM_PACK_MIN_ROWS rows of x, each block of NC vectors of columns is first copied,
+ * FASTNN_GEMM_PACK_ROWS of w's rows at a time (24 KB of float32: in L1 beside x's rows), into a
+ * contiguous buffer that the groups of rows then read.  Read in place, the block's lines lie a
+ * row of w apart: at 784 x 512 float32 (a 2,048-byte stride) twelve of them share each set of a
+ * 2 MB, 16-way L2, and with x and z beside them the block no longer stays there between the
+ * groups of rows.  One thread, 128 rows, w not in cache (2-core Xeon, medians): 784 x 512 in
+ * place 116-124 GFLOP/s, packed 136-145; 784 x 1024 79 against 133; where w fits, 784 x 384 161
+ * against 151 and 512 x 512 153 against 148.  In the training loop, where the threads update
+ * their parts of W between products, the packed forward pass also stopped slowing the update
+ * (docs/performance.md, "Wide layers"), and whole epochs ran 0.62-0.94x the in-place ones from
+ * 1 MiB of W and 16 rows a thread (1,024 units 0.62-0.65 at batch 64-256): hence the limits.
+ * Each sum still adds its k products in order (a chunk's sums go on from the chunk before's,
+ * stored in z), so packed and in place give the same bits. */
+#define FASTNN_GEMM_PACK_MIN_BYTES (1 << 20)
+#define FASTNN_GEMM_PACK_MIN_ROWS 16
+#define FASTNN_GEMM_PACK_ROWS 128
+static ptrdiff_t fastnn_gemm_pack_min_bytes = FASTNN_GEMM_PACK_MIN_BYTES;  /* tests move it */
+
+#define FASTNN_GEMM_PACKED_TILE(NR, NC)                                                         \
+    {                                                                                           \
+        V acc[NR][NC];                                                                          \
+        for (int r = 0; r < NR; r++)                                                            \
+            for (int c = 0; c < NC; c++)                                                        \
+                acc[r][c] = k0 == 0 ? (V){0} : *(const V *) (z + (r0 + r) * ldz + j0 + c * L);  \
+        const S *bp = buf;                                                                      \
+        const S *xp = x + r0 * sxr + k0 * sxc;                                                  \
+        for (ptrdiff_t p = 0; p < kc; p++, bp += NC * L, xp += sxc) {                           \
+            V wv[NC];                                                                           \
+            for (int c = 0; c < NC; c++) wv[c] = *(const V *) (bp + c * L);                     \
+            for (int r = 0; r < NR; r++) {                                                      \
+                S xv = xp[r * sxr];                                                             \
+                for (int c = 0; c < NC; c++) acc[r][c] += xv * wv[c];                           \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < NR; r++)                                                            \
+            for (int c = 0; c < NC; c++) *(V *) (z + (r0 + r) * ldz + j0 + c * L) = acc[r][c];  \
+    }
+
+#define FASTNN_GEMM_PACKED_COLUMNS(NC)                                                          \
+    {                                                                                           \
+        for (ptrdiff_t k0 = 0; k0 < k; k0 += FASTNN_GEMM_PACK_ROWS) {                           \
+            ptrdiff_t kc = k - k0 < FASTNN_GEMM_PACK_ROWS ? k - k0 : FASTNN_GEMM_PACK_ROWS;     \
+            for (ptrdiff_t p = 0; p < kc; p++)                                                  \
+                for (int c = 0; c < NC; c++)                                                    \
+                    *(V *) (buf + (p * NC + c) * L) = *(const V *) (w + (k0 + p) * ldw + j0 + c * L); \
+            ptrdiff_t r0 = 0;                                                                   \
+            for (; r0 + 8 <= m; r0 += 8) FASTNN_GEMM_PACKED_TILE(8, NC)                         \
+            for (; r0 + 4 <= m; r0 += 4) FASTNN_GEMM_PACKED_TILE(4, NC)                         \
+            if (m - r0 == 3) FASTNN_GEMM_PACKED_TILE(3, NC)                                     \
+            else if (m - r0 == 2) FASTNN_GEMM_PACKED_TILE(2, NC)                                \
+            else if (m - r0 == 1) FASTNN_GEMM_PACKED_TILE(1, NC)                                \
+        }                                                                                       \
+        j0 += NC * L;                                                                           \
+    }
+
 #define FASTNN_GEMM_ARGS(T)                                                                     \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *restrict x, ptrdiff_t sxr, ptrdiff_t sxc,   \
     const T *restrict w, ptrdiff_t ldw, T *restrict z, ptrdiff_t ldz
@@ -87,7 +145,15 @@
     TARGET static void fastnn_small_gemm_##SUFFIX##_##LEVEL(FASTNN_GEMM_ARGS(T)) {             \
         typedef T S;                                                                            \
         ptrdiff_t j0 = 0;                                                                       \
-        if (WIDE) {                                                                         \
+        if (WIDE && m >= FASTNN_GEMM_PACK_MIN_ROWS                                          \
+                && k * ldw * (ptrdiff_t) sizeof(T) >= fastnn_gemm_pack_min_bytes) {         \
+            typedef fastnn_gemm_v64_##SUFFIX##_##LEVEL V;                                   \
+            enum { L = 64 / sizeof(T) };                                                    \
+            S buf[FASTNN_GEMM_PACK_ROWS * 3 * L] __attribute__((aligned(64)));              \
+            while (j0 + 3 * L <= n) FASTNN_GEMM_PACKED_COLUMNS(3)                           \
+            if (j0 + 2 * L <= n) FASTNN_GEMM_PACKED_COLUMNS(2)                              \
+            else if (j0 + L <= n) FASTNN_GEMM_PACKED_COLUMNS(1)                             \
+        } else if (WIDE) {                                                                  \
             typedef fastnn_gemm_v64_##SUFFIX##_##LEVEL V;                                   \
             enum { L = 64 / sizeof(T) };                                                    \
             while (j0 + 3 * L <= n) FASTNN_GEMM_COLUMNS_BY(8, 3)                            \
@@ -105,6 +171,20 @@
     }
 
 FASTNN_DEFINE_LEVEL(fastnn_gemm)
+
+/* Whether a product of m rows with a w of k rows, ldw apart, of itemsize-byte values packs w. */
+__attribute__((unused)) static int fastnn_gemm_packs(ptrdiff_t m, ptrdiff_t k, ptrdiff_t ldw,
+                                                     ptrdiff_t itemsize) {
+    return fastnn_gemm_level() == 4 && m >= FASTNN_GEMM_PACK_MIN_ROWS
+           && k * ldw * itemsize >= fastnn_gemm_pack_min_bytes;
+}
+
+/* Tests: packing from min_bytes of w (a negative value: never); returns the previous limit. */
+__attribute__((unused)) static ptrdiff_t fastnn_gemm_set_pack_min_bytes(ptrdiff_t min_bytes) {
+    ptrdiff_t old = fastnn_gemm_pack_min_bytes;
+    fastnn_gemm_pack_min_bytes = min_bytes < 0 ? PTRDIFF_MAX : min_bytes;
+    return old;
+}
 
 #if FASTNN_HAVE_LEVELS
 /* x86-64-v4 (AVX-512): 64-byte vectors; x86-64-v3 (AVX2, FMA): 32-byte; the baseline: 32-byte
