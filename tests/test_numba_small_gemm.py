@@ -118,3 +118,38 @@ def test_weight_gradient_rows_of_a_short_batch(dtype, m, held):
         _blas.weight_grad_rows(X, dZ, 0.0, W, dW, lo, hi, held)
         _close(dW[lo:hi], X.T[lo:hi], dZ, dtype)
         assert (dW[:lo] == 7).all() and (dW[hi:] == 7).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_packed_w_gives_the_in_place_bits(dtype):
+    """With AVX-512 a w of 1 MiB or more times 16 rows or more is read through copies of
+    its column blocks, 128 of its rows at a time (``packs_w``): the same bits as the same
+    rows taken 8 at a time (in place, the same groups of rows), for both column-block
+    remainders, a last chunk of 44 rows and the weight gradient's transposed x."""
+    if not SG.PACK:
+        pytest.skip("this CPU does not run AVX-512")
+    rng = np.random.default_rng(4)
+    lanes = _lanes(dtype)
+    itemsize = np.dtype(dtype).itemsize
+    for m in (16, 21, 40):
+        for vectors in (55, 56):
+            k, n = 300, vectors * lanes
+            assert SG.packs_w(m, k, n, itemsize) and not SG.packs_w(8, k, n, itemsize)
+            x = rng.standard_normal((m, k)).astype(dtype)
+            w = rng.standard_normal((k, n)).astype(dtype)
+            z, z_rows = np.full((m, n), np.nan, dtype), np.full((m, n), np.nan, dtype)
+            _small_gemm(x, w, z)
+            for r0 in range(0, m, 8):
+                _small_gemm(x[r0:r0 + 8], w, z_rows[r0:r0 + 8])
+            assert np.array_equal(z, z_rows), (m, n)
+            _close(z, x, w, dtype)
+    if dtype == "float32":  # a split batch's weight gradient: 256 batch rows times 1 MiB of dZ
+        X, dZ = rng.standard_normal((256, 40)).astype(dtype), rng.standard_normal((256, 1024)).astype(dtype)
+        W = np.zeros((40, 1024), dtype)
+        dW, dW_rows = np.full_like(W, np.nan), np.full_like(W, np.nan)
+        assert SG.packs_w(40, 256, 1024, 4)
+        _blas.weight_grad_rows(X, dZ, 0.0, W, dW, 0, 40, True)
+        for r0 in range(0, 40, 8):
+            _blas.weight_grad_rows(X, dZ, 0.0, W, dW_rows, r0, r0 + 8, True)
+        assert np.array_equal(dW, dW_rows)
+        _close(dW, X.T.copy(), dZ, dtype)

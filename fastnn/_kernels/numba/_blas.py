@@ -120,15 +120,16 @@ def _leading(a):
 
 
 @jit_inline
-def _product(trans, A, B, C, m, n, k, short):
+def _product(trans, A, B, C, m, n, k, short, held):
     """C (m, n) := op(A) (m, k) @ B (k, n), op(A) = A.T if ``trans``, views read in place;
-    ``short``: the side that decides for the small kernel (``use_small_gemm``)."""
+    ``short``: the side that decides for the small kernel (``use_small_gemm``, with
+    ``held``)."""
     if m == 0 or n == 0:
         return
     lda, ldb, ldc = _leading(A), _leading(B), _leading(C)
     if lda == 0 or ldb == 0 or ldc == 0:
         raise ValueError("matmul: the arrays must have contiguous rows (C order)")
-    if use_small_gemm(short, n, C.itemsize):
+    if use_small_gemm(short, n, C.itemsize, held):
         unit = A.strides[1] // A.itemsize  # 1, as a run-time value: one compiled small_gemm
         if trans:
             small_gemm(m, n, k, pointer(A, 0), unit, lda, pointer(B, 0), ldb, pointer(C, 0), ldc)
@@ -139,15 +140,16 @@ def _product(trans, A, B, C, m, n, k, short):
 
 
 @jit
-def matmul(X, W, Z_out):
+def matmul(X, W, Z_out, held=False):
     """Z_out (m, n) := X (m, k) @ W (k, n), one float dtype, views read and written in
     place (each row contiguous, as the contract's C order): ``small_gemm`` for a
-    short ``m`` (``use_small_gemm``), else BLAS.     # OUT: Z_out"""
+    short ``m`` (``use_small_gemm``; ``held``: the caller holds BLAS at one thread),
+    else BLAS.     # OUT: Z_out"""
     m, k = X.shape
     n = W.shape[1]
     if W.shape[0] != k or Z_out.shape[0] != m or Z_out.shape[1] != n:
         raise ValueError("matmul: expected X (m, k), W (k, n) and Z_out (m, n)")
-    _product(False, X, W, Z_out, m, n, k, m)
+    _product(False, X, W, Z_out, m, n, k, m, held)
 
 
 @jit
@@ -159,7 +161,7 @@ def matmul_tn(X, dZ, dW_out):
     n = dZ.shape[1]
     if dZ.shape[0] != m or dW_out.shape[0] != k or dW_out.shape[1] != n:
         raise ValueError("matmul_tn: expected X (m, k), dZ (m, n) and dW_out (k, n)")
-    _product(True, X, dZ, dW_out, k, n, m, m)
+    _product(True, X, dZ, dW_out, k, n, m, m, False)
 
 
 @jit

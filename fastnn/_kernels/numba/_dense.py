@@ -24,26 +24,28 @@ _CHUNK_BYTES = 16384
 @jit
 def dense_forward(X, W, b, act, alpha, Z_out, A_out):
     """Z_out := X @ W + b; A_out := act(Z_out).     # IN: X, W, b (or None)  OUT: Z_out, A_out"""
+    held = Z_out.shape[0] < 0  # False, as a run-time value (as the loops pass it)
     if b is None:
-        _dense_forward(X, W, np.empty(0, Z_out.dtype), act, alpha, Z_out, A_out)
+        _dense_forward(X, W, np.empty(0, Z_out.dtype), act, alpha, Z_out, A_out, held)
     else:
         if b.shape[0] != Z_out.shape[1]:
             raise ValueError("dense_forward: b must have shape (n_out,)")
-        _dense_forward(X, W, b, act, alpha, Z_out, A_out)
+        _dense_forward(X, W, b, act, alpha, Z_out, A_out, held)
 
 
 @jit
-def _dense_forward(X, W, b, act, alpha, Z_out, A_out):
+def _dense_forward(X, W, b, act, alpha, Z_out, A_out, held):
     """``dense_forward`` with ``b`` always an array: zero-length for a layer without
     bias.  The training and predict loops call this one, so that a model's layers
-    with and without bias share one compiled function."""
+    with and without bias share one compiled function.  ``held``: the caller holds
+    BLAS at one thread (``matmul``)."""
     n, m = Z_out.shape
     if A_out.shape[0] != n or A_out.shape[1] != m:
         raise ValueError("dense_forward: A_out must have the shape of Z_out")
     has_bias = b.shape[0] > 0
     if has_bias and b.shape[0] != m:
         raise ValueError("dense_forward: b must have shape (n_out,)")
-    matmul(X, W, Z_out)  # checks the shapes of X, W and Z_out
+    matmul(X, W, Z_out, held)  # checks the shapes of X, W and Z_out
     alpha_ = Z_out.dtype.type(alpha)  # a new name: one type per variable
     if act == SOFTMAX:
         if has_bias:

@@ -49,11 +49,13 @@ def _block(X, Ws, bs, acts, alphas, Zs, As, out, start, block, hidden, last):
     if not _all_finite(_flat(inp)):
         return False
     L = len(Ws)
+    held = block < 0  # False, as a run-time value: the training loop's kernels, not a second copy
     for l in range(L - 1):
         a = As[l][:m]
-        _layer_forward(inp, Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][:m], a)
+        _layer_forward(inp, Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][:m], a, held)
         inp = a
-    _layer_forward(inp, Ws[L - 1], bs[L - 1], last, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], out[start:stop])
+    _layer_forward(inp, Ws[L - 1], bs[L - 1], last, acts[L - 1], alphas[L - 1], Zs[L - 1][:m], out[start:stop],
+                   held)
     return True
 
 

@@ -22,7 +22,9 @@ emits LLVM IR with explicit vectors (``<16 x float>`` on a CPU with AVX-512,
 ``llvm.fmuladd`` (a fused multiply-add where the CPU has one); the
 accumulators are allocas that LLVM's ``mem2reg`` turns into registers.  Each sum adds its ``k`` products in order, as the C kernel does.
 A width that is not whole vectors is left to BLAS (``use_small_gemm``;
-``_blas.matmul`` and ``matmul_tn`` choose).
+``_blas.matmul`` and ``matmul_tn`` choose).  A ``w`` of a megabyte or more is
+read through a copy of each block of its columns (``packs_w``), as in the
+Cython kernel.
 """
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -50,9 +52,10 @@ TILE_ROWS = 8 if VECTOR_BYTES == 64 else 4
 # the 8-row tiles beat one-thread BLAS up to there), or at most NARROW_ROWS for an
 # output at most NARROW_WIDTH wide; the same limits as the Cython kernel.
 SMALL_ROWS = 64 if VECTOR_BYTES == 64 else 32
-# A float32 weight gradient of the training loop while BLAS is held at one thread (a
-# batch split across threads) goes here up to this many batch rows with AVX-512, as
-# in the Cython loop (SMALL_GEMM_ROWS_F32_ONE_THREAD there; docs/performance.md).
+# A float32 product of the training loop while BLAS is held at one thread (a batch
+# split across threads: a thread's rows forward, all the batch's rows in a weight
+# gradient) goes here up to this many rows with AVX-512, as in the Cython loop
+# (SMALL_GEMM_ROWS_F32_ONE_THREAD there; docs/performance.md).
 SMALL_ROWS_F32_HELD = 256 if VECTOR_BYTES == 64 else SMALL_ROWS
 NARROW_WIDTH = 64
 NARROW_ROWS = 256
@@ -100,12 +103,12 @@ def _make_tile(NC, NR):
     tiles for the rest of an 8-row grouping measured no faster and no quicker to compile)."""
 
     @intrinsic
-    def tile(typingctx, nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz):
+    def tile(typingctx, nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz, add):
         if not (isinstance(x, types.CPointer) and x.dtype in (types.float32, types.float64)
-                and x == w == z):
+                and x == w == z and isinstance(add, types.Boolean)):
             return None
         dtype = z.dtype
-        sig = types.void(nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz)
+        sig = types.void(nr, k, x, xo, sxr, sxc, w, wo, ldw, z, zo, ldz, add)
 
         def codegen(context, builder, signature, args):
             tys = signature.args
@@ -121,14 +124,22 @@ def _make_tile(NC, NR):
             name = f"llvm.fmuladd.v{lanes}f{8 * size}"
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), name)
             zero = ir.Constant(vec, [0.0] * lanes)
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(NC)] for _ in range(NR)]
             splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             last = builder.sub(nr_, ir.Constant(intp, 1))
-            x_rows = []  # offsets of the NR rows of x read: the rows past nr read row nr - 1
+            x_rows, z_rows = [], []  # the NR rows read: the rows past nr read row nr - 1
             for r in range(NR):
                 row = ir.Constant(intp, r)
                 row = builder.select(builder.icmp_signed("<", row, nr_), row, last)
                 x_rows.append(builder.mul(row, sxr_))
+                z_rows.append(builder.gep(zp, [builder.mul(row, ldz_)]))
+            # the sums start at 0, or (add) at z's (a packed w's chunk after the first)
+            acc = []
+            for r in range(NR):
+                acc.append([])
+                for c in range(NC):
+                    stored = builder.load(builder.bitcast(builder.gep(z_rows[r], [ir.Constant(intp, c * lanes)]),
+                                                          vptr), align=size)
+                    acc[r].append(cgutils.alloca_once_value(builder, builder.select(args[12], stored, zero)))
             # for p in range(k), a loop LLVM may not unroll (_no_unroll): the tile is
             # already NR x NC multiply-adds per step, and an unrolled copy would be
             # optimized again in every function that calls small_gemm
@@ -170,6 +181,70 @@ def _make_tile(NC, NR):
 
 _tile1, _tile2, _tile3 = (_make_tile(nc, TILE_ROWS) for nc in (1, 2, 3))
 
+# With AVX-512 a w of PACK_MIN_BYTES or more, times PACK_MIN_ROWS rows or more, is read
+# through a copy of one block of its columns, PACK_ROWS of its rows at a time (24 KB),
+# as in the Cython kernel (``_simd_gemm.h``, "Packed"; docs/performance.md, "Wide
+# layers"): read in place, a block's lines lie a row of w apart and crowd a few L2 sets.
+PACK = VECTOR_BYTES == 64
+PACK_MIN_BYTES = 1 << 20
+PACK_MIN_ROWS = 16
+PACK_ROWS = 128
+
+
+@intrinsic
+def _pack_buffer(typingctx, z):
+    """A pointer to PACK_ROWS rows of 3 vectors of ``z``'s dtype on the stack of the
+    function that calls this (64-byte aligned)."""
+    if not (isinstance(z, types.CPointer) and z.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        scalar = context.get_value_type(signature.args[0].dtype)
+        lanes = VECTOR_BYTES // (4 if signature.args[0].dtype == types.float32 else 8)
+        buf = cgutils.alloca_once(builder, scalar, size=context.get_constant(types.intp, PACK_ROWS * 3 * lanes))
+        buf.align = 64
+        return buf
+
+    return z(z), codegen
+
+
+@intrinsic
+def _copy_block(typingctx, rows, vectors, src, so, lds, dst):
+    """dst[p * vectors * lanes + c] := src[so + p * lds + c] for ``rows`` rows of
+    ``vectors`` vectors: one vector load and store at a time, in loops LLVM may not
+    unroll or vectorize further (this code is optimized again in every caller)."""
+    if not (isinstance(src, types.CPointer) and src.dtype in (types.float32, types.float64) and src == dst):
+        return None
+    sig = types.void(rows, vectors, src, so, lds, dst)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        intp = context.get_value_type(types.intp)
+        scalar = context.get_value_type(tys[2].dtype)
+        size = 4 if tys[2].dtype == types.float32 else 8
+        lanes = VECTOR_BYTES // size
+        vptr = ir.VectorType(scalar, lanes).as_pointer()
+        rows_, vectors_, so_, lds_ = (context.cast(builder, args[i], tys[i], types.intp) for i in (0, 1, 3, 4))
+        src_ = builder.gep(args[2], [so_])
+        width = builder.mul(vectors_, ir.Constant(intp, lanes))
+        with cgutils.for_range(builder, rows_) as row:
+            s_row = builder.gep(src_, [builder.mul(row.index, lds_)])
+            d_row = builder.gep(args[5], [builder.mul(row.index, width)])
+            with cgutils.for_range(builder, vectors_) as vec:
+                offset = builder.mul(vec.index, ir.Constant(intp, lanes))
+                value = builder.load(builder.bitcast(builder.gep(s_row, [offset]), vptr), align=size)
+                builder.store(value, builder.bitcast(builder.gep(d_row, [offset]), vptr)).align = size
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@jit_inline
+def packs_w(rows, k, ldw, itemsize):
+    """Whether ``small_gemm`` multiplies ``rows`` rows by a copy of w's blocks (a w of
+    ``k`` rows, ``ldw`` apart, of ``itemsize``-byte values)."""
+    return PACK and rows >= PACK_MIN_ROWS and k * ldw * itemsize >= PACK_MIN_BYTES
+
 
 @jit
 def small_gemm(m, n, k, x, sxr, sxc, w, ldw, z, ldz):
@@ -178,20 +253,35 @@ def small_gemm(m, n, k, x, sxr, sxc, w, ldw, z, ldz):
     pointers (``pointer``), so one function per dtype compiles whatever the arrays'
     layouts; the caller checks the bounds.  Each function that calls this one
     re-optimizes its code (Numba links callees into their callers), so it stays
-    small: no scalar loop for a last part of a vector, no 12 tile shapes."""
+    small: no scalar loop for a last part of a vector, no 12 tile shapes, and the
+    packed path (``packs_w``) through the same three tiles as the one in place: a
+    packed block's chunks after the first add to the sums stored in z, so each sum
+    still adds its k products in order."""
     lanes = _lanes(z)
+    packed = packs_w(m, k, ldw, VECTOR_BYTES // lanes)
+    chunk = PACK_ROWS if packed else max(k, 1)
+    buf = _pack_buffer(z)
     j0 = 0
     while j0 + lanes <= n:
         nc = min(3, (n - j0) // lanes)
-        for r0 in range(0, m, TILE_ROWS):
-            nr = min(TILE_ROWS, m - r0)
-            if nc == 3:
-                _tile3(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
-            elif nc == 2:
-                _tile2(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
-            else:
-                _tile1(nr, k, x, r0 * sxr, sxr, sxc, w, j0, ldw, z, r0 * ldz + j0, ldz)
-        j0 += nc * lanes
+        width = nc * lanes
+        for k0 in range(0, max(k, 1), chunk):  # k = 0: one pass that stores zeros
+            kc = min(chunk, k - k0)
+            src, so, ld = w, j0, ldw
+            if packed:
+                _copy_block(kc, nc, w, k0 * ldw + j0, ldw, buf)
+                src, so, ld = buf, 0, width
+            add = k0 > 0
+            for r0 in range(0, m, TILE_ROWS):
+                nr = min(TILE_ROWS, m - r0)
+                xo = r0 * sxr + k0 * sxc
+                if nc == 3:
+                    _tile3(nr, kc, x, xo, sxr, sxc, src, so, ld, z, r0 * ldz + j0, ldz, add)
+                elif nc == 2:
+                    _tile2(nr, kc, x, xo, sxr, sxc, src, so, ld, z, r0 * ldz + j0, ldz, add)
+                else:
+                    _tile1(nr, kc, x, xo, sxr, sxc, src, so, ld, z, r0 * ldz + j0, ldz, add)
+        j0 += width
 
 
 @jit_inline

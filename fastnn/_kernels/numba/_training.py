@@ -194,8 +194,9 @@ def _ol_batch_input_view(X, rows, Xb):
 
 
 @_jit_loop
-def _sparse_forward(xb, W, b, act, alpha, Z_out, A_out):
-    """``sparse_dense_forward`` on a CSR batch ``xb`` from ``_batch_input``."""
+def _sparse_forward(xb, W, b, act, alpha, Z_out, A_out, held):
+    """``sparse_dense_forward`` on a CSR batch ``xb`` from ``_batch_input`` (``held`` as
+    ``_dense_forward``'s, not needed here)."""
     if b.shape[0] > 0:
         sparse_dense_forward(xb[0], xb[1], xb[2], xb[3], W, b, act, alpha, Z_out, A_out)
     else:
@@ -209,7 +210,7 @@ def _sparse_forward(xb, W, b, act, alpha, Z_out, A_out):
 # else the layer's ``acts[l]``, so that only the model's own activations compile.
 # A zero-length ``b``/``db_out`` is a layer without bias and a zero-row ``dX_out``
 # no input gradient: one compiled kernel serves every layer of a model.
-def _layer_forward(inp, W, b, code, act, alpha, Z_out, A_out):
+def _layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
     """``_dense_forward`` of a layer on ``inp``: activation ``code`` if it is a
     compile-time constant, else ``act`` (the layer's code, a run-time integer)."""
     raise NotImplementedError("compiled only")
@@ -221,14 +222,14 @@ def _hidden_backward(code, act, alpha, Z, A, dZ):
 
 
 @overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out):
+def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
     forward = _dense_forward if isinstance(inp, types.Array) else _sparse_forward
     if isinstance(code, types.IntegerLiteral):
-        def impl(inp, W, b, code, act, alpha, Z_out, A_out):
-            forward(inp, W, b, code, alpha, Z_out, A_out)
+        def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
+            forward(inp, W, b, code, alpha, Z_out, A_out, held)
     else:
-        def impl(inp, W, b, code, act, alpha, Z_out, A_out):
-            forward(inp, W, b, act, alpha, Z_out, A_out)
+        def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
+            forward(inp, W, b, act, alpha, Z_out, A_out, held)
     return impl
 
 
@@ -244,17 +245,19 @@ def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
 
 
 @_jit_loop_inline
-def _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out):
+def _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, held):
     """Rows lo .. hi - 1 of the batch through every layer (``xb``: those rows' input).
     ``hidden`` is the output layer's code in a one-layer model (see _loop_for), so the
-    first layer needs no branch of its own for that case."""
+    first layer needs no branch of its own for that case; ``held``: BLAS is held at
+    one thread (a batch split across threads)."""
     L = len(Ws)
-    _layer_forward(xb, Ws[0], bs[0], hidden, acts[0], alphas[0], Zs[0][lo:hi], As[0][lo:hi])
+    _layer_forward(xb, Ws[0], bs[0], hidden, acts[0], alphas[0], Zs[0][lo:hi], As[0][lo:hi], held)
     for l in range(1, L - 1):
-        _layer_forward(As[l - 1][lo:hi], Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][lo:hi], As[l][lo:hi])
+        _layer_forward(As[l - 1][lo:hi], Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][lo:hi], As[l][lo:hi],
+                       held)
     if L > 1:
         _layer_forward(As[L - 2][lo:hi], Ws[L - 1], bs[L - 1], out, acts[L - 1], alphas[L - 1],
-                       Zs[L - 1][lo:hi], As[L - 1][lo:hi])
+                       Zs[L - 1][lo:hi], As[L - 1][lo:hi], held)
 
 
 def _weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
@@ -360,7 +363,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             xb = _batch_input(X, own, Xb[lo:hi])
             yb = Yb[lo:hi]
             gather_rows(Y, own, yb)
-            _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out)
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, nt > 1)
             A = As[L - 1][lo:hi]
             if SW is None:
                 total, wsum = loss_sums(loss, A, yb, None)
@@ -425,7 +428,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             finite = (finite and _all_finite(_flat(Ws[l])) and _all_finite(bs[l]) and _all_finite(_flat(S1W[l]))
                       and _all_finite(S1b[l]) and _all_finite(_flat(S2W[l])) and _all_finite(S2b[l]))
         if finite:
-            _forward(xb, Ws, bs, acts, alphas, Zs, As, 0, m, hidden, out)
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, 0, m, hidden, out, nt > 1)
             finite = _all_finite(_flat(As[L - 1][:m]))
     return n_batches, loss_sum, correct, squared_error, absolute_error, finite
 
