@@ -186,12 +186,17 @@ def test_which_products_pack_w_at_each_x86_level(level):
 
 
 @contextlib.contextmanager
-def _pack_from(min_bytes):
-    before = _dense._set_gemm_pack_min_bytes(min_bytes)
+def _setting(setter, value):
+    """``setter(value)`` for the block, then the setting it replaced again."""
+    before = setter(value)
     try:
         yield
     finally:
-        _dense._set_gemm_pack_min_bytes(before)
+        setter(before)
+
+
+def _pack_from(min_bytes):
+    return _setting(_dense._set_gemm_pack_min_bytes, min_bytes)
 
 
 @DTYPES
@@ -305,13 +310,8 @@ def _act_levels():
     return levels(_dense._set_act_level)
 
 
-@contextlib.contextmanager
 def _act_level(level):
-    before = _dense._set_act_level(level)
-    try:
-        yield
-    finally:
-        _dense._set_act_level(before)
+    return _setting(_dense._set_act_level, level)
 
 
 def test_activation_levels_are_checked():

@@ -24,15 +24,18 @@
 
 #include "_simd_level.h"
 
-/* Rows r0 .. r0 + NR - 1 times NC vectors of columns from j0 (S, V, L and the arguments in scope). */
-#define FASTNN_GEMM_TILE(NR, NC)                                                                \
+/* Rows r0 .. r0 + NR - 1 times NC vectors of columns from j0 (S, V, L and the arguments in scope):
+ * KC rows of w from WP, LDW apart, times x's columns from XP; the sums start at 0, or with ADD
+ * at z's (a packed w's chunk after the first, below). */
+#define FASTNN_GEMM_TILE_FROM(NR, NC, WP, LDW, KC, XP, ADD)                                     \
     {                                                                                           \
         V acc[NR][NC];                                                                          \
         for (int r = 0; r < NR; r++)                                                            \
-            for (int c = 0; c < NC; c++) acc[r][c] = (V){0};                                    \
-        const S *wp = w + j0;                                                                   \
-        const S *xp = x + r0 * sxr;                                                             \
-        for (ptrdiff_t p = 0; p < k; p++, wp += ldw, xp += sxc) {                               \
+            for (int c = 0; c < NC; c++)                                                        \
+                acc[r][c] = (ADD) ? *(const V *) (z + (r0 + r) * ldz + j0 + c * L) : (V){0};    \
+        const S *wp = (WP);                                                                     \
+        const S *xp = (XP);                                                                     \
+        for (ptrdiff_t p = 0; p < (KC); p++, wp += (LDW), xp += sxc) {                          \
             V wv[NC];                                                                           \
             for (int c = 0; c < NC; c++) wv[c] = *(const V *) (wp + c * L);                    \
             for (int r = 0; r < NR; r++) {                                                      \
@@ -43,6 +46,7 @@
         for (int r = 0; r < NR; r++)                                                            \
             for (int c = 0; c < NC; c++) *(V *) (z + (r0 + r) * ldz + j0 + c * L) = acc[r][c];  \
     }
+#define FASTNN_GEMM_TILE(NR, NC) FASTNN_GEMM_TILE_FROM(NR, NC, w + j0, ldw, k, x + r0 * sxr, 0)
 
 /* Every row of one block of NC vectors of columns: groups of NR rows, then of 4, then the 1-3 left. */
 #define FASTNN_GEMM_COLUMNS_BY(NR, NC)                                                          \
@@ -89,24 +93,7 @@
 static ptrdiff_t fastnn_gemm_pack_min_bytes = FASTNN_GEMM_PACK_MIN_BYTES;  /* tests move it */
 
 #define FASTNN_GEMM_PACKED_TILE(NR, NC)                                                         \
-    {                                                                                           \
-        V acc[NR][NC];                                                                          \
-        for (int r = 0; r < NR; r++)                                                            \
-            for (int c = 0; c < NC; c++)                                                        \
-                acc[r][c] = k0 == 0 ? (V){0} : *(const V *) (z + (r0 + r) * ldz + j0 + c * L);  \
-        const S *bp = buf;                                                                      \
-        const S *xp = x + r0 * sxr + k0 * sxc;                                                  \
-        for (ptrdiff_t p = 0; p < kc; p++, bp += NC * L, xp += sxc) {                           \
-            V wv[NC];                                                                           \
-            for (int c = 0; c < NC; c++) wv[c] = *(const V *) (bp + c * L);                     \
-            for (int r = 0; r < NR; r++) {                                                      \
-                S xv = xp[r * sxr];                                                             \
-                for (int c = 0; c < NC; c++) acc[r][c] += xv * wv[c];                           \
-            }                                                                                   \
-        }                                                                                       \
-        for (int r = 0; r < NR; r++)                                                            \
-            for (int c = 0; c < NC; c++) *(V *) (z + (r0 + r) * ldz + j0 + c * L) = acc[r][c];  \
-    }
+    FASTNN_GEMM_TILE_FROM(NR, NC, buf, NC * L, kc, x + r0 * sxr + k0 * sxc, k0 != 0)
 
 #define FASTNN_GEMM_PACKED_COLUMNS(NC)                                                          \
     {                                                                                           \
