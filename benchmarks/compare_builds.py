@@ -1,12 +1,14 @@
 """Epoch times of two builds of fastnn side by side, in one run.
 
     python benchmarks/compare_builds.py OLD_TREE NEW_TREE [--rows N] [--rounds R]
+    python benchmarks/compare_builds.py OLD_TREE NEW_TREE --network 784-1024-10/256 [--network ...]
 
 Each tree is a source checkout with its extensions built in place
 (``python setup.py build_ext --inplace``), e.g. a ``git worktree`` of the
 previous commit beside this one.  For every workload of the benchmark suite
 and every backend, each round runs one subprocess per tree (alternating which
-goes first) that warms up and then times ``--epochs`` epochs; the table gives
+goes first) that warms up and then times ``--epochs`` epochs (``--network``: other
+ReLU/softmax networks on random rows instead of the workloads); the table gives
 the fastest epoch over all rounds and the median over rounds of each process's
 fastest epoch, with the ratios new/old.  On a shared machine the fastest is the
 steadier figure.  Only the ratios mean anything, and only within one run.
@@ -59,6 +61,22 @@ def epoch_time(tree, spec):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def network_spec(text):
+    """``WIDTHS/BATCH[/OPTIMIZER]`` (``784-1024-10/256/adam``) as a ``WORKLOADS`` entry:
+    ReLU hidden layers, a softmax output, Adam unless named."""
+    parts = text.split("/")
+    try:
+        widths = tuple(int(w) for w in parts[0].split("-"))
+        batch = int(parts[1])
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"expected WIDTHS/BATCH[/OPTIMIZER] such as "
+                                         f"784-1024-10/256, got {text!r}") from None
+    if len(widths) < 2 or min(widths) < 1 or batch < 1 or len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"expected at least two positive widths, a positive "
+                                         f"batch and at most an optimizer after them, got {text!r}")
+    return widths, "relu", parts[2] if len(parts) == 3 else "adam", batch, False
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old")
@@ -68,12 +86,19 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="cython,numba,numpy")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--network", action="append", default=[], type=network_spec,
+                        metavar="WIDTHS/BATCH[/OPTIMIZER]",
+                        help="a ReLU/softmax network to time instead of the workloads, e.g. 784-1024-10/256")
     args = parser.parse_args(argv)
+    if args.network:
+        cases = {"{}/{}/{}".format("-".join(map(str, w)), b, o): (w, a, o, b, r) for w, a, o, b, r in args.network}
+    else:
+        cases = {name: WORKLOADS[name] for name in args.workloads.split(",")}
     print("| workload | backend | old, fastest (ms) | new, fastest (ms) | new / old | new / old, medians |\n"
           "|---|---|---|---|---|---|")
-    for name in args.workloads.split(","):
+    for name, case in cases.items():
         for backend in args.backends.split(","):
-            spec = [*WORKLOADS[name], backend, args.rows, args.epochs]
+            spec = [*case, backend, args.rows, args.epochs]
             old, new = [], []
             for r in range(args.rounds):
                 order = [(args.old, old), (args.new, new)]

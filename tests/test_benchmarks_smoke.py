@@ -181,3 +181,15 @@ def test_crossover_is_where_the_sparse_line_meets_the_dense_epoch():
     assert intercept == pytest.approx(0.1) and slope == pytest.approx(1.0)  # the outlier does not move the line
     assert density == pytest.approx(0.05)
     assert crossover([0.01, 0.02], [0.3, 0.4], 0.15)[0] is None  # slower even with nothing stored
+
+
+def test_compare_builds_times_a_named_network_in_both_trees():
+    """``benchmarks/compare_builds.py OLD NEW --network ...`` (here this tree against itself,
+    one small round) prints a row per network and backend; a malformed network is refused."""
+    out = _run([sys.executable, str(SUITE / "compare_builds.py"), str(ROOT), str(ROOT), "--network",
+                "20-16-3/8/sgd", "--rows", "64", "--epochs", "1", "--rounds", "1", "--backends", "numpy"])
+    row = [line for line in out.splitlines() if line.startswith("| 20-16-3/8/sgd | numpy |")]
+    assert len(row) == 1, out
+    bad = subprocess.run([sys.executable, str(SUITE / "compare_builds.py"), str(ROOT), str(ROOT),
+                          "--network", "784x10/256"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "WIDTHS/BATCH" in bad.stderr and "784x10/256" in bad.stderr
