@@ -35,13 +35,16 @@ def _model(backend, layers, dtype="float32"):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kind", ["dense", "maxout", "sparse input", "normalization"])
+@pytest.mark.parametrize("kind", ["dense", "maxout", "sparse input", "normalization", "wide"])
 def test_concurrent_predict_and_evaluate_equal_serial_results(backend, kind):
     rng = np.random.default_rng(0)
     # Different sizes per thread, so threads use workspaces of different sizes too.
     inputs = [rng.standard_normal((300 + 97 * i, 40)).astype(np.float32) for i in range(6)]
     if kind == "maxout":
         layers = [fn.Maxout(16, pieces=3, input_dim=40), fn.Dense(5, activation="softmax")]
+    elif kind == "wide":  # a 1 MiB W, which the compiled kernels read through per-call copies
+        layers = [fn.Dense(512, activation="relu", input_dim=40), fn.Dense(512, activation="relu"),
+                  fn.Dense(5, activation="softmax")]
     else:
         layers = [fn.Dense(64, activation="relu", input_dim=40), fn.Dense(5, activation="softmax")]
     if kind == "normalization":
