@@ -92,6 +92,11 @@
 #define FASTNN_GEMM_PACK_ROWS 128
 static ptrdiff_t fastnn_gemm_pack_min_bytes = FASTNN_GEMM_PACK_MIN_BYTES;  /* tests move it */
 
+/* Whether the AVX-512 kernel packs w (k rows, ldw apart, of itemsize-byte values) for m rows. */
+static inline int fastnn_gemm_packs_wide(ptrdiff_t m, ptrdiff_t k, ptrdiff_t ldw, ptrdiff_t itemsize) {
+    return m >= FASTNN_GEMM_PACK_MIN_ROWS && k * ldw * itemsize >= fastnn_gemm_pack_min_bytes;
+}
+
 #define FASTNN_GEMM_PACKED_TILE(NR, NC)                                                         \
     FASTNN_GEMM_TILE_FROM(NR, NC, buf, NC * L, kc, x + r0 * sxr + k0 * sxc, k0 != 0)
 
@@ -132,20 +137,19 @@ static ptrdiff_t fastnn_gemm_pack_min_bytes = FASTNN_GEMM_PACK_MIN_BYTES;  /* te
     TARGET static void fastnn_small_gemm_##SUFFIX##_##LEVEL(FASTNN_GEMM_ARGS(T)) {             \
         typedef T S;                                                                            \
         ptrdiff_t j0 = 0;                                                                       \
-        if (WIDE && m >= FASTNN_GEMM_PACK_MIN_ROWS                                          \
-                && k * ldw * (ptrdiff_t) sizeof(T) >= fastnn_gemm_pack_min_bytes) {         \
+        if (WIDE) {                                                                         \
             typedef fastnn_gemm_v64_##SUFFIX##_##LEVEL V;                                   \
             enum { L = 64 / sizeof(T) };                                                    \
-            S buf[FASTNN_GEMM_PACK_ROWS * 3 * L] __attribute__((aligned(64)));              \
-            while (j0 + 3 * L <= n) FASTNN_GEMM_PACKED_COLUMNS(3)                           \
-            if (j0 + 2 * L <= n) FASTNN_GEMM_PACKED_COLUMNS(2)                              \
-            else if (j0 + L <= n) FASTNN_GEMM_PACKED_COLUMNS(1)                             \
-        } else if (WIDE) {                                                                  \
-            typedef fastnn_gemm_v64_##SUFFIX##_##LEVEL V;                                   \
-            enum { L = 64 / sizeof(T) };                                                    \
-            while (j0 + 3 * L <= n) FASTNN_GEMM_COLUMNS_BY(8, 3)                            \
-            if (j0 + 2 * L <= n) FASTNN_GEMM_COLUMNS_BY(8, 2)                               \
-            else if (j0 + L <= n) FASTNN_GEMM_COLUMNS_BY(8, 1)                              \
+            if (fastnn_gemm_packs_wide(m, k, ldw, sizeof(T))) {                             \
+                S buf[FASTNN_GEMM_PACK_ROWS * 3 * L] __attribute__((aligned(64)));          \
+                while (j0 + 3 * L <= n) FASTNN_GEMM_PACKED_COLUMNS(3)                       \
+                if (j0 + 2 * L <= n) FASTNN_GEMM_PACKED_COLUMNS(2)                          \
+                else if (j0 + L <= n) FASTNN_GEMM_PACKED_COLUMNS(1)                         \
+            } else {                                                                        \
+                while (j0 + 3 * L <= n) FASTNN_GEMM_COLUMNS_BY(8, 3)                        \
+                if (j0 + 2 * L <= n) FASTNN_GEMM_COLUMNS_BY(8, 2)                           \
+                else if (j0 + L <= n) FASTNN_GEMM_COLUMNS_BY(8, 1)                          \
+            }                                                                               \
         }                                                                                   \
         {                                                                                       \
             typedef fastnn_gemm_v32_##SUFFIX##_##LEVEL V;                                       \
@@ -162,8 +166,7 @@ FASTNN_DEFINE_LEVEL(fastnn_gemm)
 /* Whether a product of m rows with a w of k rows, ldw apart, of itemsize-byte values packs w. */
 __attribute__((unused)) static int fastnn_gemm_packs(ptrdiff_t m, ptrdiff_t k, ptrdiff_t ldw,
                                                      ptrdiff_t itemsize) {
-    return fastnn_gemm_level() == 4 && m >= FASTNN_GEMM_PACK_MIN_ROWS
-           && k * ldw * itemsize >= fastnn_gemm_pack_min_bytes;
+    return fastnn_gemm_level() == 4 && fastnn_gemm_packs_wide(m, k, ldw, itemsize);
 }
 
 /* Tests: packing from min_bytes of w (a negative value: never); returns the previous limit. */
