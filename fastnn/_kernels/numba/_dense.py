@@ -36,16 +36,24 @@ def dense_forward(X, W, b, act, alpha, Z_out, A_out):
 @jit
 def _dense_forward(X, W, b, act, alpha, Z_out, A_out, held):
     """``dense_forward`` with ``b`` always an array: zero-length for a layer without
-    bias.  The training and predict loops call this one, so that a model's layers
-    with and without bias share one compiled function.  ``held``: the caller holds
-    BLAS at one thread (``matmul``)."""
+    bias (a model's layers with and without bias share one compiled function).
+    ``held``: the caller holds BLAS at one thread (``matmul``)."""
+    matmul(X, W, Z_out, held)  # checks the shapes of X, W and Z_out
+    bias_act(b, act, alpha, Z_out, A_out)
+
+
+@jit
+def bias_act(b, act, alpha, Z_out, A_out):
+    """Z_out += b; A_out := act(Z_out): a dense layer's epilogue.  ``b`` zero-length:
+    no bias.  Apart from the product, so that the training and predict loops, which
+    call ``matmul`` and this for each layer, compile the product once for all of a
+    model's activations.     # IN: b  IN/OUT: Z_out  OUT: A_out"""
     n, m = Z_out.shape
     if A_out.shape[0] != n or A_out.shape[1] != m:
         raise ValueError("dense_forward: A_out must have the shape of Z_out")
     has_bias = b.shape[0] > 0
     if has_bias and b.shape[0] != m:
         raise ValueError("dense_forward: b must have shape (n_out,)")
-    matmul(X, W, Z_out, held)  # checks the shapes of X, W and Z_out
     alpha_ = Z_out.dtype.type(alpha)  # a new name: one type per variable
     if act == SOFTMAX:
         if has_bias:

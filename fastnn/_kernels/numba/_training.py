@@ -40,8 +40,8 @@ from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
 from . import _jit
 from ._activations import _derivative_in_place
-from ._blas import matmul_nt, weight_grad_rows
-from ._dense import _dense_forward, bias_grad
+from ._blas import matmul, matmul_nt, weight_grad_rows
+from ._dense import bias_act, bias_grad
 from ._jit import _flush_denormals, _restore_fp, jit, jit_inline
 from ._math import _all_finite
 from ._losses import loss_sums, output_delta
@@ -211,7 +211,7 @@ def _sparse_forward(xb, W, b, act, alpha, Z_out, A_out, held):
 # A zero-length ``b``/``db_out`` is a layer without bias and a zero-row ``dX_out``
 # no input gradient: one compiled kernel serves every layer of a model.
 def _layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
-    """``_dense_forward`` of a layer on ``inp``: activation ``code`` if it is a
+    """``dense_forward`` of a layer on ``inp``: activation ``code`` if it is a
     compile-time constant, else ``act`` (the layer's code, a run-time integer)."""
     raise NotImplementedError("compiled only")
 
@@ -223,13 +223,21 @@ def _hidden_backward(code, act, alpha, Z, A, dZ):
 
 @overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
-    forward = _dense_forward if isinstance(inp, types.Array) else _sparse_forward
-    if isinstance(code, types.IntegerLiteral):
+    if not isinstance(inp, types.Array):
+        if isinstance(code, types.IntegerLiteral):
+            def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
+                _sparse_forward(inp, W, b, code, alpha, Z_out, A_out, held)
+        else:
+            def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
+                _sparse_forward(inp, W, b, act, alpha, Z_out, A_out, held)
+    elif isinstance(code, types.IntegerLiteral):
         def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-            forward(inp, W, b, code, alpha, Z_out, A_out, held)
+            matmul(inp, W, Z_out, held)
+            bias_act(b, code, alpha, Z_out, A_out)
     else:
         def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-            forward(inp, W, b, act, alpha, Z_out, A_out, held)
+            matmul(inp, W, Z_out, held)
+            bias_act(b, act, alpha, Z_out, A_out)
     return impl
 
 
