@@ -357,21 +357,43 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
     n = perm.shape[0]  # X's rows
     L = len(Ws)
     loss_sum = correct = squared_error = absolute_error = 0.0
-    for j in range(n_batches):
-        start = (first_batch + j) * batch_size
-        stop = min(start + batch_size, n)
-        m = stop - start
-        idx = perm[start:stop]
-        parts = max(1, min(nt, m // min_rows))
-        lo, hi = share(m, tid, parts, 1)
-        for t in range(5):
-            sums[tid, t] = 0.0
+    finite = True
+    # Thread 0 of the call that runs the epoch's last batch checks what its update left
+    # (see TrainResult.ends_finite) in one more pass of this loop (j == n_batches): the
+    # parameters and slots, then that batch's outputs under the updated weights, through
+    # the same _forward call as the batches' (a second call site compiled the layers'
+    # code twice: about 0.35 s of a first fit).
+    ends = tid == 0 and n_batches > 0 and first_batch + n_batches == (n + batch_size - 1) // batch_size
+    for j in range(n_batches + 1 if ends else n_batches):
+        if j < n_batches:
+            start = (first_batch + j) * batch_size
+            stop = min(start + batch_size, n)
+            m = stop - start
+            idx = perm[start:stop]
+            parts = max(1, min(nt, m // min_rows))
+            lo, hi = share(m, tid, parts, 1)
+            for t in range(5):
+                sums[tid, t] = 0.0
+        else:
+            for l in range(L):
+                finite = (finite and _all_finite(_flat(Ws[l])) and _all_finite(bs[l]) and _all_finite(_flat(S1W[l]))
+                          and _all_finite(S1b[l]) and _all_finite(_flat(S2W[l])) and _all_finite(S2b[l]))
+            if not finite:
+                break
+            start = (first_batch + n_batches - 1) * batch_size
+            m = n - start
+            idx = perm[start:n]
+            lo, hi = 0, m
+        own = idx[lo:hi]
+        xb = _batch_input(X, own, Xb[lo:hi])
         if hi > lo:
-            own = idx[lo:hi]
-            xb = _batch_input(X, own, Xb[lo:hi])
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, nt > 1)
+        if j == n_batches:
+            finite = _all_finite(_flat(As[L - 1][:m]))
+            break
+        if hi > lo:
             yb = Yb[lo:hi]
             gather_rows(Y, own, yb)
-            _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, nt > 1)
             A = As[L - 1][lo:hi]
             if SW is None:
                 total, wsum = loss_sums(loss, A, yb, None)
@@ -426,18 +448,6 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                 apply_rule(opt, bs[l][c0:c1], dbs[l][c0:c1], lr, hyper, step, S1b[l][c0:c1], S2b[l][c0:c1])
         if nt > 1 and not barrier(sync, nt):
             return j, loss_sum, correct, squared_error, absolute_error, False
-    finite = True
-    if tid == 0 and n_batches > 0 and first_batch + n_batches == (n + batch_size - 1) // batch_size:
-        # the epoch's last update: see TrainResult.ends_finite
-        start = (first_batch + n_batches - 1) * batch_size
-        m = n - start
-        xb = _batch_input(X, perm[start:n], Xb[:m])
-        for l in range(L):
-            finite = (finite and _all_finite(_flat(Ws[l])) and _all_finite(bs[l]) and _all_finite(_flat(S1W[l]))
-                      and _all_finite(S1b[l]) and _all_finite(_flat(S2W[l])) and _all_finite(S2b[l]))
-        if finite:
-            _forward(xb, Ws, bs, acts, alphas, Zs, As, 0, m, hidden, out, nt > 1)
-            finite = _all_finite(_flat(As[L - 1][:m]))
     return n_batches, loss_sum, correct, squared_error, absolute_error, finite
 
 
