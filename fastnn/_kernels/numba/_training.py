@@ -268,34 +268,31 @@ def _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, held):
                        Zs[L - 1][lo:hi], As[L - 1][lo:hi], held)
 
 
-def _weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-    """Rows lo .. hi - 1 of a layer's weight gradient and columns c0 .. c1 - 1 of its
-    bias gradient, from all of the batch's rows (``inp``: the layer's input)."""
+def _weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+    """Rows lo .. hi - 1 of layer ``l``'s weight gradient and columns c0 .. c1 - 1 of its
+    bias gradient, from all of the batch's m rows (the layer's input: ``xb`` for the
+    first layer, ``As[l - 1]`` for the others)."""
     raise NotImplementedError("compiled only")
 
 
 @overload(_weight_grad, jit_options=_LOOP_OPTIONS)
-def _ol_weight_grad(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-    if isinstance(inp, types.Array):
-        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+def _ol_weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+    if isinstance(xb, types.Array):
+        # one call of the dense kernel for every layer, so that the loop holds its code once
+        def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+            inp = xb if l == 0 else As[l - 1][:m]
             weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi, nt > 1)  # split: BLAS held
             if db_out.shape[0] > 0:
                 bias_grad(dZ[:, c0:c1], db_out[c0:c1])
-    else:  # a CSR batch (the first layer): the stored values of rows lo .. hi - 1 of dW
-        def impl(inp, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-            sparse_weight_grad_rows(inp[0], inp[1], inp[2], inp[3], dZ, l2, W, dW_out, lo, hi)
+    else:  # a CSR batch: the first layer's gradient at the stored values of rows lo .. hi - 1 of dW
+        def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+            if l == 0:
+                sparse_weight_grad_rows(xb[0], xb[1], xb[2], xb[3], dZ, l2, W, dW_out, lo, hi)
+            else:
+                weight_grad_rows(As[l - 1][:m], dZ, l2, W, dW_out, lo, hi, nt > 1)
             if db_out.shape[0] > 0:
                 bias_grad(dZ[:, c0:c1], db_out[c0:c1])
     return impl
-
-
-@_jit_loop_inline
-def _layer_gradients(inp, W, dZ, l2, dW_out, db_out, tid, nt):
-    """Thread tid's rows of a layer's weight gradient and columns of its bias gradient."""
-    n_in, n_out = W.shape
-    r0, r1 = share(n_in, tid, nt, 1)
-    c0, c1 = share(n_out, tid, nt, 1)
-    _weight_grad(inp, W, dZ, l2, dW_out, db_out, r0, r1, c0, c1, nt)
 
 
 @_jit_loop_inline
@@ -306,17 +303,17 @@ def _backward(xb, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, 
     then the input gradient and activation derivative of the thread's own rows.
     False when a barrier was released by ``sync[ABORT]``."""
     L = len(Ws)
-    for l in range(L - 1, 0, -1):
+    for l in range(L - 1, -1, -1):
         if l < L - 1 and nt > 1 and not barrier(sync, nt):
             return False
-        _layer_gradients(As[l - 1][:m], Ws[l], dZs[l][:m], l2s[l], dWs[l], dbs[l], tid, nt)
-        if hi > lo:  # the input gradient of own rows, then the activation derivative
+        n_in, n_out = Ws[l].shape
+        r0, r1 = share(n_in, tid, nt, 1)
+        c0, c1 = share(n_out, tid, nt, 1)
+        _weight_grad(l, xb, As, m, Ws[l], dZs[l][:m], l2s[l], dWs[l], dbs[l], r0, r1, c0, c1, nt)
+        if l > 0 and hi > lo:  # the input gradient of own rows, then the activation derivative
             dA = dZs[l - 1][lo:hi]
             matmul_nt(dZs[l][lo:hi], Ws[l], dA)
             _hidden_backward(hidden, acts[l - 1], alphas[l - 1], Zs[l - 1][lo:hi], As[l - 1][lo:hi], dA)
-    if L > 1 and nt > 1 and not barrier(sync, nt):
-        return False
-    _layer_gradients(xb, Ws[0], dZs[0][:m], l2s[0], dWs[0], dbs[0], tid, nt)
     return True
 
 
