@@ -118,3 +118,23 @@ def test_train_batches_checks_what_the_epochs_last_update_left(backend, dtype, s
     plan.S2b[0][1] = np.inf
     result = K.train_batches(plan, 0, 2, lrs, 0)
     assert result.batches == 2 and not result.ends_finite
+
+
+@pytest.mark.parametrize("sparse_input", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_batches_checks_the_outputs_under_the_last_update(backend, dtype, sparse_input):
+    """Every parameter and slot finite after the epoch's last update, yet the last batch's
+    outputs under them not (its step so large that the logits overflow): ends_finite is
+    False, from the forward pass of that check alone."""
+    K = fn.backends.resolve(backend)
+    huge = 1e30 if dtype == "float32" else 1e200  # finite weights, overflowing products
+    model, plan = _plan(backend, dtype, sparse_input)
+    with np.errstate(all="ignore"):
+        result = K.train_batches(plan, 0, 2, np.array([1e-3, huge]), 0)
+    assert result.batches == 2
+    for arrays in (plan.Ws, plan.bs, plan.S1W, plan.S1b, plan.S2W, plan.S2b):
+        assert all(np.isfinite(a).all() for a in arrays)
+    assert not result.ends_finite
+    model, plan = _plan(backend, dtype, sparse_input)
+    assert K.train_batches(plan, 0, 2, np.array([1e-3, 1e-3]), 0).ends_finite
