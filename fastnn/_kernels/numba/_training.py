@@ -36,10 +36,11 @@ from numba.core.cpu import CPUTargetOptions
 from numba.extending import overload
 
 from .. import blas_threads
+from ..codes import SOFTMAX
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
 from . import _jit
-from ._activations import _derivative_in_place
+from ._activations import _dact_flat, _derivative_in_place
 from ._blas import matmul, matmul_nt, weight_grad_rows
 from ._dense import bias_act, bias_grad
 from ._jit import _flush_denormals, _restore_fp, jit, jit_inline
@@ -243,7 +244,15 @@ def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
 
 @overload(_hidden_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
-    if isinstance(code, types.IntegerLiteral):
+    if isinstance(code, types.IntegerLiteral) and code.literal_value != SOFTMAX:
+        # an elementwise derivative: its loop alone (_derivative_in_place would compile
+        # softmax's branch too)
+        def impl(code, act, alpha, Z, A, dZ):
+            n, m = dZ.shape
+            if Z.shape[0] != n or Z.shape[1] != m or A.shape[0] != n or A.shape[1] != m:
+                raise ValueError("activation_backward: Z, A, dA and dZ_out must have one shape")
+            _dact_flat(code, dZ.dtype.type(alpha), Z.reshape(n * m), A.reshape(n * m), dZ.reshape(n * m))
+    elif isinstance(code, types.IntegerLiteral):
         def impl(code, act, alpha, Z, A, dZ):
             _derivative_in_place(code, alpha, Z, A, dZ)
     else:
