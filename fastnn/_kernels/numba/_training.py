@@ -244,9 +244,7 @@ def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
 
 @overload(_hidden_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
-    if isinstance(code, types.IntegerLiteral) and code.literal_value != SOFTMAX:
-        # an elementwise derivative: its loop alone (_derivative_in_place would compile
-        # softmax's branch too)
+    if isinstance(code, types.IntegerLiteral) and code.literal_value != SOFTMAX:  # its loop alone
         def impl(code, act, alpha, Z, A, dZ):
             n, m = dZ.shape
             if Z.shape[0] != n or Z.shape[1] != m or A.shape[0] != n or A.shape[1] != m:
@@ -286,8 +284,7 @@ def _weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
 
 @overload(_weight_grad, jit_options=_LOOP_OPTIONS)
 def _ol_weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-    if isinstance(xb, types.Array):
-        # one call of the dense kernel for every layer, so that the loop holds its code once
+    if isinstance(xb, types.Array):  # one call for every layer: the kernel's code once in the loop
         def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
             inp = xb if l == 0 else As[l - 1][:m]
             weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi, nt > 1)  # split: BLAS held
@@ -364,11 +361,8 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
     L = len(Ws)
     loss_sum = correct = squared_error = absolute_error = 0.0
     finite = True
-    # Thread 0 of the call that runs the epoch's last batch checks what its update left
-    # (see TrainResult.ends_finite) in one more pass of this loop (j == n_batches): the
-    # parameters and slots, then that batch's outputs under the updated weights, through
-    # the same _forward call as the batches' (a second call site compiled the layers'
-    # code twice: about 0.35 s of a first fit).
+    # Thread 0 checks what the epoch's last update left (TrainResult.ends_finite) in one more
+    # pass (j == n_batches), through the batches' own _forward call: one copy of its code.
     ends = tid == 0 and n_batches > 0 and first_batch + n_batches == (n + batch_size - 1) // batch_size
     for j in range(n_batches + 1 if ends else n_batches):
         if j < n_batches:
