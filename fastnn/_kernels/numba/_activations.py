@@ -196,10 +196,24 @@ def activation_backward(act, alpha, Z, A, dA, dZ_out):
 def _derivative_in_place(act, alpha, Z, A, dZ):
     """dZ *= act'(Z) (softmax: A * (dZ - rowsum(dZ * A))), in place: ``activation_backward``
     with ``dA is dZ_out``, the training loop's case.  Z, A, dZ: (n, m), C-contiguous."""
+    if act == SOFTMAX:
+        _check_derivative_shapes(Z, A, dZ)
+        _softmax_backward_rows(A, dZ, dZ)
+        return
+    derivative_elementwise(act, alpha, Z, A, dZ)
+
+
+@jit_inline
+def _check_derivative_shapes(Z, A, dZ):
     n, m = dZ.shape
     if Z.shape[0] != n or Z.shape[1] != m or A.shape[0] != n or A.shape[1] != m:
         raise ValueError("activation_backward: Z, A, dA and dZ_out must have one shape")
-    if act == SOFTMAX:
-        _softmax_backward_rows(A, dZ, dZ)
-        return
+
+
+@jit_inline
+def derivative_elementwise(act, alpha, Z, A, dZ):
+    """``_derivative_in_place`` of an elementwise activation, inlined where it is called
+    (the training loop's hidden layers call it without softmax's branch)."""
+    _check_derivative_shapes(Z, A, dZ)
+    n, m = dZ.shape
     _dact_flat(act, dZ.dtype.type(alpha), Z.reshape(n * m), A.reshape(n * m), dZ.reshape(n * m))

@@ -33,11 +33,13 @@ def dense_forward(X, W, b, act, alpha, Z_out, A_out):
         _dense_forward(X, W, b, act, alpha, Z_out, A_out, held)
 
 
-@jit
+@jit_inline
 def _dense_forward(X, W, b, act, alpha, Z_out, A_out, held):
     """``dense_forward`` with ``b`` always an array: zero-length for a layer without
     bias (a model's layers with and without bias share one compiled function).
-    ``held``: the caller holds BLAS at one thread (``matmul``)."""
+    ``held``: the caller holds BLAS at one thread (``matmul``).  Inlined where it is
+    called, so that the product compiles once (``matmul``) and the epilogue once per
+    activation (``bias_act``), not the two together per activation."""
     matmul(X, W, Z_out, held)  # checks the shapes of X, W and Z_out
     bias_act(b, act, alpha, Z_out, A_out)
 

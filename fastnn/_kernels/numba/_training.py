@@ -40,9 +40,9 @@ from ..codes import SOFTMAX
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
 from . import _jit
-from ._activations import _dact_flat, _derivative_in_place
-from ._blas import matmul, matmul_nt, weight_grad_rows
-from ._dense import bias_act, bias_grad
+from ._activations import _derivative_in_place, derivative_elementwise
+from ._blas import matmul_nt, weight_grad_rows
+from ._dense import _dense_forward, bias_grad
 from ._jit import _flush_denormals, _restore_fp, jit, jit_inline
 from ._math import _all_finite
 from ._losses import loss_sums, output_delta
@@ -224,21 +224,13 @@ def _hidden_backward(code, act, alpha, Z, A, dZ):
 
 @overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
 def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
-    if not isinstance(inp, types.Array):
-        if isinstance(code, types.IntegerLiteral):
-            def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-                _sparse_forward(inp, W, b, code, alpha, Z_out, A_out, held)
-        else:
-            def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-                _sparse_forward(inp, W, b, act, alpha, Z_out, A_out, held)
-    elif isinstance(code, types.IntegerLiteral):
+    forward = _dense_forward if isinstance(inp, types.Array) else _sparse_forward
+    if isinstance(code, types.IntegerLiteral):
         def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-            matmul(inp, W, Z_out, held)
-            bias_act(b, code, alpha, Z_out, A_out)
+            forward(inp, W, b, code, alpha, Z_out, A_out, held)
     else:
         def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-            matmul(inp, W, Z_out, held)
-            bias_act(b, act, alpha, Z_out, A_out)
+            forward(inp, W, b, act, alpha, Z_out, A_out, held)
     return impl
 
 
@@ -246,10 +238,7 @@ def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
 def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
     if isinstance(code, types.IntegerLiteral) and code.literal_value != SOFTMAX:  # its loop alone
         def impl(code, act, alpha, Z, A, dZ):
-            n, m = dZ.shape
-            if Z.shape[0] != n or Z.shape[1] != m or A.shape[0] != n or A.shape[1] != m:
-                raise ValueError("activation_backward: Z, A, dA and dZ_out must have one shape")
-            _dact_flat(code, dZ.dtype.type(alpha), Z.reshape(n * m), A.reshape(n * m), dZ.reshape(n * m))
+            derivative_elementwise(code, alpha, Z, A, dZ)
     elif isinstance(code, types.IntegerLiteral):
         def impl(code, act, alpha, Z, A, dZ):
             _derivative_in_place(code, alpha, Z, A, dZ)
