@@ -505,7 +505,10 @@ def _threads_for(plan):
     """Threads to split this plan's batches across: 1 for a plan held at one thread
     (``plan.threads``) or when a batch is too small (FLOPs counted as for dense input:
     a sparse first layer's products are smaller, its update is not)."""
-    if plan.threads == 1:
+    # Numba's get_num_threads takes two locks: ~1 us, but ~50 after the process slept
+    # (a server between requests, an epoch after a pause), so it is asked last.
+    rows = plan.batch_size // MIN_ROWS_PER_THREAD
+    if plan.threads == 1 or rows < 2:
         return 1
     widths = [plan.Ws[0].shape[0]] + [W.shape[1] for W in plan.Ws]
     macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
@@ -513,7 +516,7 @@ def _threads_for(plan):
     flops = 2.0 * plan.batch_size * (2 * macs + macs - widths[0] * widths[1])
     if flops < MIN_PARALLEL_FLOPS:
         return 1
-    nt = min(get_num_threads(), plan.batch_size // MIN_ROWS_PER_THREAD)
+    nt = min(get_num_threads(), rows)
     return max(1, nt if plan.threads == 0 else min(nt, plan.threads))
 
 
