@@ -10,7 +10,9 @@ thread would be (``docs/performance.md``, "Threads and busy machines").
 reason to doubt the threads -- other processes' threads waiting for the cores
 (the run queue, ``/proc/loadavg``), two calls in a row slower than the best
 one so far, or once after the first second of training -- runs the next call
-with BLAS held at one thread and keeps whichever was faster.  A probe that
+with BLAS held at one thread and keeps whichever was faster (the run queue is
+read at most once per ``LOOK_SECONDS`` of calls: in the first call after the
+process slept a read costs about 50 us, a few per cent of a small model's epoch).  A probe that
 loses doubles the wait before the next one, so a quiet machine pays almost
 nothing.  Once on one thread, it tries the threads again only when the run
 queue shows free cores for them (or after the longest wait): on a busy machine
@@ -44,6 +46,12 @@ _lock = threading.Lock()
 # after it the pool's threads still spin, and the run queue counts them as running.
 _threads_ended = float("-inf")
 SPIN_SECONDS = 0.2  # OpenBLAS's threads spin for about 0.1 s after a call before they sleep
+# OpenBLAS runs a product of at most this many multiply-adds on one thread whatever its
+# thread count (its interface/gemm.c: 65536 x GEMM_MULTITHREAD_THRESHOLD, 4 by default).
+# Holding BLAS at one thread around calls whose products are all this small changes
+# nothing but costs the hold: about 25 us, 200 us in the first call after the process
+# slept (threadpoolctl's calls into each loaded BLAS), 15 % of a small model's epoch.
+BLAS_ONE_THREAD_MACS = 4 * 65536
 
 
 def _blas_limit(n=1):
@@ -91,9 +99,17 @@ class ThreadChoice:
     # tried again only after MAX_WAIT calls)
     CHECK_AFTER = 1.0  # seconds of training after which one probe is made anyway
     PROBE_CALLS = 2  # a probe's calls; only the last is judged (the first pays for the switch)
+    # Seconds of calls between two looks at the run queue.  A look costs about 2 us, but
+    # 50 us in the first call after the process slept (measured in a 2-core VM), and a fit of
+    # a few ms (a small model trained between requests) would pay that at every call.
+    LOOK_SECONDS = 0.01
 
-    def __init__(self, threads: int | None = None, load=None, limit=None, cores: int | None = None):
+    def __init__(self, threads: int | None = None, load=None, limit=None, cores: int | None = None,
+                 product_macs: float = float("inf")):
         self.threads = get_num_threads() if threads is None else threads
+        # the largest product of a call, in multiply-adds: BLAS runs it on one thread anyway
+        # at or below BLAS_ONE_THREAD_MACS, and then "one" needs no hold on BLAS
+        self.holds_blas = product_macs > BLAS_ONE_THREAD_MACS
         # The run queue counts the whole machine's threads, so it is weighed against
         # the whole machine's cores, not the ones this process may use: pinned to two
         # cores of sixteen, six threads on the other cores are no crowd here.
@@ -117,6 +133,7 @@ class ThreadChoice:
         self.wait = 0  # calls to wait before the next probe may start
         self.backoff = self.FIRST_WAIT
         self.trained = 0.0  # seconds of calls so far
+        self.looked = 0.0  # self.trained at the last look at the run queue (the one above)
         self.checked = False  # the one probe after CHECK_AFTER seconds was made
         self.probes = self.switches = 0  # for tests and curious users
 
@@ -128,8 +145,9 @@ class ThreadChoice:
         return "one" if self.current == "threads" else "threads"
 
     def limit(self):
-        """A context for the next call: BLAS held at one thread when that is its setting."""
-        if self.enabled and self.setting == "one":
+        """A context for the next call: BLAS held at one thread when that is its setting
+        (and the calls' products are large enough for BLAS's threads)."""
+        if self.enabled and self.setting == "one" and self.holds_blas:
             return self._limit(1)
         return contextlib.nullcontext()
 
@@ -180,25 +198,33 @@ class ThreadChoice:
 
     def _doubt(self) -> bool:
         """A reason to try the other setting.  On one thread: the run queue shows free
-        cores for the threads (at two calls in a row: the machine may be free again),
+        cores for the threads (at two looks in a row: the machine may be free again),
         or MAX_WAIT calls went by without a probe.  On the threads: other processes
         want the cores (the machine's runnable threads less this process's own, at two
-        calls in a row), or the last two calls were slower than the best so far."""
+        looks in a row), or the last two calls were slower than the best so far.  The
+        run queue is read at most once per LOOK_SECONDS of calls."""
+        look = self.trained - self.looked >= self.LOOK_SECONDS
+        if look:
+            self.looked = self.trained
         if self.current == "one":
-            # this process runs one thread now, its caller's
-            self.crowded = self.crowded[-1:] + [self._waits_for_cores(own=1)]
             self.idle += 1
-            if self.crowded == [False, False] or self.idle >= self.MAX_WAIT:
+            if look:  # this process runs one thread now, its caller's
+                self.crowded = self.crowded[-1:] + [self._waits_for_cores(own=1)]
+                if self.crowded == [False, False]:
+                    self.idle = 0
+                    return True
+            if self.idle >= self.MAX_WAIT:
                 self.idle = 0
                 return True
             return False
         # runnable threads beyond this process's own (its caller and BLAS threads still
-        # spinning after the call), seen at two calls in a row: one look can catch a
+        # spinning after the call), seen at two looks in a row: one look can catch a
         # passing process
-        others = self._load() - self.threads
-        self.crowded = self.crowded[-1:] + [others / self.cores >= self.BUSY]
-        if self.crowded == [True, True]:
-            return True
+        if look:
+            others = self._load() - self.threads
+            self.crowded = self.crowded[-1:] + [others / self.cores >= self.BUSY]
+            if self.crowded == [True, True]:
+                return True
         if not self.checked and self.trained >= self.CHECK_AFTER:
             # a machine busy since before this fit shows neither in the run queue's
             # samples nor as a slowdown: one probe, once the fit is long enough that

@@ -227,7 +227,8 @@ class CompiledLoop(_Loop):
         self.seconds_per_batch = None  # measured on the first calls
         # BLAS threads or one thread, per call, from measured times; the Cython loop
         # chooses its threads itself, inside its parallel region
-        self.threads = ThreadChoice(threads=1 if model.backend == "cython" else None)
+        self.threads = ThreadChoice(threads=1 if model.backend == "cython" else None,
+                                    product_macs=batch_size * max(W.size for W in self.plan.Ws))
 
     def _batches_per_call(self, most):
         """Batches for the next ``train_batches`` call: about CALL_SECONDS of work at the

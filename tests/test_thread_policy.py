@@ -31,8 +31,11 @@ class Machine:
     def __call__(self):
         return float(self.others + self.own)
 
-    def choice(self, threads=2, limit=None):
-        return ThreadChoice(threads=threads, cores=self.cores, load=self, limit=limit or FakeLimit())
+    def choice(self, threads=2, limit=None, look_seconds=None):
+        choice = ThreadChoice(threads=threads, cores=self.cores, load=self, limit=limit or FakeLimit())
+        if look_seconds is not None:
+            choice.LOOK_SECONDS = look_seconds
+        return choice
 
 
 def run(choice, seconds):
@@ -51,8 +54,11 @@ def run(choice, seconds):
 
 @pytest.fixture(autouse=True)
 def _no_recent_threads(monkeypatch):
-    """No fit's call on BLAS's threads ended just before a test (whose pool would still spin)."""
+    """No fit's call on BLAS's threads ended just before a test (whose pool would still spin);
+    and every call may look at the run queue, as calls longer than LOOK_SECONDS do (``run``
+    records calls of no seconds)."""
     monkeypatch.setattr(_thread_policy, "_threads_ended", float("-inf"))
+    monkeypatch.setattr(ThreadChoice, "LOOK_SECONDS", 0.0)
 
 
 QUIET = {"threads": 1.0, "one": 1.8}
@@ -140,6 +146,43 @@ def test_the_run_queue_is_weighed_against_the_whole_machine():
     assert ThreadChoice(threads=4, cores=2).cores == 4  # never fewer cores than threads
 
 
+class CountingMachine(Machine):
+    def __init__(self, others, cores=2):
+        super().__init__(others, cores)
+        self.looks = 0
+
+    def __call__(self):
+        self.looks += 1
+        return super().__call__()
+
+
+def test_short_calls_look_at_the_run_queue_once_per_look_seconds():
+    """A look at the run queue costs far more than a short call's share of it after
+    the process slept: calls look only once LOOK_SECONDS of calls went by since the last
+    look (the fit's start counts as one), and a crowd needs two such looks."""
+    look, call = 1 / 64, 1 / 512  # a look every 8 calls (binary fractions: no rounding)
+    machine = CountingMachine(others=0)
+    choice = machine.choice(look_seconds=look)
+    assert machine.looks == 1  # the fit's start
+    for _ in range(30):
+        choice.record(1e-4, seconds=call)
+    assert machine.looks == 1 + 3  # after calls 8, 16 and 24
+    # the machine gets busy, which only the run queue shows (the calls keep their speed):
+    # seen at the looks after calls 32 and 40, then one thread probed and kept
+    machine.others = 3
+    used = []
+    for _ in range(20):  # calls 31 to 50
+        used.append(choice.setting)
+        choice.record({"threads": 1e-4, "one": 0.5e-4}[choice.setting], seconds=call)
+    assert used[:10] == ["threads"] * 10 and used[10:12] == ["one", "one"], used
+    assert choice.probes == 1 and choice.current == "one"
+    long_calls = CountingMachine(others=0)
+    choice = long_calls.choice(look_seconds=look)
+    for _ in range(5):  # calls longer than LOOK_SECONDS: a look at every call that may doubt
+        choice.record(1e-3, seconds=0.1)
+    assert long_calls.looks == 1 + 4  # the fit's start, then every call after the first
+
+
 def test_when_the_machine_frees_up_the_threads_come_back():
     machine = Machine(others=3)
     choice = machine.choice()
@@ -197,6 +240,7 @@ def test_fit_holds_blas_at_one_thread_only_during_its_calls(backend, monkeypatch
     looks = iter(range(10**6))  # a run queue crowded for the first 20 looks, then quiet
     monkeypatch.setattr(_thread_policy, "_runnable", lambda: 100.0 if next(looks) < 20 else 1.0)
     monkeypatch.setattr(fn._training.CompiledLoop, "CALL_SECONDS", 1e-9)  # one batch a call
+    monkeypatch.setattr(_thread_policy, "BLAS_ONE_THREAD_MACS", 0)  # this model's tiny products held too
     # Calls of one 10-row batch take about 10 us on either setting, so whether a probe of
     # the threads wins would be noise: here it always does, once the run queue lets it run.
     monkeypatch.setattr(_thread_policy.ThreadChoice, "BETTER", {"one": 0.8, "threads": float("inf")})
@@ -213,6 +257,49 @@ def test_fit_holds_blas_at_one_thread_only_during_its_calls(backend, monkeypatch
     # one batch a call: the first calls ran on one thread, later ones on the threads again
     assert seen[0] == 1 and 1 in seen and max(seen) == max(before) and seen[-1] == max(before)
     assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("backend", [b for b in ("numpy", "numba") if b in fn.backends.available()])
+def test_products_too_small_for_blas_threads_are_not_held(backend, monkeypatch):
+    """On a (pretend) busy machine a model whose products BLAS runs on one thread anyway
+    trains on one thread without the hold on BLAS (its cost is all it would add); the
+    Numba loop is still told to run on one thread."""
+    if fn.get_num_threads() < 2:
+        pytest.skip("one core: no threads to choose between")
+    monkeypatch.setattr(_thread_policy, "_runnable", lambda: 100.0)
+    holds = []
+    monkeypatch.setattr(_thread_policy, "_blas_limit", lambda n=1: holds.append(n) or contextlib.nullcontext())
+    model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=6), fn.Dense(3, activation="softmax")],
+                          backend=backend, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    K = model._kernels
+    settings = []
+
+    def spy(plan, first, count, lrs, step0):
+        settings.append(plan.threads)
+        return train_batches(plan, first, count, lrs, step0)
+
+    train_batches = K.train_batches
+    monkeypatch.setattr(K, "train_batches", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((400, 6)), rng.integers(0, 3, 400)
+    model.fit(X, y, epochs=2, batch_size=10, verbose=0)  # products of 10 x 6 x 8 multiply-adds
+    assert settings and set(settings) == {1} and holds == []
+    # the same machine, products above OpenBLAS's threshold: held
+    monkeypatch.setattr(_thread_policy, "BLAS_ONE_THREAD_MACS", 10 * 6 * 8 - 1)
+    model.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    assert holds and set(holds) == {1}
+
+
+def test_a_choice_on_one_thread_holds_blas_only_for_products_blas_would_thread():
+    small = Machine(others=3).choice()
+    assert small.current == "one" and small.holds_blas  # no product size given: held
+    for macs, held in ((_thread_policy.BLAS_ONE_THREAD_MACS, False), (_thread_policy.BLAS_ONE_THREAD_MACS + 1, True)):
+        limit = FakeLimit()
+        choice = ThreadChoice(threads=2, cores=2, load=lambda: 3.0, limit=limit, product_macs=macs)
+        with choice.limit():
+            pass
+        assert choice.current == "one" and limit.calls == ([1] if held else [])
 
 
 def _blas_threads():
