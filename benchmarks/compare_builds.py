@@ -1,6 +1,6 @@
 """Epoch times of two builds of fastnn side by side, in one run.
 
-    python benchmarks/compare_builds.py OLD_TREE NEW_TREE [--rows N] [--rounds R]
+    python benchmarks/compare_builds.py OLD_TREE NEW_TREE [--rows N] [--rounds R] [--dtype float64]
     python benchmarks/compare_builds.py OLD_TREE NEW_TREE --network 784-1024-10/256 [--network ...]
 
 Each tree is a source checkout with its extensions built in place
@@ -35,14 +35,14 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 import fastnn as fn
-widths, act, opt, bs, regression, backend, rows, epochs = json.loads(sys.argv[1])
+widths, act, opt, bs, regression, backend, rows, epochs, dtype = json.loads(sys.argv[1])
 rng = np.random.default_rng(0)
 rows = 404 if regression else rows
-X = rng.random((rows, widths[0]), dtype=np.float32)
-y = rng.standard_normal(rows).astype(np.float32) if regression else rng.integers(0, widths[-1], rows)
+X = rng.random((rows, widths[0])).astype(dtype)
+y = rng.standard_normal(rows).astype(dtype) if regression else rng.integers(0, widths[-1], rows)
 layers = [fn.Dense(o, activation=act, input_dim=i) for i, o in zip(widths[:-2], widths[1:-1])]
 layers.append(fn.Dense(widths[-1], activation=None if regression else "softmax"))
-m = fn.Sequential(layers, backend=backend, seed=0)
+m = fn.Sequential(layers, backend=backend, seed=0, dtype=dtype)
 m.compile(optimizer=opt, loss="mse" if regression else "sparse_categorical_crossentropy")
 times = []
 class T(fn.callbacks.Callback):
@@ -86,6 +86,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="cython,numba,numpy")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--network", action="append", default=[], type=network_spec,
                         metavar="WIDTHS/BATCH[/OPTIMIZER]",
                         help="a ReLU/softmax network to time instead of the workloads, e.g. 784-1024-10/256")
@@ -98,7 +99,7 @@ def main(argv=None):
           "|---|---|---|---|---|---|")
     for name, case in cases.items():
         for backend in args.backends.split(","):
-            spec = [*case, backend, args.rows, args.epochs]
+            spec = [*case, backend, args.rows, args.epochs, args.dtype]
             old, new = [], []
             for r in range(args.rounds):
                 order = [(args.old, old), (args.new, new)]

@@ -44,6 +44,7 @@ def _force_split(monkeypatch, threads):
     monkeypatch.setattr(training, "ThreadChoice", _ThreadsAlways)
     monkeypatch.setattr(NT, "MIN_PARALLEL_FLOPS", 0.0)
     monkeypatch.setattr(NT, "MIN_ROWS_PER_THREAD", 4)
+    monkeypatch.setattr(NT, "MIN_ROWS_PER_THREAD_F64", 4)
 
 
 def _record_threads(monkeypatch):
@@ -200,8 +201,18 @@ def test_one_thread_when_the_policy_says_so(monkeypatch):
     plan.threads = 1
     assert NT._threads_for(plan) == 1
     plan.threads = 0
-    monkeypatch.setattr(NT, "MIN_ROWS_PER_THREAD", 32)  # 40 rows: not two threads of 32
+    monkeypatch.setattr(NT, "MIN_ROWS_PER_THREAD_F64", 32)  # 40 rows: not two threads of 32
     assert NT._threads_for(plan) == 1
+
+
+def test_float64_splits_a_batch_of_16_rows_float32_does_not(monkeypatch):
+    """A thread's fewest rows: 16 in float32 (two threads of 8 rows ran slower than one),
+    8 in float64, whose rows cost more."""
+    monkeypatch.setattr(NT, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(NT, "MIN_PARALLEL_FLOPS", 0.0)
+    for dtype, threads in (("float32", 1), ("float64", 2)):
+        _, plan = _plan(dtype, batch_size=16)
+        assert NT._threads_for(plan) == threads, dtype
 
 
 @numba.njit(nogil=True)

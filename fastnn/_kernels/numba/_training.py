@@ -492,13 +492,21 @@ _TID = 29  # the thread number
 
 # A batch is split across threads when each gets at least this many rows and one
 # batch's products have at least MIN_PARALLEL_FLOPS (below that, the barriers cost
-# more than the split saves; as in the Cython loop).  Products of up to 32 rows
-# skip BLAS (``_small_gemm``); a batch of 16 split into two threads of 8 rows ran
-# slower than one thread (784-128-10), batch 32 as 2 x 16 rows 10-15 % faster.
+# more than the split saves; as in the Cython loop).  Float32: a batch of 16 split
+# into two threads of 8 rows ran slower than one thread (784-128-10 1.11-1.16x,
+# 13-128-128-64-1 1.42x), batch 32 as 2 x 16 rows 10-15 % faster.  Float64, whose
+# rows cost 2-3.5x more (its update's divisions), gains from 8: batch 16 0.78x,
+# 13-128-128-64-1 0.95-0.97x (docs/performance.md, "Numba: batches split across threads").
 MIN_ROWS_PER_THREAD = 16
+MIN_ROWS_PER_THREAD_F64 = 8
 MIN_PARALLEL_FLOPS = 1e6
 
 _split_lock = threading.Lock()  # one split call at a time; another meanwhile runs on one thread
+
+
+def _min_rows(plan):
+    """A thread's fewest rows of a split batch, by the plan's dtype."""
+    return MIN_ROWS_PER_THREAD_F64 if plan.Ws[0].dtype == np.float64 else MIN_ROWS_PER_THREAD
 
 
 def _threads_for(plan):
@@ -507,7 +515,7 @@ def _threads_for(plan):
     a sparse first layer's products are smaller, its update is not)."""
     # Numba's get_num_threads takes two locks: ~1 us, but ~50 after the process slept
     # (a server between requests, an epoch after a pause), so it is asked last.
-    rows = plan.batch_size // MIN_ROWS_PER_THREAD
+    rows = plan.batch_size // _min_rows(plan)
     if plan.threads == 1 or rows < 2:
         return 1
     widths = [plan.Ws[0].shape[0]] + [W.shape[1] for W in plan.Ws]
@@ -554,7 +562,7 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
                 plan.Ws, plan.bs, plan.dWs, plan.dbs, acts, plan.alphas, plan.l2s,
                 plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
                 plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b,
-                0, nt, MIN_ROWS_PER_THREAD, sync, sums,
+                0, nt, _min_rows(plan), sync, sums,
                 int(acts[0]), int(acts[-1])]
         loop = _loop_for(plan, args)
         if nt == 1:
