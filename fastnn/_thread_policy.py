@@ -12,9 +12,9 @@ reason to doubt the threads -- other processes' threads waiting for the cores
 one so far, or once after the first second of training -- runs the next call
 with BLAS held at one thread and keeps whichever was faster (the run queue is
 read at most once per ``LOOK_SECONDS`` of calls: in the first call after the
-process slept a read costs about 50 us, a few per cent of a small model's epoch).  A probe that
-loses doubles the wait before the next one, so a quiet machine pays almost
-nothing.  Once on one thread, it tries the threads again only when the run
+process slept a read costs about 50 us, a few per cent of a small model's
+epoch).  A probe that loses doubles the wait before the next one, so a quiet
+machine pays almost nothing.  Once on one thread, it tries the threads again only when the run
 queue shows free cores for them (or after the longest wait): on a busy machine
 a probe of the threads is the expensive one, each of its calls several times
 slower than one thread.  A fit starts on one thread when the run queue leaves
@@ -210,10 +210,7 @@ class ThreadChoice:
             self.idle += 1
             if look:  # this process runs one thread now, its caller's
                 self.crowded = self.crowded[-1:] + [self._waits_for_cores(own=1)]
-                if self.crowded == [False, False]:
-                    self.idle = 0
-                    return True
-            if self.idle >= self.MAX_WAIT:
+            if (look and self.crowded == [False, False]) or self.idle >= self.MAX_WAIT:
                 self.idle = 0
                 return True
             return False
