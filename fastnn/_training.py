@@ -134,6 +134,13 @@ class _Loop:
         if self.shuffles:
             self.rng.shuffle(self.perm)
 
+    def _weight_of(self, start, stop):
+        """The sample weights of the rows in batch positions start .. stop - 1 of this
+        epoch (``stop - start`` without weights)."""
+        if self.w is None:
+            return float(stop - start)
+        return float(self.w[self.perm[start:stop]].sum(dtype=np.float64))
+
     def _diverged(self, what):
         for s, p in zip(self.snapshot, self.state):
             np.copyto(p, s)
@@ -149,6 +156,11 @@ class _Loop:
         return math.sqrt(sum(float(np.vdot(g, g)) for g in self.model._grads))
 
 
+def _weighted_mean(loss_sum, weight):
+    """An epoch's loss from its batches' weighted sums (see ``TrainResult.loss_sum``)."""
+    return float(loss_sum / weight) if weight else 0.0
+
+
 class KernelLoop(_Loop):
     """One Python-level step per minibatch; any layers, any callbacks."""
 
@@ -158,6 +170,7 @@ class KernelLoop(_Loop):
         self._begin_epoch()
         totals = dict.fromkeys(["loss"] + [name for name, _ in model.metrics], 0.0)
         seen = 0
+        weight_seen = 0.0  # the loss is the sample-weighted mean over the epoch, as evaluate's
         for step in range(self.steps):
             self.interrupt.check()  # before a batch: a finished epoch is always logged
             start = step * self.bs
@@ -174,11 +187,13 @@ class KernelLoop(_Loop):
                 self._diverged(f"the loss became {batch_loss} at batch {step}")
                 return None
             opt.iterations += 1
-            totals["loss"] += m * batch_loss
+            weight = m if wb is None else float(wb.sum(dtype=np.float64))
+            totals["loss"] += weight * batch_loss
             A = plan.workspaces[-1].A[:m]
             for name, metric in model.metrics:
                 totals[name] += m * metric(yb, A)
             seen += m
+            weight_seen += weight
             if want_grad_norm and stop == self.n:
                 grad_norm = self._grad_norm()
 
@@ -192,6 +207,7 @@ class KernelLoop(_Loop):
             self._diverged(f"the outputs overflowed after the update of batch {step}")
             return None
         logs = {name: total / max(seen, 1) for name, total in totals.items()}
+        logs["loss"] = _weighted_mean(totals["loss"], weight_seen)
         if want_grad_norm:
             logs["grad_norm"] = grad_norm if stop == self.n else math.nan
         return logs
@@ -249,6 +265,7 @@ class CompiledLoop(_Loop):
         most = self.steps if progress is None else max(1, self.steps // 50)
         totals = np.zeros(4, np.float64)  # loss, correct, squared error, absolute error
         seen = first = 0
+        weight_seen = 0.0  # the sample weights of the rows seen (their count without weights)
         while first < self.steps:
             self.interrupt.check()  # before a run of batches: a finished epoch is always logged
             count = min(self._batches_per_call(most), self.steps - first)
@@ -265,17 +282,18 @@ class CompiledLoop(_Loop):
                 self.seconds_per_batch = max(seconds / done, 1e-7)
                 if done == count:  # no batch cut short: comparable with the other calls
                     self.threads.record(self.seconds_per_batch, seconds)
-            seen = min((first + done) * self.bs, self.n)
+            before, seen = seen, min((first + done) * self.bs, self.n)
+            weight_seen += self._weight_of(before, seen)
             if done < count:
                 self._diverged(f"the loss became nan or infinite at batch {first + done}")
                 return None
             if progress is not None:
-                progress.advance(count, totals[0] / seen)
+                progress.advance(count, _weighted_mean(totals[0], weight_seen))
             first += count
         if not result.ends_finite:  # the call that ran the epoch's last batch checked it
             self._diverged(f"the outputs overflowed after the update of batch {self.steps - 1}")
             return None
-        logs = {"loss": float(totals[0] / seen)}
+        logs = {"loss": _weighted_mean(totals[0], weight_seen)}
         for name, metric in model.metrics:
             logs[name] = float(totals[_COMPILED_METRICS[type(metric)]] / seen)
         if want_grad_norm:

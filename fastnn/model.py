@@ -230,7 +230,10 @@ class Sequential:
         verbose : {0, 1, 2}
             0 silent, 1 a progress bar per epoch, 2 one line per epoch.
         sample_weight : array-like, (n_samples,), optional
-            Per-row loss weights; each batch loss is a weighted mean.
+            Per-row loss weights; each batch loss is a weighted mean, and a batch
+            whose weights add up to zero has loss 0 and no gradient (the optimizer
+            still takes its step).  The epoch's ``loss`` is the weighted mean over
+            its rows, as ``evaluate`` and ``val_loss`` compute it.
         first_layer : {"auto", "dense", "sparse"}
             How the first layer reads a dense ``X``: ``"dense"``, a matrix
             product over every value; ``"sparse"``, converted once to CSR
@@ -346,6 +349,10 @@ class Sequential:
             )
         cut = X.shape[0] - n_val
         split_w = (None, None) if w is None else (w[:cut], w[cut:])
+        for part, rows in zip(split_w, (f"the first {cut} rows (training)", f"the last {n_val} rows (validation)")):
+            if part is not None and not np.any(part > 0):
+                raise ValueError(f"sample_weight: {rows} that validation_split={validation_split} leaves "
+                                 f"have only zero weights; their weighted loss is undefined")
         return X[:cut], y[:cut], split_w[0], (X[cut:], y[cut:], split_w[1])
 
     # ---------------------------------------------------- forward / inference

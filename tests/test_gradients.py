@@ -124,3 +124,27 @@ def test_compiled_backends_give_the_same_gradients(backend):
         grads[name] = [g.copy() for g in model._grads]
     for g0, g1 in zip(grads["numpy"], grads[backend]):
         np.testing.assert_allclose(g1, g0, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_softmax_cross_entropy_gradient_for_targets_that_do_not_sum_to_one(backend, weighted):
+    """softmax + categorical cross-entropy takes the fused gradient a * sum(y) - y: a - y only
+    for rows that sum to 1 (smoothed, partial, several-hot or all-zero rows here)."""
+    rng = np.random.default_rng(7)
+    model = fn.Sequential([fn.Dense(4, activation="tanh", input_dim=3),
+                           fn.Dense(3, activation="softmax")], backend=backend, dtype="float64", seed=8)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    Y = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 0], [0.5, 0, 0], [0.2, 0.3, 0.4], [0.9, 0.05, 0.05]])
+    w = rng.uniform(0.2, 2.0, len(Y)) if weighted else None
+    check_gradients(model, rng.standard_normal((len(Y), 3)), Y, w=w)
+
+
+def test_a_batch_whose_weights_add_up_to_zero_has_no_loss_and_no_gradient(backend):
+    rng = np.random.default_rng(9)
+    model = fn.Sequential([fn.Dense(4, activation="tanh", input_dim=3),
+                           fn.Dense(2, activation="softmax")], backend=backend, dtype="float64", seed=10)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    X, y, w = rng.standard_normal((5, 3)), rng.integers(0, 2, 5), np.zeros(5)
+    ws = model._workspace(5)
+    assert model._loss_and_gradients(X, y.astype(np.int64), w, ws) == 0.0
+    assert all(np.all(g == 0) for g in model._grads)

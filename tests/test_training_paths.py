@@ -195,3 +195,58 @@ def test_compiled_backends_flush_denormals_only_while_training(backend, dtype):
     assert not _has_denormal_slot(models[backend]), "denormal left in an optimizer slot"
     tiny = np.finfo(dtype).tiny
     assert (np.array([tiny], dtype) * np.array([0.5], dtype))[0] != 0, "the caller's FP state was not restored"
+
+
+@pytest.mark.parametrize("kernel_loop", [False, True])
+def test_batches_whose_weights_add_up_to_zero_train_on(backend, kernel_loop):
+    """A batch whose sample weights are all zero has loss 0 and no gradient: the fit goes on
+    (it stopped as diverged), on the compiled path and the per-kernel path alike."""
+    X, y, _ = data("softmax-sce", n=40)
+    w = np.ones(len(X))
+    w[8:16] = 0.0  # the second batch of 8, unshuffled
+    model = make("softmax-sce", "sgd", backend)
+    callbacks = [ForceKernelLoop()] if kernel_loop else []
+    history = model.fit(X, y, epochs=2, batch_size=8, sample_weight=w, shuffle=False, verbose=0,
+                        callbacks=callbacks)
+    assert len(history.epoch) == 2 and model.optimizer.iterations == 10
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("kernel_loop", [False, True])
+def test_the_weighted_training_loss_is_the_weighted_mean_that_evaluate_reports(backend, kernel_loop):
+    """With sample weights the epoch's loss is sum(w * loss) / sum(w) over its rows, as
+    evaluate and val_loss compute it (it was the row-count mean of the batches' weighted
+    means, which changes with batch_size)."""
+    X, y, _ = data("softmax-sce", n=40)
+    w = np.where(y > 0, 10.0, 1.0)
+    model = make("softmax-sce", "sgd", backend)
+    # the weights all but stay: every batch sees the same model
+    model.compile(optimizer=fn.optimizers.SGD(1e-12), loss="sparse_categorical_crossentropy")
+    callbacks = [ForceKernelLoop()] if kernel_loop else []
+    history = model.fit(X, y, epochs=1, batch_size=8, sample_weight=w, validation_data=(X, y, w),
+                        verbose=0, callbacks=callbacks)
+    np.testing.assert_allclose(history.history["loss"], history.history["val_loss"], rtol=1e-9)
+    np.testing.assert_allclose(history.history["loss"][0], model.evaluate(X, y, sample_weight=w)["loss"],
+                               rtol=1e-9)
+
+
+def test_evaluate_with_a_zero_weight_chunk_does_not_depend_on_batch_size(backend):
+    X, y, _ = data("softmax-sce", n=20)
+    w = np.ones(len(X))
+    w[3] = 0.0
+    model = make("softmax-sce", "sgd", backend)
+    whole = model.evaluate(X, y, sample_weight=w)["loss"]
+    np.testing.assert_allclose(model.evaluate(X, y, sample_weight=w, batch_size=1)["loss"], whole, rtol=1e-9)
+
+
+@pytest.mark.parametrize("zero", ["training", "validation"])
+def test_validation_split_refuses_a_part_without_weight(zero):
+    X, y, _ = data("softmax-sce", n=20)
+    w = np.ones(len(X))
+    if zero == "validation":
+        w[16:] = 0.0
+    else:
+        w[:16] = 0.0
+    model = make("softmax-sce", "sgd")
+    with pytest.raises(ValueError, match=f"sample_weight: .*\\({zero}\\).*validation_split=0.2"):
+        model.fit(X, y, epochs=1, sample_weight=w, validation_split=0.2, verbose=0)

@@ -34,7 +34,10 @@ class TrainResult(NamedTuple):
     """Totals over the batches one ``train_batches`` call completed.
 
     ``loss_sum`` adds ``m * batch_loss`` for a batch of ``m`` rows (the loss
-    before that batch's update, as ``loss_value``); ``correct`` counts correct
+    before that batch's update, as ``loss_value``), or with sample weights the
+    batch's weight sum times its loss (a batch whose weights add up to zero has
+    loss 0 and no gradient), so that ``loss_sum`` over the weights seen is the
+    sample-weighted mean, as ``evaluate`` computes it; ``correct`` counts correct
     predictions (one output: ``a > 0.5`` equals ``y > 0.5``; several: the
     argmax of the output equals the label, or the argmax of a one-hot ``Y``);
     ``squared_error`` and ``absolute_error`` add each row's mean squared and

@@ -76,7 +76,8 @@ cdef tuple _shape(str kernel, str name, object arr):
 cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
                            const int64_t *labels, const floating *Y, const floating *w,
                            Py_ssize_t *bad_row) noexcept nogil:
-    """Mean (or weighted mean) per-sample loss; NaN for no rows (or zero total weight).
+    """Mean (or weighted mean) per-sample loss; NaN for no rows, 0 for rows whose
+    weights add up to zero (no weight, no loss; their gradient is zero too).
 
     A label outside ``[-k, k)`` stops the loop and sets ``bad_row`` to its row
     (otherwise ``bad_row`` is set to -1).
@@ -85,7 +86,9 @@ cdef double loss_value_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating 
     loss_sums_ptr(loss, n, k, A, labels, Y, w, &total, &wsum, bad_row)
     if bad_row[0] >= 0:
         return NAN
-    return total / wsum if wsum != 0 else NAN
+    if wsum != 0:
+        return total / wsum
+    return 0.0 if w != NULL and n > 0 else NAN
 
 
 cdef void loss_sums_ptr(int loss, Py_ssize_t n, Py_ssize_t k, const floating *A,
@@ -231,7 +234,7 @@ cdef Py_ssize_t loss_output_delta_ptr(int loss, int act, floating alpha, Py_ssiz
         ai = A + i * k
         di = dz + i * k
         if w != NULL:
-            s = w[i] / wsum
+            s = w[i] / wsum if wsum != 0 else zero  # weights adding up to 0: no gradient
             if per_output:
                 s = s / k
         else:
@@ -254,6 +257,15 @@ cdef Py_ssize_t loss_output_delta_ptr(int loss, int act, floating alpha, Py_ssiz
             di[col] = d
         else:
             yi = Y + i * k
+            if fused and loss == CATEGORICAL_CROSSENTROPY:
+                # d/dz of -sum_j y_j log softmax_j(z) is a * sum_j y_j - y (a - y for rows
+                # that sum to 1)
+                d = zero
+                for j in range(k):
+                    d = d + yi[j]
+                for j in range(k):
+                    di[j] = (ai[j] * d - yi[j]) * s
+                continue
             if fused:
                 for j in range(k):
                     di[j] = (ai[j] - yi[j]) * s

@@ -866,12 +866,12 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 return
             total += job.part[t][0]
             wsum += job.part[t][4]
-        batch_loss = total / wsum if wsum != 0 else NAN
+        batch_loss = total / wsum if wsum != 0 else 0.0  # weights adding up to 0: no loss
         if not isfinite(batch_loss):
             job.stop = True
             return
         if tid == 0:
-            job.out[0] += m * batch_loss
+            job.out[0] += wsum * batch_loss  # wsum is m without weights
             for t in range(nt):
                 job.out[1] += job.part[t][1]
                 job.out[2] += job.part[t][2]

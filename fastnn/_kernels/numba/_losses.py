@@ -38,7 +38,7 @@ def loss_value(loss, A, Y, sample_weight):
     total, wsum = loss_sums(loss, A, Y, sample_weight)
     if sample_weight is None:
         return total / A.shape[0]
-    return total / wsum
+    return total / wsum if wsum != 0 else 0.0  # no weight, no loss (nor gradient)
 
 
 @jit
@@ -146,8 +146,12 @@ def output_delta(loss, act, alpha, Z, A, Y, sample_weight, rows, weight_sum, dZ_
     one = dt(1.0)
     per_element = (loss == BINARY_CROSSENTROPY or loss == MSE or loss == HALF_SQUARED_ERROR
                    or loss == MAE)
-    # row i's scale is c_w * w_i (c_w alone without weights), as float64
-    c_w = 1.0 / (rows if sample_weight is None else weight_sum) / (k if per_element else 1)
+    # row i's scale is c_w * w_i (c_w alone without weights), as float64; weights that
+    # add up to zero give the batch no gradient
+    if sample_weight is None:
+        c_w = 1.0 / rows / (k if per_element else 1)
+    else:
+        c_w = 1.0 / weight_sum / (k if per_element else 1) if weight_sum != 0 else 0.0
     if Y.ndim == 1:
         if loss != SPARSE_CATEGORICAL_CROSSENTROPY:
             raise ValueError("loss_output_delta: 1-D integer targets need sparse categorical cross-entropy")
@@ -173,8 +177,18 @@ def output_delta(loss, act, alpha, Z, A, Y, sample_weight, rows, weight_sum, dZ_
     else:
         if Y.shape[0] != n or Y.shape[1] != k:
             raise ValueError("loss_output_delta: Y must have the shape of A")
-        fused = ((act == SOFTMAX and loss == CATEGORICAL_CROSSENTROPY)
-                 or (act == SIGMOID and loss == BINARY_CROSSENTROPY))
+        if act == SOFTMAX and loss == CATEGORICAL_CROSSENTROPY:
+            # fused: d/dz of -sum_j y_j log softmax_j(z) is a * sum_j y_j - y (a - y for
+            # rows that sum to 1)
+            for i in range(n):
+                c = dt(_row_scale(c_w, sample_weight, i))
+                t = dt(0.0)
+                for j in range(k):
+                    t += Y[i, j]
+                for j in range(k):
+                    dZ_out[i, j] = (A[i, j] * t - Y[i, j]) * c
+            return
+        fused = act == SIGMOID and loss == BINARY_CROSSENTROPY
         if fused or loss == HALF_SQUARED_ERROR or loss == MSE:
             two = dt(2.0) if loss == MSE else one
             for i in range(n):

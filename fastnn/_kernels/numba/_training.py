@@ -412,10 +412,10 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             c += sums[t, 2]
             se += sums[t, 3]
             ae += sums[t, 4]
-        batch_loss = total / m if SW is None else total / wsum
+        batch_loss = total / m if SW is None else (total / wsum if wsum != 0 else 0.0)  # no weight: 0
         if not np.isfinite(batch_loss):
             return j, loss_sum, correct, squared_error, absolute_error, True
-        loss_sum += m * batch_loss
+        loss_sum += (m if SW is None else wsum) * batch_loss
         correct += c
         squared_error += se
         absolute_error += ae

@@ -21,10 +21,14 @@ def _eps(dtype):
 
 
 def _row_weights(n, sample_weight, dtype):
-    """Per-row factor ``w_i / sum(w)`` (``1 / n`` without weights), shape (n, 1) or scalar."""
+    """Per-row factor ``w_i / sum(w)`` (``1 / n`` without weights), shape (n, 1) or scalar;
+    zeros where the weights add up to zero (such a batch has no gradient)."""
     if sample_weight is None:
         return dtype.type(1.0 / n)
-    return (sample_weight / sample_weight.sum())[:, None]
+    total = sample_weight.sum()
+    if total == 0:
+        return np.zeros((n, 1), dtype)
+    return (sample_weight / total)[:, None]
 
 
 def _per_sample_loss(loss, A, Y):
@@ -50,7 +54,10 @@ def loss_value(loss, A, Y, sample_weight):
     per_sample = _per_sample_loss(loss, A, Y)
     if sample_weight is None:
         return float(per_sample.mean(dtype=np.float64))
-    return float(np.dot(per_sample, sample_weight) / sample_weight.sum(dtype=np.float64))
+    total = sample_weight.sum(dtype=np.float64)
+    if total == 0:  # no weight, no loss (and no gradient, see _row_weights)
+        return 0.0
+    return float(np.dot(per_sample, sample_weight) / total)
 
 
 def _fused(loss, act):
@@ -75,6 +82,12 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
         dZ_out.fill(0)
         dZ_out[rows, Y] = -1 / np.clip(A[rows, Y], eps, 1 - eps)
         dZ_out *= scale
+    elif _fused(loss, act) and loss == CATEGORICAL_CROSSENTROPY:
+        # d/dz of -sum_j y_j log softmax_j(z) is a * sum_j y_j - y: a - y for rows that sum to 1
+        np.multiply(A, Y.sum(axis=1, keepdims=True), out=dZ_out)
+        dZ_out -= Y
+        dZ_out *= scale
+        return
     elif _fused(loss, act):
         np.subtract(A, Y, out=dZ_out)
         dZ_out *= scale

@@ -42,7 +42,7 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
         if not math.isfinite(batch_loss):
             return TrainResult(j, loss_sum, correct, squared_error, absolute_error, True)
         m = Xb.shape[0]
-        loss_sum += m * batch_loss
+        loss_sum += (m if SWb is None else float(SWb.sum(dtype=np.float64))) * batch_loss
         c, se, ae = step.batch_statistics(plan.workspaces[-1].A[:m], Yb)
         correct, squared_error, absolute_error = correct + c, squared_error + se, absolute_error + ae
     finite = True
