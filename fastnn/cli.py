@@ -7,8 +7,11 @@
     fastnn bench --quick                          # benchmark the backends (source checkout)
 
 Bad arguments end with an argparse-style usage error (exit status 2), never
-a traceback.  When the reader of the output goes away (``fastnn predict ... |
-head``) the command stops quietly with exit status 141 (128 + SIGPIPE, what a
+a traceback; so do errors found later (a data set, model or file that cannot
+be read or written, a model too large for memory): one line on stderr, exit
+status 1.  Any other exception is a bug in fastnn and keeps its traceback.
+When the reader of the output goes away (``fastnn predict ... | head``) the
+command stops quietly with exit status 141 (128 + SIGPIPE, what a
 command killed by SIGPIPE returns, e.g. ``seq`` in the same pipeline).  ``bench`` runs the benchmark harness of fastnn's source
 checkout (``benchmarks/``, not installed with the package) and takes its
 options: ``fastnn bench --help`` lists them there.
@@ -16,6 +19,7 @@ options: ``fastnn bench --help`` lists them there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -70,6 +74,16 @@ def _fraction(text):
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {text!r}")
     return value
 
 
@@ -128,9 +142,10 @@ def build_parser():
     train.add_argument("--backend", default="auto", choices=["auto"] + backends.names(),
                        help="kernel backend (default: auto, the fastest available)")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     train.add_argument("--save", metavar="PATH", help="save the trained model to PATH (.fastnn)")
-    train.add_argument("--plot", metavar="PNG", help="save learning curves to PNG (needs matplotlib)")
+    train.add_argument("--plot", metavar="PNG", help="save learning curves to PNG (or .svg, .pdf, ...: "
+                                                      "any format matplotlib writes; needs matplotlib)")
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                        help="0 silent, 1 progress bar (default), 2 one line per epoch")
 
@@ -138,7 +153,7 @@ def build_parser():
     evaluate.add_argument("model", help="a .fastnn file")
     evaluate.add_argument("--dataset", choices=DATASETS, default="digits")
     evaluate.add_argument("--data-dir", metavar="PATH", help="as for train")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default: 0)")
+    evaluate.add_argument("--seed", type=_seed, default=0, help="seed of the train/test split (default: 0)")
 
     predict = sub.add_parser("predict", help="predict with a saved model")
     predict.add_argument("model", help="a .fastnn file")
@@ -160,21 +175,32 @@ def _check_outputs(args, parser):
     """Fail before training, not after it, when ``--save`` or ``--plot`` cannot be written."""
     if args.plot:
         try:
-            import matplotlib  # noqa: F401
+            from matplotlib.backend_bases import FigureCanvasBase
         except ImportError:
             parser.exit(1, 'fastnn: --plot needs matplotlib, which is not installed: '
                            'pip install "fastnn[plot]" (or pip install matplotlib)\n')
+        _check_writable("--plot", args.plot, parser)
+        formats = FigureCanvasBase.get_supported_filetypes()
+        suffix = os.path.splitext(args.plot)[1].lower().lstrip(".")
+        if suffix not in formats:
+            parser.exit(1, f"fastnn: --plot {args.plot}: expected an image file name ending in "
+                           f"{', '.join('.' + f for f in sorted(formats))}, e.g. curves.png\n")
     if args.save:
-        path = os.path.abspath(args.save)
-        folder = os.path.dirname(path)
-        if os.path.isdir(path):
-            parser.exit(1, f"fastnn: --save {args.save}: is a folder; give a file name, e.g. "
-                           f"{os.path.join(args.save, 'model.fastnn')}\n")
-        if not os.path.isdir(folder):
-            what = "is not a folder" if os.path.exists(folder) else "does not exist"
-            parser.exit(1, f"fastnn: --save {args.save}: the folder {folder} {what}\n")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            parser.exit(1, f"fastnn: --save {args.save}: the folder {folder} is not writable\n")
+        _check_writable("--save", args.save, parser)
+
+
+def _check_writable(option, value, parser):
+    """Exit with a message unless ``value`` names a file in an existing, writable folder."""
+    path = os.path.abspath(value)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        parser.exit(1, f"fastnn: {option} {value}: is a folder; give a file name, e.g. "
+                       f"{os.path.join(value, 'curves.png' if option == '--plot' else 'model.fastnn')}\n")
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        parser.exit(1, f"fastnn: {option} {value}: the folder {folder} {what}\n")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.exit(1, f"fastnn: {option} {value}: the folder {folder} is not writable\n")
 
 
 def _scores(model, X, y):
@@ -222,12 +248,14 @@ def _train(args, parser):
     result, units = _scores(model, X_test, y_test)
     print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()) + units)
     if args.save:
-        model.save(args.save)
+        with _writing("--save", args.save):
+            model.save(args.save)
         print(f"saved {args.save}")
     if args.plot:
         from .plot import plot_history
 
-        plot_history(history, path=args.plot)
+        with _writing("--plot", args.plot):
+            plot_history(history, path=args.plot)
         print(f"learning curves written to {args.plot}")
     return 0
 
@@ -273,10 +301,7 @@ def _evaluate(args, parser):
     if not model.compiled:
         parser.exit(1, f"fastnn: {args.model} was saved without compile settings; cannot evaluate\n")
     _, (X_test, y_test) = _load_or_exit(args.dataset, args.data_dir, args.seed, parser)
-    try:
-        result, units = _scores(model, X_test, y_test)
-    except (TypeError, ValueError) as exc:
-        parser.exit(1, f"fastnn: {exc}\n")
+    result, units = _scores(model, X_test, y_test)
     print(", ".join(f"{k} {v:.4f}" for k, v in result.items()) + units)
     return 0
 
@@ -284,26 +309,37 @@ def _evaluate(args, parser):
 def _read_rows(path, parser):
     try:
         if path.endswith(".npy"):
-            return np.load(path, allow_pickle=False)
+            return _load_npy(path)
         return np.loadtxt(path, delimiter=",", ndmin=2)
-    except (OSError, ValueError) as exc:
-        parser.exit(1, f"fastnn: cannot read --input {path!r}: {exc}\n")
+    except USER_ERRORS as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else describe(exc)
+        parser.exit(1, f"fastnn: cannot read --input {path!r}: {reason}\n")
+
+
+def _load_npy(path):
+    """A ``.npy`` file's array, memory-mapped first: a header that declares more data
+    than the file holds is an error, not an attempt to allocate that much."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "mmap length" not in str(exc):
+            return np.load(path, allow_pickle=False)  # numpy's own message (e.g. for pickled objects)
+        raise ValueError("the file holds less data than its header declares (truncated or corrupt)") from None
+    return np.array(mapped)
 
 
 def _predict(args, parser):
     model = _load_model_or_exit(args.model, parser)
     X = _read_rows(args.input, parser)
-    try:
-        out = model.predict(X)
-    except (TypeError, ValueError) as exc:
-        parser.exit(1, f"fastnn: {exc}\n")
+    out = model.predict(X)
     if not args.proba and out.shape[1] > 1:
         out = out.argmax(axis=1)
     if args.output:
-        if args.output.endswith(".npy"):
-            np.save(args.output, out)
-        else:
-            np.savetxt(args.output, out, delimiter=",", fmt="%d" if out.dtype.kind == "i" else "%.7g")
+        with _writing("--output", args.output):
+            if args.output.endswith(".npy"):
+                np.save(args.output, out)
+            else:
+                np.savetxt(args.output, out, delimiter=",", fmt="%d" if out.dtype.kind == "i" else "%.7g")
         print(f"wrote {plural(len(out), 'prediction')} to {args.output}")
     else:
         np.savetxt(sys.stdout, out.reshape(len(out), -1), delimiter=",",
@@ -321,6 +357,33 @@ def _export(args, parser):
         parser.exit(1, f"fastnn: cannot write {args.output!r}: {exc}\n")
     print(f"wrote {args.output} (ONNX, input (batch, {model.input_dim}), {model.dtype})")
     return 0
+
+
+# What a user's data, arguments or machine cause (fastnn's own checks raise ValueError
+# or TypeError): one line on stderr and exit status 1.  Other exceptions are bugs.
+USER_ERRORS = (ValueError, TypeError, OSError, MemoryError)
+
+
+def describe(exc):
+    """One line for a user error: the message, with the OS's wording for an OSError."""
+    if isinstance(exc, MemoryError):
+        return f"not enough memory: {exc}" if str(exc) else "not enough memory"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
+
+
+class CommandError(Exception):
+    """A user error with its message in the command line's words."""
+
+
+@contextlib.contextmanager
+def _writing(option, path):
+    """Name the option and its file when writing it fails (after training, say)."""
+    try:
+        yield
+    except OSError as exc:
+        raise CommandError(f"{option} {path}: cannot write it: {exc.strerror or exc}") from exc
 
 
 def find_benchmarks() -> Path | None:
@@ -379,3 +442,9 @@ def _run(argv):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # main's quiet exit
+    except (CommandError, *USER_ERRORS) as exc:
+        if handler is _bench:  # the benchmark harness reports its own errors
+            raise
+        parser.exit(1, f"fastnn: {describe(exc)}\n")

@@ -62,6 +62,8 @@ def test_boston_regression_reports_original_units(shared_data, capsys, tmp_path)
     (["train", "--validation-split", "-0.1"], "argument --validation-split: expected a fraction in [0, 1), got -0.1"),
     (["train", "--validation-split", "half"], "argument --validation-split: expected a fraction in [0, 1), got 'half'"),
     (["train", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["train", "--seed", "-1"], "argument --seed: expected an integer in [0, 2**32), got '-1'"),
+    (["evaluate", "m.fastnn", "--seed", str(2 ** 32)], "argument --seed: expected an integer in [0, 2**32)"),
     (["evaluate", "m.fastnn", "--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["predict", "m.fastnn"], "the following arguments are required: --input"),
@@ -141,6 +143,89 @@ def test_save_to_an_unwritable_place_fails_before_training(make, message, capsys
     assert captured.err.startswith(f"fastnn: --save {target}: ") and captured.err.count("\n") == 1
     assert message.format(tmp=tmp_path) in captured.err
     assert not (tmp_path / "missing").exists()  # and nothing was created
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / "missing" / "curves.png", "the folder {tmp}/missing does not exist"),
+    (lambda tmp: (tmp / "file").write_text("") or tmp / "file" / "curves.png", "the folder {tmp}/file is not a folder"),
+    (lambda tmp: tmp, "is a folder; give a file name, e.g. {tmp}/curves.png"),
+    (lambda tmp: tmp / "curves", "expected an image file name ending in "),
+    (lambda tmp: tmp / "curves.txt", "expected an image file name ending in "),
+], ids=["missing-folder", "parent-is-a-file", "path-is-a-folder", "no-suffix", "not-an-image"])
+def test_plot_to_an_unwritable_place_fails_before_training(make, message, capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    target = make(tmp_path)
+    err = _fails(["train", "--epochs", "1", "--verbose", "0", "--plot", str(target)], capsys, train=False)
+    assert err.startswith(f"fastnn: --plot {target}: ") and message.format(tmp=tmp_path) in err
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "curves.png").exists()  # nothing created
+
+
+def _fails(argv, capsys, train=None):
+    """The one line ``main(argv)`` writes on stderr as it exits with status 1
+    (``train``: whether it trained first, judged by stdout)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("fastnn: ") and captured.err.count("\n") == 1, captured.err
+    if train is not None:
+        assert ("trained 1 epoch" in captured.out) == train
+    return captured.err
+
+
+def test_errors_after_training_are_one_line(monkeypatch, capsys, tmp_path):
+    import errno
+
+    import fastnn as fn
+
+    def too_large(model, path):
+        raise OSError(errno.EFBIG, "File too large")  # as under `ulimit -f`
+
+    monkeypatch.setattr(fn.Sequential, "save", too_large)
+    target = tmp_path / "m.fastnn"
+    err = _fails(["train", "--epochs", "1", "--verbose", "0", "--save", str(target)], capsys, train=True)
+    assert err == f"fastnn: --save {target}: cannot write it: File too large\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--validation-split", "0.0001"], "fastnn: validation_split: 0.0001 of 1347 samples leaves 0 for validation"),
+    (["--hidden", "100000000"], "fastnn: units: a 64 x 100000000 weight matrix needs "),
+], ids=["validation-split", "hidden"])
+def test_train_errors_found_by_fastnn_are_one_line(argv, message, capsys):
+    err = _fails(["train", "--epochs", "1", "--verbose", "0", *argv], capsys, train=False)
+    assert err.startswith(message)
+
+
+def test_predict_errors_are_one_line(capsys, tmp_path):
+    model = str(_tiny_model(tmp_path / "m.fastnn"))
+    np.save(tmp_path / "rows.npy", np.zeros((3, 1)))
+    err = _fails(["predict", model, "--input", str(tmp_path / "rows.npy"), "--output",
+                  str(tmp_path / "missing" / "p.csv")], capsys)
+    assert err == f"fastnn: --output {tmp_path}/missing/p.csv: cannot write it: No such file or directory\n"
+    # a header that declares 10**11 float64 (800 GB) in a file of a few bytes: no allocation attempted
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+    header["shape"] = (10 ** 11, 1)
+    with open(tmp_path / "bomb.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(b"\0" * 8)
+    err = _fails(["predict", model, "--input", str(tmp_path / "bomb.npy")], capsys)
+    assert err == (f"fastnn: cannot read --input '{tmp_path}/bomb.npy': the file holds less data than its "
+                   f"header declares (truncated or corrupt)\n")
+    np.save(tmp_path / "wide.npy", np.zeros((3, 2)))
+    err = _fails(["predict", model, "--input", str(tmp_path / "wide.npy")], capsys)
+    assert err == "fastnn: X: expected 1 features (columns), got shape (3, 2)\n"
+
+
+def test_other_exceptions_keep_their_traceback(monkeypatch, tmp_path):
+    import fastnn as fn
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(fn.Sequential, "predict", bug)
+    np.save(tmp_path / "rows.npy", np.zeros((3, 1)))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["predict", str(_tiny_model(tmp_path / "m.fastnn")), "--input", str(tmp_path / "rows.npy")])
 
 
 def test_save_into_an_existing_folder_by_relative_name(monkeypatch, capsys, tmp_path):
