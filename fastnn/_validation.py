@@ -49,6 +49,12 @@ def check_finite(arr, name):
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s); expected finite numbers")
 
 
+def narrows(source, dtype) -> bool:
+    """Whether casting numbers of dtype ``source`` to ``dtype`` may round them (float64
+    or int32 to float32, int64 to float64): such input is standardized first."""
+    return np.dtype(source).kind in "fiu" and not np.can_cast(source, dtype, "safe")
+
+
 def cast(arr, dtype, name):
     """``arr`` as a C-contiguous array of ``dtype``; values too large for ``dtype``
     (1e39 for float32) raise ``ValueError`` instead of silently becoming inf."""
@@ -75,10 +81,12 @@ def _max_of(dtype):
     return np.finfo(dtype).max if dtype.kind == "f" else np.iinfo(dtype).max
 
 
-def check_X(X, n_features, dtype, name="X", finite=True, accept_sparse=False):
+def check_X(X, n_features, dtype, name="X", finite=True, accept_sparse=False, precise=False):
     """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype`` (a copy only if needed);
     ``finite=False`` leaves the NaN/inf scan to the caller (a kernel that checks as it reads).
-    With ``accept_sparse`` a scipy.sparse ``X`` becomes a ``fastnn._sparse.SparseInput``."""
+    With ``accept_sparse`` a scipy.sparse ``X`` becomes a ``fastnn._sparse.SparseInput``.
+    With ``precise`` an ``X`` that ``dtype`` cannot hold exactly (float64 for float32) is
+    returned as it is, for a Normalization layer to standardize before the cast."""
     if accept_sparse and is_sparse(X):
         return check_sparse_X(X, n_features, dtype, name)
     arr = _as_numeric_array(X, name)
@@ -89,17 +97,20 @@ def check_X(X, n_features, dtype, name="X", finite=True, accept_sparse=False):
         raise ValueError(f"{name}: expected at least 1 sample, got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name}: expected {n_features} features (columns), got shape {arr.shape}")
-    arr = cast(arr, dtype, name)
+    if not (precise and narrows(arr.dtype, dtype)):
+        arr = cast(arr, dtype, name)
     if finite:
         check_finite(arr, name)
     return arr
 
 
-def check_y(y, loss, n_outputs, n_samples, dtype, name="y"):
+def check_y(y, loss, n_outputs, n_samples, dtype, name="y", precise=False):
     """Targets in the layout the loss kernels need.
 
     Sparse categorical: int64 labels ``(n,)`` in ``[0, n_outputs)``; every other
-    loss: ``(n, n_outputs)`` of ``dtype`` (a 1-D ``y`` is accepted for one output).
+    loss: ``(n, n_outputs)`` of ``dtype`` (a 1-D ``y`` is accepted for one output),
+    or, with ``precise``, of their own dtype where ``dtype`` cannot hold them exactly
+    (as ``check_X``: for target normalization to standardize before the cast).
     """
     arr = _as_numeric_array(y, name)
     if arr.ndim == 0:
@@ -136,7 +147,8 @@ def check_y(y, loss, n_outputs, n_samples, dtype, name="y"):
         raise ValueError(
             f"{name}: expected shape ({n_samples}, {n_outputs}) for a {n_outputs}-unit output layer, got shape {arr.shape}"
         )
-    arr = cast(arr, dtype, name)
+    if not (precise and narrows(arr.dtype, dtype)):
+        arr = cast(arr, dtype, name)
     if loss.probabilistic and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(
             f"{name}: {loss.name} expects targets in [0, 1], got values in [{arr.min()}, {arr.max()}]"

@@ -257,14 +257,14 @@ class Sequential:
         """
         self._require_compiled("fit")
         dtype = DTYPES[self.dtype]
-        X = check.check_X(X, self._n_inputs(), dtype, accept_sparse=True)
+        X = check.check_X(X, self._n_inputs(), dtype, accept_sparse=True, precise=self._keeps_X)
         normalized = self.input_normalizer is not None
         _first_layer.check(first_layer, X, normalized)
         if not self.built:
             self.build(X.shape[1])
         if not self.optimizer.built:
             self.optimizer.build(self._params)
-        y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype)
+        y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype, precise=self._keeps_y)
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         epochs = check.check_int("epochs", epochs, 0)
         initial_epoch = check.check_int("initial_epoch", initial_epoch, 0)
@@ -331,8 +331,10 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data: expected a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-            Xv = check.check_X(validation_data[0], self._n_inputs(), dtype, "validation_data[0]", accept_sparse=True)
-            yv = check.check_y(validation_data[1], self.loss, self.output_dim, Xv.shape[0], dtype, "validation_data[1]")
+            Xv = check.check_X(validation_data[0], self._n_inputs(), dtype, "validation_data[0]", accept_sparse=True,
+                               precise=self._keeps_X)
+            yv = check.check_y(validation_data[1], self.loss, self.output_dim, Xv.shape[0], dtype, "validation_data[1]",
+                               precise=self._keeps_y)
             wv = validation_data[2] if len(validation_data) == 3 else None
             wv = check.check_sample_weight(wv, Xv.shape[0], dtype)
             return X, y, w, (Xv, yv, wv)
@@ -361,6 +363,17 @@ class Sequential:
         if self.built:
             return self.input_dim
         return None if self.input_normalizer is None else self.input_normalizer.n_features
+
+    @property
+    def _keeps_X(self) -> bool:
+        """Whether ``check_X`` keeps float64 input for ``_standardize`` (which standardizes
+        it before the cast to a float32 model's dtype, keeping large offsets precise)."""
+        return self.input_normalizer is not None
+
+    @property
+    def _keeps_y(self) -> bool:
+        """As ``_keeps_X``, for the targets and target normalization."""
+        return self.target_normalizer is not None
 
     def _standardize(self, X, y=None):
         """Checked ``X`` (and ``y``) with the model's normalizers applied: new arrays of
@@ -426,7 +439,8 @@ class Sequential:
         # A layer with a linear output (Maxout, a linear Dense) already returns its logits.
         logits = output == "logits" and self.layers[-1].output_activation().code != _kernels.LINEAR
         fused = hasattr(self._kernels, "predict_rows") and self._dense_stack
-        X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused, accept_sparse=True)
+        X = check.check_X(X, self.input_dim, DTYPES[self.dtype], finite=not fused, accept_sparse=True,
+                          precise=self._keeps_X)
         X, _ = self._standardize(X)
         fused = fused and not isinstance(X, SparseInput)
         out = np.empty((X.shape[0], self.output_dim), DTYPES[self.dtype])
@@ -463,8 +477,8 @@ class Sequential:
         self._require_built("evaluate")
         self._require_compiled("evaluate")
         dtype = DTYPES[self.dtype]
-        X = check.check_X(X, self.input_dim, dtype, accept_sparse=True)
-        y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype)
+        X = check.check_X(X, self.input_dim, dtype, accept_sparse=True, precise=self._keeps_X)
+        y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype, precise=self._keeps_y)
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         return self._evaluate(*self._standardize(X, y), w, batch_size)
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import _as_numeric_array
+from ._validation import _as_numeric_array, narrows
 
 _EPS = np.finfo(np.float64).eps
+_BLOCK_VALUES = 2 ** 16  # values standardized at a time by transform's higher-precision path
 
 
 class Normalization:
@@ -192,13 +193,33 @@ class Normalization:
 
     # ------------------------------------------------------------ transform
     def transform(self, X, dtype=np.float64):
-        """``(X - mean) / scale`` as a new C-contiguous array of ``dtype``, same shape as ``X``."""
+        """``(X - mean) / scale`` as a new C-contiguous array of ``dtype``, same shape as ``X``.
+
+        ``X`` that ``dtype`` cannot hold exactly (float64 for float32) is standardized
+        in float64 (or its own wider dtype) before the cast, block by block of rows, so
+        a feature far from zero (timestamps, 1e6 + noise) keeps its precision."""
         self._require_adapted("transform")
         arr = _as_numeric_array(X, "X")
         self._check_width(arr, "X")
         dtype = np.dtype(dtype)
+        if arr.ndim and narrows(arr.dtype, dtype):
+            return self._transform_blocks(arr, dtype)
         out = np.subtract(arr, self.mean.astype(dtype), dtype=dtype)
         out /= self.scale.astype(dtype)
+        return out
+
+    def _transform_blocks(self, arr, dtype):
+        """``transform`` computed in float64 (at least) and cast to ``dtype`` a block of
+        rows at a time: no full-size float64 temporary."""
+        work = np.result_type(arr.dtype, np.float64)
+        mean, scale = self.mean.astype(work), self.scale.astype(work)
+        out = np.empty(arr.shape, dtype)
+        rows = max(1, _BLOCK_VALUES // max(1, arr[:1].size))
+        for start in range(0, arr.shape[0], rows):
+            block = np.subtract(arr[start:start + rows], mean, dtype=work)
+            block /= scale
+            with np.errstate(over="ignore"):  # an overflow to inf is reported by the caller's finite check
+                out[start:start + rows] = block
         return out
 
     __call__ = transform

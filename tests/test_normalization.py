@@ -130,6 +130,40 @@ def test_target_normalization_learns_targets_far_from_zero(data):
     assert rmse[True] < 0.2 * y.std() and rmse[False] > 5 * y.std()
 
 
+def _identity(backend, **kwargs):
+    """A float32 1-1 linear layer of weight 1 and bias 0, trained (if at all) at a rate too small to move it."""
+    model = fn.Sequential(kwargs.pop("layers", []) + [fn.Dense(1, input_dim=1)], backend=backend, seed=0, **kwargs)
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(fn.optimizers.SGD(learning_rate=1e-12), "mse")
+    return model
+
+
+def _losses(model, X, y):
+    """evaluate's loss, and fit's training and validation losses of one epoch."""
+    history = model.fit(X, y, epochs=1, batch_size=50, shuffle=False, verbose=0, validation_data=(X, y))
+    return [model.evaluate(X, y)["loss"], history.history["loss"][0], history.history["val_loss"][0]]
+
+
+@pytest.mark.parametrize("offset, spread", [(1e6, 1.0), (1.7e9, 100.0)], ids=["1e6", "timestamps"])
+def test_float64_data_far_from_zero_is_standardized_before_the_float32_cast(backend, offset, spread):
+    """Float64 values around 1e6 (or timestamps around 1.7e9) are standardized in float64,
+    then cast: a float32 model sees them within float32 rounding of the exact standardized
+    values (cast first, 1e6 + x rounds to 1/16, 0.05 standard deviations here)."""
+    rng = np.random.default_rng(0)
+    raw = offset + spread * rng.normal(size=(200, 1))
+    exact = (raw - raw.mean()) / raw.std()
+    inputs = _identity(backend, layers=[fn.Normalization().adapt(raw)])
+    np.testing.assert_allclose(inputs.predict(raw), exact, rtol=0, atol=1e-6)
+    assert max(_losses(inputs, raw, exact)) < 1e-12
+    targets = _identity(backend, target_normalization=True)
+    targets.target_normalizer.adapt(raw)
+    assert max(_losses(targets, exact, raw)) < 1e-12
+    # float32 input keeps the float32 path: cast first (what the caller chose), no extra pass
+    rounded = raw.astype(np.float32)
+    expected = (rounded - np.float32(raw.mean())) / np.float32(raw.std())
+    np.testing.assert_array_equal(inputs.predict(rounded), expected)
+
+
 def test_target_statistics_come_from_the_training_rows_of_the_first_fit(data):
     X, y = data
     model = _regressor(X, "numpy", "float64", target_normalization=True)
