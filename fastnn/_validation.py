@@ -207,6 +207,7 @@ def check_sparse_X(X, n_features, dtype, name="X") -> SparseInput:
         raise TypeError(f"{name}: expected a sparse matrix of real numbers, got dtype {X.dtype}")
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise TypeError(f"{name}: expected numeric data, got dtype {X.dtype}")
+    check_sparse_indices(X, name)
     matrix = sp.csr_matrix(X)  # a copy only if X is not CSR already
     try:  # index ranges and indptr order: the compiled kernels trust them
         matrix.check_format(full_check=True)
@@ -218,3 +219,50 @@ def check_sparse_X(X, n_features, dtype, name="X") -> SparseInput:
         matrix = sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape, copy=True)
         matrix.sum_duplicates()  # also sorts the indices of each row
     return SparseInput(matrix)
+
+
+def check_sparse_indices(X, name="X"):
+    """``ValueError`` naming ``name`` unless the index arrays of a scipy.sparse CSR/CSC/BSR/COO
+    ``X`` are integer, as long as its data, in bounds and (``indptr``) non-decreasing from 0:
+    scipy's conversions to CSR trust them (a bad index crashes or drops an entry)."""
+    if not is_sparse(X):
+        return
+    try:
+        _check_indices(X)
+    except ValueError as exc:
+        raise ValueError(f"{name}: not a valid sparse matrix ({exc})") from None
+
+
+def _check_indices(X):
+    fmt = getattr(X, "format", None)
+    if fmt in ("csr", "csc", "bsr"):
+        rows, cols = X.blocksize if fmt == "bsr" else (1, 1)
+        n_major, n_minor = (X.shape[0] // rows, X.shape[1] // cols) if fmt != "csc" else X.shape[::-1]
+        indptr, indices = _index_array(X.indptr, "indptr"), _index_array(X.indices, "indices")
+        if indptr.shape != (n_major + 1,):
+            raise ValueError(f"indptr: expected shape ({n_major + 1},), got shape {indptr.shape}")
+        if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise ValueError("indptr: expected non-decreasing values from 0")
+        if indptr[-1] > len(indices) or len(indices) != len(X.data):
+            raise ValueError(f"indptr, indices, data: expected indptr[-1] <= len(indices) == len(data), "
+                             f"got {indptr[-1]}, {len(indices)}, {len(X.data)}")
+        _check_index_range(indices[:indptr[-1]], n_minor, "indices")
+    elif fmt == "coo":
+        row, col = _index_array(X.row, "row"), _index_array(X.col, "col")
+        if not len(row) == len(col) == len(X.data):
+            raise ValueError(f"row, col, data: expected equal lengths, got {len(row)}, {len(col)}, {len(X.data)}")
+        _check_index_range(row, X.shape[0], "row")
+        _check_index_range(col, X.shape[1], "col")
+
+
+def _index_array(arr, name):
+    arr = np.asarray(arr)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected a 1-D integer array, got shape {arr.shape} {arr.dtype}")
+    return arr
+
+
+def _check_index_range(indices, bound, name):
+    if indices.size and (indices.min() < 0 or indices.max() >= bound):
+        raise ValueError(f"{name}: expected values in [0, {bound}), got values in "
+                         f"[{indices.min()}, {indices.max()}]")

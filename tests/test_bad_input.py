@@ -101,12 +101,40 @@ def test_non_numeric_arrays(model):
         model.predict(scipy.sparse.csr_matrix(X + 1j))
     bad = scipy.sparse.csr_matrix(X)
     bad.indices[0] = 99  # a stranger's matrix: column 99 of 4
-    with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \(indices must be < 4\)"):
+    with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \(indices: expected values in \[0, 4\), got values in \[0, 99\]\)"):
         model.predict(bad)
     inf = scipy.sparse.csr_matrix(X)
     inf.data[3] = np.inf
     with pytest.raises(ValueError, match=r"X: contains 1 NaN or infinite value"):
         model.predict(inf)
+
+
+def _corrupt_sparse(kind):
+    """A 10 x 4 sparse matrix in format ``kind`` whose index arrays break one rule."""
+    import scipy.sparse as sp
+
+    fmt, array = kind.split("_")
+    make = getattr(sp, f"{fmt}_{array}")
+    m = make(np.eye(10, 4) + 1)
+    if fmt == "coo":
+        m.row[1] = 10  # row 10 of 10: scipy's conversion to CSR drops the entry
+        return m, r"row: expected values in \[0, 10\), got values in \[0, 10\]"
+    if fmt == "csc":
+        m.indices[1] = 12  # row 12 of 10: scipy's conversion to CSR writes past its buffers
+        return m, r"indices: expected values in \[0, 10\), got values in \[0, 12\]"
+    m.indptr[2] = 0  # CSR: rows out of order
+    return m, r"indptr: expected non-decreasing values from 0"
+
+
+@pytest.mark.parametrize("kind", ["csc_matrix", "csc_array", "coo_matrix", "coo_array", "csr_matrix", "csr_array"])
+def test_corrupt_sparse_matrices_are_refused_before_conversion(model, kind):
+    bad, message = _corrupt_sparse(kind)
+    with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \(" + message):
+        model.predict(bad)
+    with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \(" + message):
+        model.fit(bad, Y, verbose=0)
+    with pytest.raises(ValueError, match=r"validation_data\[0\]: not a valid sparse matrix \(" + message):
+        model.fit(X, Y, validation_data=(bad, Y), verbose=0)
 
 
 def test_one_dimensional_X(model):

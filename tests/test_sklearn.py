@@ -374,6 +374,13 @@ def test_bad_input_messages():
         MLPClassifier(**small()).fit(scipy_sparse.csr_matrix(X_nan), y)
     with pytest.raises(ValueError, match="Unknown label type"):
         MLPClassifier(**small()).fit(X, np.linspace(0, 1, len(X)))
+    for bad in (scipy_sparse.csc_matrix(X[:4]), scipy_sparse.coo_array(X[:4])):
+        (bad.indices if bad.format == "csc" else bad.coords[0])[1] = 9  # row 9 of 4
+        with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \((indices|row): expected values "
+                                             r"in \[0, 4\), got values in \[0, 9\]\)"):
+            clf.predict(bad)
+        with pytest.raises(ValueError, match=r"X: not a valid sparse matrix"):
+            MLPClassifier(**small()).fit(bad, y[:4])
     with pytest.raises(ValueError, match="sample_weight"):
         MLPClassifier(**small()).fit(X, y, sample_weight=-np.ones(len(X)))
 

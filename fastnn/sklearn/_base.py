@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from .. import _first_layer, _kernels, activations, optimizers, schedules
 from .. import callbacks as cbks
+from .._validation import check_sparse_indices
 from ..layers import Dense
 from ..model import Sequential
 from . import _persistence
@@ -246,6 +247,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{type(self).__name__}: partial_fit does not support early_stopping=True")
         fitted = hasattr(self, "model_")
         first = not fitted or (not incremental and not self.warm_start)
+        check_sparse_indices(X)  # before scipy converts it
         X, y = validate_data(self, X, y, reset=first, dtype=self._np_dtype, multi_output=True,
                              y_numeric=isinstance(self, RegressorMixin), order="C", accept_sparse=_SPARSE)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -424,6 +426,7 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------- inference
     def _check_X(self, X):
         check_is_fitted(self, "model_")
+        check_sparse_indices(X)  # before scipy converts it
         return validate_data(self, X, reset=False, dtype=self.model_.layers[0].W.dtype, order="C",
                              accept_sparse=_SPARSE)
 
