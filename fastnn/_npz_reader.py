@@ -70,4 +70,4 @@ class Archive:
                 raise BadFile(f"{key}: expected {nbytes} bytes of data for shape {got_shape}, got "
                               f"{'fewer' if len(data) != nbytes else 'more'}")
         arr = np.frombuffer(data, got).reshape(got_shape, order="F" if fortran else "C")
-        return np.ascontiguousarray(arr, dtype=dtype)
+        return np.array(arr, dtype=dtype, order="C")  # a writable copy; keeps a 0-d shape ()

@@ -186,6 +186,23 @@ def test_save_load_and_onnx_keep_the_statistics(data, tmp_path, backend):
     loaded.fit(X, y, epochs=1, verbose=0)  # resumes on the same scale
 
 
+@pytest.mark.parametrize("form", ["axis=-1", "axis=None", "scalar statistics", "per-feature statistics"])
+def test_every_form_round_trips_through_a_file(data, tmp_path, form):
+    X, y = data
+    norm = {"axis=-1": lambda: fn.Normalization().adapt(X),
+            "axis=None": lambda: fn.Normalization(axis=None).adapt(X),
+            "scalar statistics": lambda: fn.Normalization(mean=0.5, variance=2.0),
+            "per-feature statistics": lambda: fn.Normalization(mean=X.mean(0), variance=X.var(0))}[form]()
+    model = fn.Sequential([norm, fn.Dense(2, input_dim=5)], backend="numpy", seed=0)
+    model.compile(optimizer="adam", loss="mse")
+    model.save(tmp_path / "m.fastnn")
+    loaded = fn.load_model(tmp_path / "m.fastnn")
+    assert loaded.input_normalizer.axis == norm.axis
+    assert loaded.input_normalizer.mean.shape == norm.mean.shape
+    np.testing.assert_array_equal(loaded.input_normalizer.variance, norm.variance)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
 def test_an_unadapted_layer_saves_and_loads(tmp_path):
     model = fn.Sequential([fn.Normalization(axis=None), fn.Dense(2, input_dim=3)], seed=0)
     model.save(tmp_path / "m.fastnn")
