@@ -36,9 +36,18 @@ ANONYMOUS_TEMPORARIES = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/f
 _PREFIX, _SUFFIX = ".fastnn-", ".tmp"
 
 
+def as_path(path) -> str:
+    """``path`` (str, bytes or os.PathLike) as a str; ``TypeError`` naming ``path`` otherwise."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"path: expected a file name (str, bytes or os.PathLike), got "
+                        f"{type(path).__name__} {path!r}") from None
+
+
 def save_model(model, path) -> None:
     """Write ``model`` to ``path`` atomically (see the module docstring)."""
-    path = os.fspath(path)
+    path = as_path(path)
     model._require_built("save")
     compile_config = None
     if model.compiled:
@@ -75,7 +84,7 @@ def write_atomically(path, write) -> None:
     """Call ``write(f)`` on a binary file that becomes ``path``: a temporary file in
     the same folder, flushed to disk, then renamed into place (never half-written).
     The file gets the mode of a newly created file (``0o666 & ~umask``)."""
-    path = os.fspath(path)
+    path = as_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(folder)
     fd, tmp = _open_temporary(folder)

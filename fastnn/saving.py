@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _kernels, optimizers
 from . import metrics as metrics_mod
-from ._archive import FORMAT, VERSION, save_model, write_npz_atomically  # noqa: F401 - the writing half
+from ._archive import FORMAT, VERSION, as_path, save_model, write_npz_atomically  # noqa: F401 - the writing half
 from ._file_schema import MAX_PARAMETERS, BadFile, Spec, check_config  # noqa: F401 - MAX_PARAMETERS is documented
 from ._npz_reader import Archive
 from ._validation import check_finite
@@ -51,22 +51,24 @@ def load_model(path, backend=None):
 
     Parameters
     ----------
-    path : str or PathLike
+    path : str, bytes or PathLike
     backend : str, optional
         Override the backend stored in the file (e.g. load a model trained
         with ``"numba"`` on a machine that only has ``"numpy"``); by default
-        the stored one is used if available here, else ``"auto"``.
+        the stored one is used if available here, else ``"auto"``.  Checked
+        before the file is read.
 
     Raises
     ------
-    FileNotFoundError
-        No file at ``path``.
+    FileNotFoundError, IsADirectoryError
+        No file at ``path``, or a directory.
+    TypeError
+        ``path`` is not a file name, or ``backend`` not a string.
     ValueError
         The file is not a fastnn model, is corrupt, or is from a newer version.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"path: no such file {path!r}")
+    path = check_path(path)
+    check_backend(backend)
     try:
         with Archive(path) as archive:
             spec = check_config(_read_config(archive))
@@ -81,6 +83,25 @@ def load_model(path, backend=None):
         return _build(spec, weights, state, statistics, backend)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path}: corrupt fastnn model file ({type(exc).__name__}: {exc})") from None
+
+
+def check_path(path) -> str:
+    """``path`` (str, bytes or os.PathLike) as a str naming an existing file."""
+    path = as_path(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"path: {path!r} is a directory, expected a file")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path: no such file {path!r}")
+    return path
+
+
+def check_backend(backend) -> None:
+    """The ``backend`` argument of a loader: ``None`` (the saved one) or a usable backend name."""
+    if backend is None:
+        return
+    if not isinstance(backend, str):
+        raise TypeError(f"backend: expected a backend name or None, got {type(backend).__name__} {backend!r}")
+    _kernels.resolve(backend)  # ValueError for an unknown name, ImportError for one not built here
 
 
 def _read_config(archive):

@@ -191,6 +191,29 @@ def test_loading_foreign_npz_or_pickles_is_refused(tmp_path):
         fn.load_model(tmp_path / "missing.fastnn")
 
 
+def test_load_model_checks_its_arguments_before_the_file(tmp_path):
+    path = tmp_path / "m.fastnn"
+    small_model().save(path)
+    with pytest.raises(ValueError, match=r"^backend: expected one of .*got 'gpu'"):
+        fn.load_model(path, backend="gpu")
+    with pytest.raises(TypeError, match=r"backend: expected a backend name or None, got int 3"):
+        fn.load_model(path, backend=3)
+    with pytest.raises(IsADirectoryError, match=r"path: .* is a directory, expected a file"):
+        fn.load_model(tmp_path)
+    with pytest.raises(TypeError, match=r"path: expected a file name \(str, bytes or os.PathLike\), got NoneType None"):
+        fn.load_model(None)
+
+
+def test_bytes_paths_save_and_load(tmp_path):
+    model = small_model()
+    path = os.fsencode(tmp_path / "m.fastnn")
+    model.save(path)
+    X = np.random.default_rng(0).standard_normal((4, model.input_dim))
+    np.testing.assert_array_equal(fn.load_model(path).predict(X), model.predict(X))
+    with pytest.raises(TypeError, match=r"path: expected a file name .*got int 3"):
+        model.save(3)
+
+
 def test_truncated_model_file_is_a_clear_error(tmp_path):
     path = tmp_path / "m.fastnn"
     small_model().save(path)
