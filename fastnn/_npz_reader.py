@@ -15,6 +15,7 @@ import numpy as np
 from ._file_schema import BadFile
 
 _MAX_HEADER = 10_000  # bytes of .npy header (numpy's own default limit)
+_PLAIN_KINDS = "biufU"  # the dtype kinds ``read(dtype=None)`` accepts
 
 
 class Archive:
@@ -41,8 +42,9 @@ class Archive:
 
     def read(self, key, dtype, shape=None, max_length=None):
         """Entry ``key`` as a native array of ``dtype`` and ``shape`` (or 1-D of at most
-        ``max_length`` items when ``shape`` is None); ``BadFile`` otherwise."""
-        info, dtype = self.entries[key], np.dtype(dtype)
+        ``max_length`` items when ``shape`` is None); ``BadFile`` otherwise.  ``dtype=None``
+        accepts the stored dtype if it is bool, a number or a string (``_PLAIN_KINDS``)."""
+        info = self.entries[key]
         if not info.filename.endswith(".npy"):
             raise BadFile(f"{key}: expected a .npy array entry, got {info.filename!r}")
         if info.compress_type != zipfile.ZIP_STORED:
@@ -56,11 +58,14 @@ class Archive:
                 raise BadFile(f"{key}: expected a .npy entry of format 1.0 or 2.0, got {version}")
             reader = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
             got_shape, fortran, got = reader(f, max_header_size=_MAX_HEADER)
-            expected_shape = shape if shape is not None else got_shape[:1]
-            if (got_shape != expected_shape or got.hasobject or got.newbyteorder("=") != dtype
+            dtype = np.dtype(dtype) if dtype is not None else \
+                got.newbyteorder("=") if got.kind in _PLAIN_KINDS and not got.hasobject else None
+            expected_shape = shape if shape is not None else got_shape[:1] or (0,)  # 1-D, not 0-d
+            if (got_shape != expected_shape or dtype is None or got.hasobject or got.newbyteorder("=") != dtype
                     or (max_length is not None and got_shape[0] > max_length)):
-                expected = f"shape {shape} {dtype}" if shape is not None else \
-                    f"a 1-D {dtype} array of at most {max_length:,} items"
+                kind = dtype if dtype is not None else "bool, number or string"
+                expected = f"shape {shape} {kind}" if shape is not None else \
+                    f"a 1-D {kind} array of at most {max_length:,} items"
                 raise BadFile(f"{key}: expected {expected}, got shape {got_shape} {got}")
             nbytes = int(np.prod(got_shape, dtype=object)) * got.itemsize
             if nbytes > info.file_size:

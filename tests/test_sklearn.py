@@ -1,7 +1,9 @@
 """fastnn.MLPClassifier / MLPRegressor as scikit-learn estimators."""
 import inspect
 import io
+import json
 import pickle
+import re
 import warnings
 
 import joblib
@@ -421,6 +423,55 @@ def test_load_rejects_other_files(tmp_path):
     (tmp_path / "junk").write_bytes(b"junk")
     with pytest.raises(ValueError, match="not a saved fastnn estimator"):
         fsk.load(tmp_path / "junk")
+
+
+def _saved_estimator_entries(tmp_path):
+    X, y = blobs()
+    MLPClassifier(**small(max_iter=2)).fit(X, y).save(tmp_path / "clf.npz")
+    with np.load(tmp_path / "clf.npz", allow_pickle=False) as data:
+        entries = {key: data[key] for key in data.files}
+    return json.loads(entries.pop("config").tobytes()), entries
+
+
+def _write_estimator(path, config, entries, compressed=False):
+    with open(path, "wb") as f:
+        (np.savez_compressed if compressed else np.savez)(
+            f, config=np.frombuffer(json.dumps(config).encode(), np.uint8), **entries)
+    return path
+
+
+def _set(mapping, key, value):
+    mapping[key] = value
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c, e: c.pop("params"), r"params, attributes: expected JSON objects"),
+    (lambda c, e: _set(c["params"], "bogus", 1), r"unexpected keyword argument 'bogus'"),
+    (lambda c, e: _set(c, "version", "x"), r"version: this fastnn reads version 1, got 'x'"),
+    (lambda c, e: e.pop("model"), r"entries: expected model"),
+    (lambda c, e: _set(c, "attributes", [1]), r"params, attributes: expected JSON objects"),
+    (lambda c, e: _set(c["attributes"], "predict", 5), r"unexpected attributes or entries \['predict'\]"),
+    (lambda c, e: _set(e, "junk", np.zeros(3)), r"unexpected attributes or entries \['junk'\]"),
+    (lambda c, e: _set(c["attributes"], "n_features_in_", "abc"),
+     r"n_features_in_, outputs: the model expects \(6, 3\), the attributes give \('abc', 3\)"),
+    (lambda c, e: _set(e, "attribute:classes_", np.array([{}], dtype=object)), r"classes_: expected a 1-D bool"),
+    (lambda c, e: _set(e, "model", np.frombuffer(b"junk", np.uint8)), r"model: not a fastnn model file"),
+])
+def test_load_rejects_corrupt_estimator_files(tmp_path, edit, message):
+    config, entries = _saved_estimator_entries(tmp_path)
+    edit(config, entries)
+    path = _write_estimator(tmp_path / "bad.npz", config, entries)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": corrupt saved fastnn estimator \(.*" + message):
+        fsk.load(path)
+
+
+def test_load_reads_no_compressed_entry(tmp_path):
+    """A deflated entry could expand far beyond the file: load refuses it before reading it."""
+    config, entries = _saved_estimator_entries(tmp_path)
+    path = _write_estimator(tmp_path / "bomb.npz", config, entries, compressed=True)
+    with pytest.raises(ValueError, match=r"bomb.npz: not a saved fastnn estimator \(config: expected an entry "
+                                         r"stored uncompressed"):
+        fsk.load(path)
 
 
 # --------------------------------------------------------- scikit-learn machinery

@@ -17,7 +17,9 @@ import tempfile
 import numpy as np
 
 from .. import optimizers, schedules
-from ..saving import load_model, save_model, write_npz_atomically
+from .._file_schema import BadFile
+from .._npz_reader import Archive
+from ..saving import _read_config, check_backend, check_path, load_model, save_model, write_npz_atomically
 
 __all__ = ["load"]
 
@@ -44,7 +46,10 @@ def _model_from_bytes(data: bytes, backend=None):
         path = os.path.join(folder, "model.fastnn")
         with open(path, "wb") as f:
             f.write(data)
-        return load_model(path, backend=backend)
+        try:
+            return load_model(path, backend=backend)
+        except ValueError as exc:  # name the entry, not the temporary file
+            raise BadFile(f"model: {str(exc).removeprefix(path + ': ')}") from None
 
 
 def _param_to_json(value):
@@ -148,7 +153,7 @@ def load(path, backend=None):
 
     Parameters
     ----------
-    path : str or PathLike
+    path : str, bytes or PathLike
     backend : str, optional
         Kernel backend for the loaded model (default: the saved one if
         available here, else ``"auto"``).  The ``backend`` parameter of the
@@ -157,34 +162,70 @@ def load(path, backend=None):
     Raises
     ------
     ValueError
-        The file is not a saved fastnn estimator.
+        The file is not a saved fastnn estimator, or is corrupt.  As with
+        ``fastnn.load_model``, every entry is checked before it is read: no
+        pickle, entries stored uncompressed, no entry larger than the file,
+        and only the estimator's own saved attributes.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"path: no such file {path!r}")
+    path = check_path(path)
+    check_backend(backend)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            entries = {key: data[key] for key in data.files}
-        config = json.loads(entries["config"].tobytes().decode("utf-8"))
-    except Exception as exc:  # noqa: BLE001 - any failure here means "not our file"
-        raise ValueError(f"{path}: not a saved fastnn estimator ({type(exc).__name__}: {exc})") from None
+        with Archive(path) as archive:
+            config = _read_config(archive)
+            est = _read_estimator(archive, config, backend)
+    except MemoryError:
+        raise
+    except BadFile as exc:
+        kind = "not a saved fastnn estimator" if exc.kind == "not a fastnn model file" else \
+            "corrupt saved fastnn estimator"
+        raise ValueError(f"{path}: {kind} ({exc.detail})") from None
+    except Exception as exc:  # noqa: BLE001 - a bad config fails in the estimator's own checks
+        raise ValueError(f"{path}: corrupt saved fastnn estimator ({type(exc).__name__}: {exc})") from None
+    return est
+
+
+def _read_estimator(archive, config, backend):
     if not isinstance(config, dict) or config.get("format") != "fastnn-sklearn":
-        raise ValueError(f"{path}: not a saved fastnn estimator (a Sequential is read by fastnn.load_model)")
-    if config.get("version", 0) > 1:
-        raise ValueError(f"{path}: saved estimator version {config.get('version')!r}; this fastnn reads version 1")
-    cls = _ESTIMATORS.get(config.get("estimator"))
+        raise BadFile("a Sequential is read by fastnn.load_model", kind="not a fastnn model file")
+    version = config.get("version")
+    if version != 1:
+        raise BadFile(f"version: this fastnn reads version 1, got {version!r}")
+    cls = _ESTIMATORS.get(config.get("estimator")) if isinstance(config.get("estimator"), str) else None
     if cls is None:
-        raise ValueError(f"{path}: unknown estimator {config.get('estimator')!r}")
-    est = cls(**{key: _param_from_json(value) for key, value in config["params"].items()})
-    for name, value in config["attributes"].items():
+        raise BadFile(f"estimator: expected one of {sorted(_ESTIMATORS)}, got {config.get('estimator')!r}")
+    params, attributes = config.get("params"), config.get("attributes")
+    if not isinstance(params, dict) or not isinstance(attributes, dict):
+        raise BadFile("params, attributes: expected JSON objects")
+    allowed = set(cls._SAVED_ATTRIBUTES + cls._EXTRA_ATTRIBUTES)
+    names = [f"attribute:{name}" for name, value in attributes.items()
+             if isinstance(value, dict) and "array" in value]
+    unexpected = sorted(set(attributes) - allowed) + sorted(set(archive.entries) - set(names) - {"config", "model"})
+    if unexpected:
+        raise BadFile(f"unexpected attributes or entries {unexpected}")
+    if "model" not in archive.entries or set(names) - set(archive.entries):
+        raise BadFile(f"entries: expected model and {names}, got {sorted(archive.entries)}")
+    est = cls(**{key: _param_from_json(value) for key, value in params.items()})
+    for name, value in attributes.items():
         if isinstance(value, dict) and "array" in value:
-            arr = entries[f"attribute:{name}"]
+            arr = archive.read(f"attribute:{name}", None, max_length=archive.size)
             value = arr.astype(object) if value["array"] == "object-str" else arr
         elif isinstance(value, list):
             value = [_scalar_from_json(v) for v in value]
         else:
             value = _scalar_from_json(value)
         setattr(est, name, value)
-    est.model_ = _model_from_bytes(entries["model"].tobytes(), backend=backend)
+    model = archive.read("model", np.uint8, max_length=archive.size)
+    est.model_ = _model_from_bytes(model.tobytes(), backend=backend)
     est._after_load()
+    _check_consistent(est)
     return est
+
+
+def _check_consistent(est):
+    """The saved attributes agree with the model (a file edited by hand may not)."""
+    model = est.model_
+    n_outputs, activation, _ = est._output_spec()
+    got = (est.n_features_in_, n_outputs)
+    expected = (model.input_dim, model.layers[-1].units)
+    if got != expected:
+        raise BadFile(f"n_features_in_, outputs: the model expects {expected}, the attributes give {got}")
