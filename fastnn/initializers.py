@@ -19,6 +19,16 @@ class Initializer(Configurable):
 registry = Registry("initializer", Initializer)
 
 
+def _finite(name, value, low=-np.inf) -> float:
+    """``value`` as a finite float ``>= low``; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not (np.isfinite(value) and value >= low):
+        raise ValueError(f"{name}: expected a finite number{f' >= {low:g}' if low > -np.inf else ''}, got {value}")
+    return value
+
+
 @registry.register("zeros")
 class Zeros(Initializer):
     def __call__(self, shape, dtype, rng, fan_in, fan_out):
@@ -36,10 +46,10 @@ class Constant(Initializer):
     _config_keys = ("value",)
 
     def __init__(self, value: float = 0.0):
-        self.value = float(value)
+        self.value = _finite("value", value)
 
     def __call__(self, shape, dtype, rng, fan_in, fan_out):
-        return np.full(shape, self.value, dtype)
+        return _representable(np.full(shape, self.value), dtype, "value")
 
 
 @registry.register("random_normal", "normal")
@@ -47,10 +57,10 @@ class RandomNormal(Initializer):
     _config_keys = ("mean", "stddev")
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05):
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean, self.stddev = _finite("mean", mean), _finite("stddev", stddev, low=0.0)
 
     def __call__(self, shape, dtype, rng, fan_in, fan_out):
-        return rng.normal(self.mean, self.stddev, shape).astype(dtype)
+        return _representable(rng.normal(self.mean, self.stddev, shape), dtype, "mean, stddev")
 
 
 @registry.register("random_uniform", "uniform")
@@ -58,12 +68,25 @@ class RandomUniform(Initializer):
     _config_keys = ("minval", "maxval")
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05):
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval = _finite("minval", minval)
+        self.maxval = _finite("maxval", maxval)
         if self.maxval < self.minval:
-            raise ValueError(f"maxval: expected >= minval ({minval}), got {maxval}")
+            raise ValueError(f"maxval: expected >= minval ({self.minval}), got {self.maxval}")
+        if not np.isfinite(self.maxval - self.minval):
+            raise ValueError(f"minval, maxval: expected a range of finite width, got [{self.minval}, {self.maxval}]")
 
     def __call__(self, shape, dtype, rng, fan_in, fan_out):
-        return rng.uniform(self.minval, self.maxval, shape).astype(dtype)
+        return _representable(rng.uniform(self.minval, self.maxval, shape), dtype, "minval, maxval")
+
+
+def _representable(values, dtype, names):
+    """``values`` as ``dtype``; ``ValueError`` naming ``names`` if one overflows it."""
+    with np.errstate(over="ignore"):
+        out = values.astype(dtype)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{names}: initial weights up to {float(np.max(np.abs(values))):g} overflow "
+                         f"{np.dtype(dtype).name} (largest {float(np.finfo(dtype).max):g})")
+    return out
 
 
 class _VarianceScaling(Initializer):

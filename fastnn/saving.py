@@ -81,7 +81,7 @@ def load_model(path, backend=None):
         raise ValueError(f"{path}: corrupt fastnn model file ({type(exc).__name__}: {exc})") from None
     try:
         return _build(spec, weights, state, statistics, backend)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         raise ValueError(f"{path}: corrupt fastnn model file ({type(exc).__name__}: {exc})") from None
 
 

@@ -170,6 +170,23 @@ def test_using_the_model_before_building_or_compiling():
         fn.Sequential().compile(optimizer="sgd", loss="mse")
 
 
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: fn.initializers.RandomNormal(stddev=-1), ValueError, r"stddev: expected a finite number >= 0, got -1.0"),
+    (lambda: fn.initializers.RandomNormal(stddev=np.inf), ValueError, r"stddev: expected a finite number >= 0, got inf"),
+    (lambda: fn.initializers.RandomNormal(mean=np.nan), ValueError, r"mean: expected a finite number, got nan"),
+    (lambda: fn.initializers.RandomNormal(mean="0"), TypeError, r"mean: expected a number, got str '0'"),
+    (lambda: fn.initializers.Constant(-np.inf), ValueError, r"value: expected a finite number, got -inf"),
+    (lambda: fn.initializers.RandomUniform(1.0, 0.0), ValueError, r"maxval: expected >= minval \(1.0\), got 0.0"),
+    (lambda: fn.initializers.RandomUniform(-1e308, 1e308), ValueError,
+     r"minval, maxval: expected a range of finite width, got \[-1e\+308, 1e\+308\]"),
+    (lambda: fn.Sequential([fn.Dense(2, input_dim=3, kernel_initializer=fn.initializers.RandomNormal(stddev=1e300))]),
+     ValueError, r"mean, stddev: initial weights up to .* overflow float32"),
+])
+def test_bad_initializer_arguments(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
 def test_bad_layer_and_model_arguments():
     with pytest.raises(ValueError, match=r"units: expected a positive integer, got 0"):
         fn.Dense(0)

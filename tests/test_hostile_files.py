@@ -116,6 +116,15 @@ CONFIG_EDITS = {
     "bad initializer config": (lambda c: layer(c).update(kernel_initializer={"class_name": "constant",
                                                                             "config": {"value": "x"}}),
                                r"kernel_initializer"),
+    "initializer range too wide": (lambda c: layer(c).update(kernel_initializer={
+        "class_name": "random_uniform", "config": {"minval": -1e308, "maxval": 1e308}}),
+        r"kernel_initializer: minval, maxval: expected a range of finite width, got \[-1e\+308, 1e\+308\]"),
+    "negative initializer stddev": (lambda c: layer(c).update(kernel_initializer={
+        "class_name": "random_normal", "config": {"stddev": -1}}),
+        r"kernel_initializer: stddev: expected a finite number >= 0, got -1.0"),
+    "initializer overflowing float32": (lambda c: layer(c).update(bias_initializer={
+        "class_name": "constant", "config": {"value": 1e39}}),
+        r"ValueError: value: initial weights up to 1e\+39 overflow float32"),
     "unknown layer argument": (lambda c: layer(c).update(filters=3), r"unexpected key 'filters'"),
     "dtype float16": (lambda c: c["model"].update(dtype="float16"), r"model\.dtype: expected one of"),
     "negative seed": (lambda c: c["model"].update(seed=-1), r"model\.seed: expected an integer"),
