@@ -163,6 +163,24 @@ def test_multilabel_indicator_targets():
     assert (pred == Y).mean() > 0.8
 
 
+def test_sparse_multilabel_indicator_targets_train_as_dense_ones():
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    X, Y = make_multilabel_classification(n_samples=60, n_features=5, n_classes=3, random_state=0)
+    sparse_Y = MultiLabelBinarizer(sparse_output=True).fit_transform([np.flatnonzero(row) for row in Y])
+    assert scipy_sparse().issparse(sparse_Y) and np.array_equal(sparse_Y.toarray(), Y)
+    from_sparse = MLPClassifier(**small(max_iter=3)).fit(X, sparse_Y)
+    from_dense = MLPClassifier(**small(max_iter=3)).fit(X, Y)
+    np.testing.assert_array_equal(from_sparse.classes_, np.arange(3))
+    np.testing.assert_array_equal(from_sparse.predict_proba(X), from_dense.predict_proba(X))
+    from_sparse.partial_fit(X, scipy_sparse().csr_array(Y))  # later calls too
+    assert from_sparse.predict(X).shape == Y.shape
+
+
+def scipy_sparse():
+    return pytest.importorskip("scipy.sparse")
+
+
 def test_one_class_is_an_error_that_names_classes():
     X, _ = blobs()
     with pytest.raises(ValueError, match="1 class"):

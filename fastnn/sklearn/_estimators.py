@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 
+from .._validation import is_sparse
 from . import _persistence
 from ._base import _BaseMLP, _fail
 
@@ -110,6 +111,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._target_kind != "multilabel"
 
     def _encode_targets(self, y, first, incremental, classes):
+        if is_sparse(y):  # a sparse multilabel indicator (MultiLabelBinarizer(sparse_output=True)): n x k of 0/1
+            y = y.toarray()
         if first:
             check_classification_targets(y)
             kind = type_of_target(y)
