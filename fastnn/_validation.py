@@ -156,18 +156,19 @@ def check_y(y, loss, n_outputs, n_samples, dtype, name="y", precise=False):
     return arr
 
 
-def check_sample_weight(sample_weight, n_samples, dtype):
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
+    """``None``, or ``(n_samples,)`` non-negative finite weights of ``dtype``, not all zero."""
     if sample_weight is None:
         return None
-    w = _as_numeric_array(sample_weight, "sample_weight")
+    w = _as_numeric_array(sample_weight, name)
     if w.ndim != 1 or w.shape[0] != n_samples:
-        raise ValueError(f"sample_weight: expected shape ({n_samples},), got shape {w.shape}")
-    w = cast(w, dtype, "sample_weight")
-    check_finite(w, "sample_weight")
+        raise ValueError(f"{name}: expected shape ({n_samples},), got shape {w.shape}")
+    w = cast(w, dtype, name)
+    check_finite(w, name)
     if np.any(w < 0):
-        raise ValueError("sample_weight: expected non-negative weights, got a negative value")
+        raise ValueError(f"{name}: expected non-negative weights, got a negative value")
     if not np.any(w > 0):
-        raise ValueError("sample_weight: expected at least one positive weight, got all zeros")
+        raise ValueError(f"{name}: expected at least one positive weight, got all zeros")
     return w
 
 

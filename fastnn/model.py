@@ -336,7 +336,7 @@ class Sequential:
             yv = check.check_y(validation_data[1], self.loss, self.output_dim, Xv.shape[0], dtype, "validation_data[1]",
                                precise=self._keeps_y)
             wv = validation_data[2] if len(validation_data) == 3 else None
-            wv = check.check_sample_weight(wv, Xv.shape[0], dtype)
+            wv = check.check_sample_weight(wv, Xv.shape[0], dtype, "validation_data[2]")
             return X, y, w, (Xv, yv, wv)
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0 <= validation_split < 1:

@@ -219,6 +219,15 @@ def test_bad_fit_arguments(model):
         model.fit(X, Y, callbacks=[print], verbose=0)
 
 
+def test_validation_weights_are_named_as_such(model):
+    with pytest.raises(ValueError, match=r"^validation_data\[2\]: expected shape \(10,\), got shape \(5,\)"):
+        model.fit(X, Y, validation_data=(X, Y, np.ones(5)), verbose=0)
+    with pytest.raises(ValueError, match=r"^validation_data\[2\]: expected at least one positive weight, got all zeros"):
+        model.fit(X, Y, validation_data=(X, Y, np.zeros(10)), verbose=0)
+    with pytest.raises(ValueError, match=r"^validation_data\[2\]: expected non-negative weights"):
+        model.fit(X, Y, validation_data=(X, Y, -np.ones(10)), verbose=0)
+
+
 def test_bad_optimizer_hyperparameters():
     with pytest.raises(ValueError, match=r"learning_rate: expected a value in \(0"):
         fn.optimizers.SGD(learning_rate=-0.1)
