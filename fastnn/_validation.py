@@ -226,7 +226,7 @@ def check_sparse_indices(X, name="X"):
     """``ValueError`` naming ``name`` unless the index arrays of a scipy.sparse CSR/CSC/BSR/COO
     ``X`` are integer, as long as its data, in bounds and (``indptr``) non-decreasing from 0:
     scipy's conversions to CSR trust them (a bad index crashes or drops an entry)."""
-    if not is_sparse(X):
+    if not is_sparse(X) or len(X.shape) != 2:  # the callers' shape checks name other shapes
         return
     try:
         _check_indices(X)

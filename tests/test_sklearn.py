@@ -401,6 +401,8 @@ def test_bad_input_messages():
             clf.predict(bad)
         with pytest.raises(ValueError, match=r"X: not a valid sparse matrix"):
             MLPClassifier(**small()).fit(bad, y[:4])
+    with pytest.raises(ValueError, match="Expected 2D input"):  # scikit-learn's own message for 1-D X
+        clf.predict(scipy_sparse.coo_array(X[0]))
     with pytest.raises(ValueError, match="sample_weight"):
         MLPClassifier(**small()).fit(X, y, sample_weight=-np.ones(len(X)))
 
