@@ -101,7 +101,8 @@ def test_non_numeric_arrays(model):
         model.predict(scipy.sparse.csr_matrix(X + 1j))
     bad = scipy.sparse.csr_matrix(X)
     bad.indices[0] = 99  # a stranger's matrix: column 99 of 4
-    with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \(indices: expected values in \[0, 4\), got values in \[0, 99\]\)"):
+    with pytest.raises(ValueError, match=r"X: not a valid sparse matrix \(indices: expected values in \[0, 4\), "
+                                         r"got values in \[0, 99\]\)"):
         model.predict(bad)
     inf = scipy.sparse.csr_matrix(X)
     inf.data[3] = np.inf
