@@ -42,3 +42,38 @@ def test_no_per_step_allocations_in_steady_state(backend):
     model.fit(X, y, epochs=3, batch_size=128, callbacks=[probe], verbose=0)
     assert probe.extra is not None
     assert probe.extra < ONE_ACTIVATION_BUFFER, f"{probe.extra} bytes allocated at peak during a steady-state epoch"
+
+
+def test_numpy_scratch_buffers_do_not_grow_with_row_counts():
+    from fastnn._kernels.numpy import _scratch
+
+    _scratch._buffers().clear()
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 16))
+    y = rng.random((300, 1))
+    model = fn.Sequential([fn.Dense(64, activation="softplus", input_dim=16), fn.Dense(32, activation="elu"),
+                           fn.Dense(1)], backend="numpy", seed=0)
+    model.compile(optimizer="adam", loss="mse")
+    for n in range(1, 301):
+        model.predict(X[:n])
+    for n in range(280, 301):
+        model.fit(X[:n], y[:n], epochs=1, batch_size=n, verbose=0)
+    buffers = _scratch._buffers()
+    assert len(buffers) <= 16, f"{len(buffers)} scratch buffers kept for one model"
+    assert sum(b.nbytes for b in buffers.values()) <= 4 * 300 * 64 * 8
+    assert len(buffers) <= _scratch.MAX_BUFFERS
+
+
+def test_numpy_scratch_keeps_at_most_max_buffers():
+    from fastnn._kernels.numpy import _scratch
+
+    for width in range(1, 3 * _scratch.MAX_BUFFERS):
+        t = _scratch.scratch(np.zeros((3, width)))
+        assert t.shape == (3, width)
+    assert len(_scratch._buffers()) <= _scratch.MAX_BUFFERS
+    # a buffer for more rows serves fewer as a leading view, and grows when asked for more
+    big = _scratch.scratch(np.zeros((10, 5)), slot=7)
+    small = _scratch.scratch(np.zeros((4, 5)), slot=7)
+    assert small.shape == (4, 5) and np.shares_memory(big, small)
+    assert _scratch.scratch(np.zeros((12, 5)), slot=7).shape == (12, 5)
+    assert _scratch.scratch(np.zeros((), np.float32), slot=7).shape == ()
