@@ -38,11 +38,14 @@ class DeferredInterrupt:
     a first Ctrl+C only sets ``requested``; the loops call ``check()`` between
     batches and between compiled runs of batches -- where weights, optimizer
     state, ``iterations`` and History agree -- and it raises KeyboardInterrupt
-    there.  A second Ctrl+C interrupts at once.
+    there.  A request that no ``check()`` saw (one during the last batches or the
+    last epoch's callbacks) raises on leaving the ``with`` block, unless an
+    exception is already on its way.  A second Ctrl+C interrupts at once.
     """
 
     def __init__(self):
         self.requested = False
+        self._raised = False
         self._previous = None
 
     def __enter__(self):
@@ -53,18 +56,24 @@ class DeferredInterrupt:
 
     def _handler(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            self._raise()
         self.requested = True
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+        if exc_type is None and self.requested and not self._raised:
+            self._raise()
         return False
 
     def check(self):
         if self.requested:
-            raise KeyboardInterrupt
+            self._raise()
+
+    def _raise(self):
+        self._raised = True
+        raise KeyboardInterrupt
 
 
 def make_plan(model, X, y, w, batch_size, perm, workspaces) -> TrainingPlan:

@@ -111,3 +111,48 @@ def test_a_second_ctrl_c_interrupts_at_once_and_handlers_are_restored():
         with pytest.raises(KeyboardInterrupt):
             interrupt.check()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _deferred_ctrl_c_available():
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT has a handler of its own here")
+
+
+def _small_fit_model():
+    m = fn.Sequential([fn.Dense(8, activation="relu", input_dim=4), fn.Dense(1)], backend="numpy", seed=0)
+    m.compile("sgd", "mse")
+    return m
+
+
+class CtrlCAt(fn.callbacks.Callback):
+    """Sends SIGINT to this process at the last batch or the last epoch's end."""
+
+    def __init__(self, where, epochs, steps):
+        self.where, self.epochs, self.steps = where, epochs, steps
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        if self.where == "last batch" and self.epoch == self.epochs - 1 and batch == self.steps - 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.where == "last epoch end" and epoch == self.epochs - 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("where", ["last batch", "last epoch end"])
+def test_ctrl_c_late_in_fit_still_raises(where):
+    _deferred_ctrl_c_available()
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.standard_normal((40, 1))
+    m = _small_fit_model()
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(X, y, epochs=3, batch_size=10, verbose=0, callbacks=[CtrlCAt(where, 3, 4)])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # the last epoch finished before the request was honoured: all of it is logged
+    assert len(m.history.history["loss"]) == 3
+    assert m.optimizer.iterations == 12
+
