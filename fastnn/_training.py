@@ -36,9 +36,9 @@ class DeferredInterrupt:
 
     While active (in the main thread, when SIGINT has Python's default handler),
     a first Ctrl+C only sets ``requested``; the loops call ``check()`` between
-    batches and between compiled runs of batches -- where weights, optimizer
-    state, ``iterations`` and History agree -- and it raises KeyboardInterrupt
-    there.  A request that no ``check()`` saw (one during the last batches or the
+    batches, between compiled runs of batches and between the validation pass's
+    chunks -- where weights, optimizer state, ``iterations`` and History agree --
+    and it raises KeyboardInterrupt there.  A request that no ``check()`` saw (one during the last batches or the
     last epoch's callbacks) raises on leaving the ``with`` block, unless an
     exception is already on its way.  A second Ctrl+C interrupts at once.
     """
@@ -150,10 +150,14 @@ class _Loop:
             return float(stop - start)
         return float(self.w[self.perm[start:stop]].sum(dtype=np.float64))
 
-    def _diverged(self, what):
+    def undo_epoch(self):
+        """Parameters, optimizer state and ``iterations`` back to the start of the epoch."""
         for s, p in zip(self.snapshot, self.state):
             np.copyto(p, s)
         self.model.optimizer.iterations = self._iterations
+
+    def _diverged(self, what):
+        self.undo_epoch()
         warnings.warn(
             f"fit: {what}; training stopped and the weights were restored to the start of "
             f"this epoch (try a lower learning rate)",

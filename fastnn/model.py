@@ -314,8 +314,7 @@ class Sequential:
                     if logs is None:  # diverged: weights restored to the start of the epoch
                         break
                     if val is not None:
-                        val_logs = self._evaluate(*val, batch_size=max(bs, 1024))
-                        logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                        logs.update({f"val_{k}": v for k, v in self._validate(val, bs, loop).items()})
                     logs["lr"] = self.optimizer.current_learning_rate()
                     for cb in callback_list:
                         cb.on_epoch_end(epoch, logs)
@@ -482,11 +481,23 @@ class Sequential:
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         return self._evaluate(*self._standardize(X, y), w, batch_size)
 
-    def _evaluate(self, X, y, w, batch_size):
-        """``evaluate`` on checked and standardized arrays."""
+    def _validate(self, val, batch_size, loop):
+        """``fit``'s validation pass after an epoch: Ctrl+C stops it between chunks, and
+        the epoch, which then goes unlogged, is undone so History and weights agree."""
+        try:
+            return self._evaluate(*val, batch_size=max(batch_size, 1024), interrupt=loop.interrupt)
+        except KeyboardInterrupt:
+            loop.undo_epoch()
+            raise
+
+    def _evaluate(self, X, y, w, batch_size, interrupt=None):
+        """``evaluate`` on checked and standardized arrays; ``interrupt.check()`` runs
+        between chunks."""
         totals = dict.fromkeys(["loss"] + [name for name, _ in self.metrics], 0.0)
         weight_sum = 0.0
         for start, stop, A, _ in self._chunks(X, batch_size):
+            if interrupt is not None:
+                interrupt.check()
             wb = None if w is None else w[start:stop]
             chunk_weight = float(stop - start) if wb is None else float(wb.sum(dtype=np.float64))
             totals["loss"] += chunk_weight * self._kernels.loss_value(self.loss.code, A, y[start:stop], wb)

@@ -156,3 +156,30 @@ def test_ctrl_c_late_in_fit_still_raises(where):
     assert len(m.history.history["loss"]) == 3
     assert m.optimizer.iterations == 12
 
+
+def test_ctrl_c_stops_the_validation_pass_between_chunks():
+    _deferred_ctrl_c_available()
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.standard_normal((40, 1))
+    Xv, yv = rng.standard_normal((50 * 1024, 4)), rng.standard_normal((50 * 1024, 1))
+    m = _small_fit_model()
+    m.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    before = m.get_weights() + m.optimizer.get_state()
+    forward, chunks = m._forward, []
+
+    def forward_then_ctrl_c(Xb, ws):
+        if Xb.shape[0] == 1024:  # a validation chunk (training batches have 10 rows)
+            chunks.append(Xb.shape[0])
+            if len(chunks) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+        return forward(Xb, ws)
+
+    m._forward = forward_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(X, y, epochs=5, batch_size=10, verbose=0, validation_data=(Xv, yv))
+    assert len(chunks) <= 2, f"{len(chunks)} of 50 validation chunks ran after Ctrl+C"
+    # the interrupted epoch is not logged, and its updates are undone
+    assert m.history.history.get("loss", []) == []
+    assert m.optimizer.iterations == 4
+    for b, a in zip(before, m.get_weights() + m.optimizer.get_state()):
+        np.testing.assert_array_equal(b, a)
