@@ -3,7 +3,9 @@
 A schedule maps the optimizer's update count ``step`` (0 for the first
 update) to a learning rate, and is accepted wherever a learning rate is.
 ``decay_steps`` sets the unit of ``t = step / decay_steps``: pass the number
-of batches per epoch to decay per epoch instead of per update.
+of batches per epoch to decay per epoch instead of per update.  Parameters
+must be finite; a rate too large for a float is inf (``fit`` then stops as on a
+diverging loss) and one too small is 0.
 """
 from __future__ import annotations
 
@@ -21,9 +23,17 @@ registry = Registry("learning-rate schedule", LearningRateSchedule)
 
 
 def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name}: expected a number > 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
     return value
+
+
+def _power(base, exponent):
+    """``base ** exponent`` for positive ``base``: inf where the float overflows."""
+    try:
+        return base ** exponent
+    except OverflowError:
+        return math.inf
 
 
 @registry.register("constant")
@@ -51,7 +61,7 @@ class StepDecay(LearningRateSchedule):
         self.decay_steps = _positive("decay_steps", decay_steps)
 
     def __call__(self, step):
-        return self.initial_learning_rate * self.factor ** math.floor(step / self.decay_steps)
+        return self.initial_learning_rate * _power(self.factor, math.floor(step / self.decay_steps))
 
 
 @registry.register("exponential")
@@ -66,7 +76,7 @@ class ExponentialDecay(LearningRateSchedule):
         self.decay_steps = _positive("decay_steps", decay_steps)
 
     def __call__(self, step):
-        return self.initial_learning_rate * self.decay_rate ** (step / self.decay_steps)
+        return self.initial_learning_rate * _power(self.decay_rate, step / self.decay_steps)
 
 
 @registry.register("polynomial")
@@ -83,7 +93,7 @@ class PolynomialDecay(LearningRateSchedule):
         self.decay_steps = _positive("decay_steps", decay_steps)
 
     def __call__(self, step):
-        return self.initial_learning_rate / (1 + self.alpha * step / self.decay_steps) ** self.power
+        return self.initial_learning_rate / _power(1 + self.alpha * step / self.decay_steps, self.power)
 
 
 @registry.register("cosine")
@@ -96,7 +106,8 @@ class CosineDecay(LearningRateSchedule):
                  final_learning_rate: float = 0.0):
         self.initial_learning_rate = _positive("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _positive("decay_steps", decay_steps)
-        if not 0 <= final_learning_rate <= initial_learning_rate:
+        if isinstance(final_learning_rate, bool) or not isinstance(final_learning_rate, (int, float)) \
+                or not 0 <= final_learning_rate <= initial_learning_rate:
             raise ValueError(
                 f"final_learning_rate: expected a value in [0, {initial_learning_rate}], "
                 f"got {final_learning_rate!r}"
@@ -117,6 +128,9 @@ class Warmup(LearningRateSchedule):
     def __init__(self, schedule=None, warmup_steps: int = 100, initial_learning_rate: float = 0.0):
         self.schedule = get(schedule if schedule is not None else "constant")
         self.warmup_steps = _positive("warmup_steps", warmup_steps)
+        if isinstance(initial_learning_rate, bool) or not isinstance(initial_learning_rate, (int, float)) \
+                or not 0 <= initial_learning_rate < math.inf:
+            raise ValueError(f"initial_learning_rate: expected a finite number >= 0, got {initial_learning_rate!r}")
         self.initial_learning_rate = float(initial_learning_rate)
 
     def get_config(self):

@@ -364,6 +364,39 @@ def test_schedules_follow_their_formulas():
     assert p[0] == pytest.approx(-(1 + 0.5 + 0.25))
 
 
+@pytest.mark.parametrize("make, name", [
+    (lambda s: s.Warmup(initial_learning_rate=-1.0), "initial_learning_rate"),
+    (lambda s: s.Warmup(initial_learning_rate=math.inf), "initial_learning_rate"),
+    (lambda s: s.Warmup(initial_learning_rate="0.1"), "initial_learning_rate"),
+    (lambda s: s.StepDecay(factor=math.inf), "factor"),
+    (lambda s: s.ExponentialDecay(decay_rate=math.nan), "decay_rate"),
+    (lambda s: s.PolynomialDecay(power=math.inf), "power"),
+    (lambda s: s.Constant(math.inf), "initial_learning_rate"),
+    (lambda s: s.CosineDecay(decay_steps=math.inf), "decay_steps"),
+    (lambda s: s.CosineDecay(final_learning_rate="0"), "final_learning_rate"),
+])
+def test_schedules_reject_infinite_and_out_of_range_parameters(make, name):
+    with pytest.raises(ValueError, match=f"^{name}: expected"):
+        make(fn.schedules)
+
+
+def test_schedule_rates_beyond_float_range_are_inf_or_zero():
+    s = fn.schedules
+    assert s.StepDecay(1.0, factor=1e300, decay_steps=1)(5) == math.inf
+    assert s.ExponentialDecay(1.0, decay_rate=1e300)(5) == math.inf
+    assert s.ExponentialDecay(1.0, decay_rate=1e-300)(5) == 0.0
+    assert s.PolynomialDecay(1.0, alpha=1e300, power=1e300)(1) == 0.0
+    assert s.Warmup(s.StepDecay(1.0, factor=1e300, decay_steps=1), warmup_steps=2)(7) == math.inf
+    # fit treats an infinite rate as a diverging loss: it stops, warns and keeps finite weights
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 4)), rng.standard_normal((64, 1))
+    model = fn.Sequential([fn.Dense(4, input_dim=4), fn.Dense(1)], backend="numpy", seed=0)
+    model.compile(fn.optimizers.SGD(s.StepDecay(0.01, factor=1e300, decay_steps=1)), "mse")
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="fit: the loss became"):
+        model.fit(X, y, epochs=3, batch_size=16, verbose=0)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
 def test_a_python_function_is_a_learning_rate():
     opt = fn.optimizers.SGD(lambda step: 0.1 / (1 + step))
     model = fn.Sequential([fn.Dense(1, input_dim=2)], backend="numpy", seed=0)
