@@ -6,6 +6,8 @@ masked array's mask, and none lets a value overflow the model's dtype to inf.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ._kernels.sparse import INDEX_LIMIT, SparseInput
@@ -170,6 +172,45 @@ def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
     if not np.any(w > 0):
         raise ValueError(f"{name}: expected at least one positive weight, got all zeros")
     return w
+
+
+def class_weights(class_weight, y, loss, n_outputs, sample_weight, dtype):
+    """Per-row weights ``class_weight[class of the row]`` (classes not in the dict weigh
+    1), as Keras turns ``fit(class_weight=...)`` into sample weights: the class of a row
+    is its label, the argmax of a one-hot row, or ``y > 0.5`` for one output.  ``y``
+    checked by ``check_y``; ``None`` when ``class_weight`` is ``None``."""
+    if class_weight is None:
+        return sample_weight
+    if sample_weight is not None:
+        raise ValueError("class_weight: cannot be combined with sample_weight; multiply the "
+                         "class weights into sample_weight instead")
+    if not loss.probabilistic:
+        raise ValueError(f"class_weight: needs a classification loss (binary or categorical "
+                         f"cross-entropy), got {loss.name}")
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(f"class_weight: expected a dict {{class index: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    n_classes = 2 if n_outputs == 1 else n_outputs
+    table = np.ones(n_classes, np.float64)
+    for key, value in class_weight.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
+                or not 0 <= key < n_classes:
+            raise ValueError(f"class_weight: expected class indices in [0, {n_classes}) as keys, "
+                             f"got {key!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+                or not np.isfinite(value) or value < 0:
+            raise ValueError(f"class_weight[{key!r}]: expected a finite weight >= 0, got {value!r}")
+        table[int(key)] = value
+    if y.ndim == 1:
+        classes = y
+    elif n_outputs == 1:
+        classes = (y[:, 0] > 0.5).astype(np.intp)
+    else:
+        classes = y.argmax(axis=1)
+    weights = table[classes].astype(dtype)
+    if not np.any(weights > 0):
+        raise ValueError("class_weight: every training row's class has weight 0")
+    return weights
 
 
 def check_batch_size(batch_size, n_samples):

@@ -208,7 +208,7 @@ class Sequential:
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=32, validation_split=0.0, validation_data=None,
             shuffle=True, callbacks=None, verbose=1, sample_weight=None, initial_epoch=0,
-            first_layer="auto"):
+            first_layer="auto", class_weight=None):
         """Train for ``epochs`` passes over the data.
 
         Parameters
@@ -234,6 +234,11 @@ class Sequential:
             whose weights add up to zero has loss 0 and no gradient (the optimizer
             still takes its step).  The epoch's ``loss`` is the weighted mean over
             its rows, as ``evaluate`` and ``val_loss`` compute it.
+        class_weight : dict {class index: weight}, optional
+            As Keras's: each training row weighs its class's weight (a class
+            left out weighs 1); the class is the label, the argmax of a one-hot
+            row, or ``y > 0.5`` for one output.  Classification losses only, not
+            together with ``sample_weight``; validation rows are not weighted.
         first_layer : {"auto", "dense", "sparse"}
             How the first layer reads a dense ``X``: ``"dense"``, a matrix
             product over every value; ``"sparse"``, converted once to CSR
@@ -271,6 +276,7 @@ class Sequential:
         if verbose not in (0, 1, 2) or isinstance(verbose, bool):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         X, y, w, val = self._split_validation(X, y, w, validation_split, validation_data)
+        w = check.class_weights(class_weight, y, self.loss, self.output_dim, w, dtype)
         if self.target_normalizer is not None and not self.target_normalizer.adapted:
             self.target_normalizer.adapt(y)  # the training rows only: validation stays unseen
         X, y = self._standardize(X, y)

@@ -250,3 +250,47 @@ def test_validation_split_refuses_a_part_without_weight(zero):
     model = make("softmax-sce", "sgd")
     with pytest.raises(ValueError, match=f"sample_weight: .*\\({zero}\\).*validation_split=0.2"):
         model.fit(X, y, epochs=1, sample_weight=w, validation_split=0.2, verbose=0)
+
+
+@pytest.mark.parametrize("task", ["softmax-sce", "softmax-cce", "sigmoid-bce"])
+def test_class_weight_is_a_sample_weight_per_class(backend, task):
+    """fit(class_weight={class: weight}) trains as the sample weights of the rows' classes (the
+    label, the argmax of a one-hot row, y > 0.5 for one output; a class left out weighs 1), as
+    Keras's; the validation rows are not weighted."""
+    X, y, k = data(task)
+    labels = np.asarray(y).argmax(axis=1) if task == "softmax-cce" else np.asarray(y).astype(int)
+    class_weight = {0: 0.5, 1: 3.0}  # class 2 (if any) left out
+    by_hand = np.array([class_weight.get(int(c), 1.0) for c in labels])
+    histories, weights = [], []
+    for kwargs in ({"class_weight": class_weight}, {"sample_weight": by_hand}):
+        model = make(task, "adam", backend)
+        histories.append(model.fit(X, y, epochs=2, batch_size=32, validation_data=(X, y), verbose=0,
+                                   **kwargs).history)
+        weights.append(model.get_weights())
+    for key in histories[0]:
+        np.testing.assert_allclose(histories[0][key], histories[1][key], rtol=1e-12, err_msg=key)
+    for w0, w1 in zip(*weights):
+        np.testing.assert_array_equal(w0, w1)
+
+
+@pytest.mark.parametrize("class_weight,kwargs,match", [
+    ({0: 1.0}, {"sample_weight": np.ones(203)}, "class_weight: cannot be combined with sample_weight"),
+    ([1.0, 2.0], {}, "class_weight: expected a dict"),
+    ({3: 1.0}, {}, r"class_weight: expected class indices in \[0, 3\)"),
+    ({"0": 1.0}, {}, "class_weight: expected class indices"),
+    ({0: -1.0}, {}, r"class_weight\[0\]: expected a finite weight >= 0, got -1.0"),
+    ({0: float("inf")}, {}, r"class_weight\[0\]: expected a finite weight"),
+    ({0: 0.0, 1: 0.0, 2: 0.0}, {}, "class_weight: every training row's class has weight 0"),
+])
+def test_bad_class_weight_is_a_clear_error(class_weight, kwargs, match):
+    X, y, _ = data("softmax-sce")
+    model = make("softmax-sce", "sgd")
+    with pytest.raises((ValueError, TypeError), match=match):
+        model.fit(X, y, epochs=1, class_weight=class_weight, verbose=0, **kwargs)
+
+
+def test_class_weight_needs_a_classification_loss():
+    X, y, _ = data("linear-mse")
+    model = make("linear-mse", "sgd")
+    with pytest.raises(ValueError, match="class_weight: needs a classification loss .* got mse"):
+        model.fit(X, y, epochs=1, class_weight={0: 1.0}, verbose=0)
