@@ -26,7 +26,6 @@ from ._kernels.plan import TrainingPlan
 from ._kernels.sparse import SparseInput
 from ._thread_policy import ThreadChoice
 from .callbacks import ProgressLogger
-from .losses import SparseCategoricalCrossentropy, CategoricalCrossentropy
 
 _COMPILED_METRICS = {metrics_mod.Accuracy: 1, metrics_mod.MeanSquaredError: 2, metrics_mod.MeanAbsoluteError: 3}
 
@@ -239,10 +238,6 @@ class CompiledLoop(_Loop):
             return False
         for _, metric in model.metrics:
             if type(metric) not in _COMPILED_METRICS:
-                return False
-            # accuracy of several independent outputs (multilabel) is per label: not compiled
-            if isinstance(metric, metrics_mod.Accuracy) and y.ndim == 2 and y.shape[1] > 1 \
-                    and not isinstance(model.loss, (SparseCategoricalCrossentropy, CategoricalCrossentropy)):
                 return False
         return True
 

@@ -2,8 +2,11 @@
 
 A metric is a callable ``metric(y_true, y_pred) -> float`` on one batch;
 ``fit`` averages it over the epoch's batches weighted by their size.
-Accuracy adapts to the output: one unit is a binary decision at 0.5,
-several are an argmax; targets may be labels ``(n,)`` or one-hot ``(n, k)``.
+Accuracy follows Keras's ``"accuracy"``: one output unit is a binary
+decision at 0.5; several are categorical accuracy, the argmax of the outputs
+against the class label ``(n,)`` or against the argmax of the targets
+``(n, k)`` (one-hot, label-smoothed or any other scores), so every batch,
+every batch size and every training path give the same value.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ registry = Registry("metric", Metric)
 
 @registry.register("accuracy", "acc")
 class Accuracy(Metric):
-    """Fraction of correct predictions (binary at threshold 0.5, or argmax)."""
+    """Fraction of correct predictions: binary at threshold 0.5 for one output,
+    categorical (argmax of outputs vs label, or vs argmax of targets) for several."""
 
     def __call__(self, y_true, y_pred) -> float:
         y_pred = np.asarray(y_pred)
@@ -34,15 +38,9 @@ class Accuracy(Metric):
         if y_pred.ndim == 1 or y_pred.shape[1] == 1:
             pred = y_pred.reshape(-1) > 0.5
             return float(np.mean(pred == (y_true.reshape(-1) > 0.5)))
-        if y_pred.shape[1] > 1 and y_true.ndim == 2 and y_true.shape[1] == y_pred.shape[1]:
-            if not _is_one_hot(y_true):  # multilabel indicator: per-label decisions
-                return float(np.mean((y_pred > 0.5) == (y_true > 0.5)))
+        if y_true.ndim == 2 and y_true.shape[1] > 1:
             y_true = y_true.argmax(axis=1)
         return float(np.mean(y_pred.argmax(axis=1) == y_true.reshape(-1)))
-
-
-def _is_one_hot(Y):
-    return bool(np.all(Y.sum(axis=1) == 1))
 
 
 @registry.register("mse", "mean_squared_error")

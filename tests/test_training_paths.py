@@ -294,3 +294,30 @@ def test_class_weight_needs_a_classification_loss():
     model = make("linear-mse", "sgd")
     with pytest.raises(ValueError, match="class_weight: needs a classification loss .* got mse"):
         model.fit(X, y, epochs=1, class_weight={0: 1.0}, verbose=0)
+
+
+@pytest.mark.parametrize("targets", ["smoothed", "multilabel"])
+def test_accuracy_of_several_outputs_is_categorical_on_every_path(backend, targets):
+    # Keras's "accuracy" for several outputs: argmax of the outputs vs argmax of the
+    # targets, whatever the targets' row sums (label smoothing, several labels).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    label = rng.integers(0, 3, 120)
+    if targets == "smoothed":
+        Y, output, loss = np.eye(3)[label] * 0.9 + 0.01, "softmax", "categorical_crossentropy"
+    else:
+        Y, output, loss = (rng.random((120, 3)) < 0.4).astype(float), "sigmoid", "binary_crossentropy"
+    expected = None
+    for force_kernel_loop in (False, True):
+        model = fn.Sequential([fn.Dense(8, "tanh", input_dim=5), fn.Dense(3, output)],
+                              backend=backend, dtype="float64", seed=2)
+        model.compile(optimizer=fn.optimizers.SGD(1e-12), loss=loss, metrics=["accuracy"])
+        truth = float(np.mean(model.predict(X).argmax(axis=1) == Y.argmax(axis=1)))
+        expected = truth if expected is None else expected
+        h = model.fit(X, Y, batch_size=16, shuffle=False, validation_data=(X, Y), verbose=0,
+                      callbacks=[ForceKernelLoop()] if force_kernel_loop else [])
+        assert h.history["accuracy"][0] == pytest.approx(truth)
+        assert h.history["val_accuracy"][0] == pytest.approx(truth)
+        for batch_size in (7, 1000):
+            assert model.evaluate(X, Y, batch_size=batch_size)["accuracy"] == pytest.approx(truth)
+    assert 0 < expected < 1
