@@ -166,7 +166,8 @@ class Sequential:
 
         The loss must fit the output layer: cross-entropies need a sigmoid
         or softmax output (softmax + cross-entropy and sigmoid + binary
-        cross-entropy use the fused gradient ``a - y``).
+        cross-entropy use the fused gradient ``a - y``).  Metrics of the same
+        name (``"mse"`` and ``MeanSquaredError()``) are reported once.
         """
         if not self.layers:
             raise ValueError("compile: the model has no layers; add Dense layers first")
@@ -183,17 +184,19 @@ class Sequential:
             metrics = []
         if isinstance(metrics, (str, metrics_mod.Metric)):
             metrics = [metrics]
-        resolved = []
+        resolved = {}
         for m in metrics:
             metric = metrics_mod.get(m)
             name = m if isinstance(m, str) else metric.name
+            if name in resolved:  # a metric listed twice is reported once (as Keras)
+                continue
             if metric.compares_values and isinstance(loss, losses.SparseCategoricalCrossentropy):
                 raise ValueError(
                     f"metrics: {name!r} compares the outputs with targets of the same shape, but with "
                     f"loss='sparse_categorical_crossentropy' the targets are class labels; use 'accuracy', "
                     f"or one-hot targets with loss='categorical_crossentropy'")
-            resolved.append((name, metric))
-        self.optimizer, self.loss, self.metrics = optimizer, loss, resolved
+            resolved[name] = metric
+        self.optimizer, self.loss, self.metrics = optimizer, loss, list(resolved.items())
         if self.built:
             optimizer.build(self._params)
 

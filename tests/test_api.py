@@ -237,6 +237,28 @@ def test_history_and_validation_metrics():
     assert val["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-6)
 
 
+class PerBatch(fn.callbacks.Callback):
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+
+@pytest.mark.parametrize("metrics", [["accuracy", "accuracy"], ["mse", fn.metrics.MeanSquaredError()]])
+def test_a_metric_listed_twice_is_reported_once(metrics):
+    X, y = blobs()
+    Y = np.eye(3)[y]
+    model = small_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=metrics)
+    assert [name for name, _ in model.metrics] == [metrics[0]]
+    name = metrics[0]
+    single = float(fn.metrics.get(name)(Y, model.predict(X)))
+    assert model.evaluate(X, Y)[name] == pytest.approx(single, rel=1e-6)
+    for callbacks in ([], [PerBatch()]):  # the compiled and the per-batch fit paths
+        before = float(fn.metrics.get(name)(Y, model.predict(X)))
+        model.optimizer.learning_rate = 1e-12
+        h = model.fit(X, Y, batch_size=200, callbacks=callbacks, verbose=0)
+        assert h.history[name][0] == pytest.approx(before, rel=1e-5)
+
+
 def test_early_stopping_restores_best_weights():
     X, y = blobs()
     model = small_model()
