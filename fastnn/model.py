@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import numpy as np
 
@@ -26,6 +27,23 @@ from . import metrics as metrics_mod
 from .normalization import Normalization
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+# Layer -> weak reference to the model it belongs to: a layer holds one model's
+# weights, so a second model must not take (and re-initialize) it.
+_LAYER_OWNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _check_free(layer, model):
+    """Raise if ``layer`` is already in ``model`` or in another live model."""
+    ref = _LAYER_OWNERS.get(layer)
+    owner = None if ref is None else ref()
+    if owner is model:
+        raise ValueError(f"layer: {layer!r} is already layer {model.layers.index(layer)} of this model; "
+                         f"create a new layer object for each position")
+    if owner is not None:
+        raise ValueError(f"layer: {layer!r} already belongs to the model {owner.name!r} (it holds that "
+                         f"model's weights); create new layer objects for a second model")
 
 
 class NotBuiltError(ValueError, AttributeError):
@@ -87,12 +105,20 @@ class Sequential:
         self.history = None
         self.stop_training = False
         self._workspaces: dict[tuple[int, int], list] = {}  # (thread, rows) -> per-layer buffers
-        for layer in layers or []:
-            self.add(layer)
+        try:
+            for layer in layers or []:
+                self.add(layer)
+        except BaseException:  # a model that failed to construct keeps no layer
+            for layer in self.layers:
+                _LAYER_OWNERS.pop(layer, None)
+            raise
 
     # ------------------------------------------------------------ structure
     def add(self, layer) -> None:
-        """Append a layer (builds the model once the input width is known)."""
+        """Append a layer (builds the model once the input width is known).
+
+        A layer object belongs to one model: adding one that another (live)
+        model holds, or adding it twice, raises ``ValueError``."""
         if isinstance(layer, Normalization):
             if self.layers or self.input_normalizer is not None:
                 raise ValueError(
@@ -103,6 +129,7 @@ class Sequential:
         if not isinstance(layer, layers_mod.Layer):
             raise TypeError(f"layer: expected a fastnn layer (Dense, Maxout, Normalization), "
                             f"got {type(layer).__name__}")
+        _check_free(layer, self)
         norm = self.input_normalizer
         if not self.layers and norm is not None and norm.n_features is not None:
             if layer.input_dim is None:
@@ -117,6 +144,7 @@ class Sequential:
             )
         previous_built = self.built
         self.layers.append(layer)
+        _LAYER_OWNERS[layer] = weakref.ref(self)
         self._workspaces.clear()
         if previous_built:  # continue the initialization stream where build() left it
             layer.build(self.layers[-2].units, DTYPES[self.dtype], self._init_rng)

@@ -101,6 +101,32 @@ def test_input_dim_inferred_by_fit():
     assert model.built and model.get_weights()[0].shape == (4, 5)
 
 
+def test_a_layer_of_one_model_cannot_join_another():
+    X, y = blobs()
+    layers = [fn.Dense(8, "relu", input_dim=4), fn.Dense(3, "softmax")]
+    first = fn.Sequential(layers, name="first")
+    first.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    first.fit(X, y, epochs=2, verbose=0)
+    trained, outputs = first.get_weights(), first.predict(X)
+    with pytest.raises(ValueError, match=r"layer: Dense\(8, activation='relu'\) already belongs to the model 'first'"):
+        fn.Sequential(layers, seed=1)
+    second = fn.Sequential([fn.Dense(8, "relu", input_dim=4)])
+    with pytest.raises(ValueError, match="already belongs to the model 'first'"):
+        second.add(layers[1])
+    with pytest.raises(ValueError, match="already layer 0 of this model"):
+        second.add(second.layers[0])
+    np.testing.assert_array_equal(first.predict(X), outputs)  # first model untouched
+    for w, w0 in zip(first.get_weights(), trained):
+        np.testing.assert_array_equal(w, w0)
+    del first
+    import gc; gc.collect()
+    assert fn.Sequential(layers).layers == layers  # free again once their model is gone
+    free = fn.Dense(3, input_dim=4)
+    with pytest.raises(ValueError, match="input_dim"):
+        fn.Sequential([free, fn.Dense(2, input_dim=5)])
+    assert fn.Sequential([free]).layers == [free]  # a failed construction keeps no layer
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_dtype_kept_end_to_end(dtype):
     X, y = blobs()
