@@ -46,6 +46,13 @@ def _check_free(layer, model):
                          f"model's weights); create new layer objects for a second model")
 
 
+def _optimizer_owner(optimizer, model):
+    """The other live model that ``optimizer`` updates, if any."""
+    ref = getattr(optimizer, "_owner", None)
+    owner = None if ref is None else ref()
+    return owner if owner is not None and owner is not model and owner.optimizer is optimizer else None
+
+
 class NotBuiltError(ValueError, AttributeError):
     """The model has no weights yet (no ``input_dim`` was given and ``fit`` has not run)."""
 
@@ -196,10 +203,19 @@ class Sequential:
         or softmax output (softmax + cross-entropy and sigmoid + binary
         cross-entropy use the fused gradient ``a - y``).  Metrics of the same
         name (``"mse"`` and ``MeanSquaredError()``) are reported once.
+
+        The optimizer starts afresh: update count 0 and zeroed state, also when
+        it is the model's own ``model.optimizer``.  An optimizer object serves
+        one model: one that another live model uses raises ``ValueError``.
         """
         if not self.layers:
             raise ValueError("compile: the model has no layers; add Dense layers first")
         optimizer = optimizers.get(optimizer)
+        owner = _optimizer_owner(optimizer, self)
+        if owner is not None:
+            raise ValueError(f"optimizer: {optimizer!r} is already the optimizer of the model {owner.name!r} "
+                             f"(it holds that model's state); give each model its own optimizer object, "
+                             f"or its name")
         loss = losses.get(loss)
         if self.target_normalizer is not None and (loss.sparse or loss.probabilistic):
             raise ValueError(
@@ -225,6 +241,8 @@ class Sequential:
                     f"or one-hot targets with loss='categorical_crossentropy'")
             resolved[name] = metric
         self.optimizer, self.loss, self.metrics = optimizer, loss, list(resolved.items())
+        optimizer._owner = weakref.ref(self)
+        optimizer.iterations, optimizer._slots = 0, None  # a fresh start, even for the same object
         if self.built:
             optimizer.build(self._params)
 

@@ -49,6 +49,12 @@ class Optimizer(Configurable):
         self.learning_rate = learning_rate
         self.iterations = 0
         self._slots: list[list[np.ndarray]] | None = None
+        self._owner = None  # weak reference to the model that compiled it (Sequential.compile)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_owner", None)  # a copy belongs to no model (and weak references do not pickle)
+        return state
 
     # -- learning rate ---------------------------------------------------
     @property

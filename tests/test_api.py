@@ -445,6 +445,32 @@ def test_schedule_rates_beyond_float_range_are_inf_or_zero():
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
+def test_compile_starts_the_optimizer_afresh_and_gives_it_to_one_model():
+    X, y = blobs()
+    opt = fn.optimizers.Adam(fn.schedules.ExponentialDecay(1e-3, 0.5))
+    model = small_model()
+    model.compile(opt, "sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=2, verbose=0)
+    assert opt.iterations > 0
+    model.compile(model.optimizer, "sparse_categorical_crossentropy")  # recompile: a fresh start
+    assert opt.iterations == 0 and opt.current_learning_rate() == 1e-3
+    assert all(not st.any() for st in opt.get_state())
+    fresh = small_model()
+    fresh.compile(fn.optimizers.Adam(fn.schedules.ExponentialDecay(1e-3, 0.5)), "sparse_categorical_crossentropy")
+    h1, h2 = model.fit(X, y, verbose=0), fresh.fit(X, y, verbose=0)
+    assert h1.history["lr"] == h2.history["lr"]
+    other = fn.Sequential([fn.Dense(5, "relu", input_dim=4), fn.Dense(3, "softmax")], name="other")
+    with pytest.raises(ValueError, match="optimizer: Adam.* is already the optimizer of the model 'sequential'"):
+        other.compile(opt, "sparse_categorical_crossentropy")
+    model.compile("sgd", "sparse_categorical_crossentropy")  # the model lets it go
+    other.compile(opt, "sparse_categorical_crossentropy")
+    other.fit(X, y, verbose=0)  # different shapes: fresh state
+    assert opt.iterations == 4
+    import copy, pickle
+    assert pickle.loads(pickle.dumps(opt)).iterations == 4
+    small_model().compile(copy.deepcopy(opt), "sparse_categorical_crossentropy")  # a copy is free
+
+
 def test_a_python_function_is_a_learning_rate():
     opt = fn.optimizers.SGD(lambda step: 0.1 / (1 + step))
     model = fn.Sequential([fn.Dense(1, input_dim=2)], backend="numpy", seed=0)
