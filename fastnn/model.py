@@ -111,6 +111,7 @@ class Sequential:
         self.metrics: list[tuple[str, metrics_mod.Metric]] = []
         self.history = None
         self.stop_training = False
+        self._layers_changed = False  # add() after compile(): compile() must run again
         self._workspaces: dict[tuple[int, int], list] = {}  # (thread, rows) -> per-layer buffers
         try:
             for layer in layers or []:
@@ -125,7 +126,8 @@ class Sequential:
         """Append a layer (builds the model once the input width is known).
 
         A layer object belongs to one model: adding one that another (live)
-        model holds, or adding it twice, raises ``ValueError``."""
+        model holds, or adding it twice, raises ``ValueError``.  After
+        ``compile``, ``fit`` and ``evaluate`` need ``compile`` to run again."""
         if isinstance(layer, Normalization):
             if self.layers or self.input_normalizer is not None:
                 raise ValueError(
@@ -150,6 +152,7 @@ class Sequential:
                 f"layer has {self.layers[-1].units} units"
             )
         previous_built = self.built
+        self._layers_changed = self.loss is not None
         self.layers.append(layer)
         _LAYER_OWNERS[layer] = weakref.ref(self)
         self._workspaces.clear()
@@ -241,6 +244,7 @@ class Sequential:
                     f"or one-hot targets with loss='categorical_crossentropy'")
             resolved[name] = metric
         self.optimizer, self.loss, self.metrics = optimizer, loss, list(resolved.items())
+        self._layers_changed = False
         optimizer._owner = weakref.ref(self)
         optimizer.iterations, optimizer._slots = 0, None  # a fresh start, even for the same object
         if self.built:
@@ -248,9 +252,13 @@ class Sequential:
 
     @property
     def compiled(self) -> bool:
-        return self.loss is not None
+        """compile() ran after the last change of the layers."""
+        return self.loss is not None and not self._layers_changed
 
     def _require_compiled(self, what):
+        if self._layers_changed:
+            raise ValueError(f"{what}: layers were added after compile(); call model.compile(optimizer=..., "
+                             f"loss=...) again so the loss, metrics and optimizer fit the new layers")
         if not self.compiled:
             raise ValueError(f"{what}: the model is not compiled; call model.compile(optimizer=..., loss=...) first")
 

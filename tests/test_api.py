@@ -127,6 +127,27 @@ def test_a_layer_of_one_model_cannot_join_another():
     assert fn.Sequential([free]).layers == [free]  # a failed construction keeps no layer
 
 
+@pytest.mark.parametrize("when", ["unbuilt", "built", "fitted"])
+def test_add_after_compile_asks_for_compile_again(when, tmp_path):
+    X, y = blobs()
+    model = fn.Sequential([fn.Dense(8, "relu", input_dim=None if when == "unbuilt" else 4)])
+    model.compile("adam", "mse")
+    if when == "fitted":
+        model.fit(X, np.ones((len(X), 8)), verbose=0)
+    model.add(fn.Dense(3))  # linear: sparse categorical cross-entropy needs softmax
+    assert not model.compiled
+    calls = [lambda: model.fit(X, y, verbose=0)]
+    if model.built:
+        calls.append(lambda: model.evaluate(X, np.eye(3)[y]))
+    for call in calls:
+        with pytest.raises(ValueError, match=r"layers were added after compile\(\); call model.compile"):
+            call()
+    with pytest.raises(ValueError, match="softmax"):
+        model.compile("adam", "sparse_categorical_crossentropy")
+    model.compile("adam", "mse")
+    assert model.fit(X, np.eye(3)[y], verbose=0).history["loss"][0] > 0
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_dtype_kept_end_to_end(dtype):
     X, y = blobs()
