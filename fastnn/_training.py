@@ -193,6 +193,8 @@ class KernelLoop(_Loop):
             else:
                 Xb, yb = self.X[start:stop], self.y[start:stop]
                 wb = None if self.w is None else self.w[start:stop]
+            for cb in batch_hooks:
+                cb.on_train_batch_begin(step, {"size": m})
             lr = opt.current_learning_rate()
             batch_loss = reference.train_step(K, plan, Xb, yb, wb, lr, opt.iterations + 1)
             if not math.isfinite(batch_loss):
@@ -212,7 +214,7 @@ class KernelLoop(_Loop):
             if batch_hooks:
                 batch_logs = {"loss": batch_loss, "size": m}
                 for cb in batch_hooks:
-                    cb.on_batch_end(step, batch_logs)
+                    cb.on_train_batch_end(step, batch_logs)
                 if model.stop_training:
                     break
         if not reference.ends_finite(K, plan, Xb):

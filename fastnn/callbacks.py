@@ -1,10 +1,14 @@
 """Callbacks: hooks into ``Sequential.fit``.
 
 A callback sees ``on_train_begin``, ``on_epoch_begin(epoch)``,
-``on_epoch_end(epoch, logs)``, ``on_train_end`` and, if it overrides it,
-``on_batch_end(batch, logs)`` (per-batch hooks cost time, so ``fit`` only
-calls them for callbacks that define them).  Setting
-``self.model.stop_training = True`` ends training after the current epoch.
+``on_epoch_end(epoch, logs)``, ``on_train_end`` and, as in Keras,
+``on_train_batch_begin(batch, logs)`` / ``on_train_batch_end(batch, logs)``,
+which by default call their aliases ``on_batch_begin`` / ``on_batch_end``
+(per-batch hooks cost time, so ``fit`` calls them, on its per-batch path,
+only when a callback overrides one of the four).  ``self.params`` is fit's
+``{"epochs", "steps", "verbose", "batch_size", "samples", "first_layer"}``.
+Setting ``self.model.stop_training = True`` ends training after the current
+epoch (after the current batch, from a batch hook).
 
 ``logs`` holds the epoch's running ``loss`` and metrics, the ``val_*``
 values when there is validation data, and ``lr``.
@@ -22,20 +26,40 @@ class Callback:
     """Base class; every hook is a no-op."""
 
     model = None
+    params = None
 
     def set_model(self, model):
         self.model = model
+
+    def set_params(self, params):
+        self.params = params
 
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...
     def on_epoch_begin(self, epoch, logs=None): ...
     def on_epoch_end(self, epoch, logs=None): ...
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch, logs=None): ...
     def on_batch_end(self, batch, logs=None): ...
+
+
+BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
 
 def overrides(callback: Callback, hook: str) -> bool:
     """True if ``callback`` defines its own ``hook``."""
     return getattr(type(callback), hook) is not getattr(Callback, hook)
+
+
+def wants_batches(callback: Callback) -> bool:
+    """True if ``callback`` overrides a per-batch hook."""
+    return any(overrides(callback, hook) for hook in BATCH_HOOKS)
 
 
 class History(Callback):

@@ -279,13 +279,14 @@ class Sequential:
         batch_size : int or None
             Rows per update; ``None`` is full-batch gradient descent, ``1``
             is pure stochastic gradient descent.
-        validation_split : float in [0, 1)
+        validation_split : float in [0, 1) (a Python or NumPy number)
             Fraction of the data, taken from the end before shuffling, held
             out for ``val_*`` metrics.  Ignored if ``validation_data`` is given.
         validation_data : tuple (X_val, y_val) or (X_val, y_val, w_val)
         callbacks : list of Callback
-        verbose : {0, 1, 2}
-            0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        verbose : {0, 1, 2, True, False, "auto"}
+            0 silent, 1 a progress bar per epoch, 2 one line per epoch
+            (``False`` is 0; ``True`` and ``"auto"`` are 1, as in Keras).
         sample_weight : array-like, (n_samples,), optional
             Per-row loss weights; each batch loss is a weighted mean, and a batch
             whose weights add up to zero has loss 0 and no gradient (the optimizer
@@ -330,8 +331,7 @@ class Sequential:
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         epochs = check.check_int("epochs", epochs, 0)
         initial_epoch = check.check_int("initial_epoch", initial_epoch, 0)
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
+        verbose = _check_verbose(verbose)
         X, y, w, val = self._split_validation(X, y, w, validation_split, validation_data)
         w = check.class_weights(class_weight, y, self.loss, self.output_dim, w, dtype)
         if self.target_normalizer is not None and not self.target_normalizer.adapted:
@@ -346,8 +346,8 @@ class Sequential:
         steps = math.ceil(n / bs)
 
         history = cbks.History()
-        history.params = {"epochs": epochs, "steps": steps, "batch_size": bs, "samples": n,
-                          "first_layer": first_layer}
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": bs, "samples": n,
+                  "first_layer": first_layer}
         # History comes last (as in Keras), so it records what other callbacks add to logs.
         callback_list = list(callbacks or [])
         if verbose:
@@ -357,7 +357,8 @@ class Sequential:
             if not isinstance(cb, cbks.Callback):
                 raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
             cb.set_model(self)
-        batch_hooks = [cb for cb in callback_list if cbks.overrides(cb, "on_batch_end")]
+            cb.set_params(params)
+        batch_hooks = [cb for cb in callback_list if cbks.wants_batches(cb)]
         want_grad_norm = any(getattr(cb, "requires_grad_norm", False) for cb in callback_list)
 
         self.history = history
@@ -400,9 +401,11 @@ class Sequential:
             wv = validation_data[2] if len(validation_data) == 3 else None
             wv = check.check_sample_weight(wv, Xv.shape[0], dtype, "validation_data[2]")
             return X, y, w, (Xv, yv, wv)
-        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+        if isinstance(validation_split, (bool, np.bool_)) \
+                or not isinstance(validation_split, (int, float, np.integer, np.floating)) \
                 or not 0 <= validation_split < 1:
             raise ValueError(f"validation_split: expected a float in [0, 1), got {validation_split!r}")
+        validation_split = float(validation_split)
         if validation_split == 0:
             return X, y, w, None
         n_val = int(math.floor(X.shape[0] * validation_split))
@@ -672,6 +675,17 @@ class Sequential:
         layers = self.layers if self.input_normalizer is None else [self.input_normalizer, *self.layers]
         extra = ", target_normalization=True" if self.target_normalizer is not None else ""
         return f"Sequential({layers!r}, backend={self.backend!r}, dtype={self.dtype!r}{extra})"
+
+
+def _check_verbose(verbose):
+    """fit's ``verbose`` as 0, 1 or 2 (Keras also takes True/False and "auto", which is 1)."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    if isinstance(verbose, (int, np.integer)) and verbose in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f"verbose: expected 0, 1, 2, True, False or 'auto', got {verbose!r}")
 
 
 def _normalizer_config(norm):

@@ -393,6 +393,72 @@ def test_verbose_modes(capsys):
     assert "Epoch 1/2" in err and "Epoch 2/2" in err and "batch" in err
 
 
+def test_verbose_takes_keras_bools_and_auto(capsys):
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert model.fit(X, y, verbose=False).params["verbose"] == 0
+    assert capsys.readouterr().err == ""
+    for verbose in (True, "auto", np.int64(1)):
+        assert model.fit(X, y, verbose=verbose).params["verbose"] == 1
+        assert "Epoch 1/1" in capsys.readouterr().err
+    for bad in (3, "loud", 1.5):
+        with pytest.raises(ValueError, match=f"verbose: expected 0, 1, 2, True, False or 'auto', got {bad!r}"):
+            model.fit(X, y, verbose=bad)
+
+
+def test_validation_split_takes_numpy_numbers():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(X, y, validation_split=np.float32(0.25), verbose=0)
+    assert history.params["samples"] == 90 and "val_loss" in history.history
+    with pytest.raises(ValueError, match="validation_split: expected a float in"):
+        model.fit(X, y, validation_split=np.bool_(True), verbose=0)
+
+
+@pytest.mark.parametrize("hook", ["on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"])
+def test_every_keras_batch_hook_is_called(hook):
+    X, y = blobs()
+    calls = []
+
+    class Hook(fn.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            calls.append(("params", dict(self.params)))
+
+    setattr(Hook, hook, lambda self, batch, logs=None: calls.append((hook, batch, logs["size"])))
+    model = small_model(backend=fn.backends.available()[0])  # a backend with the compiled path
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=2, batch_size=50, callbacks=[Hook()], verbose=0)
+    params = calls.pop(0)[1]
+    assert {k: params[k] for k in ("epochs", "steps", "verbose")} == {"epochs": 2, "steps": 3, "verbose": 0}
+    assert calls == [(hook, b, size) for _ in range(2) for b, size in ((0, 50), (1, 50), (2, 20))]
+
+
+def test_train_batch_hooks_call_their_aliases_and_can_stop_training():
+    X, y = blobs()
+    seen = []
+
+    class Alias(fn.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            seen.append(("begin", batch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("end", batch))
+            super().on_train_batch_end(batch, logs)
+            if batch == 1:
+                self.model.stop_training = True
+
+        def on_batch_end(self, batch, logs=None):
+            seen.append(("alias end", batch))
+
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=3, batch_size=50, callbacks=[Alias()], verbose=0)
+    assert seen == [("begin", 0), ("end", 0), ("alias end", 0), ("begin", 1), ("end", 1), ("alias end", 1)]
+    assert model.optimizer.iterations == 2
+
+
 # ------------------------------------------------------- optimizers, schedules
 def test_optimizer_single_steps_match_their_formulas():
     g = np.array([0.5, -1.0])

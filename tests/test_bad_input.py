@@ -212,7 +212,7 @@ def test_bad_fit_arguments(model):
         model.fit(X, Y, epochs=-1, verbose=0)
     with pytest.raises(ValueError, match=r"validation_split: expected a float in \[0, 1\), got 1.5"):
         model.fit(X, Y, validation_split=1.5, verbose=0)
-    with pytest.raises(ValueError, match=r"verbose: expected 0, 1 or 2, got 3"):
+    with pytest.raises(ValueError, match=r"verbose: expected 0, 1, 2, True, False or 'auto', got 3"):
         model.fit(X, Y, verbose=3)
     with pytest.raises(ValueError, match="sample_weight: expected non-negative"):
         model.fit(X, Y, sample_weight=-np.ones(10), verbose=0)
