@@ -380,8 +380,11 @@ class Sequential:
                     if val is not None:
                         logs.update({f"val_{k}": v for k, v in self._validate(val, bs, loop).items()})
                     logs["lr"] = self.optimizer.current_learning_rate()
-                    for cb in callback_list:
-                        cb.on_epoch_end(epoch, logs)
+                    try:
+                        for cb in callback_list[:-1]:
+                            cb.on_epoch_end(epoch, logs)
+                    finally:  # the epoch ran: History records it even if a callback raised
+                        history.on_epoch_end(epoch, logs)
                     if self.stop_training:
                         break
         finally:

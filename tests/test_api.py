@@ -377,6 +377,24 @@ def test_interrupted_fit_leaves_model_and_history_usable():
     model.fit(X, y, epochs=1, verbose=0)  # and training can go on
 
 
+def test_history_records_an_epoch_whose_callback_raised():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+    class Fails(fn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["seen"] = epoch
+            if epoch == 1:
+                raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        model.fit(X, y, epochs=5, batch_size=40, callbacks=[Fails()], verbose=0)
+    assert model.history.epoch == [0, 1]
+    assert model.history.history["seen"] == [0, 1] and len(model.history.history["loss"]) == 2
+    assert model.optimizer.iterations == 2 * 3  # two epochs of 3 batches, as History says
+
+
 # ----------------------------------------------------------------- verbosity
 def test_verbose_modes(capsys):
     X, y = blobs()
