@@ -279,6 +279,15 @@ def test_the_update_count_of_a_stateless_optimizer_survives_loading(tmp_path):
     assert model.optimizer.iterations == 4 and model.optimizer.current_learning_rate() == 0.1 * 0.5 ** 4
 
 
+def test_a_metric_listed_twice_in_a_file_is_reported_once(tmp_path):
+    path = tampered(tmp_path, edit=lambda c: c["compile"]["metrics"].append(["accuracy", "accuracy"]))
+    model = fn.load_model(path)
+    assert [name for name, _ in model.metrics] == ["accuracy"]
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    assert model.evaluate(X, y)["accuracy"] == pytest.approx(np.mean(model.predict(X).argmax(axis=1) == y))
+
+
 # ------------------------------------------------------------------ the atomic writer
 posix_only = pytest.mark.skipif(os.name != "posix", reason="umask, SIGKILL and flock are POSIX")
 
