@@ -46,13 +46,6 @@ def _check_free(layer, model):
                          f"model's weights); create new layer objects for a second model")
 
 
-def _optimizer_owner(optimizer, model):
-    """The other live model that ``optimizer`` updates, if any."""
-    ref = getattr(optimizer, "_owner", None)
-    owner = None if ref is None else ref()
-    return owner if owner is not None and owner is not model and owner.optimizer is optimizer else None
-
-
 class NotBuiltError(ValueError, AttributeError):
     """The model has no weights yet (no ``input_dim`` was given and ``fit`` has not run)."""
 
@@ -209,16 +202,12 @@ class Sequential:
 
         The optimizer starts afresh: update count 0 and zeroed state, also when
         it is the model's own ``model.optimizer``.  An optimizer object serves
-        one model: one that another live model uses raises ``ValueError``.
+        the model that compiled it last: a model whose optimizer another model
+        has compiled since must be compiled again before ``fit``/``evaluate``.
         """
         if not self.layers:
             raise ValueError("compile: the model has no layers; add Dense layers first")
         optimizer = optimizers.get(optimizer)
-        owner = _optimizer_owner(optimizer, self)
-        if owner is not None:
-            raise ValueError(f"optimizer: {optimizer!r} is already the optimizer of the model {owner.name!r} "
-                             f"(it holds that model's state); give each model its own optimizer object, "
-                             f"or its name")
         loss = losses.get(loss)
         if self.target_normalizer is not None and (loss.sparse or loss.probabilistic):
             raise ValueError(
@@ -252,13 +241,22 @@ class Sequential:
 
     @property
     def compiled(self) -> bool:
-        """compile() ran after the last change of the layers."""
-        return self.loss is not None and not self._layers_changed
+        """compile() ran after the last change of the layers, and no other model
+        has compiled the optimizer since."""
+        return self.loss is not None and not self._layers_changed and self._owns_optimizer()
+
+    def _owns_optimizer(self):
+        ref = getattr(self.optimizer, "_owner", None)
+        return ref is not None and ref() is self
 
     def _require_compiled(self, what):
         if self._layers_changed:
             raise ValueError(f"{what}: layers were added after compile(); call model.compile(optimizer=..., "
                              f"loss=...) again so the loss, metrics and optimizer fit the new layers")
+        if self.loss is not None and not self._owns_optimizer():
+            raise ValueError(f"{what}: the optimizer {self.optimizer!r} was compiled into another model since "
+                             f"(its state is that model's now); call model.compile(...) again, with an "
+                             f"optimizer object of this model's own")
         if not self.compiled:
             raise ValueError(f"{what}: the model is not compiled; call model.compile(optimizer=..., loss=...) first")
 

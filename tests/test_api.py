@@ -550,7 +550,7 @@ def test_schedule_rates_beyond_float_range_are_inf_or_zero():
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
-def test_compile_starts_the_optimizer_afresh_and_gives_it_to_one_model():
+def test_compile_starts_the_optimizer_afresh_for_the_model_that_compiled_it_last():
     X, y = blobs()
     opt = fn.optimizers.Adam(fn.schedules.ExponentialDecay(1e-3, 0.5))
     model = small_model()
@@ -564,16 +564,20 @@ def test_compile_starts_the_optimizer_afresh_and_gives_it_to_one_model():
     fresh.compile(fn.optimizers.Adam(fn.schedules.ExponentialDecay(1e-3, 0.5)), "sparse_categorical_crossentropy")
     h1, h2 = model.fit(X, y, verbose=0), fresh.fit(X, y, verbose=0)
     assert h1.history["lr"] == h2.history["lr"]
-    other = fn.Sequential([fn.Dense(5, "relu", input_dim=4), fn.Dense(3, "softmax")], name="other")
-    with pytest.raises(ValueError, match="optimizer: Adam.* is already the optimizer of the model 'sequential'"):
-        other.compile(opt, "sparse_categorical_crossentropy")
-    model.compile("sgd", "sparse_categorical_crossentropy")  # the model lets it go
-    other.compile(opt, "sparse_categorical_crossentropy")
-    other.fit(X, y, verbose=0)  # different shapes: fresh state
+    other = fn.Sequential([fn.Dense(5, "relu", input_dim=4), fn.Dense(3, "softmax")])
+    other.compile(opt, "sparse_categorical_crossentropy")  # different shapes: fresh state, from step 0
+    assert opt.iterations == 0 and [st.shape for st in opt.get_state()][:2] == [(4, 5), (4, 5)]
+    other.fit(X, y, verbose=0)
     assert opt.iterations == 4
+    assert not model.compiled
+    for call in (lambda: model.fit(X, y, verbose=0), lambda: model.evaluate(X, y)):
+        with pytest.raises(ValueError, match=r"the optimizer Adam\(.*\) was compiled into another model since"):
+            call()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(X, y, verbose=0)
     import copy, pickle
     assert pickle.loads(pickle.dumps(opt)).iterations == 4
-    small_model().compile(copy.deepcopy(opt), "sparse_categorical_crossentropy")  # a copy is free
+    assert copy.deepcopy(opt).iterations == 4
 
 
 def test_a_python_function_is_a_learning_rate():
