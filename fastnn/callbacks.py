@@ -118,18 +118,31 @@ class _Monitor(Callback):
         return value > self.best + self.min_delta
 
 
+def _check_verbose(verbose):
+    if verbose not in (0, 1):  # True and False included, as in Keras
+        raise ValueError(f"verbose: expected 0 or 1, got {verbose!r}")
+    return int(verbose)
+
+
 class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for
-    ``patience`` epochs; optionally restore the weights of the best epoch."""
+    ``patience`` epochs; optionally restore the weights of the best epoch.
+    Epochs before ``start_from_epoch`` are not watched (a warm-up); ``verbose=1``
+    prints when it stops and when it restores weights, as Keras's."""
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False, baseline=None):
+                 restore_best_weights=False, baseline=None, verbose=0, start_from_epoch=0):
         super().__init__(monitor, mode, min_delta)
         if int(patience) != patience or patience < 0:
             raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
+        if isinstance(start_from_epoch, bool) or int(start_from_epoch) != start_from_epoch \
+                or start_from_epoch < 0:
+            raise ValueError(f"start_from_epoch: expected an integer >= 0, got {start_from_epoch!r}")
         self.patience = int(patience)
         self.restore_best_weights = restore_best_weights
         self.baseline = baseline
+        self.verbose = _check_verbose(verbose)
+        self.start_from_epoch = int(start_from_epoch)
         self.stopped_epoch = None
 
     def on_train_begin(self, logs=None):
@@ -142,7 +155,7 @@ class EarlyStopping(_Monitor):
 
     def on_epoch_end(self, epoch, logs=None):
         value = self._current(logs)
-        if value is None:
+        if value is None or epoch < self.start_from_epoch:
             return
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -153,9 +166,13 @@ class EarlyStopping(_Monitor):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: early stopping")
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
 
 
@@ -164,11 +181,12 @@ class ReduceLROnPlateau(_Monitor):
     for ``patience`` epochs (not below ``min_lr``; wait ``cooldown`` epochs after)."""
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, mode="auto",
-                 cooldown=0, min_lr=0.0):
+                 cooldown=0, min_lr=0.0, verbose=0):
         super().__init__(monitor, mode, min_delta)
         if not 0 < factor < 1:
             raise ValueError(f"factor: expected a value in (0, 1), got {factor}")
         self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
+        self.verbose = _check_verbose(verbose)  # 1: print each reduction, as Keras's
 
     def on_train_begin(self, logs=None):
         self._reset()
@@ -196,6 +214,8 @@ class ReduceLROnPlateau(_Monitor):
                 if new_lr < opt.learning_rate:
                     opt.learning_rate = new_lr
                     self.cooldown_counter = self.cooldown
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.")
                 self.wait = 0
 
 

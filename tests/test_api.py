@@ -324,6 +324,35 @@ def test_early_stopping_restores_best_weights():
         np.testing.assert_array_equal(w, w0)
 
 
+def test_early_stopping_starts_from_an_epoch_and_says_what_it_does(capsys):
+    """Keras's start_from_epoch (the epochs before it are not watched) and verbose=1 (a line
+    when it stops and one when it restores the best weights)."""
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer=fn.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    stop = fn.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10.0, restore_best_weights=True,
+                                      start_from_epoch=3, verbose=1)
+    history = model.fit(X, y, epochs=20, callbacks=[stop], verbose=0)
+    assert len(history.epoch) == 5 and stop.best_epoch == 3 and stop.stopped_epoch == 4
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 5: early stopping", "Restoring model weights from the end of the best epoch: 4."]
+    with pytest.raises(ValueError, match="start_from_epoch: expected an integer >= 0, got -1"):
+        fn.callbacks.EarlyStopping(start_from_epoch=-1)
+    with pytest.raises(ValueError, match="verbose: expected 0 or 1, got 2"):
+        fn.callbacks.EarlyStopping(verbose=2)
+
+
+def test_reduce_lr_on_plateau_says_when_it_reduces(capsys):
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer=fn.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    reduce = fn.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=100.0, verbose=1)
+    model.fit(X, y, epochs=3, callbacks=[reduce], verbose=0)
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.05.",
+        "Epoch 3: ReduceLROnPlateau reducing learning rate to 0.025."]
+
+
 def test_reduce_lr_on_plateau_and_terminate_on_nan():
     X, y = blobs()
     model = small_model()
