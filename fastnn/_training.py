@@ -25,7 +25,7 @@ from ._kernels import step as reference
 from ._kernels.plan import TrainingPlan
 from ._kernels.sparse import SparseInput
 from ._thread_policy import ThreadChoice
-from .callbacks import ProgressLogger
+from . import callbacks as cbks
 
 _COMPILED_METRICS = {metrics_mod.Accuracy: 1, metrics_mod.MeanSquaredError: 2, metrics_mod.MeanAbsoluteError: 3}
 
@@ -236,7 +236,7 @@ class CompiledLoop(_Loop):
             return False
         if not model._dense_stack:
             return False
-        if any(not isinstance(cb, ProgressLogger) for cb in batch_hooks):
+        if any(not isinstance(cb, cbks.ProgressLogger) for cb in batch_hooks):
             return False
         for _, metric in model.metrics:
             if type(metric) not in _COMPILED_METRICS:
@@ -309,3 +309,67 @@ class CompiledLoop(_Loop):
         if want_grad_norm:
             logs["grad_norm"] = self._grad_norm()
         return logs
+
+
+def run_epochs(model, X, y, w, val, bs, epochs, initial_epoch, shuffle, callbacks, verbose, first_layer):
+    """``fit``'s epochs ``initial_epoch .. epochs - 1`` on checked, standardized ``(X, y, w)``
+    in batches of ``bs`` rows (``val``: the validation rows, or ``None``), with the
+    callbacks' hooks around them; returns the ``History`` (also ``model.history``)."""
+    n = X.shape[0]
+    steps = math.ceil(n / bs)
+    history = cbks.History()
+    params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": bs, "samples": n,
+              "first_layer": first_layer}
+    # History comes last (as in Keras), so it records what other callbacks add to logs.
+    callback_list = list(callbacks or [])
+    if verbose:
+        callback_list.append(cbks.ProgressLogger(verbose, epochs, steps))
+    callback_list.append(history)
+    for cb in callback_list:
+        if not isinstance(cb, cbks.Callback):
+            raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
+        cb.set_model(model)
+        cb.set_params(params)
+    batch_hooks = [cb for cb in callback_list if cbks.wants_batches(cb)]
+    want_grad_norm = any(getattr(cb, "requires_grad_norm", False) for cb in callback_list)
+
+    model.history = history
+    model.stop_training = False
+    shuffle_rng = np.random.default_rng(None if model.seed is None else [model.seed, 1, initial_epoch])
+    Loop = CompiledLoop if CompiledLoop.supports(model, batch_hooks, y) else KernelLoop
+    interrupt = DeferredInterrupt()
+    loop = Loop(model, X, y, w, bs, shuffle, shuffle_rng, interrupt)
+    for cb in callback_list:
+        cb.on_train_begin()
+    try:
+        with interrupt:  # Ctrl+C stops at the next batch boundary
+            for epoch in range(initial_epoch, epochs):
+                for cb in callback_list:
+                    cb.on_epoch_begin(epoch)
+                logs = loop.run_epoch(batch_hooks, want_grad_norm)
+                if logs is None:  # diverged: weights restored to the start of the epoch
+                    break
+                if val is not None:
+                    logs.update({f"val_{k}": v for k, v in _validate(model, val, bs, loop).items()})
+                logs["lr"] = model.optimizer.current_learning_rate()
+                try:
+                    for cb in callback_list[:-1]:
+                        cb.on_epoch_end(epoch, logs)
+                finally:  # the epoch ran: History records it even if a callback raised
+                    history.on_epoch_end(epoch, logs)
+                if model.stop_training:
+                    break
+    finally:
+        for cb in callback_list:
+            cb.on_train_end()
+    return history
+
+
+def _validate(model, val, batch_size, loop):
+    """The validation pass after an epoch: Ctrl+C stops it between chunks, and the epoch,
+    which then goes unlogged, is undone so History and weights agree."""
+    try:
+        return model._evaluate(*val, batch_size=max(batch_size, 1024), interrupt=loop.interrupt)
+    except KeyboardInterrupt:
+        loop.undo_epoch()
+        raise

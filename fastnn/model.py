@@ -8,7 +8,6 @@ small temporaries.  All math goes through the backend's kernels
 """
 from __future__ import annotations
 
-import math
 import threading
 import weakref
 
@@ -19,8 +18,8 @@ from . import _validation as check
 from ._archive import save_model
 from ._kernels import step as reference
 from ._kernels.sparse import SparseInput
-from ._training import CompiledLoop, DeferredInterrupt, KernelLoop
-from . import callbacks as cbks
+from ._fit_inputs import check_verbose, split_validation
+from ._training import run_epochs
 from . import layers as layers_mod
 from . import losses, optimizers
 from . import metrics as metrics_mod
@@ -329,8 +328,8 @@ class Sequential:
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         epochs = check.check_int("epochs", epochs, 0)
         initial_epoch = check.check_int("initial_epoch", initial_epoch, 0)
-        verbose = _check_verbose(verbose)
-        X, y, w, val = self._split_validation(X, y, w, validation_split, validation_data)
+        verbose = check_verbose(verbose)
+        X, y, w, val = split_validation(self, X, y, w, validation_split, validation_data)
         w = check.class_weights(class_weight, y, self.loss, self.output_dim, w, dtype)
         if self.target_normalizer is not None and not self.target_normalizer.adapted:
             self.target_normalizer.adapt(y)  # the training rows only: validation stays unseen
@@ -339,89 +338,9 @@ class Sequential:
             val = (*self._standardize(*val[:2]), val[2])
         X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized,
                                                  self.layers[0].W.size, max(epochs - initial_epoch, 0))
-        n = X.shape[0]
-        bs = check.check_batch_size(batch_size, n)
-        steps = math.ceil(n / bs)
-
-        history = cbks.History()
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": bs, "samples": n,
-                  "first_layer": first_layer}
-        # History comes last (as in Keras), so it records what other callbacks add to logs.
-        callback_list = list(callbacks or [])
-        if verbose:
-            callback_list.append(cbks.ProgressLogger(verbose, epochs, steps))
-        callback_list.append(history)
-        for cb in callback_list:
-            if not isinstance(cb, cbks.Callback):
-                raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
-            cb.set_model(self)
-            cb.set_params(params)
-        batch_hooks = [cb for cb in callback_list if cbks.wants_batches(cb)]
-        want_grad_norm = any(getattr(cb, "requires_grad_norm", False) for cb in callback_list)
-
-        self.history = history
-        self.stop_training = False
-        shuffle_rng = np.random.default_rng(None if self.seed is None else [self.seed, 1, initial_epoch])
-        Loop = CompiledLoop if CompiledLoop.supports(self, batch_hooks, y) else KernelLoop
-        interrupt = DeferredInterrupt()
-        loop = Loop(self, X, y, w, bs, shuffle, shuffle_rng, interrupt)
-        for cb in callback_list:
-            cb.on_train_begin()
-        try:
-            with interrupt:  # Ctrl+C stops at the next batch boundary
-                for epoch in range(initial_epoch, epochs):
-                    for cb in callback_list:
-                        cb.on_epoch_begin(epoch)
-                    logs = loop.run_epoch(batch_hooks, want_grad_norm)
-                    if logs is None:  # diverged: weights restored to the start of the epoch
-                        break
-                    if val is not None:
-                        logs.update({f"val_{k}": v for k, v in self._validate(val, bs, loop).items()})
-                    logs["lr"] = self.optimizer.current_learning_rate()
-                    try:
-                        for cb in callback_list[:-1]:
-                            cb.on_epoch_end(epoch, logs)
-                    finally:  # the epoch ran: History records it even if a callback raised
-                        history.on_epoch_end(epoch, logs)
-                    if self.stop_training:
-                        break
-        finally:
-            for cb in callback_list:
-                cb.on_train_end()
-        return history
-
-    def _split_validation(self, X, y, w, validation_split, validation_data):
-        dtype = DTYPES[self.dtype]
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data: expected a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-            Xv = check.check_X(validation_data[0], self._n_inputs(), dtype, "validation_data[0]", accept_sparse=True,
-                               precise=self._keeps_X)
-            yv = check.check_y(validation_data[1], self.loss, self.output_dim, Xv.shape[0], dtype, "validation_data[1]",
-                               precise=self._keeps_y)
-            wv = validation_data[2] if len(validation_data) == 3 else None
-            wv = check.check_sample_weight(wv, Xv.shape[0], dtype, "validation_data[2]")
-            return X, y, w, (Xv, yv, wv)
-        if isinstance(validation_split, (bool, np.bool_)) \
-                or not isinstance(validation_split, (int, float, np.integer, np.floating)) \
-                or not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split: expected a float in [0, 1), got {validation_split!r}")
-        validation_split = float(validation_split)
-        if validation_split == 0:
-            return X, y, w, None
-        n_val = int(math.floor(X.shape[0] * validation_split))
-        if n_val == 0 or n_val == X.shape[0]:
-            raise ValueError(
-                f"validation_split: {validation_split} of {X.shape[0]} samples leaves "
-                f"{n_val} for validation and {X.shape[0] - n_val} for training; both need at least 1"
-            )
-        cut = X.shape[0] - n_val
-        split_w = (None, None) if w is None else (w[:cut], w[cut:])
-        for part, rows in zip(split_w, (f"the first {cut} rows (training)", f"the last {n_val} rows (validation)")):
-            if part is not None and not np.any(part > 0):
-                raise ValueError(f"sample_weight: {rows} that validation_split={validation_split} leaves "
-                                 f"have only zero weights; their weighted loss is undefined")
-        return X[:cut], y[:cut], split_w[0], (X[cut:], y[cut:], split_w[1])
+        bs = check.check_batch_size(batch_size, X.shape[0])
+        return run_epochs(self, X, y, w, val, bs, epochs, initial_epoch, shuffle, callbacks, verbose,
+                          first_layer)
 
     # ---------------------------------------------------- forward / inference
     def _n_inputs(self):
@@ -548,15 +467,6 @@ class Sequential:
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         return self._evaluate(*self._standardize(X, y), w, batch_size)
 
-    def _validate(self, val, batch_size, loop):
-        """``fit``'s validation pass after an epoch: Ctrl+C stops it between chunks, and
-        the epoch, which then goes unlogged, is undone so History and weights agree."""
-        try:
-            return self._evaluate(*val, batch_size=max(batch_size, 1024), interrupt=loop.interrupt)
-        except KeyboardInterrupt:
-            loop.undo_epoch()
-            raise
-
     def _evaluate(self, X, y, w, batch_size, interrupt=None):
         """``evaluate`` on checked and standardized arrays; ``interrupt.check()`` runs
         between chunks."""
@@ -676,17 +586,6 @@ class Sequential:
         layers = self.layers if self.input_normalizer is None else [self.input_normalizer, *self.layers]
         extra = ", target_normalization=True" if self.target_normalizer is not None else ""
         return f"Sequential({layers!r}, backend={self.backend!r}, dtype={self.dtype!r}{extra})"
-
-
-def _check_verbose(verbose):
-    """fit's ``verbose`` as 0, 1 or 2 (Keras also takes True/False and "auto", which is 1)."""
-    if isinstance(verbose, str) and verbose == "auto":
-        return 1
-    if isinstance(verbose, (bool, np.bool_)):
-        return int(verbose)
-    if isinstance(verbose, (int, np.integer)) and verbose in (0, 1, 2):
-        return int(verbose)
-    raise ValueError(f"verbose: expected 0, 1, 2, True, False or 'auto', got {verbose!r}")
 
 
 def _normalizer_config(norm):
