@@ -164,7 +164,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False,
                  momentum_form: str = "keras"):
         super().__init__(learning_rate)
-        self.momentum = _check("momentum", momentum, 0.0, 1.0, high_open=True)
+        self.momentum = _check("momentum", momentum, 0.0, 1.0)  # [0, 1], as Keras and scikit-learn
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__} {nesterov!r}")
         if nesterov and self.momentum == 0:

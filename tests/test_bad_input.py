@@ -232,7 +232,7 @@ def test_validation_weights_are_named_as_such(model):
 def test_bad_optimizer_hyperparameters():
     with pytest.raises(ValueError, match=r"learning_rate: expected a value in \(0"):
         fn.optimizers.SGD(learning_rate=-0.1)
-    with pytest.raises(ValueError, match=r"momentum: expected a value in \[0.0, 1.0\), got 1.5"):
+    with pytest.raises(ValueError, match=r"momentum: expected a value in \[0.0, 1.0\], got 1.5"):
         fn.optimizers.SGD(momentum=1.5)
     with pytest.raises(ValueError, match="nesterov: Nesterov momentum needs momentum > 0"):
         fn.optimizers.SGD(nesterov=True)

@@ -78,8 +78,9 @@ def test_parameters_are_named_as_in_scikit_learn():
     for ours, theirs in [(MLPClassifier, SkMLPClassifier), (MLPRegressor, SkMLPRegressor)]:
         our_params = set(ours().get_params())
         their_params = set(theirs().get_params())
-        # max_fun is L-BFGS only; MLPRegressor's loss="poisson" has no fastnn loss.
-        assert their_params - our_params <= {"max_fun", "loss"}
+        # MLPRegressor's loss="poisson" has no fastnn loss (max_fun is accepted, L-BFGS only).
+        assert their_params - our_params <= {"loss"}
+        ours().set_params(**{k: v for k, v in theirs().get_params().items() if k != "loss"})
         assert {"backend", "dtype", "lr_schedule"} <= our_params
         for name in their_params & our_params:
             if name in ("dtype",):
@@ -100,6 +101,27 @@ def test_init_stores_parameters_and_fit_validates_them():
         MLPClassifier(solver="lbfgs").fit(X, y)
     with pytest.raises(ValueError, match="activation"):
         MLPClassifier(activation="softmax").fit(X, y)
+
+
+@pytest.mark.parametrize("params", [{"n_iter_no_change": np.inf}, {"solver": "sgd", "momentum": 1.0},
+                                    {"max_fun": 100}, {"validation_fraction": 0.0}])
+def test_parameter_values_scikit_learn_accepts_are_accepted(params):
+    X, y = blobs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPClassifier(**small(max_iter=2, **params)).fit(X, y)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"validation_fraction": 1.5}, r"validation_fraction must be a number in \[0, 1\), got 1.5"),
+    ({"max_fun": 0}, "max_fun must be an integer >= 1, got 0"),
+    ({"momentum": 1.5}, "momentum must be a number >= 0 and <= 1, got 1.5"),
+    ({"n_iter_no_change": 0.5}, r"n_iter_no_change must be an integer >= 1 or np.inf, got 0.5"),
+])
+def test_parameter_values_scikit_learn_refuses_are_refused(params, match):
+    X, y = blobs()
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(**small(max_iter=1, **params)).fit(X, y)
 
 
 def test_set_params_and_clone():
@@ -302,6 +324,34 @@ def test_warm_start_continues_from_the_fitted_weights():
     cold = MLPClassifier(**small(max_iter=5)).fit(X, y)
     cold.fit(X, y)
     assert len(cold.loss_curve_) == 5
+
+
+@pytest.mark.parametrize("change", [{"activation": "tanh"}, {"dtype": "float64"}, {"backend": "numpy"}])
+def test_warm_start_refuses_parameters_the_fitted_model_does_not_have(change):
+    """A warm start keeps the fitted model: a changed activation, dtype or backend would be
+    silently ignored, so it is an error (as a changed hidden_layer_sizes is)."""
+    X, y = blobs()
+    compiled = [b for b in fastnn.backends.available() if b != "numpy"]
+    if "backend" in change and not compiled:
+        pytest.skip("needs a second backend")
+    first = {"backend": compiled[0]} if "backend" in change else {}
+    clf = MLPClassifier(**small(max_iter=2, warm_start=True, **first))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        name = next(iter(change))
+        with pytest.raises(ValueError, match=f"warm_start keeps the fitted model, whose {name} is"):
+            clf.set_params(**change).fit(X, y)
+
+
+def test_warm_start_needs_every_class_again():
+    X, y = blobs()
+    clf = MLPClassifier(**small(max_iter=2, warm_start=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same classes"):
+            clf.fit(X[y < 2], y[y < 2])
 
 
 # --------------------------------------------------------------- stopping rules

@@ -84,6 +84,7 @@ class _BaseMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         backend="auto",
         dtype="float32",
         lr_schedule=None,
@@ -111,6 +112,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
         self.lr_schedule = lr_schedule
@@ -152,28 +154,33 @@ class _BaseMLP(BaseEstimator):
             value = getattr(self, name)
             strict_low = name in ("learning_rate_init", "epsilon")
             ok = _is_number(value) and math.isfinite(value) and (value > low if strict_low else value >= low)
+            closed_high = name == "momentum"  # scikit-learn's momentum is in [0, 1]
             if ok and high is not None:
-                ok = value < high
+                ok = value <= high if closed_high else value < high
             if not ok:
-                bounds = f"{'>' if strict_low else '>='} {low}" + ("" if high is None else f" and < {high}")
+                bounds = f"{'>' if strict_low else '>='} {low}" + (
+                    "" if high is None else f" and {'<=' if closed_high else '<'} {high}")
                 _fail(self, name, f"a number {bounds}", value)
         if not (self.batch_size == "auto" or (_is_int(self.batch_size) and self.batch_size >= 1)):
             _fail(self, "batch_size", "'auto' or a positive integer", self.batch_size)
         if self.learning_rate not in _LEARNING_RATES:
             _fail(self, "learning_rate", f"one of {list(_LEARNING_RATES)}", self.learning_rate)
-        for name in ("max_iter", "n_iter_no_change"):
+        for name in ("max_iter", "max_fun"):
             value = getattr(self, name)
             if not (_is_int(value) and value >= 1):
                 _fail(self, name, "an integer >= 1", value)
+        value = self.n_iter_no_change  # np.inf turns the tol-based stop off, as in scikit-learn
+        if not ((_is_int(value) and value >= 1) or (_is_number(value) and value == math.inf)):
+            _fail(self, "n_iter_no_change", "an integer >= 1 or np.inf", value)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 _fail(self, name, "True or False", getattr(self, name))
         if not (isinstance(self.verbose, (bool, np.bool_)) or (_is_int(self.verbose) and self.verbose >= 0)):
             _fail(self, "verbose", "a bool or an integer >= 0", self.verbose)
-        if self.early_stopping:
-            frac = self.validation_fraction
-            if not (_is_number(frac) and 0 < frac < 1):
-                _fail(self, "validation_fraction", "a number in (0, 1)", frac)
+        frac = self.validation_fraction  # checked whether used or not, as scikit-learn does
+        if not (_is_number(frac) and (0 < frac < 1 if self.early_stopping else 0 <= frac < 1)):
+            _fail(self, "validation_fraction", "a number in (0, 1)" if self.early_stopping else "a number in [0, 1)",
+                  frac)
         try:
             dtype = np.dtype(self.dtype).name
         except TypeError:
@@ -271,6 +278,7 @@ class _BaseMLP(BaseEstimator):
             if units != self._hidden:
                 raise ValueError(f"{type(self).__name__}: warm_start needs the same hidden_layer_sizes as "
                                  f"the fitted model {units}, got {self.hidden_layer_sizes!r}")
+            self._check_warm_model()
             self.model_.compile(optimizer=self._make_optimizer(), loss=self.model_.loss)
         self.n_iter_ = 0
         if not incremental:
@@ -294,6 +302,22 @@ class _BaseMLP(BaseEstimator):
                 X, y_enc, w = X[keep], y_enc[keep], w[keep]
         self._train(X, y_enc, w, validation, incremental)
         return self
+
+    def _check_warm_model(self):
+        """A warm start keeps the fitted model: its hidden activation, dtype and backend
+        must still be the parameters' (they would otherwise be silently ignored)."""
+        fitted, wanted = {}, {}
+        if len(self.model_.layers) > 1:
+            fitted["activation"] = self.model_.layers[0].activation.name
+            wanted["activation"] = activations.get(self.activation).name
+        fitted["dtype"], wanted["dtype"] = self.model_.dtype, np.dtype(self._np_dtype).name
+        if self.backend != "auto":
+            fitted["backend"], wanted["backend"] = self.model_.backend, self.backend
+        for name in fitted:
+            if fitted[name] != wanted[name]:
+                raise ValueError(f"{type(self).__name__}: warm_start keeps the fitted model, whose {name} is "
+                                 f"{fitted[name]!r}, got {name}={getattr(self, name)!r}; fit with "
+                                 f"warm_start=False to start a new model")
 
     def _initialize(self, n_features, rng):
         n_outputs, out_activation, loss = self._output_spec()

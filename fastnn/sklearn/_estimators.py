@@ -59,7 +59,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float
         Adam's parameters (``epsilon`` also for RMSprop and Adagrad).
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or np.inf, default=10
+    max_fun : int, default=15000
+        Accepted and checked for scikit-learn compatibility; it bounds L-BFGS's
+        function calls, and fastnn has no L-BFGS solver, so it has no effect.
     backend : str, default="auto"
         fastnn kernel backend (``fastnn.backends.available()``).
     dtype : {"float32", "float64"}, default="float32"
@@ -148,10 +151,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 if y.ndim != 1:
                     raise ValueError("y: expected 1-D class labels, as in the first fit")
                 new = np.setdiff1d(unique_labels(y), self.classes_)
-                if len(new):
-                    if incremental:
-                        raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                         f"{self.classes_}. 'y' has {unique_labels(y)}.")
+                if incremental and len(new):
+                    raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                     f"{self.classes_}. 'y' has {unique_labels(y)}.")
+                # a warm start (not partial_fit) needs all of them, as in scikit-learn
+                if not incremental and not np.array_equal(unique_labels(y), self.classes_):
                     raise ValueError("warm_start can only be used where `y` has the same classes as in the "
                                      f"previous call to fit. Previously got {self.classes_}, `y` has "
                                      f"{unique_labels(y)}")
@@ -279,6 +283,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         backend="auto",
         dtype="float32",
         lr_schedule=None,
@@ -291,7 +296,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
-            beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, backend=backend,
+            beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend,
             dtype=dtype, lr_schedule=lr_schedule, first_layer=first_layer,
         )
         self.target_scaling = target_scaling
