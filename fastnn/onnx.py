@@ -126,12 +126,14 @@ def _skl_classifier(scope, operator, container):
 def _skl_regressor(scope, operator, container):
     est = operator.raw_operator
     g, y, in_proto = _network(scope, operator, container)
-    if est.target_mean_ is not None:  # target_scaling: back to original units
-        y = g.node("Add", [g.node("Mul", [y, g.const(est.target_scale_, "target_scale")]),
-                           g.const(est.target_mean_, "target_mean")])
     onnx = _require("onnx")
     if in_proto != onnx.helper.np_dtype_to_tensor_dtype(g.dtype):
         y = g.node("Cast", [y], "cast_output", to=in_proto)
+    if est.target_mean_ is not None:  # target_scaling: back to original units in the output's dtype
+        # (predict does it in float64: a float32 target mean far from zero would lose its digits)
+        out = onnx.helper.tensor_dtype_to_np_dtype(in_proto)
+        y = g.node("Add", [g.node("Mul", [y, g.const(est.target_scale_, "target_scale", out)]),
+                           g.const(est.target_mean_, "target_mean", out)])
     container.add_node("Identity", [y], [operator.outputs[0].full_name],
                        name=scope.get_unique_operator_name("Identity"))
 

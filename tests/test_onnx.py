@@ -241,6 +241,18 @@ def test_skl2onnx_regressor_in_a_pipeline(n_targets, data):
     np.testing.assert_allclose(out, reg.predict(X).reshape(len(X), -1), rtol=1e-10, atol=1e-8)
 
 
+def test_skl2onnx_float32_regressor_unscales_targets_far_from_zero_in_the_output_dtype(data):
+    """A float32 model's outputs go back to original units in the graph's output dtype
+    (double for double input), as predict does in float64: a target mean of 1.7e9 in
+    float32 (spacing 128) made every output of the graph the same number."""
+    X, _ = data
+    y = 1.7e9 + 3 * X[:, 0]
+    reg = fn.MLPRegressor((8,), max_iter=30, random_state=0, backend="numpy", target_scaling=True).fit(X, y)
+    (out,) = _run(skl2onnx.to_onnx(reg, X[:1].astype(np.float64)), X.astype(np.float64))
+    np.testing.assert_allclose(out.ravel(), reg.predict(X), rtol=1e-6, atol=1e-3)
+    assert np.std(out) > 1.0
+
+
 def test_skl2onnx_multilabel_is_refused(data):
     X, _ = data
     Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 5]).astype(int)
