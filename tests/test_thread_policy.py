@@ -409,3 +409,37 @@ def test_numba_predict_takes_the_same_counted_hold_as_fit(monkeypatch):
     rows = int(_predict.MIN_PARALLEL_FLOPS // (2 * (300 * 64 + 64 * 10))) + 64
     model.predict(np.random.default_rng(0).random((rows, 300)))  # large enough for the parallel path
     assert holds, "numba's predict_rows did not take the counted hold"
+
+
+@pytest.mark.skipif("cython" not in fn.backends.available(), reason="the Cython backend is not built")
+@pytest.mark.parametrize("first", ["cython", "python"])
+def test_cython_and_python_holds_are_one_counted_hold(first):
+    """A Cython predict's hold (predict_rows, train_batches) and a Numba predict's or a
+    fit's (blas_threads.one_thread) overlapping in two threads, whichever ends first,
+    keep BLAS on one thread while either runs and give its threads back after both."""
+    from threadpoolctl import threadpool_limits
+
+    from fastnn._kernels import blas_threads
+    from fastnn._kernels.cython import _dense
+
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_threads()
+        python_hold = blas_threads.one_thread()
+        if first == "cython":
+            if not _dense.hold_blas_single():
+                pytest.skip("the Cython backend cannot hold this BLAS")
+            python_hold.__enter__()  # starts while the Cython hold is on
+            _dense.release_blas_single()  # and outlives it
+            assert set(_blas_threads()) == {1}
+            python_hold.__exit__(None, None, None)
+        else:
+            python_hold.__enter__()
+            if not _dense.hold_blas_single():
+                python_hold.__exit__(None, None, None)
+                pytest.skip("the Cython backend cannot hold this BLAS")
+            python_hold.__exit__(None, None, None)
+            assert set(_blas_threads()) == {1}  # the Cython hold still on
+            _dense.release_blas_single()
+        assert _blas_threads() == before
+    with pytest.raises(RuntimeError, match="no hold"):
+        _dense.release_blas_single()

@@ -32,7 +32,9 @@ Importing this package raises ImportError when the extensions are not built
 (setup.py goes on without them where there is no C compiler).  Beyond the
 contract, in the private modules: ``_dense.dense_forward_threads`` (the
 batch rows split across OpenMP threads while BLAS runs on one thread),
-``_dense.blas_single_threaded()``, ``_blas.openmp_enabled()`` (whether this
+``_dense.blas_single_threaded()``, ``_dense.hold_blas_single()`` and
+``release_blas_single()`` (the process's one counted hold of BLAS at one
+thread, which ``blas_threads.one_thread`` takes), ``_blas.openmp_enabled()`` (whether this
 build has OpenMP) and ``_training``'s ``thread_statistics()`` and
 ``phase_statistics()``.
 """

@@ -167,9 +167,11 @@ cdef bint _blas_single_threaded() noexcept nogil:
     return True
 
 
-# Holders of the one-thread limit (train_batches calls, which take and release it
-# with the GIL held): the first saves and lowers the thread counts, the last
-# restores them, so overlapping calls from several Python threads stay limited.
+# Holders of the one-thread limit (train_batches and predict_rows calls, and
+# ``blas_threads.one_thread`` through ``hold_blas_single``: every hold in the
+# process, all taken and released with the GIL held): the first saves and lowers
+# the thread counts, the last restores them, so overlapping calls from several
+# Python threads stay limited and the counts come back when the last one ends.
 cdef int _single_holders = 0
 cdef int _saved_threads[MAX_BLAS_LIBS]
 
@@ -182,11 +184,12 @@ cdef bint blas_acquire_single() except -1:
     """
     global _single_holders
     cdef int i
+    if _n_blas_getters < 0:  # Python code: another thread may run meanwhile
+        _load_blas_thread_getters()
+    # from here on no Python code runs, so no other thread can take or release a hold
     if _single_holders > 0:
         _single_holders += 1
         return True
-    if _n_blas_getters < 0:
-        _load_blas_thread_getters()
     if _n_blas_getters <= 0:
         return False
     if not _blas_single_threaded() and not _have_blas_setters:
@@ -210,6 +213,19 @@ cdef void blas_release_single() noexcept:
     for i in range(_n_blas_getters):
         if _saved_threads[i] > 1:
             _blas_setters[i](_saved_threads[i])
+
+
+def hold_blas_single():
+    """``blas_acquire_single`` for Python (``blas_threads.one_thread``): True if BLAS is
+    now held at one thread until ``release_blas_single``, False if it cannot be."""
+    return blas_acquire_single()
+
+
+def release_blas_single():
+    """Undo one ``hold_blas_single`` that returned True."""
+    if _single_holders <= 0:
+        raise RuntimeError("release_blas_single: no hold to release")
+    blas_release_single()
 
 
 def blas_single_threaded():
