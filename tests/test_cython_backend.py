@@ -993,10 +993,20 @@ def test_a_busy_stretch_stays_with_its_plan():
     finally:
         _training._set_min_parallel_flops(old)
         _training._set_run_queue_answer(queue)
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
     with pytest.raises(ValueError, match=r"thread_state has shape \(3,\), expected \(2,\)"):
         bad = plan_from_arrays(_copy_args(args))
         bad.thread_state = np.zeros(3)
-        cy.train_batches(bad, 0, 1, args["lrs"], 0)
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            cy.train_batches(bad, 0, 1, args["lrs"], 0)
+    # the bad plan is refused before BLAS is held at one thread: no hold is left behind
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
+    assert _dense.hold_blas_single()
+    try:
+        assert {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"} == {1}
+    finally:
+        _dense.release_blas_single()
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
 
 
 def test_busy_cores_keep_a_fit_on_one_thread_until_the_run_queue_frees_them():

@@ -1434,6 +1434,10 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         else:
             flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
             largest = max(largest, <double> rows * job.layers[l].n_in * job.layers[l].n_out)
+    # the fallback's deadline and stretch, carried from call to call in the plan (checked
+    # before BLAS is held: an error after that would leave the hold, and BLAS on one thread)
+    cdef cnp.ndarray thread_state = _array("thread_state", plan.thread_state, cnp.NPY_DOUBLE, 1, True, "")
+    _expect("thread_state", thread_state, (2,))
     job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // _min_rows_per_thread(typenum),
                               <Py_ssize_t> MAX_THREADS)
     if flops < MIN_PARALLEL_FLOPS:
@@ -1447,9 +1451,6 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         # to pay for themselves (an OpenMP limit of one thread leaves BLAS alone).
         limited = blas_acquire_single()
     job.blas_one = limited
-    # the fallback's deadline and stretch, carried from call to call in the plan
-    cdef cnp.ndarray thread_state = _array("thread_state", plan.thread_state, cnp.NPY_DOUBLE, 1, True, "")
-    _expect("thread_state", thread_state, (2,))
     cdef double *fallback = <double *> _data(thread_state)
     job.serial_until = fallback[0] if job.n_threads > 1 else 0.0
     job.stretch = fallback[1] if fallback[1] > 0 else STRETCH_MIN
