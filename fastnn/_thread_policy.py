@@ -29,7 +29,8 @@ For the Numba loop "the threads" are its own batch split across threads
 where the batches are large enough (and BLAS's threads below that);
 ``CompiledLoop`` passes the setting as ``TrainingPlan.threads``.  The Cython
 loop has its own policy inside its parallel region (it measures its threads'
-waits at barriers) and does not use this one.
+waits at barriers and its time per batch against one thread's) and does not
+use this one.
 """
 from __future__ import annotations
 

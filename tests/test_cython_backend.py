@@ -983,7 +983,7 @@ def test_a_busy_stretch_stays_with_its_plan():
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             busy = plan_from_arrays(_copy_args(args))
-            busy.thread_state[:] = (1e300, 0.05)  # a stretch on one thread that never ends
+            busy.thread_state[:2] = (1e300, 0.05)  # a stretch on one thread that never ends
             _training.thread_statistics(reset=True)
             cy.train_batches(busy, 0, args["n_batches"], args["lrs"], 0)
             assert _training.thread_statistics(reset=True)["fallback_batches"] == args["n_batches"]
@@ -994,7 +994,7 @@ def test_a_busy_stretch_stays_with_its_plan():
         _training._set_min_parallel_flops(old)
         _training._set_run_queue_answer(queue)
     before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
-    with pytest.raises(ValueError, match=r"thread_state has shape \(3,\), expected \(2,\)"):
+    with pytest.raises(ValueError, match=r"thread_state has shape \(3,\), expected \(5,\)"):
         bad = plan_from_arrays(_copy_args(args))
         bad.thread_state = np.zeros(3)
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
@@ -1007,6 +1007,72 @@ def test_a_busy_stretch_stays_with_its_plan():
     finally:
         _dense.release_blas_single()
     assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
+
+
+def test_cores_that_slow_down_alike_send_the_batches_to_one_thread():
+    """No thread waits for the other when every core slows down alike (another process on
+    each core's other hyperthread, virtual CPUs sharing a core): the step times on the
+    threads show it.  Two spans in a row well above the fastest send the batches to one
+    thread for a stretch; the threads come back only if they beat that stretch's time per
+    batch, and otherwise the next stretch is twice as long."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    args = _train_args("float64", K.OPT_ADAM, widths=(40, 33, 17, 3), n=16 * 600, batch_size=16)
+    n = args["n_batches"]
+    old_flops = _training._set_min_parallel_flops(0.0)
+    old_rows = _training._set_min_rows_per_thread(8)
+    queue = _training._set_run_queue_answer(False)
+    # from batch 100 on, each thread spins 2 ms a batch on the threads (one thread does
+    # not), judged a window of 8 batches at a time; slow is 3 times the fastest window
+    # (so that the noise of windows of a few microseconds does not count); the waits at
+    # barriers, which a busy machine can make long, never count here
+    old = _training._set_parallel_slowdown(0.002, 100, span=0.0, slower=3.0, wait_share=2.0)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            slowed = plan_from_arrays(_copy_args(args))
+            _training.thread_statistics(reset=True)
+            assert cy.train_batches(slowed, 0, n, args["lrs"], 0).batches == n
+            stats = _training.thread_statistics(reset=True)
+            assert stats["fallbacks"] == stats["slowdowns"] == 1
+            assert 100 < stats["parallel_batches"] <= 100 + 3 * 8  # caught within three windows
+            assert stats["fallback_batches"] == n - stats["parallel_batches"]
+            best, serial = slowed.thread_state[2:4]
+            assert 0 < best < 0.002 and 0 < serial < 0.002
+            # the stretch is over and the cores are still slow: the threads' first judged
+            # window loses to the stretch's time per batch, and the next stretch is longer
+            slowed.thread_state[0] = 1e-9
+            _training._set_parallel_slowdown(0.002, 0)
+            assert cy.train_batches(slowed, 0, n, args["lrs"], 0).batches == n
+            stats = _training.thread_statistics(reset=True)
+            assert stats["parallel_batches"] == 2 * 8 and stats["fallbacks"] == stats["slowdowns"] == 1
+            assert slowed.thread_state[1] == 0.1
+            # a stretch that ran slower than the threads now do: the threads stay, and
+            # their time per batch is the reference from then on (no later span counts
+            # as slow here; three windows, the first not judged)
+            _training._set_parallel_slowdown(0.0, 0, slower=1e9)
+            slowed.thread_state[:] = (1e-9, 0.05, 1e-9, 1.0, 1.0)
+            assert cy.train_batches(slowed, 0, 24, args["lrs"], 0).batches == 24
+            stats = _training.thread_statistics(reset=True)
+            assert stats["parallel_batches"] == 24 and stats["slowdowns"] == 0
+            assert slowed.thread_state[2] > 1e-9 and slowed.thread_state[3] == 0.0
+        # a fit that begins on slowed cores: no faster span to compare with, but after
+        # PROBE_AFTER seconds on the threads a short stretch on one thread shows it
+        _training._set_parallel_slowdown(0.002, 0, span=0.0, slower=1e9, probe_after=0.02)
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            begun_slow = plan_from_arrays(_copy_args(args))
+            assert cy.train_batches(begun_slow, 0, n, args["lrs"], 0).batches == n
+            stats = _training.thread_statistics(reset=True)
+            assert stats["slowdowns"] == 1  # the probe: its stretch runs the call's other batches
+            assert 8 < stats["parallel_batches"] <= 4 * 8
+            assert begun_slow.thread_state[3] > 0  # for the threads to beat when they come back
+            assert begun_slow.thread_state[1] == 0.05  # a probe leaves the fallback's stretch as it was
+            assert begun_slow.thread_state[4] >= 0.02
+    finally:
+        _training._set_parallel_slowdown(*old)
+        _training._set_min_parallel_flops(old_flops)
+        _training._set_min_rows_per_thread(old_rows)
+        _training._set_run_queue_answer(queue)
 
 
 def test_busy_cores_keep_a_fit_on_one_thread_until_the_run_queue_frees_them():
@@ -1028,12 +1094,12 @@ def test_busy_cores_keep_a_fit_on_one_thread_until_the_run_queue_frees_them():
             assert _training.thread_statistics(reset=True)["fallback_batches"] == n
             assert fresh.thread_state[0] > 0 and fresh.thread_state[1] == 0.05  # a first stretch
             ended = plan_from_arrays(_copy_args(args))
-            ended.thread_state[:] = (1e-9, 0.05)  # a stretch that is over
+            ended.thread_state[:2] = (1e-9, 0.05)  # a stretch that is over
             cy.train_batches(ended, 0, n, args["lrs"], 0)
             assert _training.thread_statistics(reset=True)["fallback_batches"] == n
             assert ended.thread_state[1] == 0.1  # the next stretch, twice as long
             _training._set_run_queue_answer(False)
-            ended.thread_state[:] = (1e-9, 0.1)
+            ended.thread_state[:2] = (1e-9, 0.1)
             cy.train_batches(ended, 0, n, args["lrs"], 0)
             assert _training.thread_statistics(reset=True)["parallel_batches"] == n
             assert ended.thread_state[0] == 0.0

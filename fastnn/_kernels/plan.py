@@ -128,9 +128,11 @@ class TrainingPlan:
     # the Cython loop keeps its own policy, thread_state)
     threads: int = 0
     # a compiled loop's own thread policy, kept for the plan's lifetime (one fit) and
-    # never beyond it: float64 (2,), the Cython loop's busy-machine fallback
-    # (deadline of its one-thread stretch, that stretch's length; zeros: none yet)
-    thread_state: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    # never beyond it: float64 (5,), the Cython loop's busy-machine fallback
+    # (deadline of its one-thread stretch, that stretch's length, the fastest seconds
+    # per batch on the threads, the last stretch's seconds per batch not yet compared
+    # with the threads, seconds run on the threads; zeros: none yet)
+    thread_state: np.ndarray = field(default_factory=lambda: np.zeros(5))
     # a backend's loop compiled for this plan's model, by backend name (Numba: the
     # entry point of its specialization, see numba/_training.py)
     compiled: dict = field(default_factory=dict)

@@ -57,7 +57,13 @@ Design notes
   call goes on with one thread for a stretch of time that doubles while
   the contention lasts (``_run``), and tries the threads again after it if
   the run queue shows free cores for them (``docs/performance.md``, "Threads
-  and busy machines").
+  and busy machines").  Cores that slow down alike (other work on each core's
+  other hyperthread, virtual CPUs that share a core for a while) show in no
+  wait: thread 0 also times spans of batches on the threads, goes to one
+  thread for a stretch when two spans in a row run well above the fastest,
+  probes one thread briefly once per fit, and returns to the threads only
+  where they beat the time per batch that one thread just measured
+  (``_slower_than_one``).
 * Gradients and updates do not depend on the thread count beyond BLAS's
   blocking of different row counts: bias gradients keep their one-thread
   order.  The reported loss and metrics are per-thread sums added in thread
@@ -250,6 +256,24 @@ cdef double PARALLEL_ENDED = -1e300
 cdef double SPIN_SECONDS = 0.05
 cdef double STRETCH_MIN = 0.05  # seconds on one thread after contention, doubling while it lasts
 cdef double STRETCH_MAX = 3.2
+# Step times on the threads (see _slower_than_one): a span of at least SPAN_SECONDS (and
+# WINDOW batches) is judged at once; two spans in a row SLOWER times the fastest span of
+# the fit so far send the batches to one thread for a stretch, whose time per batch the
+# first span on the threads after it must then beat.
+cdef double SLOWER = 1.3
+cdef double SPAN_SECONDS = 0.02
+# A fit that starts on cores already slowed down has no faster span to compare with:
+# once its batches have run PROBE_AFTER seconds on the threads, PROBE_SECONDS of them
+# run on one thread, and the next span on the threads must beat them.
+cdef double PROBE_AFTER = 0.2
+cdef double PROBE_SECONDS = 0.02
+# The share of a window that a thread must wait at barriers for the window to count as
+# contended (tests set it above 1 to judge the step times alone).
+cdef double WAIT_SHARE = 0.5
+# Tests: seconds each thread spins per batch on the threads from the call's batch
+# SLOWDOWN_FROM on (0: none), a machine whose cores all slow down alike.
+cdef double PARALLEL_SLOWDOWN = 0.0
+cdef Py_ssize_t SLOWDOWN_FROM = 0
 
 
 ctypedef struct Layer:
@@ -314,8 +338,14 @@ ctypedef struct Job:
     double wait[MAX_THREADS]  # seconds each thread spent in barriers this window
     double serial_until   # wtime() before which batches run on one thread (contention)
     double stretch        # seconds of the next such stretch
+    double parallel_best  # the fastest seconds per batch of a span on the threads (0: none yet)
+    double serial_spb     # seconds per batch of the last stretch on one thread, not yet judged
+    int slow_spans        # spans in a row SLOWER than parallel_best
+    bint lost_to_one      # the first span after a stretch was slower than the stretch
+    double parallel_seconds  # seconds of judged spans on the threads in this fit
+    bint probe            # a one-thread probe (PROBE_SECONDS), not a fallback, is due
     bint fresh            # a fit's first call: no stretch or thread run yet
-    Py_ssize_t parallel_batches, serial_batches, fallbacks  # for thread_statistics()
+    Py_ssize_t parallel_batches, serial_batches, fallbacks, slowdowns  # for thread_statistics()
     # each thread's sums over its rows of a batch, one cache line per thread:
     # [loss total, correct, squared error, absolute error, weight sum, -, -, -]
     double part[MAX_THREADS][8]
@@ -709,8 +739,10 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     On a busy machine a thread that loses its core stalls every barrier, so
     thread 0 checks every WINDOW batches how long the threads waited; past
     half the time it sets ``contended`` and the threads stop, for ``_run`` to
-    go on with one thread.  The first window of a parallel region is not
-    judged: it holds the threads' wake-up, which on small batches alone
+    go on with one thread.  It also sets it when the threads' batches slow
+    down alike (``_slower_than_one``: cores shared with other work, without a
+    thread waiting for the other).  The first window of a parallel region is
+    not judged: it holds the threads' wake-up, which on small batches alone
     exceeds half the window.
     """
     cdef Py_ssize_t L = job.n_layers, B = job.batch_size, n = job.n, k = job.k
@@ -735,6 +767,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     cdef Py_ssize_t y_bytes = 8 if job.sparse else k * sizeof(floating)
     cdef Py_ssize_t align = 64 // sizeof(floating)  # parameter blocks on cache lines
     cdef double window_start = wtime() if nt > 1 else 0.0
+    cdef double span_start = window_start
+    cdef Py_ssize_t span_batches = 0
     cdef double waited, elapsed
     cdef double t0 = wtime()
     cdef int t
@@ -794,6 +828,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 csc_place_ptr(lo, hi, job.x_indptr, job.x_indices, <const floating *> job.x_data,
                               idx, job.csc_cursor + tid * n0, job.csc_rows,
                               <floating *> job.csc_data)
+        if PARALLEL_SLOWDOWN > 0 and nt > 1 and j >= SLOWDOWN_FROM:
+            _spin(PARALLEL_SLOWDOWN)
         _lap(job, tid, PH_GATHER, &t0)
         if hi > lo:
             if job.csr:
@@ -961,8 +997,17 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                     waited = max(waited, job.wait[t])
                     job.wait[t] = 0.0
                 # the first window of a parallel region holds the threads' wake-up
-                job.contended = (waited > 0.5 * elapsed
-                                 and j + 1 - job.done_at_start > WINDOW)
+                if j + 1 - job.done_at_start > WINDOW:
+                    job.contended = waited > WAIT_SHARE * elapsed
+                    span_batches += WINDOW
+                    if not job.contended and wtime() - span_start >= SPAN_SECONDS:
+                        job.contended = _slower_than_one(job, (wtime() - span_start) / span_batches,
+                                                         span_batches)
+                        job.slowdowns += job.contended
+                        span_start = wtime()
+                        span_batches = 0
+                else:
+                    span_start = wtime()
                 window_start = wtime()
         _sync(job, tid, nt)  # W is updated before the next forward pass
         _lap(job, tid, PH_WAIT, &t0)
@@ -1029,6 +1074,50 @@ cdef bint _cores_taken(int threads, int own) noexcept nogil:
     return cores_taken(threads, own)
 
 
+cdef void _spin(double seconds) noexcept nogil:
+    """Busy for ``seconds`` (the tests' PARALLEL_SLOWDOWN)."""
+    cdef double until = wtime() + seconds
+    while wtime() < until:
+        pass
+
+
+cdef bint _slower_than_one(Job *job, double spb, Py_ssize_t span_batches) noexcept nogil:
+    """Thread 0, at the end of a span on the threads that took ``spb`` seconds a batch:
+    whether the batches should go on with one thread.  Yes when the span is the first
+    since a stretch on one thread and that stretch ran its batches at least as fast
+    (then the threads' speed today is the reference for later spans); yes at the second
+    span in a row ``SLOWER`` times the fastest so far, which makes a stretch on one
+    thread that measures what one thread does now; and yes once a fit has run
+    ``PROBE_AFTER`` seconds on the threads (``probe``: a short stretch, ``PROBE_SECONDS``),
+    for a fit that began on slowed cores.  The threads' waits at barriers do
+    not show cores that slow down alike: another process on the other hyperthread of
+    each core, or a virtual machine whose virtual CPUs share a core for a while."""
+    cdef double serial = job.serial_spb
+    if serial > 0:
+        job.serial_spb = 0.0
+        job.slow_spans = 0
+        if spb >= serial:
+            job.lost_to_one = True  # the next stretch is twice as long
+            return True
+        job.parallel_best = spb
+        return False
+    if job.parallel_seconds < PROBE_AFTER <= job.parallel_seconds + spb * span_batches:
+        job.parallel_seconds += spb * span_batches
+        job.probe = True
+        return True
+    job.parallel_seconds += spb * span_batches
+    if job.parallel_best <= 0 or spb < job.parallel_best:
+        job.parallel_best = spb
+    if spb > SLOWER * job.parallel_best:
+        job.slow_spans += 1
+        if job.slow_spans >= 2:
+            job.slow_spans = 0
+            return True
+    else:
+        job.slow_spans = 0
+    return False
+
+
 cdef void _run(Job *job, const floating *X) noexcept nogil:
     """All job.n_batches batches on job.n_threads threads.  When the worker reports
     contention, the next ``job.stretch`` seconds run on one thread (the stretch
@@ -1042,6 +1131,7 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
     cdef int nt = job.n_threads
     cdef int t
     cdef Py_ssize_t before
+    cdef double started
     job.done = 0
     while job.done < job.n_batches and job.error == OK and not job.stop:
         job.done_at_start = before = job.done
@@ -1051,8 +1141,11 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
             _worker(job, X, 0, 1)
             continue
         if wtime() < job.serial_until:
+            started = wtime()
             _worker(job, X, 0, 1)  # stops at the deadline
             job.serial_batches += job.done - before
+            if job.done - before >= 2:  # for the threads to beat (_slower_than_one)
+                job.serial_spb = (wtime() - started) / (job.done - before)
             continue
         # A stretch on one thread is over, or a fit starts: this process runs one
         # thread now, this one (all nt while the pool still spins after a region
@@ -1076,17 +1169,22 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
             job.stretch = STRETCH_MIN
             continue
         job.fallbacks += 1
-        if job.done == before + 2 * WINDOW:
+        if job.probe:  # what one thread does now, briefly; the stretch stays as it was
+            job.probe = False
+            job.serial_until = wtime() + PROBE_SECONDS
+            continue
+        if job.done == before + 2 * WINDOW or job.lost_to_one:
             job.stretch = min(job.stretch * 2, STRETCH_MAX)  # contended again right away
         else:
             job.stretch = STRETCH_MIN
+        job.lost_to_one = False
         job.serial_until = wtime() + job.stretch
 
 
 # Counts for thread_statistics() and phase_statistics() (read and written with the
 # GIL held).  The contention fallback's own state lives in the plan (thread_state),
 # so one fit's busy stretch never reaches the next fit.
-cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0
+cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0, _slowdowns = 0
 cdef double _phases[N_PHASES]
 
 
@@ -1134,6 +1232,29 @@ def _set_min_parallel_flops(double value):
     return old
 
 
+def _set_parallel_slowdown(double seconds, Py_ssize_t from_batch=0, span=None, slower=None,
+                           probe_after=None, wait_share=None):
+    """Tests: from the call's batch ``from_batch`` on, each thread spins ``seconds`` per
+    batch on the threads (0: never), as if every core slowed down alike; ``span`` and
+    ``slower``: the seconds of a judged span of step times and the factor over the
+    fastest span that counts as slow; ``probe_after``: the seconds on the threads after
+    which a fit probes one thread; ``wait_share``: the share of a window spent waiting
+    at barriers that counts as contention, above 1 never (None: unchanged).  Returns the
+    previous ``(seconds, from_batch, span, slower, probe_after, wait_share)``."""
+    global PARALLEL_SLOWDOWN, SLOWDOWN_FROM, SPAN_SECONDS, SLOWER, PROBE_AFTER, WAIT_SHARE
+    old = (PARALLEL_SLOWDOWN, SLOWDOWN_FROM, SPAN_SECONDS, SLOWER, PROBE_AFTER, WAIT_SHARE)
+    PARALLEL_SLOWDOWN, SLOWDOWN_FROM = seconds, from_batch
+    if span is not None:
+        SPAN_SECONDS = span
+    if slower is not None:
+        SLOWER = slower
+    if probe_after is not None:
+        PROBE_AFTER = probe_after
+    if wait_share is not None:
+        WAIT_SHARE = wait_share
+    return old
+
+
 cdef Py_ssize_t CSC_CAP_LIMIT = -1  # tests: the transpose's workspace at most this (-1: none)
 
 
@@ -1151,12 +1272,14 @@ def thread_statistics(reset=False):
     """How train_batches used threads since import (or the last reset): a dict with
     ``parallel_batches`` (split across threads), ``fallback_batches`` (on one thread
     because the threads were found waiting for each other on a busy machine) and
-    ``fallbacks`` (how often that was found)."""
-    global _parallel_batches, _serial_batches, _fallbacks
+    ``fallbacks`` (how often that was found), and ``slowdowns``, how many of those
+    fallbacks the threads' step times made rather than their waits (cores that slowed
+    down alike, see ``_slower_than_one``)."""
+    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns
     stats = {"parallel_batches": _parallel_batches, "fallback_batches": _serial_batches,
-             "fallbacks": _fallbacks}
+             "fallbacks": _fallbacks, "slowdowns": _slowdowns}
     if reset:
-        _parallel_batches = _serial_batches = _fallbacks = 0
+        _parallel_batches = _serial_batches = _fallbacks = _slowdowns = 0
     return stats
 
 
@@ -1180,7 +1303,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     batch loss was not finite: that batch is not applied) and their totals.  See
     ``fastnn._kernels``.
     """
-    global _parallel_batches, _serial_batches, _fallbacks
+    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns
     cdef Job job
     cdef Py_ssize_t L, l, n, n0, k, rows, n_in, n_out, done, batch_size
     cdef int typenum, loss, opt
@@ -1437,7 +1560,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     # the fallback's deadline and stretch, carried from call to call in the plan (checked
     # before BLAS is held: an error after that would leave the hold, and BLAS on one thread)
     cdef cnp.ndarray thread_state = _array("thread_state", plan.thread_state, cnp.NPY_DOUBLE, 1, True, "")
-    _expect("thread_state", thread_state, (2,))
+    _expect("thread_state", thread_state, (5,))
     job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // _min_rows_per_thread(typenum),
                               <Py_ssize_t> MAX_THREADS)
     if flops < MIN_PARALLEL_FLOPS:
@@ -1455,7 +1578,13 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.serial_until = fallback[0] if job.n_threads > 1 else 0.0
     job.stretch = fallback[1] if fallback[1] > 0 else STRETCH_MIN
     job.fresh = fallback[1] == 0
-    job.parallel_batches = job.serial_batches = job.fallbacks = 0
+    job.parallel_best = fallback[2]
+    job.serial_spb = fallback[3]
+    job.slow_spans = 0
+    job.lost_to_one = False
+    job.parallel_seconds = fallback[4]
+    job.probe = False
+    job.parallel_batches = job.serial_batches = job.fallbacks = job.slowdowns = 0
     for l in range(N_PHASES):
         job.phase[l] = 0.0
     # the epoch's last batch is the last of this call: check what its update left
@@ -1505,9 +1634,13 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         if job.n_threads > 1:
             fallback[0] = job.serial_until
             fallback[1] = job.stretch
+            fallback[2] = job.parallel_best
+            fallback[3] = job.serial_spb
+            fallback[4] = job.parallel_seconds
         _parallel_batches += job.parallel_batches
         _serial_batches += job.serial_batches
         _fallbacks += job.fallbacks
+        _slowdowns += job.slowdowns
         for l in range(N_PHASES):
             _phases[l] += job.phase[l]
     done = job.done
