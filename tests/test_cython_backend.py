@@ -1023,11 +1023,13 @@ def test_cores_that_slow_down_alike_send_the_batches_to_one_thread():
     old_flops = _training._set_min_parallel_flops(0.0)
     old_rows = _training._set_min_rows_per_thread(8)
     queue = _training._set_run_queue_answer(False)
-    # from batch 100 on, each thread spins 2 ms a batch on the threads (one thread does
-    # not), judged a window of 8 batches at a time; slow is 3 times the fastest window
-    # (so that the noise of windows of a few microseconds does not count); the waits at
-    # barriers, which a busy machine can make long, never count here
-    old = _training._set_parallel_slowdown(0.002, 100, span=0.0, slower=3.0, wait_share=2.0)
+    # from batch 100 on, each thread spins 50 ms a batch on the threads (one thread does
+    # not; a batch takes microseconds), judged a window of 8 batches at a time; slow is
+    # 100 times the fastest window, and neither the waits at barriers nor the probe count
+    # here: on a machine busy with other work (a test suite beside this one) windows of
+    # a few microseconds may take milliseconds, and this test must not depend on that
+    old = _training._set_parallel_slowdown(0.05, 100, span=0.0, slower=100.0, probe_after=1e9,
+                                           wait_share=2.0)
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             slowed = plan_from_arrays(_copy_args(args))
@@ -1038,11 +1040,11 @@ def test_cores_that_slow_down_alike_send_the_batches_to_one_thread():
             assert 100 < stats["parallel_batches"] <= 100 + 3 * 8  # caught within three windows
             assert stats["fallback_batches"] == n - stats["parallel_batches"]
             best, serial = slowed.thread_state[2:4]
-            assert 0 < best < 0.002 and 0 < serial < 0.002
+            assert 0 < best < 0.05 and 0 < serial < 0.05
             # the stretch is over and the cores are still slow: the threads' first judged
             # window loses to the stretch's time per batch, and the next stretch is longer
             slowed.thread_state[0] = 1e-9
-            _training._set_parallel_slowdown(0.002, 0)
+            _training._set_parallel_slowdown(0.05, 0)
             assert cy.train_batches(slowed, 0, n, args["lrs"], 0).batches == n
             stats = _training.thread_statistics(reset=True)
             assert stats["parallel_batches"] == 2 * 8 and stats["fallbacks"] == stats["slowdowns"] == 1
@@ -1058,7 +1060,7 @@ def test_cores_that_slow_down_alike_send_the_batches_to_one_thread():
             assert slowed.thread_state[2] > 1e-9 and slowed.thread_state[3] == 0.0
         # a fit that begins on slowed cores: no faster span to compare with, but after
         # PROBE_AFTER seconds on the threads a short stretch on one thread shows it
-        _training._set_parallel_slowdown(0.002, 0, span=0.0, slower=1e9, probe_after=0.02)
+        _training._set_parallel_slowdown(0.05, 0, span=0.0, slower=1e9, probe_after=0.02)
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             begun_slow = plan_from_arrays(_copy_args(args))
             assert cy.train_batches(begun_slow, 0, n, args["lrs"], 0).batches == n
