@@ -244,6 +244,9 @@ def test_fit_holds_blas_at_one_thread_only_during_its_calls(backend, monkeypatch
     # Calls of one 10-row batch take about 10 us on either setting, so whether a probe of
     # the threads wins would be noise: here it always does, once the run queue lets it run.
     monkeypatch.setattr(_thread_policy.ThreadChoice, "BETTER", {"one": 0.8, "threads": float("inf")})
+    # Nor may a slow call (noise, at 10 us a call) start a probe of one thread at the end.
+    monkeypatch.setattr(_thread_policy.ThreadChoice, "SLOWER", float("inf"))
+    monkeypatch.setattr(_thread_policy.ThreadChoice, "CHECK_AFTER", float("inf"))
     before = _blas_threads()
     model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=6), fn.Dense(3, activation="softmax")],
                           backend=backend, seed=0)

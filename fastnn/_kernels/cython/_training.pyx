@@ -270,8 +270,10 @@ cdef double PROBE_SECONDS = 0.02
 # The share of a window that a thread must wait at barriers for the window to count as
 # contended (tests set it above 1 to judge the step times alone).
 cdef double WAIT_SHARE = 0.5
-# Tests: seconds each thread spins per batch on the threads from the call's batch
-# SLOWDOWN_FROM on (0: none), a machine whose cores all slow down alike.
+# Tests: seconds added to the measured time of each batch on the threads from the call's
+# batch SLOWDOWN_FROM on (0: none), as on a machine whose cores all slowed down alike
+# (added to the measurement rather than spent, so that a test is not at the mercy of
+# how busy the machine is).
 cdef double PARALLEL_SLOWDOWN = 0.0
 cdef Py_ssize_t SLOWDOWN_FROM = 0
 
@@ -769,6 +771,7 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     cdef double window_start = wtime() if nt > 1 else 0.0
     cdef double span_start = window_start
     cdef Py_ssize_t span_batches = 0
+    cdef double span_extra = 0.0  # the tests' PARALLEL_SLOWDOWN of the span's batches
     cdef double waited, elapsed
     cdef double t0 = wtime()
     cdef int t
@@ -828,8 +831,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 csc_place_ptr(lo, hi, job.x_indptr, job.x_indices, <const floating *> job.x_data,
                               idx, job.csc_cursor + tid * n0, job.csc_rows,
                               <floating *> job.csc_data)
-        if PARALLEL_SLOWDOWN > 0 and nt > 1 and j >= SLOWDOWN_FROM:
-            _spin(PARALLEL_SLOWDOWN)
+        if PARALLEL_SLOWDOWN > 0 and nt > 1 and tid == 0 and j >= SLOWDOWN_FROM:
+            span_extra += PARALLEL_SLOWDOWN
         _lap(job, tid, PH_GATHER, &t0)
         if hi > lo:
             if job.csr:
@@ -1000,14 +1003,16 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 if j + 1 - job.done_at_start > WINDOW:
                     job.contended = waited > WAIT_SHARE * elapsed
                     span_batches += WINDOW
-                    if not job.contended and wtime() - span_start >= SPAN_SECONDS:
-                        job.contended = _slower_than_one(job, (wtime() - span_start) / span_batches,
-                                                         span_batches)
+                    elapsed = wtime() - span_start + span_extra
+                    if not job.contended and elapsed >= SPAN_SECONDS:
+                        job.contended = _slower_than_one(job, elapsed / span_batches, span_batches)
                         job.slowdowns += job.contended
                         span_start = wtime()
                         span_batches = 0
+                        span_extra = 0.0
                 else:
                     span_start = wtime()
+                    span_extra = 0.0
                 window_start = wtime()
         _sync(job, tid, nt)  # W is updated before the next forward pass
         _lap(job, tid, PH_WAIT, &t0)
@@ -1072,13 +1077,6 @@ cdef bint _cores_taken(int threads, int own) noexcept nogil:
     if RUN_QUEUE_ANSWER >= 0:
         return RUN_QUEUE_ANSWER
     return cores_taken(threads, own)
-
-
-cdef void _spin(double seconds) noexcept nogil:
-    """Busy for ``seconds`` (the tests' PARALLEL_SLOWDOWN)."""
-    cdef double until = wtime() + seconds
-    while wtime() < until:
-        pass
 
 
 cdef bint _slower_than_one(Job *job, double spb, Py_ssize_t span_batches) noexcept nogil:
@@ -1234,8 +1232,9 @@ def _set_min_parallel_flops(double value):
 
 def _set_parallel_slowdown(double seconds, Py_ssize_t from_batch=0, span=None, slower=None,
                            probe_after=None, wait_share=None):
-    """Tests: from the call's batch ``from_batch`` on, each thread spins ``seconds`` per
-    batch on the threads (0: never), as if every core slowed down alike; ``span`` and
+    """Tests: from the call's batch ``from_batch`` on, ``seconds`` are added to the
+    measured time of each batch on the threads (0: never), as if every core had slowed
+    down alike (one thread's batches are measured as they are); ``span`` and
     ``slower``: the seconds of a judged span of step times and the factor over the
     fastest span that counts as slow; ``probe_after``: the seconds on the threads after
     which a fit probes one thread; ``wait_share``: the share of a window spent waiting
