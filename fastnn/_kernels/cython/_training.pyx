@@ -1083,7 +1083,7 @@ cdef bint _slower_than_one(Job *job, double spb, Py_ssize_t span_batches) noexce
     """Thread 0, at the end of a span on the threads that took ``spb`` seconds a batch:
     whether the batches should go on with one thread.  Yes when the span is the first
     since a stretch on one thread and that stretch ran its batches at least as fast
-    (then the threads' speed today is the reference for later spans); yes at the second
+    (else the threads' speed now is the reference for later spans); yes at the second
     span in a row ``SLOWER`` times the fastest so far, which makes a stretch on one
     thread that measures what one thread does now; and yes once a fit has run
     ``PROBE_AFTER`` seconds on the threads (``probe``: a short stretch, ``PROBE_SECONDS``),
@@ -1091,6 +1091,7 @@ cdef bint _slower_than_one(Job *job, double spb, Py_ssize_t span_batches) noexce
     not show cores that slow down alike: another process on the other hyperthread of
     each core, or a virtual machine whose virtual CPUs share a core for a while."""
     cdef double serial = job.serial_spb
+    cdef double before
     if serial > 0:
         job.serial_spb = 0.0
         job.slow_spans = 0
@@ -1099,11 +1100,11 @@ cdef bint _slower_than_one(Job *job, double spb, Py_ssize_t span_batches) noexce
             return True
         job.parallel_best = spb
         return False
-    if job.parallel_seconds < PROBE_AFTER <= job.parallel_seconds + spb * span_batches:
-        job.parallel_seconds += spb * span_batches
+    before = job.parallel_seconds
+    job.parallel_seconds += spb * span_batches
+    if before < PROBE_AFTER <= job.parallel_seconds:
         job.probe = True
         return True
-    job.parallel_seconds += spb * span_batches
     if job.parallel_best <= 0 or spb < job.parallel_best:
         job.parallel_best = spb
     if spb > SLOWER * job.parallel_best:
@@ -1556,8 +1557,9 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         else:
             flops += 6.0 * rows * job.layers[l].n_in * job.layers[l].n_out
             largest = max(largest, <double> rows * job.layers[l].n_in * job.layers[l].n_out)
-    # the fallback's deadline and stretch, carried from call to call in the plan (checked
-    # before BLAS is held: an error after that would leave the hold, and BLAS on one thread)
+    # the fallback's state (its deadline and stretch, the step times it compares), carried
+    # from call to call in the plan (checked before BLAS is held: an error after that would
+    # leave the hold, and BLAS on one thread)
     cdef cnp.ndarray thread_state = _array("thread_state", plan.thread_state, cnp.NPY_DOUBLE, 1, True, "")
     _expect("thread_state", thread_state, (5,))
     job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // _min_rows_per_thread(typenum),
