@@ -284,6 +284,7 @@ def test_float32_batches_of_up_to_256_rows_without_blas_match_blas():
     assert _dense._small_product("float32", 250, 96, True)
     assert not _dense._small_product("float32", 250, 96, False)
     queue = _training._set_run_queue_answer(False)
+    split = _training._set_feature_split(False)  # the products of 125 rows a thread
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             _training.thread_statistics(reset=True)
@@ -296,6 +297,7 @@ def test_float32_batches_of_up_to_256_rows_without_blas_match_blas():
                 _dense._set_small_gemm(old)
     finally:
         _training._set_run_queue_answer(queue)
+        _training._set_feature_split(split)
     for key in STATE:
         for a, b in zip(blas[key], kernel[key]):
             close(b, a, np.float32, 10.0)
@@ -786,24 +788,30 @@ def test_train_batches_out_of_range_rows_and_labels_raise_index_error():
         _call_train_batches(args)
 
 
+@pytest.mark.parametrize("split", ["batch rows", "input features"])
 @pytest.mark.parametrize("where", ["first thread", "second thread"])
-def test_train_batches_bad_label_or_row_on_any_thread_raises(where):
-    """Each thread checks the labels and rows of its own half of a batch."""
+def test_train_batches_bad_label_or_row_on_any_thread_raises(where, split):
+    """Each thread checks the labels and rows of its own half of a batch (split by input
+    features, each thread also gathers its features of every row, checking each index)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     if not _blas.openmp_enabled():
         pytest.skip("built without OpenMP")
     pos = 64 + (5 if where == "first thread" else 40)  # batch 1: perm[64:128], 32 rows a thread
+    n_in = 40 if split == "batch rows" else 600  # 600 x 33 weights, 2 x 64 rows < 600 features
     old = _training._set_min_parallel_flops(0.0)
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
-            args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
+            args = _train_args(widths=(n_in, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
                                n=300, batch_size=64, weighted=True)
             args["Y"][args["perm"][pos]] = 9
             before = [W.copy() for W in args["Ws"]]
+            _training.thread_statistics(reset=True)
             with pytest.raises(IndexError, match="class label 9"):
                 run_train_batches(cy, args)
             assert not np.array_equal(args["Ws"][0], before[0])  # batch 0 was applied
-            args = _train_args(widths=(40, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
+            assert _training.thread_statistics(reset=True)["feature_split_batches"] == (
+                0 if split == "batch rows" else 1)
+            args = _train_args(widths=(n_in, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
                                n=300, batch_size=64, weighted=True)
             args["perm"][pos] = 5000
             with pytest.raises(IndexError, match="row index 5000"):
@@ -908,6 +916,44 @@ def test_train_batches_threads_match_one_thread(dtype):
         for a, b in zip(one[key], many[key]):
             close(b, a, dtype, 10.0)
     close(many["out"], one["out"], dtype, 10.0)
+
+
+@DTYPES
+@pytest.mark.parametrize("n", [300, 289])  # a last batch of 12 rows, or of one (none for thread 1)
+def test_first_layer_split_by_input_features_matches_one_thread(dtype, n):
+    """A first layer with more inputs than the threads' batch rows is split by its input
+    features (each thread's rows of W, their partial products added up after a barrier),
+    and gives the one-thread result, as the split by batch rows does."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    args = _train_args(dtype, K.OPT_ADAM, widths=(300, 64, 17, 3), n=n, batch_size=32, weighted=True)
+    one, features, rows = _copy_args(args), _copy_args(args), _copy_args(args)
+    with threadpoolctl.threadpool_limits(1):
+        assert run_train_batches(cy, one) == args["n_batches"]
+    old = _training._set_min_parallel_flops(0.0)
+    queue = _training._set_run_queue_answer(False)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            _training.thread_statistics(reset=True)
+            assert run_train_batches(cy, features) == args["n_batches"]
+            stats = _training.thread_statistics(reset=True)
+            split = _training._set_feature_split(False)
+            try:
+                assert run_train_batches(cy, rows) == args["n_batches"]
+            finally:
+                _training._set_feature_split(split)
+            by_rows = _training.thread_statistics(reset=True)
+    finally:
+        _training._set_min_parallel_flops(old)
+        _training._set_run_queue_answer(queue)
+    assert stats["parallel_batches"] == stats["feature_split_batches"] == args["n_batches"]
+    assert by_rows["parallel_batches"] == args["n_batches"] and by_rows["feature_split_batches"] == 0
+    for result in (features, rows):
+        for key in STATE:
+            for a, b in zip(one[key], result[key]):
+                close(b, a, dtype, 10.0)
+        close(result["out"], one["out"], dtype, 10.0)
 
 
 @DTYPES

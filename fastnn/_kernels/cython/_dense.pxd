@@ -17,6 +17,13 @@ cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                             const floating *x, const floating *w, const floating *b,
                             int act, floating alpha, floating *z, floating *a,
                             int n_threads, bint one_thread=*) noexcept nogil
+cdef void forward_features_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t k0,
+                               Py_ssize_t k1, const floating *x, const floating *w, floating *z,
+                               bint one_thread=*) noexcept nogil
+cdef void forward_sum_rows_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
+                               const floating *parts, Py_ssize_t part_size, int n_parts,
+                               const floating *b, int act, floating alpha, floating *z,
+                               floating *a) noexcept nogil
 cdef void activation_backward_ptr(int act, floating alpha, Py_ssize_t n, Py_ssize_t k,
                                   const floating *z, const floating *a, const floating *da,
                                   floating *dz) noexcept nogil

@@ -338,6 +338,37 @@ cdef void dense_forward_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
             _forward_rows(lo, hi, n_in, n_out, x, w, b, act, alpha, z, a)
 
 
+cdef void forward_features_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t k0,
+                               Py_ssize_t k1, const floating *x, const floating *w, floating *z,
+                               bint one_thread=False) noexcept nogil:
+    """z (n, n_out) := x[:, k0:k1] @ w[k0:k1, :] (x (n, n_in), w (n_in, n_out)): one
+    thread's part of a product split by input features (zeros for k1 <= k0)."""
+    _gemm(False, False, n, n_out, k1 - k0, x + k0, n_in, w + k0 * n_out, n_out, z, n_out,
+          one_thread)
+
+
+cdef void forward_sum_rows_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
+                               const floating *parts, Py_ssize_t part_size, int n_parts,
+                               const floating *b, int act, floating alpha, floating *z,
+                               floating *a) noexcept nogil:
+    """Rows lo:hi of z := the sum of the ``n_parts`` parts (part p, an (n, n_out) array at
+    ``parts + p * part_size``, added in order p = 0, 1, ...) + b; a := act(z)."""
+    cdef Py_ssize_t i, j
+    cdef int p
+    cdef floating *zr
+    cdef const floating *pr
+    for i in range(lo, hi):
+        zr = z + i * n_out
+        pr = parts + i * n_out
+        for j in range(n_out):
+            zr[j] = pr[j]
+        for p in range(1, n_parts):
+            pr = parts + p * part_size + i * n_out
+            for j in range(n_out):
+                zr[j] = zr[j] + pr[j]
+    bias_act_rows(lo, hi, n_out, b, act, alpha, z, a)
+
+
 cdef int _dense_forward(const floating[:, ::1] X, const floating[:, ::1] W,
                         const floating[::1] b, int act, double alpha, floating[:, ::1] Z_out,
                         floating[:, ::1] A_out, int n_threads) except -1:

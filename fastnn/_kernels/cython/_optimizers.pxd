@@ -20,3 +20,6 @@ cdef void adam_inside_loop(floating *p, const floating *g, floating *m, floating
 cdef double adam_step_size(double lr, double beta_1, double beta_2, double step) noexcept nogil
 cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, Py_ssize_t m,
                              Py_ssize_t row_bytes, char *dst) noexcept nogil
+cdef Py_ssize_t gather_columns(const char *src, Py_ssize_t n, const int64_t *idx, Py_ssize_t m,
+                               Py_ssize_t row_bytes, Py_ssize_t offset, Py_ssize_t nbytes,
+                               char *dst) noexcept nogil

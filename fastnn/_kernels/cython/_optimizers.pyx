@@ -245,6 +245,26 @@ cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, 
     return -1
 
 
+cdef Py_ssize_t gather_columns(const char *src, Py_ssize_t n, const int64_t *idx, Py_ssize_t m,
+                               Py_ssize_t row_bytes, Py_ssize_t offset, Py_ssize_t nbytes,
+                               char *dst) noexcept nogil:
+    """Bytes offset .. offset + nbytes - 1 of row i of dst := those of row idx[i] of src
+    (rows of row_bytes bytes in both; a thread's columns of every row of a batch).
+    Indices and the return value as ``gather_bytes``."""
+    cdef Py_ssize_t i
+    cdef int64_t r
+    if nbytes <= 0:
+        return -1
+    for i in range(m):
+        r = idx[i]
+        if r < 0:
+            r += n
+        if r < 0 or r >= n:
+            return i
+        copy_bytes(dst + i * row_bytes + offset, src + r * row_bytes + offset, nbytes)
+    return -1
+
+
 # ----------------------------------------------------------------- the kernels
 def sgd_update(param_inout, grad, double lr, double momentum, bint nesterov, velocity_inout,
                bint classic=False):

@@ -88,7 +88,8 @@ from ._codes cimport (
 )
 from ._dense cimport (
     activation_backward_ptr, bias_grad_ptr, blas_acquire_single, blas_release_single,
-    dense_forward_ptr, input_grad_ptr, small_gemm_rows, weight_grad_ptr,
+    dense_forward_ptr, forward_features_ptr, forward_sum_rows_ptr, input_grad_ptr,
+    small_gemm_rows, weight_grad_ptr,
 )
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._sparse cimport (
@@ -97,8 +98,8 @@ from ._sparse cimport (
     csc_offsets_ptr, csc_place_ptr, sparse_weight_grad_csc_ptr, sparse_weight_grad_touched_ptr,
 )
 from ._optimizers cimport (
-    adagrad_loop, adam_inside_loop, adam_loop, adam_step_size, gather_bytes, momentum_loop,
-    rmsprop_loop, sgd_loop,
+    adagrad_loop, adam_inside_loop, adam_loop, adam_step_size, gather_bytes, gather_columns,
+    momentum_loop, rmsprop_loop, sgd_loop,
 )
 
 cdef extern from "_simd_finite.h" nogil:
@@ -227,6 +228,26 @@ cdef Py_ssize_t MIN_ROWS_PER_THREAD_F32_WIDE = 16
 cdef double ONE_BLAS_THREAD_BELOW = 4e6
 
 
+# Layer 0 of dense input splits its forward product by input features (rows of W) across
+# the threads, rather than by batch rows, when W has at least FEATURE_SPLIT_MIN_WEIGHTS
+# values and the threads' partial products are smaller than W (batch_size * n_threads <
+# n_0): each thread then reads, and updates, only its own rows of W.  Split by batch
+# rows, every thread reads all of W in its forward pass while each updates half of it,
+# and each store of the update waits for the other core's copy of the line to be
+# invalidated: on the 2-core EPYC VM, Adam's update of 50,176 weights took 51-55 us with
+# the other thread reading them between updates against 15-18 us without (both threads
+# updating their halves at once in either case; prefetching the lines for writing did
+# not help).  The gather then takes each thread's columns of every batch row, the weight
+# gradient (already split by rows of dW) and the update the same rows of W, and one more
+# barrier a batch adds up the threads' partial products.  Epochs against the row split
+# (benchmarks/compare_builds.py, float32, same VM): 784-128-10 Adam batch 32 0.73x,
+# batch 128 0.72x, 784-32-10 Adam batch 100 0.86x, 784-512-512-10 batch 256 0.97x;
+# 784-16-16-10 SGD batch 100 (12,544 weights) 1.03x, hence the threshold.  Tests and
+# benchmarks switch it (_set_feature_split).
+cdef bint FEATURE_SPLIT = True
+cdef Py_ssize_t FEATURE_SPLIT_MIN_WEIGHTS = 16384
+
+
 cdef Py_ssize_t _min_rows_per_thread(int typenum) noexcept nogil:
     """The batch rows each thread needs for the split, for X of this dtype."""
     if typenum == cnp.NPY_FLOAT and small_gemm_rows() >= 64:
@@ -324,6 +345,9 @@ ctypedef struct Job:
     char *SWb
     int loss, opt, n_layers, n_threads
     bint blas_one  # BLAS held at one thread for the call (float32 products skip it up to more rows)
+    # layer 0's forward split by input features (FEATURE_SPLIT), with each thread's partial
+    # product, (n_threads, batch_size, layer 0's n_out), in ``partials`` (NULL: by batch rows)
+    char *partials
     double momentum, rho, beta_1, beta_2, epsilon
     bint classic_momentum, epsilon_inside_sqrt
     const double *lrs
@@ -348,6 +372,7 @@ ctypedef struct Job:
     bint probe            # a one-thread probe (PROBE_SECONDS), not a fallback, is due
     bint fresh            # a fit's first call: no stretch or thread run yet
     Py_ssize_t parallel_batches, serial_batches, fallbacks, slowdowns  # for thread_statistics()
+    Py_ssize_t feature_batches
     # each thread's sums over its rows of a batch, one cache line per thread:
     # [loss total, correct, squared error, absolute error, weight sum, -, -, -]
     double part[MAX_THREADS][8]
@@ -656,6 +681,12 @@ cdef void _update_csr_layer(Job *job, Layer *ly, Py_ssize_t klo, Py_ssize_t khi,
         k = k2
 
 
+cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
 cdef inline void _part(Py_ssize_t total, Py_ssize_t align, int tid, int nt,
                        Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
     """Thread tid's share [lo, hi) of range(total), in blocks that are multiples of align."""
@@ -775,6 +806,14 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     cdef double waited, elapsed
     cdef double t0 = wtime()
     cdef int t
+    # layer 0 split by input features (job.partials): this thread's features c0 .. c1 - 1,
+    # on whole cache lines of W, and its partial product of a batch
+    cdef bint by_features = job.partials != NULL and nt > 1
+    cdef Py_ssize_t c0 = 0, c1 = n0, first
+    cdef Py_ssize_t part_size = B * job.layers[0].n_out
+    cdef floating *partial = <floating *> job.partials + tid * part_size if by_features else NULL
+    if by_features:
+        _part(n0, align // _gcd(job.layers[0].n_out, align), tid, nt, &c0, &c1)
     for j in range(job.done, job.end):
         start = (job.first_batch + j) * B
         stop = min(start + B, n)
@@ -783,10 +822,17 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
         _part(m, 1, tid, nt, &lo, &hi)
         if job.csc_ptr != NULL:
             memset(job.csc_counts + tid * n0, 0, n0 * sizeof(int64_t))
+        bad = -1
+        if by_features:  # this thread's features of every row
+            bad = gather_columns(<const char *> X, n, idx, m, x_bytes, c0 * sizeof(floating),
+                                 (c1 - c0) * sizeof(floating), job.Xb)
+            if bad >= 0:
+                job.bad_value = idx[bad]
+                job.error = BAD_ROW
+                hi = lo
         # gather and forward, own rows
         if hi > lo:
-            bad = -1
-            if not job.csr:
+            if not job.csr and not by_features:
                 bad = gather_bytes(<const char *> X, n, idx + lo, hi - lo, x_bytes,
                                    job.Xb + lo * x_bytes)
             if bad < 0:
@@ -834,6 +880,23 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
         if PARALLEL_SLOWDOWN > 0 and nt > 1 and tid == 0 and j >= SLOWDOWN_FROM:
             span_extra += PARALLEL_SLOWDOWN
         _lap(job, tid, PH_GATHER, &t0)
+        first = first_dense
+        if by_features:
+            # layer 0: this thread's features of every row, then (after a barrier) the sum of
+            # the threads' partial products for its own rows
+            ly = &job.layers[0]
+            if bad < 0:
+                forward_features_ptr(m, n0, ly.n_out, c0, c1, <const floating *> xb,
+                                     <const floating *> ly.W, partial, job.blas_one)
+            _lap(job, tid, PH_FORWARD, &t0)
+            _sync(job, tid, nt)
+            _lap(job, tid, PH_WAIT, &t0)
+            if hi > lo:
+                forward_sum_rows_ptr(lo, hi, ly.n_out, <const floating *> job.partials, part_size,
+                                     nt, <const floating *> ly.b, ly.act, <floating> ly.alpha,
+                                     <floating *> ly.Z, <floating *> ly.A)
+            inp = <const floating *> ly.A + lo * ly.n_out
+            first = 1
         if hi > lo:
             if job.csr:
                 ly = &job.layers[0]
@@ -849,9 +912,9 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                        <const floating *> ly.W, <const floating *> ly.b, ly.act,
                                        <floating> ly.alpha, <floating *> ly.Z, <floating *> ly.A)
                 inp = <const floating *> ly.A + lo * ly.n_out
-            else:
+            elif not by_features:
                 inp = xb + lo * n0
-            for l in range(first_dense, L):
+            for l in range(first, L):
                 ly = &job.layers[l]
                 dense_forward_ptr(hi - lo, ly.n_in, ly.n_out, inp, <const floating *> ly.W,
                                   <const floating *> ly.b, ly.act, <floating> ly.alpha,
@@ -943,7 +1006,10 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                                <floating *> ly.dW, job.x_touched)
             else:
                 x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
-                _part(ly.n_in, 1, tid, nt, &plo, &phi)
+                if l == 0 and by_features:  # the rows of W this thread reads and updates
+                    plo, phi = c0, c1
+                else:
+                    _part(ly.n_in, 1, tid, nt, &plo, &phi)
                 weight_grad_ptr(m, ly.n_in, ly.n_out, plo, phi, x_in, <const floating *> ly.W,
                                 <const floating *> ly.dZ, <floating> ly.l2, <floating *> ly.dW,
                                 job.blas_one)
@@ -980,7 +1046,10 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 _update_csr_layer(job, ly, plo, phi, &sc, j + 1 == job.n_batches, xb)
             else:
                 size = ly.n_in * ly.n_out
-                _part(size, align, tid, nt, &plo, &phi)
+                if l == 0 and by_features:  # the rows of W this thread read and made dW of
+                    plo, phi = c0 * ly.n_out, c1 * ly.n_out
+                else:
+                    _part(size, align, tid, nt, &plo, &phi)
                 if phi > plo:
                     _update(job, <floating *> ly.W + plo, <const floating *> ly.dW + plo,
                             <floating *> ly.s1W + plo, <floating *> ly.s2W + plo, phi - plo, &sc)
@@ -1164,6 +1233,8 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
             _worker(job, X, threadid(), omp_team_size())
         PARALLEL_ENDED = wtime()
         job.parallel_batches += job.done - before
+        if job.partials != NULL:
+            job.feature_batches += job.done - before
         if not job.contended:
             job.stretch = STRETCH_MIN
             continue
@@ -1184,6 +1255,7 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
 # GIL held).  The contention fallback's own state lives in the plan (thread_state),
 # so one fit's busy stretch never reaches the next fit.
 cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0, _slowdowns = 0
+cdef Py_ssize_t _feature_batches = 0
 cdef double _phases[N_PHASES]
 
 
@@ -1274,13 +1346,24 @@ def thread_statistics(reset=False):
     because the threads were found waiting for each other on a busy machine) and
     ``fallbacks`` (how often that was found), and ``slowdowns``, how many of those
     fallbacks the threads' step times made rather than their waits (cores that slowed
-    down alike, see ``_slower_than_one``)."""
-    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns
+    down alike, see ``_slower_than_one``), and ``feature_split_batches``, the parallel
+    batches whose first layer was split by input features (``FEATURE_SPLIT``)."""
+    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns, _feature_batches
     stats = {"parallel_batches": _parallel_batches, "fallback_batches": _serial_batches,
-             "fallbacks": _fallbacks, "slowdowns": _slowdowns}
+             "fallbacks": _fallbacks, "slowdowns": _slowdowns,
+             "feature_split_batches": _feature_batches}
     if reset:
-        _parallel_batches = _serial_batches = _fallbacks = _slowdowns = 0
+        _parallel_batches = _serial_batches = _fallbacks = _slowdowns = _feature_batches = 0
     return stats
+
+
+def _set_feature_split(bint on):
+    """Tests and benchmarks: split layer 0 of dense input by input features where it pays
+    (FEATURE_SPLIT, the default) or always by batch rows; returns the previous setting."""
+    global FEATURE_SPLIT
+    old = FEATURE_SPLIT
+    FEATURE_SPLIT = on
+    return old
 
 
 def phase_statistics(reset=False):
@@ -1303,7 +1386,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     batch loss was not finite: that batch is not applied) and their totals.  See
     ``fastnn._kernels``.
     """
-    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns
+    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns, _feature_batches
     cdef Job job
     cdef Py_ssize_t L, l, n, n0, k, rows, n_in, n_out, done, batch_size
     cdef int typenum, loss, opt
@@ -1330,6 +1413,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.x_data = NULL
     job.x_nnz = 0
     job.x_touched = NULL
+    job.partials = NULL
     job.csc_ptr = NULL
     job.csc_rows = NULL
     job.csc_data = NULL
@@ -1575,6 +1659,12 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         # to pay for themselves (an OpenMP limit of one thread leaves BLAS alone).
         limited = blas_acquire_single()
     job.blas_one = limited
+    if (FEATURE_SPLIT and not csr and job.n_threads > 1
+            and n0 * job.layers[0].n_out >= FEATURE_SPLIT_MIN_WEIGHTS
+            and batch_size * job.n_threads < n0):
+        # NULL (no memory): layer 0 is split by batch rows, as any other
+        job.partials = <char *> malloc(job.n_threads * batch_size * job.layers[0].n_out
+                                       * (4 if typenum == cnp.NPY_FLOAT else 8))
     cdef double *fallback = <double *> _data(thread_state)
     job.serial_until = fallback[0] if job.n_threads > 1 else 0.0
     job.stretch = fallback[1] if fallback[1] > 0 else STRETCH_MIN
@@ -1586,6 +1676,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.parallel_seconds = fallback[4]
     job.probe = False
     job.parallel_batches = job.serial_batches = job.fallbacks = job.slowdowns = 0
+    job.feature_batches = 0
     for l in range(N_PHASES):
         job.phase[l] = 0.0
     # the epoch's last batch is the last of this call: check what its update left
@@ -1630,6 +1721,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
                     finite = _ends_finite(&job, <const double *> job.X)
     finally:
         _free_csr_workspace(&job)
+        free(job.partials)
+        job.partials = NULL
         if limited:
             blas_release_single()
         if job.n_threads > 1:
@@ -1642,6 +1735,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         _serial_batches += job.serial_batches
         _fallbacks += job.fallbacks
         _slowdowns += job.slowdowns
+        _feature_batches += job.feature_batches
         for l in range(N_PHASES):
             _phases[l] += job.phase[l]
     done = job.done
