@@ -799,6 +799,7 @@ def test_train_batches_bad_label_or_row_on_any_thread_raises(where, split):
     pos = 64 + (5 if where == "first thread" else 40)  # batch 1: perm[64:128], 32 rows a thread
     n_in = 40 if split == "batch rows" else 600  # 600 x 33 weights, 2 x 64 rows < 600 features
     old = _training._set_min_parallel_flops(0.0)
+    queue = _training._set_run_queue_answer(False)  # whatever else runs on this machine
     try:
         with threadpoolctl.threadpool_limits(2, user_api="openmp"):
             args = _train_args(widths=(n_in, 33, 3), acts=(K.RELU, K.SOFTMAX), bias=(True, True),
@@ -818,6 +819,7 @@ def test_train_batches_bad_label_or_row_on_any_thread_raises(where, split):
                 run_train_batches(cy, args)
     finally:
         _training._set_min_parallel_flops(old)
+        _training._set_run_queue_answer(queue)
 
 
 def test_phase_statistics_account_for_the_first_threads_time():

@@ -136,6 +136,76 @@ def test_batches_split_across_threads_train_as_on_one_thread(dtype, opt, weighte
     np.testing.assert_allclose(history_split["accuracy"], history_one["accuracy"], atol=1.01 / 203)
 
 
+def _wide_data(dtype, seed=0):
+    """300 features: a first layer of 300 x 64 weights, more than the threads' batch rows."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((203, 300)).astype(dtype)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0.5)
+    return X, y, rng.uniform(0.5, 2.0, 203).astype(dtype)
+
+
+def _wide_model(dtype):
+    layers = [fn.Dense(64, activation="relu", input_dim=300), fn.Dense(3, activation="softmax")]
+    layers[0].l2 = 0.01
+    model = fn.Sequential(layers, backend="numba", dtype=dtype, seed=3)
+    model.compile(optimizer=OPTIMIZERS["adam"](), loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_a_wide_first_layer_split_by_input_features_trains_as_on_one_thread(dtype, threads, monkeypatch):
+    """A first layer with more inputs than the threads' batch rows is split by its input
+    features (each thread's rows of W; their partial products added up after a barrier),
+    and trains as on one thread, as the split by batch rows does."""
+    X, y, w = _wide_data(dtype)
+    features = []
+    features_for = NT._features_for
+    monkeypatch.setattr(NT, "_features_for", lambda plan: features.append(features_for(plan)) or features[-1])
+    counts = _record_threads(monkeypatch)
+    runs = []
+    # one thread; split by features; split by batch rows; a plan split by features that
+    # runs on one thread (fit's thread policy on a busy machine)
+    for split, by_features in ((False, False), (True, True), (True, False), (False, True)):
+        with monkeypatch.context() as m:
+            if split:
+                _force_split(m, threads)
+            else:
+                m.setattr(NT, "get_num_threads", lambda: threads)
+                m.setattr(NT, "MIN_PARALLEL_FLOPS", float("inf"))
+            m.setattr(NT, "FEATURE_SPLIT", by_features)
+            features.clear()
+            counts.clear()
+            model = _wide_model(dtype)
+            history = model.fit(X, y, epochs=2, batch_size=40, verbose=0, sample_weight=w)
+            assert features and set(features) == {by_features}
+            assert set(counts) == {threads if split else 1}
+            runs.append((model.get_weights(), history.history["loss"]))
+    (weights_one, loss_one), *splits = runs
+    for weights, loss in splits:
+        for a, b in zip(weights_one, weights):
+            np.testing.assert_allclose(b, a, rtol=TOL[dtype], atol=TOL[dtype])
+        np.testing.assert_allclose(loss, loss_one, rtol=TOL[dtype])
+
+
+def test_a_bad_row_in_a_batch_split_by_features_raises_and_releases_the_others(monkeypatch):
+    """Split by features, every thread gathers its features of every row: a bad row
+    index raises IndexError from the call, and the next call runs."""
+    _force_split(monkeypatch, 2)
+    X, y, _ = _wide_data("float64")
+    model = _wide_model("float64")
+    model.fit(X[:40], y[:40], epochs=1, batch_size=40, verbose=0)
+    plan = training.CompiledLoop(model, X, y, None, 40, False, np.random.default_rng(0)).plan
+    assert NT._features_for(plan)
+    lrs = np.full(5, 0.01)
+    plan.perm[25] = 10 ** 6
+    with pytest.raises(IndexError):
+        NT.train_batches(plan, 0, 3, lrs, 0)
+    plan.perm[25] = 25
+    result = NT.train_batches(plan, 0, 5, lrs, 0)
+    assert result.batches == 5 and np.isfinite(result.loss_sum)
+
+
 def _plan(dtype="float64", batch_size=40):
     X, y, _ = _data(dtype)
     model = _model(dtype, "adam")

@@ -27,8 +27,11 @@ Private modules, each importing only from those above it:
 ``_blas``         GEMM on blocks of arrays (a weight gradient's rows, read in place)
 ``_sync``         the barrier of the training loop's threads (atomics)
 ``_pool``         the Python threads that run the loops side by side
-``_training``     ``gather_rows``, denormal flushing and ``train_batches``
-                  (a batch split across threads, as in the Cython loop)
+``_loop_steps``   the training loop's steps that compile by type: ``gather_rows``,
+                  the first layer's input, each layer's forward and backward
+                  steps, the first layer split by input features
+``_training``     denormal flushing and ``train_batches`` (a batch split across
+                  threads, as in the Cython loop)
 ``_predict``      ``predict_rows``
 ``_warmup``       ahead-of-time compilation
 ``_notice``       says once, on stderr, when the kernels compile (a cold cache)

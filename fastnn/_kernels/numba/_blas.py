@@ -120,10 +120,10 @@ def _leading(a):
 
 
 @jit_inline
-def _product(trans, A, B, C, m, n, k, short, held):
-    """C (m, n) := op(A) (m, k) @ B (k, n), op(A) = A.T if ``trans``, views read in place;
-    ``short``: the side that decides for the small kernel (``use_small_gemm``, with
-    ``held``)."""
+def _product(trans, A, a_off, B, b_off, C, m, n, k, short, held):
+    """C (m, n) := op(A) (m, k) @ B (k, n), op(A) = A.T if ``trans``, views read in place
+    from element ``a_off`` of A and ``b_off`` of B; ``short``: the side that decides for
+    the small kernel (``use_small_gemm``, with ``held``)."""
     if m == 0 or n == 0:
         return
     lda, ldb, ldc = _leading(A), _leading(B), _leading(C)
@@ -132,24 +132,41 @@ def _product(trans, A, B, C, m, n, k, short, held):
     if use_small_gemm(short, n, C.itemsize, held):
         unit = A.strides[1] // A.itemsize  # 1, as a run-time value: one compiled small_gemm
         if trans:
-            small_gemm(m, n, k, pointer(A, 0), unit, lda, pointer(B, 0), ldb, pointer(C, 0), ldc)
+            small_gemm(m, n, k, pointer(A, a_off), unit, lda, pointer(B, b_off), ldb, pointer(C, 0), ldc)
         else:
-            small_gemm(m, n, k, pointer(A, 0), lda, unit, pointer(B, 0), ldb, pointer(C, 0), ldc)
+            small_gemm(m, n, k, pointer(A, a_off), lda, unit, pointer(B, b_off), ldb, pointer(C, 0), ldc)
     else:
-        _xgemm(trans, False, m, n, k, 1.0, A, 0, lda, B, 0, ldb, 0.0, C, 0, ldc)
+        _xgemm(trans, False, m, n, k, 1.0, A, a_off, lda, B, b_off, ldb, 0.0, C, 0, ldc)
 
 
-@jit
+@jit_inline
 def matmul(X, W, Z_out, held=False):
     """Z_out (m, n) := X (m, k) @ W (k, n), one float dtype, views read and written in
     place (each row contiguous, as the contract's C order): ``small_gemm`` for a
     short ``m`` (``use_small_gemm``; ``held``: the caller holds BLAS at one thread),
-    else BLAS.     # OUT: Z_out"""
+    else BLAS.  ``matmul_columns`` over all of X's columns, inlined: the product
+    compiles once for both.     # OUT: Z_out"""
+    k = X.shape[1]
+    matmul_columns(X, k - k, k, W, Z_out, held)  # a run-time 0: one compiled matmul_columns
+
+
+@jit
+def matmul_columns(X, lo, hi, W, Z_out, held):
+    """Z_out (m, n) := X[:, lo:hi] @ W[lo:hi] for X (m, k), W (k, n): with lo, hi = 0, k
+    the whole product; else one thread's part of a product split by input features
+    (zeros for hi <= lo).  Views read in place, ``held`` as ``matmul``.     # OUT: Z_out"""
     m, k = X.shape
     n = W.shape[1]
-    if W.shape[0] != k or Z_out.shape[0] != m or Z_out.shape[1] != n:
-        raise ValueError("matmul: expected X (m, k), W (k, n) and Z_out (m, n)")
-    _product(False, X, W, Z_out, m, n, k, m, held)
+    if W.shape[0] != k or Z_out.shape[0] != m or Z_out.shape[1] != n or lo < 0 or hi > k:
+        raise ValueError("matmul: expected X (m, k), W (k, n), Z_out (m, n) and 0 <= lo, hi <= k")
+    if m == 0 or n == 0:
+        return
+    if hi <= lo:
+        for i in range(m):
+            for j in range(n):
+                Z_out[i, j] = 0
+        return
+    _product(False, X, lo, W, lo * _leading(W), Z_out, m, n, hi - lo, m, held)
 
 
 @jit
@@ -161,7 +178,7 @@ def matmul_tn(X, dZ, dW_out):
     n = dZ.shape[1]
     if dZ.shape[0] != m or dW_out.shape[0] != k or dW_out.shape[1] != n:
         raise ValueError("matmul_tn: expected X (m, k), dZ (m, n) and dW_out (k, n)")
-    _product(True, X, dZ, dW_out, k, n, m, m, False)
+    _product(True, X, 0, dZ, 0, dW_out, k, n, m, m, False)
 
 
 @jit

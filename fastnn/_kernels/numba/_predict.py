@@ -21,7 +21,7 @@ from ._math import _all_finite
 from ._pool import wait_all, workers
 from ._small_gemm import SMALL_ROWS
 # The training loop's compile options, so that the kernels it compiled serve here too.
-from ._training import _flat, _jit_loop, _jit_loop_inline, _layer_forward
+from ._loop_steps import _flat, _jit_loop, _jit_loop_inline, _layer_forward
 
 # Rows per step of a thread, as in the Cython predict_rows: 256, or as many as a product
 # that skips BLAS takes where that is at least 64 (AVX-512: 64-row products out of BLAS

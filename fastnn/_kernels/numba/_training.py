@@ -1,5 +1,5 @@
-"""Minibatch gathering and ``train_batches`` for the Numba backend: whole
-minibatch steps in one compiled call (see the contract in ``fastnn._kernels``).
+"""``train_batches`` for the Numba backend: whole minibatch steps in one
+compiled call (see the contract in ``fastnn._kernels``).
 
 ``_train_batches`` strings the kernels together -- no Python runs between
 steps.  Layer tuples (``Ws``, ``Zs``, ...) are homogeneous, so Numba types them
@@ -14,7 +14,7 @@ dataclass, which ``@njit`` cannot take) into arguments; a sparse ``X``
 batch rows the first layer reads in place through
 ``sparse_dense_forward``/``backward`` -- the layer helpers are overloaded on
 the input's type, so dense and sparse input are two specializations of one
-loop, with no branch at run time.
+loop, with no branch at run time (those steps are in ``_loop_steps``).
 
 Threads, as in the Cython loop: a large enough batch (``_threads_for``) is
 split across threads that each run the same compiled loop (``nogil``) on
@@ -25,7 +25,9 @@ batch.  BLAS is held at one thread meanwhile.  The threads are a pool of
 Python threads (``_pool``), not ``prange``, whose parallel compilation would
 add seconds to a first fit; with one thread the same loop meets no barrier.
 Below the split's size, or when ``fit``'s thread policy holds the plan at one
-thread (``plan.threads``, a busy machine), BLAS keeps its own threads.
+thread (``plan.threads``, a busy machine), BLAS keeps its own threads.  A wide
+first layer of dense input is split by its input features instead of batch rows
+(``FEATURE_SPLIT``), as in the Cython loop.
 """
 import threading
 
@@ -33,31 +35,23 @@ import numpy as np
 from numba import get_num_threads, njit, typeof, types
 from numba._dispatcher import compute_fingerprint
 from numba.core.cpu import CPUTargetOptions
-from numba.extending import overload
 
 from .. import blas_threads
-from ..codes import SOFTMAX
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
 from . import _jit
-from ._activations import _derivative_in_place, derivative_elementwise
-from ._blas import matmul_nt, weight_grad_rows
-from ._dense import _dense_forward, bias_grad
-from ._jit import _flush_denormals, _restore_fp, jit, jit_inline
+from ._blas import matmul_columns, matmul_nt
+from ._jit import _flush_denormals, _restore_fp, jit_inline
+from ._loop_steps import (
+    _LOOP_OPTIONS, _add_parts, _batch_input_view, _flat, _forward, _gather_input, _hidden_backward,
+    _jit_loop, _jit_loop_inline, _layer_epilogue, _weight_grad, gather_rows,
+)
 from ._math import _all_finite
 from ._losses import loss_sums, output_delta
 from ._pool import wait_all, workers
 from ._optimizers import apply_rule
-from ._sparse import sparse_dense_forward, sparse_weight_grad_rows
 from ._sync import ABORT, barrier, new_sync, share
 
-# The training loop and its helpers: no fastmath, so their float64 statistics
-# add up in order; the kernels they call keep their own options.
-_LOOP_OPTIONS = {"error_model": "numpy"}
-_jit_loop = njit(cache=True, nogil=True, **_LOOP_OPTIONS)
-# Glue inlined into its caller at Numba's IR level: no function of its own to
-# compile (valid only for code with no branch that Numba prunes by argument type).
-_jit_loop_inline = njit(cache=True, nogil=True, inline="always", **_LOOP_OPTIONS)
 # The loop itself without Numba's reference counting (NRT): every view it takes of a
 # layer's arrays (``Zs[l][lo:hi]``, a tuple item, a flat view for the update) and
 # every call that passes one counted references with an atomic increment and
@@ -71,35 +65,6 @@ _jit_loop_inline = njit(cache=True, nogil=True, inline="always", **_LOOP_OPTIONS
 _LOOP_NRT = {"_nrt": False} if "_nrt" in dir(CPUTargetOptions) else {}
 _jit_epoch = njit(cache=True, nogil=True, **_LOOP_NRT, **_LOOP_OPTIONS)
 
-@jit
-def gather_rows(X, idx, out):
-    """out[i] := X[idx[i]] (negative indices count from the end).     # IN: X, idx  OUT: out"""
-    m = idx.shape[0]
-    n = X.shape[0]
-    if out.shape[0] != m:
-        raise ValueError("gather_rows: out must have len(idx) rows")
-    if X.ndim == 1:
-        for i in range(m):
-            r = idx[i]
-            if r < 0:
-                r += n
-            if r < 0 or r >= n:
-                raise IndexError("gather_rows: index out of range")
-            out[i] = X[r]
-    else:
-        d = X.shape[1]
-        if out.shape[1] != d:
-            raise ValueError("gather_rows: out must have the row length of X")
-        for i in range(m):
-            r = idx[i]
-            if r < 0:
-                r += n
-            if r < 0 or r >= n:
-                raise IndexError("gather_rows: index out of range")
-            for j in range(d):
-                out[i, j] = X[r, j]
-
-
 @_jit_loop
 def flush_denormals():
     """Flush denormals to zero on this thread until ``restore_fp``; returns the old state."""
@@ -109,12 +74,6 @@ def flush_denormals():
 @_jit_loop
 def restore_fp(old):
     _restore_fp(old)
-
-
-@jit_inline
-def _flat(a):
-    """A C-contiguous array as a 1-D view."""
-    return a.reshape(a.size)
 
 
 @jit_inline
@@ -156,140 +115,6 @@ def _batch_statistics(A, Y):
     return correct, sq, ab
 
 
-# The first layer's input, dense or sparse.  Each is a Python stand-in (never
-# called) plus a Numba overload that picks the implementation by the type of X:
-# a 2-D array, or the CSR arrays (indptr, indices, data) of a SparseInput.
-def _batch_input(X, rows, Xb):
-    """The first layer's input for the batch ``rows`` of ``X``: a dense ``X``'s rows
-    gathered into ``Xb``, or a CSR ``X`` as ``(indptr, indices, data, rows)``, read in place."""
-    raise NotImplementedError("compiled only")
-
-
-@overload(_batch_input, jit_options=_LOOP_OPTIONS)
-def _ol_batch_input(X, rows, Xb):
-    if isinstance(X, types.Array):
-        def impl(X, rows, Xb):
-            gather_rows(X, rows, Xb)
-            return Xb
-    else:
-        def impl(X, rows, Xb):
-            return X[0], X[1], X[2], rows
-    return impl
-
-
-def _batch_input_view(X, rows, Xb):
-    """The first layer's input for all of the batch ``rows`` once every thread has
-    gathered its part: ``Xb`` itself for a dense ``X``, the CSR batch for a CSR one."""
-    raise NotImplementedError("compiled only")
-
-
-@overload(_batch_input_view, jit_options=_LOOP_OPTIONS)
-def _ol_batch_input_view(X, rows, Xb):
-    if isinstance(X, types.Array):
-        def impl(X, rows, Xb):
-            return Xb
-    else:
-        def impl(X, rows, Xb):
-            return X[0], X[1], X[2], rows
-    return impl
-
-
-@_jit_loop
-def _sparse_forward(xb, W, b, act, alpha, Z_out, A_out, held):
-    """``sparse_dense_forward`` on a CSR batch ``xb`` from ``_batch_input`` (``held`` as
-    ``_dense_forward``'s, not needed here)."""
-    if b.shape[0] > 0:
-        sparse_dense_forward(xb[0], xb[1], xb[2], xb[3], W, b, act, alpha, Z_out, A_out)
-    else:
-        sparse_dense_forward(xb[0], xb[1], xb[2], xb[3], W, None, act, alpha, Z_out, A_out)
-
-
-# The layers' kernels, chosen when the loop compiles.  Each is a stand-in (never
-# called) plus an overload: the input is a 2-D array (any layer) or a CSR batch
-# (the first layer, see _batch_input); the activation ``code`` is a compile-time
-# constant when the model's hidden layers share it (or for the output layer),
-# else the layer's ``acts[l]``, so that only the model's own activations compile.
-# A zero-length ``b``/``db_out`` is a layer without bias and a zero-row ``dX_out``
-# no input gradient: one compiled kernel serves every layer of a model.
-def _layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
-    """``dense_forward`` of a layer on ``inp``: activation ``code`` if it is a
-    compile-time constant, else ``act`` (the layer's code, a run-time integer)."""
-    raise NotImplementedError("compiled only")
-
-
-def _hidden_backward(code, act, alpha, Z, A, dZ):
-    """dZ *= act'(Z) of a hidden layer, in place (``code``/``act`` as in ``_layer_forward``)."""
-    raise NotImplementedError("compiled only")
-
-
-@overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
-    forward = _dense_forward if isinstance(inp, types.Array) else _sparse_forward
-    if isinstance(code, types.IntegerLiteral):
-        def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-            forward(inp, W, b, code, alpha, Z_out, A_out, held)
-    else:
-        def impl(inp, W, b, code, act, alpha, Z_out, A_out, held):
-            forward(inp, W, b, act, alpha, Z_out, A_out, held)
-    return impl
-
-
-@overload(_hidden_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
-def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
-    if isinstance(code, types.IntegerLiteral) and code.literal_value != SOFTMAX:  # its loop alone
-        def impl(code, act, alpha, Z, A, dZ):
-            derivative_elementwise(code, alpha, Z, A, dZ)
-    elif isinstance(code, types.IntegerLiteral):
-        def impl(code, act, alpha, Z, A, dZ):
-            _derivative_in_place(code, alpha, Z, A, dZ)
-    else:
-        def impl(code, act, alpha, Z, A, dZ):
-            _derivative_in_place(act, alpha, Z, A, dZ)
-    return impl
-
-
-@_jit_loop_inline
-def _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, held):
-    """Rows lo .. hi - 1 of the batch through every layer (``xb``: those rows' input).
-    ``hidden`` is the output layer's code in a one-layer model (see _loop_for), so the
-    first layer needs no branch of its own for that case; ``held``: BLAS is held at
-    one thread (a batch split across threads)."""
-    L = len(Ws)
-    _layer_forward(xb, Ws[0], bs[0], hidden, acts[0], alphas[0], Zs[0][lo:hi], As[0][lo:hi], held)
-    for l in range(1, L - 1):
-        _layer_forward(As[l - 1][lo:hi], Ws[l], bs[l], hidden, acts[l], alphas[l], Zs[l][lo:hi], As[l][lo:hi],
-                       held)
-    if L > 1:
-        _layer_forward(As[L - 2][lo:hi], Ws[L - 1], bs[L - 1], out, acts[L - 1], alphas[L - 1],
-                       Zs[L - 1][lo:hi], As[L - 1][lo:hi], held)
-
-
-def _weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-    """Rows lo .. hi - 1 of layer ``l``'s weight gradient and columns c0 .. c1 - 1 of its
-    bias gradient, from all of the batch's m rows (the layer's input: ``xb`` for the
-    first layer, ``As[l - 1]`` for the others)."""
-    raise NotImplementedError("compiled only")
-
-
-@overload(_weight_grad, jit_options=_LOOP_OPTIONS)
-def _ol_weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-    if isinstance(xb, types.Array):  # one call for every layer: the kernel's code once in the loop
-        def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-            inp = xb if l == 0 else As[l - 1][:m]
-            weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi, nt > 1)  # split: BLAS held
-            if db_out.shape[0] > 0:
-                bias_grad(dZ[:, c0:c1], db_out[c0:c1])
-    else:  # a CSR batch: the first layer's gradient at the stored values of rows lo .. hi - 1 of dW
-        def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
-            if l == 0:
-                sparse_weight_grad_rows(xb[0], xb[1], xb[2], xb[3], dZ, l2, W, dW_out, lo, hi)
-            else:
-                weight_grad_rows(As[l - 1][:m], dZ, l2, W, dW_out, lo, hi, nt > 1)
-            if db_out.shape[0] > 0:
-                bias_grad(dZ[:, c0:c1], db_out[c0:c1])
-    return impl
-
-
 @_jit_loop_inline
 def _backward(xb, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, nt, sync, hidden):
     """The backward pass of the batch's m rows, run by thread tid of nt (lo .. hi - 1:
@@ -327,7 +152,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                    Ws, bs, dWs, dbs, acts, alphas, l2s,
                    Zs, As, dZs, Xb, Yb, SWb,
                    loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b,
-                   tid, nt, min_rows, sync, sums, hidden, out):
+                   tid, nt, min_rows, sync, sums, hidden, out, features, partials):
     """The fields of ``TrainResult``, as a tuple, from thread ``tid`` of ``nt``.
 
     ``X`` is a 2-D array or a CSR ``(indptr, indices, data)`` (see ``_batch_input``).
@@ -345,9 +170,18 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
     takes the same rows and columns, so each thread updates what it computed; a
     barrier ends the batch.  The gradients do not depend on the thread count (up to
     BLAS's blocking).  Thread 0 returns the totals and checks the epoch's end; a
-    barrier released by ``sync[ABORT]`` (another thread raised) returns at once."""
+    barrier released by ``sync[ABORT]`` (another thread raised) returns at once.
+
+    ``features`` (a compile-time constant in a loop compiled per model): the first
+    layer is split by input features, not rows: each thread gathers its features of
+    every row (``_gather_input``) and multiplies them by its rows of W into its partial
+    product of the batch (``partials`` (nt, batch_size, n_out)); after a barrier each
+    adds the partial products of its own rows, in thread order, and applies the bias
+    and activation.  Its weight gradient and update take the same rows of W, split as
+    every layer's already are."""
     n = perm.shape[0]  # X's rows
     L = len(Ws)
+    n0 = Ws[0].shape[0]
     loss_sum = correct = squared_error = absolute_error = 0.0
     finite = True
     # Thread 0 checks what the epoch's last update left (TrainResult.ends_finite) in one more
@@ -361,6 +195,8 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             idx = perm[start:stop]
             parts = max(1, min(nt, m // min_rows))
             lo, hi = share(m, tid, parts, 1)
+            f0, f1 = share(n0, tid, nt, 1)  # split by features: this thread's rows of Ws[0]
+            fparts = nt
             for t in range(5):
                 sums[tid, t] = 0.0
         else:
@@ -373,10 +209,18 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             m = n - start
             idx = perm[start:n]
             lo, hi = 0, m
+            f0, f1, fparts = 0, n0, 1  # thread 0 alone
         own = idx[lo:hi]
-        xb = _batch_input(X, own, Xb[lo:hi])
+        xb = _gather_input(features, X, idx, own, Xb, Xb[lo:hi], f0, f1)
+        if features:  # the first layer: this thread's features of every row, then its rows
+            matmul_columns(Xb[:m], f0, f1, Ws[0], partials[tid][:m], nt > 1)
+            if fparts > 1 and not barrier(sync, nt):
+                return j, loss_sum, correct, squared_error, absolute_error, False
+            if hi > lo:
+                _add_parts(partials, fparts, lo, hi, Zs[0])
+                _layer_epilogue(bs[0], hidden, acts[0], alphas[0], Zs[0][lo:hi], As[0][lo:hi])
         if hi > lo:
-            _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, nt > 1)
+            _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, nt > 1, features)
         if j == n_batches:
             finite = _all_finite(_flat(As[L - 1][:m]))
             break
@@ -443,8 +287,9 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
 def _loop_for(plan, args):
     """``_train_batches`` compiled for this plan's model, once per plan.
 
-    The optimizer code, the hidden layers' shared activation and the output
-    layer's are compile-time constants of the specialization (``IntegerLiteral``),
+    The optimizer code, the hidden layers' shared activation, the output
+    layer's and whether the first layer is split by features are compile-time
+    constants of the specialization (``IntegerLiteral``, ``BooleanLiteral``),
     so only their kernels compile: a cold first fit compiles one activation, one
     rule and one loss path instead of every one.  The entry point is called
     directly, without Numba's per-call type dispatch over ~30 arguments, and is
@@ -456,7 +301,8 @@ def _loop_for(plan, args):
     elif entry is None:
         acts = [int(a) for a in plan.acts]
         shared = len(acts) == 1 or len(set(acts[:-1])) == 1
-        key = (_type_key(args), int(plan.loss), int(plan.optimizer), acts[-1], shared and acts[0])
+        features = bool(args[_FEATURES])
+        key = (_type_key(args), int(plan.loss), int(plan.optimizer), acts[-1], shared and acts[0], features)
         entry = _ENTRIES.get(key)
         if entry is None:
             sig = [typeof(a) for a in args]
@@ -465,6 +311,7 @@ def _loop_for(plan, args):
             sig[_OUT] = types.literal(acts[-1])
             if shared:  # one layer: the output layer's code, so the unused branch adds nothing
                 sig[_HIDDEN] = types.literal(acts[0])
+            sig[_FEATURES] = types.literal(features)
             entry = _ENTRIES[key] = _train_batches.compile(tuple(sig))
         plan.compiled["numba"] = entry
     return entry
@@ -487,7 +334,7 @@ def _type_key(args):
 
 
 # positions of the codes among _train_batches' arguments
-_LOSS, _OPT, _HIDDEN, _OUT = 20, 21, 34, 35
+_LOSS, _OPT, _HIDDEN, _OUT, _FEATURES = 20, 21, 34, 35, 36
 _TID = 29  # the thread number
 
 # A batch is split across threads when each gets at least this many rows and one
@@ -500,6 +347,15 @@ _TID = 29  # the thread number
 MIN_ROWS_PER_THREAD = 16
 MIN_ROWS_PER_THREAD_F64 = 8
 MIN_PARALLEL_FLOPS = 1e6
+
+# The first layer of dense input is split by its input features (rows of W) rather
+# than batch rows when W has at least FEATURE_SPLIT_MIN_WEIGHTS values and the threads'
+# partial products are smaller than W, as in the Cython loop (``FEATURE_SPLIT`` in
+# ``cython/_training.pyx``, which says why: threads that read all of W while another
+# updates it make each of its stores wait).  Decided once per plan, from the most
+# threads its batches could use (``_features_for``): the loop compiles one way.
+FEATURE_SPLIT = True
+FEATURE_SPLIT_MIN_WEIGHTS = 16384
 
 _split_lock = threading.Lock()  # one split call at a time; another meanwhile runs on one thread
 
@@ -526,6 +382,29 @@ def _threads_for(plan):
         return 1
     nt = min(get_num_threads(), rows)
     return max(1, nt if plan.threads == 0 else min(nt, plan.threads))
+
+
+def _features_for(plan):
+    """Whether this plan's loop splits the first layer by input features (once per plan)."""
+    features = plan.compiled.get("numba-features")
+    if features is None:
+        n0, n_out = plan.Ws[0].shape
+        most = min(get_num_threads(), plan.batch_size // _min_rows(plan))
+        features = plan.compiled["numba-features"] = bool(
+            FEATURE_SPLIT and not isinstance(plan.X, SparseInput) and most > 1
+            and n0 * n_out >= FEATURE_SPLIT_MIN_WEIGHTS and plan.batch_size * most < n0)
+    return features
+
+
+def _partials(plan, nt, features):
+    """The threads' partial products of the first layer, (nt, batch_size, n_out) where the
+    loop splits it by features, else an empty array of that rank (once per plan)."""
+    key = ("numba-partials", nt if features else 0)
+    partials = plan.compiled.get(key)
+    if partials is None:
+        shape = (nt, plan.batch_size, plan.Ws[0].shape[1]) if features else (0, 0, 0)
+        partials = plan.compiled[key] = np.zeros(shape, plan.Ws[0].dtype)
+    return partials
 
 
 def _sums(plan, nt):
@@ -556,6 +435,7 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
         if not split:
             nt = 1
         sums = _sums(plan, nt)
+        features = _features_for(plan)
         sync = new_sync()
         acts = plan.acts
         args = [X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
@@ -563,7 +443,7 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
                 plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
                 plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b,
                 0, nt, _min_rows(plan), sync, sums,
-                int(acts[0]), int(acts[-1])]
+                int(acts[0]), int(acts[-1]), features, _partials(plan, nt, features)]
         loop = _loop_for(plan, args)
         if nt == 1:
             return TrainResult(*_run(loop, args, sync))

@@ -6,7 +6,7 @@ from ._activations import activation_backward
 from ._dense import dense_backward, dense_forward, maxout_backward, maxout_forward
 from ._losses import loss_output_delta, loss_value
 from ._optimizers import adagrad_update, adam_update, rmsprop_update, sgd_update
-from ._training import gather_rows
+from ._loop_steps import gather_rows
 
 
 def warmup(dtype=np.float32):
