@@ -920,35 +920,46 @@ def test_train_batches_threads_match_one_thread(dtype):
     close(many["out"], one["out"], dtype, 10.0)
 
 
+def _two_thread_run(args, *settings):
+    """``run_train_batches`` on two OpenMP threads whatever else runs on this machine,
+    with the test hooks ``(setter, value)`` set for the call; thread_statistics() of it."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas.openmp_enabled():
+        pytest.skip("built without OpenMP")
+    olds = []
+    try:
+        for setter, value in ((_training._set_run_queue_answer, False), *settings):
+            olds.append((setter, setter(value)))
+        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+            _training.thread_statistics(reset=True)
+            assert run_train_batches(cy, args) == args["n_batches"]
+            return _training.thread_statistics(reset=True)
+    finally:
+        for setter, old in reversed(olds):
+            setter(old)
+
+
+def _one_thread_run(args):
+    """``run_train_batches`` on a copy of ``args`` with BLAS and OpenMP at one thread; the copy."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    one = _copy_args(args)
+    with threadpoolctl.threadpool_limits(1):
+        assert run_train_batches(cy, one) == args["n_batches"]
+    return one
+
+
 @DTYPES
 @pytest.mark.parametrize("n", [300, 289])  # a last batch of 12 rows, or of one (none for thread 1)
 def test_first_layer_split_by_input_features_matches_one_thread(dtype, n):
     """A first layer with more inputs than the threads' batch rows is split by its input
     features (each thread's rows of W, their partial products added up after a barrier),
     and gives the one-thread result, as the split by batch rows does."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    if not _blas.openmp_enabled():
-        pytest.skip("built without OpenMP")
     args = _train_args(dtype, K.OPT_ADAM, widths=(300, 64, 17, 3), n=n, batch_size=32, weighted=True)
-    one, features, rows = _copy_args(args), _copy_args(args), _copy_args(args)
-    with threadpoolctl.threadpool_limits(1):
-        assert run_train_batches(cy, one) == args["n_batches"]
-    old = _training._set_min_parallel_flops(0.0)
-    queue = _training._set_run_queue_answer(False)
-    try:
-        with threadpoolctl.threadpool_limits(2, user_api="openmp"):
-            _training.thread_statistics(reset=True)
-            assert run_train_batches(cy, features) == args["n_batches"]
-            stats = _training.thread_statistics(reset=True)
-            split = _training._set_feature_split(False)
-            try:
-                assert run_train_batches(cy, rows) == args["n_batches"]
-            finally:
-                _training._set_feature_split(split)
-            by_rows = _training.thread_statistics(reset=True)
-    finally:
-        _training._set_min_parallel_flops(old)
-        _training._set_run_queue_answer(queue)
+    features, rows = _copy_args(args), _copy_args(args)
+    one = _one_thread_run(args)
+    flops = (_training._set_min_parallel_flops, 0.0)
+    stats = _two_thread_run(features, flops)
+    by_rows = _two_thread_run(rows, flops, (_training._set_feature_split, False))
     assert stats["parallel_batches"] == stats["feature_split_batches"] == args["n_batches"]
     assert by_rows["parallel_batches"] == args["n_batches"] and by_rows["feature_split_batches"] == 0
     for result in (features, rows):
@@ -956,6 +967,19 @@ def test_first_layer_split_by_input_features_matches_one_thread(dtype, n):
             for a, b in zip(one[key], result[key]):
                 close(b, a, dtype, 10.0)
         close(result["out"], one["out"], dtype, 10.0)
+
+
+def test_a_float32_batch_of_16_rows_splits_by_features_on_two_threads():
+    """Split by features, each thread's first-layer products take all 16 rows, so the
+    batch splits from 8 rows a thread even where small float32 products want 16."""
+    args = _train_args(np.float32, K.OPT_ADAM, widths=(300, 64, 3), acts=(K.RELU, K.SOFTMAX),
+                       bias=(True, True), n=160, batch_size=16)
+    one = _one_thread_run(args)
+    stats = _two_thread_run(args, (_training._set_min_rows_per_thread, (8, 16)))
+    assert stats["parallel_batches"] == stats["feature_split_batches"] == args["n_batches"]
+    for key in STATE:
+        for a, b in zip(one[key], args[key]):
+            close(b, a, np.float32, 10.0)
 
 
 @DTYPES

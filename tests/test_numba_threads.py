@@ -285,6 +285,21 @@ def test_float64_splits_a_batch_of_16_rows_float32_does_not(monkeypatch):
         assert NT._threads_for(plan) == threads, dtype
 
 
+def test_a_float32_batch_of_16_rows_split_by_features_takes_two_threads(monkeypatch):
+    """Split by features, the first layer's products take all the batch's rows on every
+    thread: a float32 batch of 16 splits (8 rows a thread), as float64 does."""
+    monkeypatch.setattr(NT, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(NT, "MIN_PARALLEL_FLOPS", 0.0)
+    X, y, _ = _wide_data("float32")
+    model = _wide_model("float32")
+    model.fit(X[:16], y[:16], epochs=1, batch_size=16, verbose=0)
+    plan = training.CompiledLoop(model, X, y, None, 16, False, np.random.default_rng(0)).plan
+    assert NT._features_for(plan) and NT._threads_for(plan) == 2
+    monkeypatch.setattr(NT, "FEATURE_SPLIT", False)
+    plan = training.CompiledLoop(model, X, y, None, 16, False, np.random.default_rng(0)).plan
+    assert not NT._features_for(plan) and NT._threads_for(plan) == 1
+
+
 @numba.njit(nogil=True)
 def _meet(sync, nt, tid, seen, rounds):
     """Each round: write this thread's slot, meet, read every slot (all written)."""

@@ -222,6 +222,13 @@ cdef double adam_step_size(double lr, double beta_1, double beta_2, double step)
     return lr * sqrt(1.0 - pow(beta_2, step)) / (1.0 - pow(beta_1, step))
 
 
+cdef inline int64_t _row(int64_t r, Py_ssize_t n) noexcept nogil:
+    """Row index r of n rows (negative counts from the end), or -1 if out of range."""
+    if r < 0:
+        r += n
+    return r if 0 <= r < n else -1
+
+
 cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, Py_ssize_t m,
                              Py_ssize_t row_bytes, char *dst) noexcept nogil:
     """Row i of dst := row idx[i] of src (n rows of row_bytes bytes; negative indices
@@ -230,10 +237,8 @@ cdef Py_ssize_t gather_bytes(const char *src, Py_ssize_t n, const int64_t *idx, 
     cdef Py_ssize_t i
     cdef int64_t r
     for i in range(m):
-        r = idx[i]
+        r = _row(idx[i], n)
         if r < 0:
-            r += n
-        if r < 0 or r >= n:
             return i
         # Constant sizes compile to single loads and stores, aligned or not.
         if row_bytes == 8:
@@ -256,10 +261,8 @@ cdef Py_ssize_t gather_columns(const char *src, Py_ssize_t n, const int64_t *idx
     if nbytes <= 0:
         return -1
     for i in range(m):
-        r = idx[i]
+        r = _row(idx[i], n)
         if r < 0:
-            r += n
-        if r < 0 or r >= n:
             return i
         copy_bytes(dst + i * row_bytes + offset, src + r * row_bytes + offset, nbytes)
     return -1

@@ -356,6 +356,10 @@ MIN_PARALLEL_FLOPS = 1e6
 # threads its batches could use (``_features_for``): the loop compiles one way.
 FEATURE_SPLIT = True
 FEATURE_SPLIT_MIN_WEIGHTS = 16384
+# Split by features, the first layer's products take all the batch's rows on every
+# thread, so such a batch splits from this many rows a thread, also in float32 (as
+# MIN_ROWS_PER_THREAD in the Cython loop).
+MIN_ROWS_PER_THREAD_FEATURES = 8
 
 _split_lock = threading.Lock()  # one split call at a time; another meanwhile runs on one thread
 
@@ -371,7 +375,7 @@ def _threads_for(plan):
     a sparse first layer's products are smaller, its update is not)."""
     # Numba's get_num_threads takes two locks: ~1 us, but ~50 after the process slept
     # (a server between requests, an epoch after a pause), so it is asked last.
-    rows = plan.batch_size // _min_rows(plan)
+    rows = plan.batch_size // (MIN_ROWS_PER_THREAD_FEATURES if _features_for(plan) else _min_rows(plan))
     if plan.threads == 1 or rows < 2:
         return 1
     widths = [plan.Ws[0].shape[0]] + [W.shape[1] for W in plan.Ws]
@@ -389,10 +393,12 @@ def _features_for(plan):
     features = plan.compiled.get("numba-features")
     if features is None:
         n0, n_out = plan.Ws[0].shape
-        most = min(get_num_threads(), plan.batch_size // _min_rows(plan))
-        features = plan.compiled["numba-features"] = bool(
-            FEATURE_SPLIT and not isinstance(plan.X, SparseInput) and most > 1
-            and n0 * n_out >= FEATURE_SPLIT_MIN_WEIGHTS and plan.batch_size * most < n0)
+        features = (FEATURE_SPLIT and not isinstance(plan.X, SparseInput)
+                    and n0 * n_out >= FEATURE_SPLIT_MIN_WEIGHTS and plan.batch_size * 2 < n0)
+        if features:  # get_num_threads last (see _threads_for)
+            most = min(get_num_threads(), plan.batch_size // MIN_ROWS_PER_THREAD_FEATURES)
+            features = most > 1 and plan.batch_size * most < n0
+        plan.compiled["numba-features"] = features
     return features
 
 
