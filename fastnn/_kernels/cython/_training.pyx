@@ -241,7 +241,7 @@ cdef double ONE_BLAS_THREAD_BELOW = 4e6
 # gradient (already split by rows of dW) and the update the same rows of W, and one more
 # barrier a batch adds up the threads' partial products.  Epochs against the row split
 # (benchmarks/compare_builds.py, float32, same VM): 784-128-10 Adam batch 32 0.73x,
-# batch 128 0.72x, 784-32-10 Adam batch 100 0.86x, 784-512-512-10 batch 256 0.97x;
+# batch 128 0.93-0.94x, 784-32-10 Adam batch 100 0.86x, 784-512-512-10 batch 256 0.97x;
 # 784-16-16-10 SGD batch 100 (12,544 weights) 1.03x, hence the threshold.  Tests and
 # benchmarks switch it (_set_feature_split).
 cdef bint FEATURE_SPLIT = True
@@ -1659,11 +1659,11 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     _expect("thread_state", thread_state, (5,))
     job.n_threads = <int> min(<Py_ssize_t> omp_threads(), rows // _min_rows_per_thread(typenum),
                               <Py_ssize_t> MAX_THREADS)
-    cdef Py_ssize_t by_features = min(<Py_ssize_t> omp_threads(), rows // MIN_ROWS_PER_THREAD,
-                                      <Py_ssize_t> MAX_THREADS)
-    if by_features > job.n_threads and _splits_by_features(csr, n0, job.layers[0].n_out, batch_size,
-                                                           by_features):
-        job.n_threads = <int> by_features
+    cdef Py_ssize_t feature_threads = min(<Py_ssize_t> omp_threads(), rows // MIN_ROWS_PER_THREAD,
+                                          <Py_ssize_t> MAX_THREADS)
+    if feature_threads > job.n_threads and _splits_by_features(csr, n0, job.layers[0].n_out,
+                                                               batch_size, feature_threads):
+        job.n_threads = <int> feature_threads
     if flops < MIN_PARALLEL_FLOPS:
         job.n_threads = 1  # barriers would cost more than the split saves
     if job.n_threads > 1:
