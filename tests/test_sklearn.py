@@ -326,6 +326,56 @@ def test_warm_start_continues_from_the_fitted_weights():
     assert len(cold.loss_curve_) == 5
 
 
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_warm_start_carries_the_stopping_state_over_as_scikit_learn(early_stopping):
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+
+    X, y = blobs(n=300)
+    # tol so large that no epoch counts as an improvement: when each fit stops depends only on the bookkeeping
+    params = dict(hidden_layer_sizes=(8,), max_iter=50, tol=1e9, n_iter_no_change=2, warm_start=True,
+                  early_stopping=early_stopping, random_state=0)
+    ours, theirs = MLPClassifier(**params, backend="numpy"), SkMLPClassifier(**params)
+    for _ in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours.fit(X, y)
+            theirs.fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_  # 4, then 1: a model that stopped stops again
+        assert ours._no_improvement_count == theirs._no_improvement_count
+        if early_stopping:
+            assert len(ours.validation_scores_) == len(theirs.validation_scores_)
+            assert ours.best_validation_score_ == max(ours.validation_scores_)
+            assert ours.best_loss_ is None
+        else:
+            assert ours.validation_scores_ is None
+            assert ours.best_loss_ == min(ours.loss_curve_)
+
+
+def test_warm_start_with_early_stopping_switched_starts_the_stopping_state_afresh():
+    X, y = blobs()
+    clf = MLPClassifier(**small(max_iter=4, warm_start=True)).fit(X, y)
+    clf.set_params(early_stopping=True, n_iter_no_change=100)
+    clf.fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ == 4 and clf.best_loss_ is None
+    clf.set_params(early_stopping=False)
+    clf.fit(X, y)
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+    assert clf.best_loss_ == min(clf.loss_curve_[-4:])
+
+
+def test_warm_start_with_early_stopping_keeps_the_best_weights_of_all_fits():
+    X, y = blobs(n=400)
+    clf = MLPClassifier(**small(max_iter=30, warm_start=True, early_stopping=True, n_iter_no_change=100))
+    clf.fit(X, y)
+    assert clf.best_validation_score_ == 1.0  # no later epoch can beat it
+    fitted = [w.copy() for w in clf.coefs_]
+    clf.set_params(learning_rate_init=100.0)
+    clf.fit(X, y)
+    assert len(clf.validation_scores_) == 60
+    for a, b in zip(clf.coefs_, fitted):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("change", [{"activation": "tanh"}, {"dtype": "float64"}, {"backend": "numpy"}])
 def test_warm_start_refuses_parameters_the_fitted_model_does_not_have(change):
     """A warm start keeps the fitted model: a changed activation, dtype or backend would be

@@ -282,16 +282,7 @@ class _BaseMLP(BaseEstimator):
             self.model_.compile(optimizer=self._make_optimizer(), loss=self.model_.loss)
         self.n_iter_ = 0
         if not incremental:
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
-                if self.best_loss_ is None:
-                    self.best_loss_ = np.inf
+            self._start_stopping_state(carry=not first)
 
         validation = None
         if self.early_stopping:
@@ -302,6 +293,31 @@ class _BaseMLP(BaseEstimator):
                 X, y_enc, w = X[keep], y_enc[keep], w[keep]
         self._train(X, y_enc, w, validation, incremental)
         return self
+
+    def _start_stopping_state(self, carry):
+        """The early-stopping bookkeeping at the start of ``fit``.
+
+        A warm start carries the validation scores, the best score or loss and the
+        count of epochs without improvement over from the fits before, as
+        scikit-learn does, when they were kept for the same ``early_stopping``;
+        otherwise they start afresh.  The best weights so far are the fitted ones
+        (an early-stopped fit ends on its best weights).
+        """
+        self._best_weights = None
+        if self.early_stopping:
+            if carry and self.validation_scores_ is not None:
+                self._best_weights = self.model_.get_weights()
+                return
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            if carry and self.validation_scores_ is None and self.best_loss_ is not None:
+                return
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+        self._no_improvement_count = 0
 
     def _check_warm_model(self):
         """A warm start keeps the fitted model: its hidden activation, dtype and backend
@@ -382,8 +398,6 @@ class _BaseMLP(BaseEstimator):
         monitor = _EpochMonitor(self, n, validation)
         start = self._epochs_seen
         epochs = 1 if incremental else self.max_iter
-        if not incremental:
-            self._best_weights = None
         try:
             with _thread_budget():
                 model.fit(X, y, epochs=start + epochs, initial_epoch=start, batch_size=bs, shuffle=self.shuffle,

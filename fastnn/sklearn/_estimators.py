@@ -50,7 +50,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     verbose : bool or int, default=False
     warm_start : bool, default=False
         ``fit`` continues from the current weights (with a fresh optimizer, as
-        scikit-learn does).
+        scikit-learn does) and carries the early-stopping bookkeeping over
+        (``validation_scores_``, the best score or loss, epochs without improvement).
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
