@@ -120,7 +120,7 @@ class Softplus(Activation):
 
 @registry.register("gelu")
 class GELU(Activation):
-    """f(z) = z * Phi(z) (exact, with erf); f' = Phi(z) + z * phi(z)."""
+    """f(z) = z * Phi(z) (exact: Phi(z) = erfc(-z / sqrt 2) / 2); f' = Phi(z) + z * phi(z)."""
 
     code = K.GELU
 

@@ -88,6 +88,22 @@ def test_activation_extremes(backend, dtype, act):
     close(d1, d0, dtype)
 
 
+@pytest.mark.parametrize("name", ["numpy"] + COMPILED)
+def test_float64_gelu_keeps_its_left_tail(name):
+    """GELU's z * Phi(z) and Phi(z) + z * phi(z) relative to exact float64 math down to
+    z = -37 (where Phi underflows): 1 + erf(z / sqrt 2) would cancel to 0 below z = -8."""
+    from scipy.special import ndtr
+
+    backend = ref if name == "numpy" else K.load(name)
+    z = -np.linspace(0.5, 37.0, 600).reshape(-1, 8)
+    A, dZ, Zc = np.empty_like(z), np.empty_like(z), np.empty_like(z)
+    backend.dense_forward(z, np.eye(8), None, K.GELU, 0.0, Zc, A)
+    backend.activation_backward(K.GELU, 0.0, z, A, np.ones_like(z), dZ)
+    phi = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(A, z * ndtr(z), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(dZ, ndtr(z) + z * phi, rtol=1e-10, atol=1e-300)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (33, 17), (128, 10)], ids=str)
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_activation_backward(backend, dtype, shape, act):

@@ -90,7 +90,7 @@ def _norm_cdf_loop(x, out):
 
 
 def test_norm_cdf_for_gelu(dtype):
-    """GELU's Phi: float32 uses a fitted erfc (vectorizable), float64 libm's erf."""
+    """GELU's Phi: float32 uses a fitted erfc (vectorizable), float64 libm's erfc."""
     from scipy.special import ndtr
 
     x = np.linspace(-12, 12, 48001).astype(dtype)

@@ -8,7 +8,7 @@
  *   expm1    a polynomial (float64: Cephes' rational) below |x| = 1/2, e^x - 1 above
  *   log1p_unit  log(1 + u) for 0 <= u <= 1: 2 atanh(s), s = u / (2 + u), an odd series in s
  *   norm_cdf the normal CDF; float32 from a fitted erfc (relative error < 1e-6 for |z| < 5.6,
- *            and no 1 + erf cancellation in the left tail), float64 libm's erf (scalar)
+ *            and no 1 + erf cancellation in the left tail), float64 libm's erfc (scalar)
  * Everything is `static inline` and always inlined, so it compiles at the x86 level of the loop
  * that calls it (_elementwise.h builds those loops once per level).  NaN passes through.
  */
@@ -213,7 +213,8 @@ FASTNN_MATH double fastnn_log1p_unit_f64(double u) {
     return 2.0 * (s + s * z * p);
 }
 
-FASTNN_MATH double fastnn_norm_cdf_f64(double z) { return 0.5 * (1.0 + erf(z * FASTNN_SQRT_HALF)); }
+/* erfc keeps the left tail (1 + erf(z / sqrt 2) cancels to 0 below z = -8) */
+FASTNN_MATH double fastnn_norm_cdf_f64(double z) { return 0.5 * erfc(-z * FASTNN_SQRT_HALF); }
 
 /* ------------------------------------------------------------------------- softmax rows */
 /* a := exp(z - max(z)) / sum(...); a may be z. */

@@ -6,8 +6,8 @@ and ``_log1p_unit`` are branch-free Cephes-style implementations (range
 reduction, polynomial, exponent built with integer bit operations) accurate to
 a few ulps, so sigmoid, tanh, ELU, swish, softplus and softmax loops run on
 full SIMD registers.  GELU's normal CDF is vectorized in float32
-(``_norm_cdf``, a fitted erfc); float64 GELU keeps libm's ``erf``, as the
-reference does.  Constants are typed (``_f32(c)``): a Python float would
+(``_norm_cdf``, a fitted erfc); float64 GELU uses libm's ``erfc``, as the
+reference does SciPy's.  Constants are typed (``_f32(c)``): a Python float would
 promote the whole loop to float64.  ``_sum`` and ``_dot`` are the vectorized
 reductions.  See "Numba: float32 constants and vectorization" in
 ``docs/performance.md``.
@@ -46,7 +46,7 @@ def _log1p_unit(u):
 
 def _norm_cdf(z):
     """Phi(z), the standard normal CDF."""
-    return 0.5 * (1.0 + math.erf(z * _SQRT_HALF))
+    return 0.5 * math.erfc(-z * _SQRT_HALF)
 
 
 _MATH_OPTIONS = {"inline": "always", "jit_options": {"fastmath": FASTMATH, "error_model": "numpy"}}
@@ -262,8 +262,8 @@ def _ol_norm_cdf(z):
         return impl
     if z == types.float64:
 
-        def impl(z):
-            return 0.5 * (1.0 + math.erf(z * _SQRT_HALF))
+        def impl(z):  # erfc keeps the left tail (1 + erf cancels to 0 below z = -8)
+            return 0.5 * math.erfc(-z * _SQRT_HALF)
 
         return impl
     return None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erfc
 
 from ..codes import (
     ELU,
@@ -60,10 +60,9 @@ def activation_forward(act, alpha, Z, A):
         np.exp(A, out=A)
         np.log1p(A, out=A)
         A += np.maximum(Z, 0, out=_scratch(Z))
-    elif act == GELU:  # z * Phi(z), exact (erf) form
-        np.multiply(Z, _SQRT_HALF, out=A)
-        erf(A, out=A)
-        A += 1
+    elif act == GELU:  # z * Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2 (1 + erf would cancel in the left tail)
+        np.multiply(Z, -_SQRT_HALF, out=A)
+        erfc(A, out=A)
         A *= Z
         A *= 0.5
     elif act == SWISH:
@@ -115,9 +114,8 @@ def activation_backward(act, alpha, Z, A, dA, dZ_out):
         np.exp(u, out=u)
         u *= _INV_SQRT_2PI
         u *= Z
-        np.multiply(Z, _SQRT_HALF, out=t)
-        erf(t, out=t)
-        t += 1
+        np.multiply(Z, -_SQRT_HALF, out=t)
+        erfc(t, out=t)
         t *= 0.5
         t += u
         np.multiply(dA, t, out=dZ_out)
