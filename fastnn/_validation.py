@@ -249,12 +249,11 @@ def check_sparse_X(X, n_features, dtype, name="X") -> SparseInput:
         raise TypeError(f"{name}: expected a sparse matrix of real numbers, got dtype {X.dtype}")
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise TypeError(f"{name}: expected numeric data, got dtype {X.dtype}")
-    check_sparse_indices(X, name)
-    matrix = sp.csr_matrix(X)  # a copy only if X is not CSR already
-    try:  # index ranges and indptr order: the compiled kernels trust them
-        matrix.check_format(full_check=True)
-    except ValueError as exc:
-        raise ValueError(f"{name}: not a valid sparse matrix ({exc})") from None
+    check_sparse_indices(X, name)  # index ranges and indptr order: the compiled kernels trust them
+    matrix = sp.csr_matrix(X)  # a copy only if X is not CSR already (scipy builds a valid one then)
+    nnz = int(matrix.indptr[-1])
+    if len(matrix.data) > nnz:  # values past indptr[-1] belong to no row
+        matrix = sp.csr_matrix((matrix.data[:nnz], matrix.indices[:nnz], matrix.indptr), shape=matrix.shape)
     data = cast(matrix.data, dtype, name)
     check_finite(data, name)
     if data is not matrix.data or not matrix.has_canonical_format:

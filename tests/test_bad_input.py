@@ -110,6 +110,23 @@ def test_non_numeric_arrays(model):
         model.predict(inf)
 
 
+def test_unusual_but_valid_csr_matrices_read_as_their_canonical_form(model):
+    """Values stored past indptr[-1] (belonging to no row, their indices unchecked),
+    unsigned indices and big-endian values: the same predictions as the plain CSR."""
+    import scipy.sparse as sp
+
+    plain = sp.csr_matrix(X)
+    nnz = plain.nnz
+    junk = sp.csr_matrix((np.r_[plain.data, 7.0, 8.0], np.r_[plain.indices, 99, -5].astype(np.int32),
+                          plain.indptr), shape=X.shape)
+    odd = sp.csr_matrix((plain.data.astype(">f8"), plain.indices.astype(np.uint32), plain.indptr), shape=X.shape)
+    expected = model.predict(plain)
+    for m in (junk, odd):
+        np.testing.assert_array_equal(model.predict(m), expected)
+    assert junk.data.size == nnz + 2  # the caller's matrix is left as it was
+    model.fit(junk, Y, verbose=0, epochs=1)
+
+
 def _corrupt_sparse(kind):
     """A 10 x 4 sparse matrix in format ``kind`` whose index arrays break one rule."""
     import scipy.sparse as sp
