@@ -60,10 +60,42 @@ PAYBACK_UNIT_EPOCHS = {"cython": 100, "numba": 100}
 PAYBACK_UNIT_EPOCHS_NUMPY_CONVERSION = 300
 
 
+# predict: a block of a dense X's rows whose non-zero share is below BELOW_CROSSOVER times
+# these reads only its non-zeros in the first layer (the backend's predict_rows gathers each
+# row's non-zeros and adds their rows of W, as the sparse layer's row kernel does; no CSR is
+# built).  Forward only, no conversion: the crossovers lie higher than training's.  Measured
+# on 10,000 MNIST test rows thinned (or filled with 0.5) to each density, 784-units-10, two
+# threads, 2-core EPYC with AVX-512, the lower of float32 and float64: float32 crossed at
+# about 32 / 43 / 43 % (32 / 128 / 512 units), float64 at 18 / 33 / 44 %; at MNIST's 19.3 %
+# the nonzero path took 0.58 (float32) and 0.62 (float64) of the dense one at 128 units,
+# 0.46 / 0.47 at 512.  First layers narrower than the first point stay dense, as do inputs of
+# fewer than PREDICT_MIN_INPUTS features (not measured).  docs/performance.md, "predict on
+# mostly-zero rows".
+PREDICT_CROSSOVERS = {"cython": ((32, 0.18), (128, 0.33), (512, 0.42))}
+PREDICT_MIN_INPUTS = 256
+
+
+def predict_sparse_below(backend: str, n_in: int, units: int) -> float:
+    """The non-zero share below which ``backend``'s ``predict_rows`` reads only a block's
+    non-zeros in a first layer of ``n_in`` inputs and ``units`` units (0.0: never)."""
+    points = PREDICT_CROSSOVERS.get(backend)
+    if not points or n_in < PREDICT_MIN_INPUTS or units < points[0][0]:
+        return 0.0
+    return BELOW_CROSSOVER * _interpolate(points, units)
+
+
 def crossover(backend: str, units: float) -> float:
     """The crossover density of ``backend`` for a first layer ``units`` wide (0.0 for a
     backend never measured)."""
     points = CROSSOVERS.get(backend)
+    if not points:
+        return 0.0
+    return _interpolate(points, units)
+
+
+def _interpolate(points, units: float) -> float:
+    """The crossover of ``points`` ((units, density), ... by units) at ``units``: linear in
+    log2(units) between the points, held beyond them."""
     if not points:
         return 0.0
     if units <= points[0][0]:

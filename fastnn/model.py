@@ -449,9 +449,10 @@ class Sequential:
         acts, alphas = [l.activation.code for l in layers], [l.activation.alpha for l in layers]
         if logits:
             acts[-1], alphas[-1] = _kernels.LINEAR, 0.0
+        sparse_below = _first_layer.predict_sparse_below(self.backend, *layers[0].W.shape)
         finite = self._kernels.predict_rows(
             X, [l.W for l in layers], [l.b if l.use_bias else empty for l in layers],
-            acts, alphas, [w.Z for w in ws], [w.A for w in ws], out)
+            acts, alphas, [w.Z for w in ws], [w.A for w in ws], out, sparse_below=sparse_below)
         if not finite:
             check.check_finite(X, "X")  # raises the usual error
             raise RuntimeError("predict_rows reported a non-finite X that check_finite found finite")

@@ -139,6 +139,91 @@ def test_predict_rows_kernel_contract(compiled, dtype):
                             Zs, [As[0], np.empty((8, 3), dtype)], out)
 
 
+def _mostly_zero_rows(dtype, n=700, n_in=787):
+    """Rows in blocks of ~2 % to 100 % non-zeros (-0.0 among the zeros), whole zero rows, and
+    a width that leaves every vector loop a tail."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    keep = rng.random((n, 1)) * 1.02 > rng.random((n, n_in))
+    X[~keep] = 0.0
+    X[rng.random((n, n_in)) < 0.01] = -0.0
+    X[::97] = 0.0
+    return np.ascontiguousarray(X)
+
+
+@pytest.mark.parametrize("sparse_below", [0.0, 0.3, 2.0], ids=["dense", "by-block", "nonzeros"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_predict_rows_reading_only_non_zeros_gives_the_same_sums(compiled, dtype, sparse_below, use_bias):
+    """``sparse_below``: a block of rows under that share of non-zeros reads only those (the
+    Cython backend; 2.0: every block) -- the same outputs as every value read, at every
+    block size and on one thread and several."""
+    module = K.load(compiled)
+    X = _mostly_zero_rows(dtype)
+    rng = np.random.default_rng(7)
+    W0, W1 = (rng.standard_normal((787, 40)) * 0.05).astype(dtype), rng.standard_normal((40, 3)).astype(dtype)
+    b0 = rng.standard_normal(40).astype(dtype) if use_bias else np.empty(0, dtype)
+    expected = np.maximum(X.astype(np.float64) @ W0 + (b0 if use_bias else 0), 0) @ W1
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    for rows in (1, 16, 64, 700):
+        Zs = [np.empty((rows, 40), dtype), np.empty((rows, 3), dtype)]
+        As = [np.empty((rows, 40), dtype), np.empty((rows, 3), dtype)]
+        out = np.full((len(X), 3), np.nan, dtype)
+        assert module.predict_rows(X, [W0, W1], [b0, np.empty(0, dtype)], [K.RELU, K.LINEAR], [0.0, 0.0],
+                                   Zs, As, out, sparse_below=sparse_below)
+        np.testing.assert_allclose(out, expected, rtol=tol, atol=tol, err_msg=f"workspace of {rows} rows")
+    X[650, 786] = np.inf  # the finiteness check still comes first
+    assert not module.predict_rows(X, [W0, W1], [b0, np.empty(0, dtype)], [K.RELU, K.LINEAR], [0.0, 0.0],
+                                   Zs, As, out, sparse_below=sparse_below)
+
+
+def test_the_non_zero_gather_at_every_x86_level_equals_every_value_read(dtype):
+    """The Cython gather of a row's non-zeros (AVX-512 compresses; the others loop) at each
+    level this CPU runs, bit for bit against the dense path's sums of the same rows."""
+    if "cython" not in K.available():
+        pytest.skip("the Cython backend is not built")
+    from _x86 import levels
+    from fastnn._kernels.cython import _sparse
+
+    module = K.load("cython")
+    X = _mostly_zero_rows(dtype, n=300)
+    rng = np.random.default_rng(8)
+    W0 = rng.standard_normal((787, 24)).astype(dtype)
+    Zs, As = [np.empty((300, 24), dtype)], [np.empty((300, 24), dtype)]
+    outs = {}
+    try:
+        for level in levels(_sparse._set_rows_level):
+            _sparse._set_rows_level(level)
+            out = np.empty((300, 24), dtype)
+            assert module.predict_rows(X, [W0], [np.empty(0, dtype)], [K.LINEAR], [0.0], Zs, As, out,
+                                       sparse_below=2.0)
+            outs[level] = out
+    finally:
+        _sparse._set_rows_level(0)
+    expected = X.astype(np.float64) @ W0
+    for level, out in outs.items():
+        tol = 1e-4 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(out, expected, rtol=tol, atol=tol, err_msg=f"level {level}")
+    if 4 in outs and 3 in outs:  # both fuse multiply-adds in the same order: the gathers agree
+        np.testing.assert_array_equal(outs[4], outs[3])
+
+
+def test_model_predict_reads_mostly_zero_rows_sparsely_on_cython_only_where_measured():
+    """``Sequential.predict`` passes the measured threshold (PREDICT_CROSSOVERS) for the
+    Cython backend's first layer; narrow layers and few inputs stay dense."""
+    from fastnn import _first_layer
+
+    below = _first_layer.predict_sparse_below
+    assert 0.19 < below("cython", 784, 128) < 0.33  # MNIST's 19 % reads sparsely
+    assert below("cython", 784, 16) == 0.0 and below("cython", 13, 128) == 0.0
+    assert below("numba", 784, 128) == below("numpy", 784, 128) == 0.0
+    if "cython" not in K.available():
+        return
+    X = _mostly_zero_rows("float32", n=3000, n_in=784) * (np.random.default_rng(9).random((3000, 1)) < 0.3)
+    m = fn.Sequential([fn.Dense(128, activation="relu", input_dim=784), fn.Dense(10, activation="softmax")],
+                      backend="cython", dtype="float32", seed=0)
+    np.testing.assert_allclose(m.predict(X), layer_by_layer(m, X), rtol=1e-5, atol=1e-6)
+
+
 def test_predict_rows_on_one_thread_equals_the_threaded_split(compiled):
     """With OpenMP held to one thread the rows run in workspace-sized blocks on one
     thread (BLAS as it is); the result is the threaded one up to BLAS blocking."""

@@ -126,10 +126,13 @@ train_batches(plan, first_batch, n_batches, lrs, step0) -> TrainResult
     on the threads it already holds.  ``plan.X`` may be a ``SparseInput``; the first
     layer then reads its rows in place (``plan.Xb`` has no rows and is not
     used), as ``sparse_dense_forward``/``sparse_dense_backward`` do.
-predict_rows(X, Ws, bs, acts, alphas, Zs, As, out) -> bool
+predict_rows(X, Ws, bs, acts, alphas, Zs, As, out, sparse_below=0.0) -> bool
     The forward pass of a stack of ``Dense`` layers over every row of ``X (n,
     n_0)`` in one call: ``out (n, n_L)`` receives the last layer's
     activations, as ``dense_forward`` layer after layer would give them.
+    A backend may read only the non-zero values of a block of rows whose
+    share of non-zeros is below ``sparse_below`` (the same sums, rounded as
+    the sparse first layer rounds them; 0.0: every value is read).
     ``Ws``, ``bs``, ``acts``, ``alphas`` as in ``TrainingPlan``; ``Zs[l]``,
     ``As[l]`` ``(R, n_{l+1})`` are workspaces of any ``R >= 1`` rows (the same
     in every layer), which the backend may use in blocks.  Returns ``False``

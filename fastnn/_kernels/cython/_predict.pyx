@@ -25,11 +25,12 @@ Design notes
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 from ._blas cimport omp_threads
 from ._codes cimport N_ACTIVATIONS
 from ._dense cimport blas_acquire_single, blas_release_single, dense_forward_ptr, small_gemm_rows
+from ._sparse cimport nonzero_count_ptr, nonzero_forward_ptr
 
 import numpy as np
 
@@ -59,6 +60,9 @@ ctypedef struct Net:
     char *Z[MAX_LAYERS]
     char *A[MAX_LAYERS]
     char *out
+    double sparse_below  # a block of X with fewer non-zeros than this share reads only those
+    int32_t *nz_idx  # (threads, n_0): a row's non-zeros, per thread
+    char *nz_val
     int bad[MAX_THREADS]  # a thread saw a NaN or an infinity in X
 
 
@@ -103,9 +107,15 @@ cdef void _block(Net *net, const floating *X, Py_ssize_t start, int slot) noexce
             a = <floating *> net.out + start * w0
         else:
             a = <floating *> net.A[l] + row0 * w0
-        dense_forward_ptr(m, net.width[l], w0, inp, <const floating *> net.W[l],
-                          <const floating *> net.b[l], net.act[l], <floating> net.alpha[l],
-                          <floating *> net.Z[l] + row0 * w0, a, 1)
+        if l == 0 and net.sparse_below > 0 \
+                and nonzero_count_ptr(inp, m * n0) < net.sparse_below * <double> (m * n0):
+            nonzero_forward_ptr(m, n0, w0, inp, <const floating *> net.W[0], <const floating *> net.b[0],
+                                net.act[0], <floating> net.alpha[0], <floating *> net.Z[0] + row0 * w0, a,
+                                net.nz_idx + slot * n0, <floating *> net.nz_val + slot * n0)
+        else:
+            dense_forward_ptr(m, net.width[l], w0, inp, <const floating *> net.W[l],
+                              <const floating *> net.b[l], net.act[l], <floating> net.alpha[l],
+                              <floating *> net.Z[l] + row0 * w0, a, 1)
         inp = a
 
 
@@ -136,9 +146,11 @@ cdef cnp.ndarray _array(str name, object x, int typenum, int ndim, bint writable
     return a
 
 
-def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
+def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out, double sparse_below=0.0):
     """See ``fastnn._kernels``: out := the last layer's activations for every row
-    of X; returns False (out unspecified) when X holds a NaN or an infinity."""
+    of X; returns False (out unspecified) when X holds a NaN or an infinity.
+    A block of rows whose share of non-zero values is below ``sparse_below``
+    reads only those in the first layer (``nonzero_forward_ptr``)."""
     cdef Net net
     cdef Py_ssize_t L = len(Ws), l, n, rows
     cdef int typenum, nt, t
@@ -210,6 +222,12 @@ def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
     net.block = min(_block_rows(), rows // nt) if nt > 1 else min(<Py_ssize_t> 4096, rows)
     for t in range(MAX_THREADS):
         net.bad[t] = 0
+    net.sparse_below = sparse_below if sparse_below == sparse_below else 0.0  # NaN: never
+    if net.sparse_below > 0:
+        nz_idx = np.empty(nt * net.width[0], np.int32)
+        nz_val = np.empty(nt * net.width[0], X.dtype)
+        net.nz_idx = <int32_t *> cnp.PyArray_DATA(nz_idx)
+        net.nz_val = <char *> cnp.PyArray_DATA(nz_val)
     try:
         if typenum == cnp.NPY_FLOAT:
             with nogil:

@@ -142,4 +142,90 @@ FASTNN_DEFINE_LEVEL(fastnn_rows)
 FASTNN_DEFINE_CSR_ROWS(float, f32)
 FASTNN_DEFINE_CSR_ROWS(double, f64)
 
+/* nonzeros: idx[0:nnz], val[0:nnz] := the positions and values of x[0:n]'s non-zeros in order;
+ * returns nnz.  idx and val have room for n entries.  A dense row read as a CSR row (predict's
+ * first layer on mostly-zero rows, _sparse.pyx's nonzero_forward_ptr).  The baseline and AVX2
+ * write every value and move on non-zeros (branch-free, about 2 cycles a value); AVX-512
+ * compresses a vector at a time in registers (vcompressps to memory is microcoded on AMD Zen 4,
+ * so the compressed vector is stored whole and the next one overwrites its tail). */
+#define FASTNN_DEFINE_NONZEROS_SCALAR(T, SUFFIX, LEVEL, TARGET)                                 \
+    TARGET static ptrdiff_t fastnn_nonzeros_##SUFFIX##_##LEVEL(                                 \
+            const T *restrict x, ptrdiff_t n, int *restrict idx, T *restrict val) {            \
+        ptrdiff_t nnz = 0;                                                                      \
+        for (ptrdiff_t k = 0; k < n; k++) {                                                     \
+            T v = x[k];                                                                         \
+            idx[nnz] = (int) k;                                                                 \
+            val[nnz] = v;                                                                       \
+            nnz += v != 0;                                                                      \
+        }                                                                                       \
+        return nnz;                                                                             \
+    }
+FASTNN_DEFINE_NONZEROS_SCALAR(float, f32, v1, )
+FASTNN_DEFINE_NONZEROS_SCALAR(double, f64, v1, )
+
+#if FASTNN_HAVE_LEVELS
+#include <immintrin.h>
+
+/* Vectors of 16 floats (8 doubles) whole; the tail through the scalar loop.  idx and val receive
+ * a full vector at nnz, so a whole vector must fit: while k + 16 <= n, nnz <= k. */
+__attribute__((target("arch=x86-64-v4"))) static ptrdiff_t fastnn_nonzeros_f32_v4(
+        const float *restrict x, ptrdiff_t n, int *restrict idx, float *restrict val) {
+    ptrdiff_t nnz = 0, k = 0;
+    __m512i pos = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(16);
+    for (; k + 16 <= n; k += 16) {
+        __m512 v = _mm512_loadu_ps(x + k);
+        __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        if (m) {
+            _mm512_storeu_ps(val + nnz, _mm512_maskz_compress_ps(m, v));
+            _mm512_storeu_si512((void *) (idx + nnz), _mm512_maskz_compress_epi32(m, pos));
+            nnz += __builtin_popcount(m);
+        }
+        pos = _mm512_add_epi32(pos, step);
+    }
+    for (; k < n; k++) {
+        float v = x[k];
+        idx[nnz] = (int) k;
+        val[nnz] = v;
+        nnz += v != 0;
+    }
+    return nnz;
+}
+__attribute__((target("arch=x86-64-v4"))) static ptrdiff_t fastnn_nonzeros_f64_v4(
+        const double *restrict x, ptrdiff_t n, int *restrict idx, double *restrict val) {
+    ptrdiff_t nnz = 0, k = 0;
+    __m256i pos = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i step = _mm256_set1_epi32(8);
+    for (; k + 8 <= n; k += 8) {
+        __m512d v = _mm512_loadu_pd(x + k);
+        __mmask8 m = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+        if (m) {
+            _mm512_storeu_pd(val + nnz, _mm512_maskz_compress_pd(m, v));
+            _mm256_storeu_si256((__m256i *) (idx + nnz), _mm256_maskz_compress_epi32(m, pos));
+            nnz += __builtin_popcount(m);
+        }
+        pos = _mm256_add_epi32(pos, step);
+    }
+    for (; k < n; k++) {
+        double v = x[k];
+        idx[nnz] = (int) k;
+        val[nnz] = v;
+        nnz += v != 0;
+    }
+    return nnz;
+}
+#define FASTNN_DEFINE_NONZEROS(T, SUFFIX)                                                       \
+    static ptrdiff_t fastnn_nonzeros_##SUFFIX(const T *x, ptrdiff_t n, int *idx, T *val) {     \
+        if (fastnn_rows_level() == 4) return fastnn_nonzeros_##SUFFIX##_v4(x, n, idx, val);     \
+        return fastnn_nonzeros_##SUFFIX##_v1(x, n, idx, val);                                   \
+    }
+#else
+#define FASTNN_DEFINE_NONZEROS(T, SUFFIX)                                                       \
+    static ptrdiff_t fastnn_nonzeros_##SUFFIX(const T *x, ptrdiff_t n, int *idx, T *val) {     \
+        return fastnn_nonzeros_##SUFFIX##_v1(x, n, idx, val);                                   \
+    }
+#endif
+FASTNN_DEFINE_NONZEROS(float, f32)
+FASTNN_DEFINE_NONZEROS(double, f64)
+
 #endif /* FASTNN_SIMD_ROWS_H */

@@ -55,3 +55,7 @@ cdef void sparse_weight_grad_csc_ptr(Py_ssize_t n_out, Py_ssize_t klo, Py_ssize_
                                      const int32_t *csc_rows, const floating *csc_data,
                                      const floating *w, const floating *dz, floating l2,
                                      floating *dw, uint8_t *touched) noexcept nogil
+cdef Py_ssize_t nonzero_count_ptr(const floating *x, Py_ssize_t count) noexcept nogil
+cdef void nonzero_forward_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, const floating *x,
+                              const floating *w, const floating *b, int act, floating alpha,
+                              floating *z, floating *a, int32_t *idx, floating *val) noexcept nogil

@@ -109,6 +109,10 @@ cdef extern from "_simd_rows.h" nogil:
     void csr_scatter_f64 "fastnn_csr_scatter_f64"(double *dw, Py_ssize_t ld, const int32_t *idx,
                                                   const double *val, Py_ssize_t nnz,
                                                   const double *dz, Py_ssize_t n)
+    Py_ssize_t nonzeros_f32 "fastnn_nonzeros_f32"(const float *x, Py_ssize_t n, int32_t *idx,
+                                                  float *val)
+    Py_ssize_t nonzeros_f64 "fastnn_nonzeros_f64"(const double *x, Py_ssize_t n, int32_t *idx,
+                                                  double *val)
 
 
 cdef inline void _csr_row(floating *z, const floating *w, Py_ssize_t ld, const int32_t *idx,
@@ -238,6 +242,33 @@ cdef void sparse_forward_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
         _csr_row(zi, w, n_out, indices + indptr[r], data + indptr[r], indptr[r + 1] - indptr[r],
                  n_out)
         bias_act_rows(i, i + 1, n_out, b, act, alpha, z, a)  # while the row is in cache
+
+
+cdef Py_ssize_t nonzero_count_ptr(const floating *x, Py_ssize_t count) noexcept nogil:
+    """How many of x[0:count] are not zero (a vectorizable pass)."""
+    cdef Py_ssize_t k, nz = 0
+    for k in range(count):
+        nz += x[k] != 0
+    return nz
+
+
+cdef void nonzero_forward_ptr(Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out, const floating *x,
+                              const floating *w, const floating *b, int act, floating alpha,
+                              floating *z, floating *a, int32_t *idx, floating *val) noexcept nogil:
+    """z (m, n_out) := x (m, n_in) @ w + b (NULL: no bias), a := act(z), reading only the
+    non-zero values of x: each row's are gathered into idx/val (n_in entries each) and
+    added in ascending order from zero as ``sparse_forward_ptr`` adds a CSR row.
+    a may be z."""
+    cdef Py_ssize_t i, nnz
+    if n_out <= 0:
+        return
+    for i in range(m):
+        if floating is float:
+            nnz = nonzeros_f32(x + i * n_in, n_in, idx, val)
+        else:
+            nnz = nonzeros_f64(x + i * n_in, n_in, idx, val)
+        _csr_row(z + i * n_out, w, n_out, idx, val, nnz, n_out)
+        bias_act_rows(i, i + 1, n_out, b, act, alpha, z, a)
 
 
 cdef void sparse_forward_csc_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_in,

@@ -115,9 +115,11 @@ def _specialized(loop, args, acts):
     return entry, codes[0], codes[-1]
 
 
-def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
+def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out, sparse_below=0.0):
     """See ``fastnn._kernels``: out := the last layer's activations for every row of X;
-    returns False (out unspecified) when X holds a NaN or an infinity."""
+    returns False (out unspecified) when X holds a NaN or an infinity.  Every value of X
+    is read whatever ``sparse_below`` says (this backend has no non-zero path in predict:
+    ``fastnn._first_layer.PREDICT_CROSSOVERS``)."""
     rows = check_predict_rows(X, Ws, bs, acts, alphas, Zs, As, out)
     n = X.shape[0]
     if n == 0:

@@ -7,7 +7,8 @@ from ..arguments import check_predict_rows
 from ._dense import dense_forward
 
 
-def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out):
+def predict_rows(X, Ws, bs, acts, alphas, Zs, As, out, sparse_below=0.0):
+    """See ``fastnn._kernels``; every value of X is read (``sparse_below`` is a permission)."""
     block = check_predict_rows(X, Ws, bs, acts, alphas, Zs, As, out)
     for start in range(0, X.shape[0], block):
         stop = min(start + block, X.shape[0])
