@@ -16,7 +16,7 @@ from numba.extending import overload
 from .. import formulas
 from ..codes import ACTIVATIONS, LINEAR, SOFTMAX
 from ..codes import ELEMENTWISE as FORMULAS
-from ._jit import _OVERLOAD_OPTIONS, _select, jit, jit_inline
+from ._jit import _OVERLOAD_OPTIONS, _select, jit, jit_inline, jit_internal
 from ._math import _dot, _exp, _expm1, _log1p_unit, _norm_cdf, _sum, _tanh
 
 
@@ -163,7 +163,7 @@ def _ol_dact_flat_out(act, alpha, z, a, src, d):
     return impl
 
 
-@jit
+@jit_internal
 def _softmax_backward_rows(A, dA, dZ):
     """dZ := A * (dA - rowsum(dA * A)); dZ may alias dA.     # OUT: dZ"""
     n, m = A.shape

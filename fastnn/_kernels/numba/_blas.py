@@ -18,7 +18,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas
 
-from ._jit import jit, jit_inline
+from ._jit import jit, jit_inline, jit_internal
 from ._small_gemm import pointer, small_gemm, use_small_gemm
 
 ensure_blas()  # SciPy's BLAS, which numba_xxgemm looks up on its first call
@@ -104,7 +104,7 @@ def weight_grad_rows(X, dZ, l2, W, dW_out, lo, hi, held):
             g[i] += c * w[i]
 
 
-@jit
+@jit_internal
 def _leading(a):
     """``a``'s leading dimension in elements if BLAS can read it in place (each row
     contiguous, rows apart by at least a row), else 0."""
@@ -150,7 +150,7 @@ def matmul(X, W, Z_out, held=False):
     matmul_columns(X, k - k, k, W, Z_out, held)  # a run-time 0: one compiled matmul_columns
 
 
-@jit
+@jit_internal
 def matmul_columns(X, lo, hi, W, Z_out, held):
     """Z_out (m, n) := X[:, lo:hi] @ W[lo:hi] for X (m, k), W (k, n): with lo, hi = 0, k
     the whole product; else one thread's part of a product split by input features

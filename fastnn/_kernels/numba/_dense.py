@@ -15,7 +15,7 @@ import numpy as np
 from ..codes import SOFTMAX
 from ._activations import _act_flat, _softmax_rows
 from ._blas import matmul, matmul_tn
-from ._jit import jit, jit_inline
+from ._jit import jit, jit_inline, jit_internal
 
 # Bytes of output per epilogue block: still in L1 when the activation reads it.
 _CHUNK_BYTES = 16384
@@ -44,7 +44,7 @@ def _dense_forward(X, W, b, act, alpha, Z_out, A_out, held):
     bias_act(b, act, alpha, Z_out, A_out)
 
 
-@jit
+@jit_internal
 def bias_act(b, act, alpha, Z_out, A_out):
     """Z_out += b; A_out := act(Z_out): a dense layer's epilogue.  ``b`` zero-length:
     no bias.  Apart from the product, so that the training and predict loops, which

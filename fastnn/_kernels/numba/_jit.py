@@ -81,15 +81,22 @@ FASTMATH = {"contract"}
 # model, with every code's kernels (FASTNN_NUMBA_SPECIALIZE=0: one long compile,
 # then none for other models -- what a test suite trying many models wants).
 SPECIALIZE = os.environ.get("FASTNN_NUMBA_SPECIALIZE", "1").strip() != "0"
-jit = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+# Wrappers Numba would compile with every function: a C-callable one (for first-class
+# function use, which fastnn does not make) never; a CPython one (unboxing the
+# arguments) only for what Python calls.  Each costs about 10-30 ms of a cold first fit.
+NO_CFUNC = {"no_cfunc_wrapper": True}
+INTERNAL = {"no_cfunc_wrapper": True, "no_cpython_wrapper": True}
+jit = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", **NO_CFUNC)
+# Called only from other kernels (calling one from Python raises).
+jit_internal = njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", **INTERNAL)
 # Scalar helpers are inlined at the Numba IR level: left to LLVM's inliner, the
 # larger ones (tanh = polynomial + exp + division) stay calls and the loop
 # around them does not vectorize.
-jit_inline = njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
-# Reductions whose summation order may change so that they vectorize.
-jit_reduction = njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+jit_inline = njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always", **NO_CFUNC)
+# Reductions whose summation order may change so that they vectorize (kernels call them).
+jit_reduction = njit(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy", **INTERNAL)
 # ``@overload`` implementations (compiled into their callers) with the options of ``jit``.
-_OVERLOAD_OPTIONS = {"jit_options": {"fastmath": FASTMATH, "error_model": "numpy"}}
+_OVERLOAD_OPTIONS = {"jit_options": {"fastmath": FASTMATH, "error_model": "numpy", **INTERNAL}}
 
 
 @intrinsic

@@ -18,14 +18,15 @@ from ..codes import SOFTMAX
 from ._activations import _derivative_in_place, derivative_elementwise
 from ._blas import weight_grad_rows
 from ._dense import _dense_forward, bias_act, bias_grad
-from ._jit import jit, jit_inline
+from ._jit import INTERNAL, NO_CFUNC, jit, jit_inline, jit_internal
 from ._small_gemm import pointer
 from ._sparse import sparse_dense_forward, sparse_weight_grad_rows
 from ._sync import barrier
 
 # The training loop and its helpers: no fastmath, so their float64 statistics
 # add up in order; the kernels they call keep their own options.
-_LOOP_OPTIONS = {"error_model": "numpy"}
+_LOOP_OPTIONS = {"error_model": "numpy", **NO_CFUNC}
+_OVERLOAD_LOOP = {"error_model": "numpy", **INTERNAL}  # the loop's @overload implementations
 _jit_loop = njit(cache=True, nogil=True, **_LOOP_OPTIONS)
 # Glue inlined into its caller at Numba's IR level: no function of its own to
 # compile (valid only for code with no branch that Numba prunes by argument type).
@@ -82,7 +83,7 @@ def _copy_values(typingctx, dst, src, count):
     return types.void(dst, src, count), codegen
 
 
-@jit
+@jit_internal
 def gather_columns(X, idx, lo, hi, out):
     """out[i, lo:hi] := X[idx[i], lo:hi] for every i (negative indices count from the
     end): one thread's features of every row of a batch.     # IN: X, idx  OUT: out"""
@@ -108,7 +109,7 @@ def _batch_input(X, rows, Xb):
     raise NotImplementedError("compiled only")
 
 
-@overload(_batch_input, jit_options=_LOOP_OPTIONS)
+@overload(_batch_input, jit_options=_OVERLOAD_LOOP)
 def _ol_batch_input(X, rows, Xb):
     if isinstance(X, types.Array):
         def impl(X, rows, Xb):
@@ -126,7 +127,7 @@ def _batch_input_view(X, rows, Xb):
     raise NotImplementedError("compiled only")
 
 
-@overload(_batch_input_view, jit_options=_LOOP_OPTIONS)
+@overload(_batch_input_view, jit_options=_OVERLOAD_LOOP)
 def _ol_batch_input_view(X, rows, Xb):
     if isinstance(X, types.Array):
         def impl(X, rows, Xb):
@@ -165,7 +166,7 @@ def _hidden_backward(code, act, alpha, Z, A, dZ):
     raise NotImplementedError("compiled only")
 
 
-@overload(_layer_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+@overload(_layer_forward, prefer_literal=True, jit_options=_OVERLOAD_LOOP)
 def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
     forward = _dense_forward if isinstance(inp, types.Array) else _sparse_forward
     if isinstance(code, types.IntegerLiteral):
@@ -177,7 +178,7 @@ def _ol_layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held):
     return impl
 
 
-@overload(_hidden_backward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+@overload(_hidden_backward, prefer_literal=True, jit_options=_OVERLOAD_LOOP)
 def _ol_hidden_backward(code, act, alpha, Z, A, dZ):
     if isinstance(code, types.IntegerLiteral) and code.literal_value != SOFTMAX:  # its loop alone
         def impl(code, act, alpha, Z, A, dZ):
@@ -215,7 +216,7 @@ def _weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
     raise NotImplementedError("compiled only")
 
 
-@overload(_weight_grad, jit_options=_LOOP_OPTIONS)
+@overload(_weight_grad, jit_options=_OVERLOAD_LOOP)
 def _ol_weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
     if isinstance(xb, types.Array):  # one call for every layer: the kernel's code once in the loop
         def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
@@ -246,7 +247,7 @@ def _gather_input(features, X, idx, own, Xb, xrows, f0, f1):
     raise NotImplementedError("compiled only")
 
 
-@overload(_gather_input, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+@overload(_gather_input, prefer_literal=True, jit_options=_OVERLOAD_LOOP)
 def _ol_gather_input(features, X, idx, own, Xb, xrows, f0, f1):
     # (an array returned must be an argument: the loop runs without reference counting)
     if not isinstance(X, types.Array):  # a CSR X: never split by features
@@ -275,7 +276,7 @@ def _first_forward(features, inp, W, b, code, act, alpha, Z_out, A_out, held):
     raise NotImplementedError("compiled only")
 
 
-@overload(_first_forward, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+@overload(_first_forward, prefer_literal=True, jit_options=_OVERLOAD_LOOP)
 def _ol_first_forward(features, inp, W, b, code, act, alpha, Z_out, A_out, held):
     if isinstance(features, types.BooleanLiteral) and features.literal_value:
         def impl(features, inp, W, b, code, act, alpha, Z_out, A_out, held):
@@ -296,7 +297,7 @@ def _layer_epilogue(b, code, act, alpha, Z_out, A_out):
     raise NotImplementedError("compiled only")
 
 
-@overload(_layer_epilogue, prefer_literal=True, jit_options=_LOOP_OPTIONS)
+@overload(_layer_epilogue, prefer_literal=True, jit_options=_OVERLOAD_LOOP)
 def _ol_layer_epilogue(b, code, act, alpha, Z_out, A_out):
     if isinstance(code, types.IntegerLiteral):
         def impl(b, code, act, alpha, Z_out, A_out):

@@ -12,10 +12,10 @@ from ..codes import (
     SPARSE_CATEGORICAL_CROSSENTROPY,
 )
 from ._activations import _dact_flat, _softmax_backward_rows
-from ._jit import jit
+from ._jit import jit, jit_internal
 
 
-@jit
+@jit_internal
 def _row_scale(c, sample_weight, i):
     """Row i's share of the batch loss: ``c * w_i``, or ``c``."""
     if sample_weight is None:
@@ -23,7 +23,7 @@ def _row_scale(c, sample_weight, i):
     return sample_weight[i] * c
 
 
-@jit
+@jit_internal
 def _accumulate(total, wsum, v, sample_weight, i):
     """``(total, wsum)`` with row i's loss ``v`` added (times ``w_i`` if weighted), in float64."""
     if sample_weight is None:
@@ -41,7 +41,7 @@ def loss_value(loss, A, Y, sample_weight):
     return total / wsum if wsum != 0 else 0.0  # no weight, no loss (nor gradient)
 
 
-@jit
+@jit_internal
 def loss_sums(loss, A, Y, sample_weight):
     """``(sum of the rows' losses, sum of their weights)`` in float64, the rows
     added in order (weighted when ``sample_weight`` is given; the weight sum is
@@ -129,7 +129,7 @@ def loss_output_delta(loss, act, alpha, Z, A, Y, sample_weight, dZ_out):
     output_delta(loss, act, alpha, Z, A, Y, sample_weight, n, s, dZ_out)
 
 
-@jit
+@jit_internal
 def output_delta(loss, act, alpha, Z, A, Y, sample_weight, rows, weight_sum, dZ_out):
     """``loss_output_delta`` of some rows of a batch of ``rows`` rows whose sample
     weights (if given) add up to ``weight_sum``: each row scaled as in the whole

@@ -18,7 +18,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._jit import FASTMATH, _as_float, _as_int, _select, jit_reduction
+from ._jit import FASTMATH, INTERNAL, _as_float, _as_int, _select, jit_reduction
 
 _f32 = np.float32
 _SQRT_HALF = 0.7071067811865476
@@ -49,7 +49,7 @@ def _norm_cdf(z):
     return 0.5 * math.erfc(-z * _SQRT_HALF)
 
 
-_MATH_OPTIONS = {"inline": "always", "jit_options": {"fastmath": FASTMATH, "error_model": "numpy"}}
+_MATH_OPTIONS = {"inline": "always", "jit_options": {"fastmath": FASTMATH, "error_model": "numpy", **INTERNAL}}
 
 
 @overload(_exp, **_MATH_OPTIONS)

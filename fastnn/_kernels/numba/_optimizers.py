@@ -11,7 +11,7 @@ from numba.core.errors import TypingError
 from numba.extending import overload
 
 from ..codes import OPT_ADAGRAD, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_RMSPROP, OPT_SGD
-from ._jit import jit, jit_inline
+from ._jit import INTERNAL, jit, jit_inline
 
 
 @jit_inline
@@ -170,7 +170,7 @@ def apply_rule(opt, p, g, lr, hyper, step, s1, s2):
     raise NotImplementedError("compiled only")
 
 
-@overload(apply_rule, prefer_literal=True, jit_options={"error_model": "numpy"})
+@overload(apply_rule, prefer_literal=True, jit_options={"error_model": "numpy", **INTERNAL})
 def _ol_apply_rule(opt, p, g, lr, hyper, step, s1, s2):
     """A constant ``opt`` (the loop compiled for one model) compiles its rule alone;
     a run-time one, a branch per rule."""
