@@ -969,6 +969,35 @@ def test_first_layer_split_by_input_features_matches_one_thread(dtype, n):
         close(result["out"], one["out"], dtype, 10.0)
 
 
+@DTYPES
+@pytest.mark.parametrize("zeros", ["some columns", "one thread's every column"])
+def test_columns_zero_in_a_batch_are_left_out_of_the_first_layers_products(dtype, zeros):
+    """Split by features, a thread packs the columns of its batch that are not zero in every
+    row (and their rows of W) and multiplies only those; the rows of dW of the others are
+    l2 W (l2 = 1e-3 on the first layer here).  The same training as reading every column
+    and as one thread, also when a thread keeps no column at all."""
+    args = _train_args(dtype, K.OPT_ADAM, widths=(300, 64, 17, 3), n=289, batch_size=32, weighted=True)
+    X = args["X"]
+    if zeros == "some columns":
+        X[:, ::3] = 0.0  # zero in every batch
+        X[np.random.default_rng(5).random(X.shape) < 0.9] = 0.0  # and in some batches
+        X[:, 7] = -0.0
+    else:
+        X[:, :160] = 0.0  # thread 0's columns (0:144 or 0:152)
+    skip, every = _copy_args(args), _copy_args(args)
+    one = _one_thread_run(args)
+    flops = (_training._set_min_parallel_flops, 0.0)
+    stats = _two_thread_run(skip, flops)
+    read_all = _two_thread_run(every, flops, (_training._set_column_skip, False))
+    assert stats["feature_split_batches"] == args["n_batches"] == stats["column_skip_batches"]
+    assert read_all["feature_split_batches"] == args["n_batches"] and read_all["column_skip_batches"] == 0
+    for result in (skip, every):
+        for key in STATE:
+            for a, b in zip(one[key], result[key]):
+                close(b, a, dtype, 10.0)
+        close(result["out"], one["out"], dtype, 10.0)
+
+
 def test_a_float32_batch_of_16_rows_splits_by_features_on_two_threads():
     """Split by features, each thread's first-layer products take all 16 rows, so the
     batch splits from 8 rows a thread even where small float32 products want 16."""

@@ -8,6 +8,7 @@ once per call and then calls them for every minibatch without the GIL.
 one thread while ``_training`` splits the work itself.
 """
 from cython cimport floating
+from libc.stdint cimport int32_t, uint64_t
 
 
 cdef Py_ssize_t small_gemm_rows() noexcept nogil
@@ -39,3 +40,12 @@ cdef void bias_grad_ptr(Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t lo, Py_ssize_
                         const floating *dz, floating *db) noexcept nogil
 cdef void input_grad_ptr(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, const floating *dz,
                          const floating *w, floating *dx) noexcept nogil
+cdef Py_ssize_t nonzero_columns_ptr(Py_ssize_t m, Py_ssize_t ld, Py_ssize_t c0, Py_ssize_t c1,
+                                    const floating *x, uint64_t *bits, int32_t *cols) noexcept nogil
+cdef void pack_columns_ptr(Py_ssize_t m, Py_ssize_t ld, const floating *x, const int32_t *cols,
+                           Py_ssize_t r, floating *xc) noexcept nogil
+cdef void pack_rows_ptr(Py_ssize_t n_out, const floating *w, const int32_t *cols, Py_ssize_t r,
+                        floating *wc) noexcept nogil
+cdef void unpack_weight_grad_ptr(Py_ssize_t n_out, Py_ssize_t c0, Py_ssize_t c1,
+                                 const int32_t *cols, Py_ssize_t r, const floating *dwc,
+                                 const floating *w, floating l2, floating *dw) noexcept nogil

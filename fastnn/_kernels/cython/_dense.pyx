@@ -39,8 +39,8 @@ Design notes
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
-from libc.string cimport memset
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm_rowmajor, omp_threads
 from ._activations cimport act_backward_rows, bias_act_rows, fastnn_act_set_level
@@ -367,6 +367,72 @@ cdef void forward_sum_rows_ptr(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n_out,
             for j in range(n_out):
                 zr[j] = zr[j] + pr[j]
     bias_act_rows(lo, hi, n_out, b, act, alpha, z, a)
+
+
+cdef Py_ssize_t nonzero_columns_ptr(Py_ssize_t m, Py_ssize_t ld, Py_ssize_t c0, Py_ssize_t c1,
+                                    const floating *x, uint64_t *bits, int32_t *cols) noexcept nogil:
+    """cols[0:r] := the columns c of c0:c1 (ascending) where some row of x (m rows, ld apart)
+    holds a value other than +-0; returns r.  bits (c1 - c0,) is scratch."""
+    cdef Py_ssize_t i, c, span = c1 - c0, r = 0
+    cdef const uint32_t *u
+    cdef const uint64_t *v
+    for c in range(span):
+        bits[c] = 0
+    for i in range(m):  # OR of each column's magnitude bits: zero only for +-0 in every row
+        if floating is float:
+            u = <const uint32_t *> (x + i * ld + c0)
+            for c in range(span):
+                bits[c] |= u[c] & 0x7fffffffu
+        else:
+            v = <const uint64_t *> (x + i * ld + c0)
+            for c in range(span):
+                bits[c] |= v[c] & 0x7fffffffffffffffu
+    for c in range(span):
+        cols[r] = <int32_t> (c0 + c)
+        r += bits[c] != 0
+    return r
+
+
+cdef void pack_columns_ptr(Py_ssize_t m, Py_ssize_t ld, const floating *x, const int32_t *cols,
+                           Py_ssize_t r, floating *xc) noexcept nogil:
+    """xc (m, r) := x[:, cols[0:r]] (x: m rows, ld apart)."""
+    cdef Py_ssize_t i, p
+    cdef const floating *xi
+    cdef floating *ci
+    for i in range(m):
+        xi = x + i * ld
+        ci = xc + i * r
+        for p in range(r):
+            ci[p] = xi[cols[p]]
+
+
+cdef void pack_rows_ptr(Py_ssize_t n_out, const floating *w, const int32_t *cols, Py_ssize_t r,
+                        floating *wc) noexcept nogil:
+    """wc (r, n_out) := w[cols[0:r], :] (w: rows of n_out)."""
+    cdef Py_ssize_t p
+    for p in range(r):
+        memcpy(wc + p * n_out, w + cols[p] * n_out, n_out * sizeof(floating))
+
+
+cdef void unpack_weight_grad_ptr(Py_ssize_t n_out, Py_ssize_t c0, Py_ssize_t c1,
+                                 const int32_t *cols, Py_ssize_t r, const floating *dwc,
+                                 const floating *w, floating l2, floating *dw) noexcept nogil:
+    """Rows c0:c1 of dw: row cols[p] := dwc[p] (p < r), every other row := l2 w (its
+    column of the batch was zero, so the data's part of its gradient is)."""
+    cdef Py_ssize_t c, j, p = 0
+    cdef floating *dr
+    cdef const floating *wr
+    for c in range(c0, c1):
+        dr = dw + c * n_out
+        if p < r and cols[p] == c:
+            memcpy(dr, dwc + p * n_out, n_out * sizeof(floating))
+            p += 1
+        elif l2 != 0:
+            wr = w + c * n_out
+            for j in range(n_out):
+                dr[j] = l2 * wr[j]
+        else:
+            memset(dr, 0, n_out * sizeof(floating))
 
 
 cdef int _dense_forward(const floating[:, ::1] X, const floating[:, ::1] W,

@@ -89,7 +89,8 @@ from ._codes cimport (
 from ._dense cimport (
     activation_backward_ptr, bias_grad_ptr, blas_acquire_single, blas_release_single,
     dense_forward_ptr, forward_features_ptr, forward_sum_rows_ptr, input_grad_ptr,
-    small_gemm_rows, weight_grad_ptr,
+    nonzero_columns_ptr, pack_columns_ptr, pack_rows_ptr, small_gemm_rows, unpack_weight_grad_ptr,
+    weight_grad_ptr,
 )
 from ._losses cimport loss_output_delta_ptr, loss_sums_ptr
 from ._sparse cimport (
@@ -252,6 +253,18 @@ cdef Py_ssize_t FEATURE_SPLIT_MIN_WEIGHTS = 16384
 # alternated, two threads 370-386 against one 396-407 ms an epoch (2-core EPYC, real MNIST).
 
 
+# Split by features, a thread's columns that are zero in every row of a batch are left out of
+# its products (COLUMN_SKIP): it lists the columns that are not (nonzero_columns_ptr), packs
+# them and their rows of W, multiplies those, and writes their rows of dW back, the others'
+# as l2 W.  Exact arithmetic on fewer terms (the sums' blocking, and so their last bits,
+# follow the columns kept).  MNIST's batches leave 28 % of the columns zero at 256 rows, 32 %
+# at 128, 42 % at 32 and 47 % at 16 (the 67 pixels zero in every image among them).  A
+# thread packs only when at least 1 / COLUMN_SKIP_SHARE of its columns are zero.  Tests and
+# benchmarks switch it (_set_column_skip).  docs/performance.md, "Columns zero in a batch".
+cdef bint COLUMN_SKIP = True
+cdef Py_ssize_t COLUMN_SKIP_SHARE = 8
+
+
 cdef bint _splits_by_features(bint csr, Py_ssize_t n0, Py_ssize_t n_out, Py_ssize_t batch_size,
                               Py_ssize_t n_threads) noexcept nogil:
     """Whether layer 0 of n0 x n_out weights is split by input features (FEATURE_SPLIT)."""
@@ -359,6 +372,11 @@ ctypedef struct Job:
     # layer 0's forward split by input features (FEATURE_SPLIT), with each thread's partial
     # product, (n_threads, batch_size, layer 0's n_out), in ``partials`` (NULL: by batch rows)
     char *partials
+    # COLUMN_SKIP's workspace, per thread (NULL: never skip): the batch's non-zero columns
+    # (int32), scratch bits (uint64), those columns' values (batch_size, span) and their
+    # rows of W and dW (span, n_out each); span: the most columns a thread takes
+    char *compact
+    Py_ssize_t compact_span, compact_bytes
     double momentum, rho, beta_1, beta_2, epsilon
     bint classic_momentum, epsilon_inside_sqrt
     const double *lrs
@@ -384,6 +402,7 @@ ctypedef struct Job:
     bint fresh            # a fit's first call: no stretch or thread run yet
     Py_ssize_t parallel_batches, serial_batches, fallbacks, slowdowns  # for thread_statistics()
     Py_ssize_t feature_batches
+    Py_ssize_t column_skips  # batches x threads whose products left out zero columns
     # each thread's sums over its rows of a batch, one cache line per thread:
     # [loss total, correct, squared error, absolute error, weight sum, -, -, -]
     double part[MAX_THREADS][8]
@@ -692,6 +711,11 @@ cdef void _update_csr_layer(Job *job, Layer *ly, Py_ssize_t klo, Py_ssize_t khi,
         k = k2
 
 
+cdef inline Py_ssize_t _lines(Py_ssize_t nbytes) noexcept nogil:
+    """nbytes rounded up to whole 64-byte cache lines."""
+    return (nbytes + 63) // 64 * 64
+
+
 cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     while b:
         a, b = b, a % b
@@ -823,6 +847,16 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
     cdef Py_ssize_t c0 = 0, c1 = n0, first
     cdef Py_ssize_t part_size = B * job.layers[0].n_out
     cdef floating *partial = <floating *> job.partials + tid * part_size if by_features else NULL
+    # COLUMN_SKIP: this thread's workspace, and r, the columns its products keep this batch
+    # (-1: all of c0 .. c1 - 1, read in place)
+    cdef bint skipping = by_features and job.compact != NULL
+    cdef char *cbase = job.compact + tid * job.compact_bytes if skipping else NULL
+    cdef Py_ssize_t span = job.compact_span, n1 = job.layers[0].n_out, r = -1
+    cdef int32_t *cols = <int32_t *> cbase
+    cdef uint64_t *cbits = <uint64_t *> (cbase + _lines(span * 4)) if skipping else NULL
+    cdef floating *cx = <floating *> (cbase + _lines(span * 4) + _lines(span * 8)) if skipping else NULL
+    cdef floating *cw = cx + B * span if skipping else NULL
+    cdef floating *cdw = cw + span * n1 if skipping else NULL
     if by_features:
         _part(n0, align // _gcd(job.layers[0].n_out, align), tid, nt, &c0, &c1)
     for j in range(job.done, job.end):
@@ -841,6 +875,15 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 job.bad_value = idx[bad]
                 job.error = BAD_ROW
                 hi = lo
+            r = -1
+            if skipping and bad < 0:
+                r = nonzero_columns_ptr(m, n0, c0, c1, <const floating *> xb, cbits, cols)
+                if (c1 - c0 - r) * COLUMN_SKIP_SHARE >= c1 - c0 and c1 > c0:
+                    pack_columns_ptr(m, n0, <const floating *> xb, cols, r, cx)
+                    pack_rows_ptr(n1, <const floating *> job.layers[0].W, cols, r, cw)
+                    job.column_skips += tid == 0
+                else:
+                    r = -1
         # gather and forward, own rows
         if hi > lo:
             if not job.csr and not by_features:
@@ -896,7 +939,10 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
             # layer 0: this thread's features of every row, then (after a barrier) the sum of
             # the threads' partial products for its own rows
             ly = &job.layers[0]
-            if bad < 0:
+            if bad < 0 and r >= 0:  # the kept columns, packed
+                forward_features_ptr(m, r, ly.n_out, 0, r, <const floating *> cx,
+                                     <const floating *> cw, partial, job.blas_one)
+            elif bad < 0:
                 forward_features_ptr(m, n0, ly.n_out, c0, c1, <const floating *> xb,
                                      <const floating *> ly.W, partial, job.blas_one)
             _lap(job, tid, PH_FORWARD, &t0)
@@ -1015,6 +1061,11 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                                                idx, <const floating *> ly.W,
                                                <const floating *> ly.dZ, <floating> ly.l2,
                                                <floating *> ly.dW, job.x_touched)
+            elif l == 0 and r >= 0:  # the kept columns' rows of dW, then every row of c0:c1
+                weight_grad_ptr(m, r, ly.n_out, 0, r, <const floating *> cx, <const floating *> cw,
+                                <const floating *> ly.dZ, <floating> ly.l2, cdw, job.blas_one)
+                unpack_weight_grad_ptr(ly.n_out, c0, c1, cols, r, cdw, <const floating *> ly.W,
+                                       <floating> ly.l2, <floating *> ly.dW)
             else:
                 x_in = <const floating *> xb if l == 0 else <const floating *> job.layers[l - 1].A
                 if l == 0 and by_features:  # the rows of W this thread reads and updates
@@ -1267,6 +1318,7 @@ cdef void _run(Job *job, const floating *X) noexcept nogil:
 # so one fit's busy stretch never reaches the next fit.
 cdef Py_ssize_t _parallel_batches = 0, _serial_batches = 0, _fallbacks = 0, _slowdowns = 0
 cdef Py_ssize_t _feature_batches = 0
+cdef Py_ssize_t _column_skips = 0
 cdef double _phases[N_PHASES]
 
 
@@ -1357,14 +1409,17 @@ def thread_statistics(reset=False):
     because the threads were found waiting for each other on a busy machine) and
     ``fallbacks`` (how often that was found), and ``slowdowns``, how many of those
     fallbacks the threads' step times made rather than their waits (cores that slowed
-    down alike, see ``_slower_than_one``), and ``feature_split_batches``, the parallel
-    batches whose first layer was split by input features (``FEATURE_SPLIT``)."""
-    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns, _feature_batches
+    down alike, see ``_slower_than_one``), ``feature_split_batches``, the parallel
+    batches whose first layer was split by input features (``FEATURE_SPLIT``), and
+    ``column_skip_batches``, those of them whose first thread left zero columns out of its
+    products (``COLUMN_SKIP``)."""
+    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns, _feature_batches, _column_skips
     stats = {"parallel_batches": _parallel_batches, "fallback_batches": _serial_batches,
              "fallbacks": _fallbacks, "slowdowns": _slowdowns,
-             "feature_split_batches": _feature_batches}
+             "feature_split_batches": _feature_batches, "column_skip_batches": _column_skips}
     if reset:
         _parallel_batches = _serial_batches = _fallbacks = _slowdowns = _feature_batches = 0
+        _column_skips = 0
     return stats
 
 
@@ -1374,6 +1429,16 @@ def _set_feature_split(bint on):
     global FEATURE_SPLIT
     old = FEATURE_SPLIT
     FEATURE_SPLIT = on
+    return old
+
+
+def _set_column_skip(bint on):
+    """Tests and benchmarks: leave a batch's zero columns out of layer 0's products under
+    the feature split (COLUMN_SKIP, the default) or read every column; returns the
+    previous setting."""
+    global COLUMN_SKIP
+    old = COLUMN_SKIP
+    COLUMN_SKIP = on
     return old
 
 
@@ -1397,10 +1462,11 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     batch loss was not finite: that batch is not applied) and their totals.  See
     ``fastnn._kernels``.
     """
-    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns, _feature_batches
+    global _parallel_batches, _serial_batches, _fallbacks, _slowdowns, _feature_batches, _column_skips
     cdef Job job
     cdef Py_ssize_t L, l, n, n0, k, rows, n_in, n_out, done, batch_size
-    cdef int typenum, loss, opt
+    cdef Py_ssize_t itemsize, unit, c_lo, c_hi
+    cdef int typenum, loss, opt, part_t
     cdef cnp.ndarray a, w, bias, codes, alpha_arr, l2_arr
     # the plan's fields, read once
     X, Y, SW, perm = plan.X, plan.Y, plan.SW, plan.perm
@@ -1425,6 +1491,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.x_nnz = 0
     job.x_touched = NULL
     job.partials = NULL
+    job.compact = NULL
+    job.compact_span = job.compact_bytes = 0
     job.csc_ptr = NULL
     job.csc_rows = NULL
     job.csc_data = NULL
@@ -1679,6 +1747,16 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         # NULL (no memory): layer 0 is split by batch rows, as any other
         job.partials = <char *> malloc(job.n_threads * batch_size * job.layers[0].n_out
                                        * (4 if typenum == cnp.NPY_FLOAT else 8))
+        if COLUMN_SKIP and job.partials != NULL:  # NULL (no memory): every column is read
+            itemsize = 4 if typenum == cnp.NPY_FLOAT else 8
+            unit = (64 // itemsize) // _gcd(job.layers[0].n_out, 64 // itemsize)
+            for part_t in range(job.n_threads):
+                _part(n0, unit, part_t, job.n_threads, &c_lo, &c_hi)
+                job.compact_span = max(job.compact_span, c_hi - c_lo)
+            job.compact_bytes = (_lines(job.compact_span * 4) + _lines(job.compact_span * 8)
+                                 + _lines((batch_size + 2 * job.layers[0].n_out) * job.compact_span
+                                          * itemsize))
+            job.compact = <char *> malloc(job.n_threads * job.compact_bytes)
     cdef double *fallback = <double *> _data(thread_state)
     job.serial_until = fallback[0] if job.n_threads > 1 else 0.0
     job.stretch = fallback[1] if fallback[1] > 0 else STRETCH_MIN
@@ -1691,6 +1769,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
     job.probe = False
     job.parallel_batches = job.serial_batches = job.fallbacks = job.slowdowns = 0
     job.feature_batches = 0
+    job.column_skips = 0
     for l in range(N_PHASES):
         job.phase[l] = 0.0
     # the epoch's last batch is the last of this call: check what its update left
@@ -1737,6 +1816,8 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         _free_csr_workspace(&job)
         free(job.partials)
         job.partials = NULL
+        free(job.compact)
+        job.compact = NULL
         if limited:
             blas_release_single()
         if job.n_threads > 1:
@@ -1750,6 +1831,7 @@ def train_batches(plan, Py_ssize_t first_batch, Py_ssize_t n_batches, lrs, step0
         _fallbacks += job.fallbacks
         _slowdowns += job.slowdowns
         _feature_batches += job.feature_batches
+        _column_skips += job.column_skips
         for l in range(N_PHASES):
             _phases[l] += job.phase[l]
     done = job.done
