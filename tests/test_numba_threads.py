@@ -188,6 +188,48 @@ def test_a_wide_first_layer_split_by_input_features_trains_as_on_one_thread(dtyp
         np.testing.assert_allclose(loss, loss_one, rtol=TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("zeros", ["some columns", "one thread's every column"])
+def test_columns_zero_in_a_batch_are_left_out_and_train_as_on_one_thread(dtype, zeros, monkeypatch):
+    """Split by features, a thread packs the columns of its batch that are not zero in
+    every row (and their rows of W) and multiplies only those; the other rows of dW are
+    l2 W (l2 = 0.01 here).  The same training as reading every column and as one
+    thread, on two threads and on one (a plan split by features on a busy machine),
+    also when a thread keeps no column at all."""
+    X, y, w = _wide_data(dtype)
+    if zeros == "some columns":
+        X[:, ::3] = 0.0
+        X[np.random.default_rng(6).random(X.shape) < 0.9] = 0.0
+        X[:, 7] = -0.0
+    else:
+        X[:, :160] = 0.0  # thread 0's columns (0:150)
+    y = (X.sum(axis=1) > 0).astype(np.int64)
+    compact = []
+    compact_for = NT._compact
+    monkeypatch.setattr(NT, "_compact", lambda plan, nt, f: compact.append(compact_for(plan, nt, f)) or compact[-1])
+    runs = []
+    for split, skip, by_features in ((False, True, False), (True, True, True), (True, False, True),
+                                     (False, True, True)):
+        with monkeypatch.context() as m:
+            if split:
+                _force_split(m, 2)
+            else:
+                m.setattr(NT, "get_num_threads", lambda: 2)
+                m.setattr(NT, "MIN_PARALLEL_FLOPS", float("inf"))
+            m.setattr(NT, "FEATURE_SPLIT", by_features)
+            m.setattr(NT, "COLUMN_SKIP", skip)
+            compact.clear()
+            model = _wide_model(dtype)
+            history = model.fit(X, y, epochs=2, batch_size=40, verbose=0, sample_weight=w)
+            assert compact and all((c[0].shape[1] > 0) == (skip and by_features) for c in compact)
+            runs.append((model.get_weights(), history.history["loss"]))
+    (weights_one, loss_one), *others = runs
+    for weights, loss in others:
+        for a, b in zip(weights_one, weights):
+            np.testing.assert_allclose(b, a, rtol=TOL[dtype], atol=TOL[dtype])
+        np.testing.assert_allclose(loss, loss_one, rtol=TOL[dtype])
+
+
 def test_a_bad_row_in_a_batch_split_by_features_raises_and_releases_the_others(monkeypatch):
     """Split by features, every thread gathers its features of every row: a bad row
     index raises IndexError from the call, and the next call runs."""

@@ -209,23 +209,26 @@ def _forward(xb, Ws, bs, acts, alphas, Zs, As, lo, hi, hidden, out, held, featur
                        Zs[L - 1][lo:hi], As[L - 1][lo:hi], held)
 
 
-def _weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+def _weight_grad(l, xb, xc, kept, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
     """Rows lo .. hi - 1 of layer ``l``'s weight gradient and columns c0 .. c1 - 1 of its
     bias gradient, from all of the batch's m rows (the layer's input: ``xb`` for the
-    first layer, ``As[l - 1]`` for the others)."""
+    first layer, or where ``kept`` >= 0 its packed columns, the first ``kept`` of ``xc``
+    (``_pack_first``); ``As[l - 1]`` for the others)."""
     raise NotImplementedError("compiled only")
 
 
 @overload(_weight_grad, jit_options=_OVERLOAD_LOOP)
-def _ol_weight_grad(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+def _ol_weight_grad(l, xb, xc, kept, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
     if isinstance(xb, types.Array):  # one call for every layer: the kernel's code once in the loop
-        def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+        def impl(l, xb, xc, kept, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
             inp = xb if l == 0 else As[l - 1][:m]
+            if l == 0 and kept >= 0:  # its columns 0 .. kept - 1 (lo, hi = 0, kept)
+                inp = xc[:m]
             weight_grad_rows(inp, dZ, l2, W, dW_out, lo, hi, nt > 1)  # split: BLAS held
             if db_out.shape[0] > 0:
                 bias_grad(dZ[:, c0:c1], db_out[c0:c1])
     else:  # a CSR batch: the first layer's gradient at the stored values of rows lo .. hi - 1 of dW
-        def impl(l, xb, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
+        def impl(l, xb, xc, kept, As, m, W, dZ, l2, dW_out, db_out, lo, hi, c0, c1, nt):
             if l == 0:
                 sparse_weight_grad_rows(xb[0], xb[1], xb[2], xb[3], dZ, l2, W, dW_out, lo, hi)
             else:
@@ -288,6 +291,95 @@ def _ol_first_forward(features, inp, W, b, code, act, alpha, Z_out, A_out, held)
         def impl(features, inp, W, b, code, act, alpha, Z_out, A_out, held):
             if not features:
                 _layer_forward(inp, W, b, code, act, alpha, Z_out, A_out, held)
+    return impl
+
+
+# A batch's columns that are zero in every row (``_training.COLUMN_SKIP``): split by
+# features, a thread lists the columns of its features f0 .. f1 - 1 that are not zero in
+# every row of the batch, and when at least 1 / COLUMN_SKIP_SHARE of them are, packs those
+# columns into the first r columns of xc (batch_size, span) and their rows of W into the
+# first r rows of wc (span, n_out), which the products read as columns / rows 0 .. r - 1
+# (the types of the arrays they read unpacked: nothing compiles twice), for the
+# forward product and the weight gradient (``_pack_first``, ``_weight_grad``), whose
+# packed rows (dwc) ``_unpack_first`` writes back into rows f0 .. f1 - 1 of dW, the
+# left-out rows as l2 W.  ``cols`` (unsigned, at least f1 - f0 entries) lists the kept columns.
+# Each is one overload with its loops inside (every compiled function adds to a first
+# fit), compiled to nothing where ``features`` is a constant False.  Indices are unsigned
+# and rows sliced from 0: an index Numba cannot prove non-negative is checked for
+# wrap-around at every access, which kept these loops scalar (5x slower).
+COLUMN_SKIP_SHARE = 8
+
+
+def _pack_first(features, pack, Xb, f0, f1, W, cols, xc, wc):
+    """With ``pack``, the columns of this thread's features f0 .. f1 - 1 that are not zero
+    in every row of the batch Xb, and their rows of W, packed (see above) where enough
+    columns are zero: how many it kept, else -1 (every column read in place)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_pack_first, prefer_literal=True, jit_options=_OVERLOAD_LOOP)
+def _ol_pack_first(features, pack, Xb, f0, f1, W, cols, xc, wc):
+    if isinstance(features, types.BooleanLiteral) and not features.literal_value:
+        def impl(features, pack, Xb, f0, f1, W, cols, xc, wc):
+            return f0 - f0 - 1
+        return impl
+
+    def impl(features, pack, Xb, f0, f1, W, cols, xc, wc):
+        m = Xb.shape[0]
+        span = f1 - f0
+        if not (features and pack and cols.shape[0] >= span and span > 0):
+            return f0 - f0 - 1
+        for c in range(span):
+            cols[c] = 0
+        for i in range(m):
+            row = Xb[i, f0:f1]
+            for c in range(span):
+                cols[c] |= row[c] != 0
+        r = f0 - f0
+        for c in range(span):  # in place: r <= c
+            keep = cols[c]
+            cols[r] = f0 + c
+            r += keep
+        if (span - r) * COLUMN_SKIP_SHARE < span:
+            return f0 - f0 - 1
+        n_out = W.shape[1]
+        for i in range(m):
+            row = Xb[i]
+            out = xc[i]
+            for p in range(r):
+                out[p] = row[cols[p]]
+        for p in range(r):
+            _copy_values(pointer(wc, p * n_out), pointer(W, cols[p] * n_out), n_out)
+        return r
+    return impl
+
+
+def _unpack_first(features, kept, dwc, cols, W, l2, lo, hi, dW):
+    """Rows lo .. hi - 1 of dW from the gradient of the ``kept`` packed columns (dwc): row
+    cols[p] := dwc[p], every other row l2 W (its column of the batch was zero)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_unpack_first, prefer_literal=True, jit_options=_OVERLOAD_LOOP)
+def _ol_unpack_first(features, kept, dwc, cols, W, l2, lo, hi, dW):
+    if isinstance(features, types.BooleanLiteral) and not features.literal_value:
+        def impl(features, kept, dwc, cols, W, l2, lo, hi, dW):
+            pass
+        return impl
+
+    def impl(features, kept, dwc, cols, W, l2, lo, hi, dW):
+        n_out = W.shape[1]
+        l2_ = dW.dtype.type(l2)
+        p = kept - kept
+        for c in range(lo, hi):
+            if p < kept and cols[p] == c:
+                _copy_values(pointer(dW, c * n_out), pointer(dwc, p * n_out), n_out)
+                p += 1
+            else:
+                dr = dW[c]
+                wr = W[c]
+                for j in range(n_out):
+                    dr[j] = l2_ * wr[j]
     return impl
 
 

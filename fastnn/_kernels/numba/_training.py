@@ -44,7 +44,8 @@ from ._blas import matmul_columns, matmul_nt
 from ._jit import _flush_denormals, _restore_fp, jit_inline
 from ._loop_steps import (
     _LOOP_OPTIONS, _add_parts, _batch_input_view, _flat, _forward, _gather_input, _hidden_backward,
-    _jit_loop, _jit_loop_inline, _layer_epilogue, _weight_grad, gather_rows,
+    COLUMN_SKIP_SHARE, _jit_loop, _jit_loop_inline, _layer_epilogue, _pack_first, _unpack_first, _weight_grad,
+    gather_rows,
 )
 from ._math import _all_finite
 from ._losses import loss_sums, output_delta
@@ -116,11 +117,14 @@ def _batch_statistics(A, Y):
 
 
 @_jit_loop_inline
-def _backward(xb, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, nt, sync, hidden):
+def _backward(xb, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, nt, sync, hidden,
+              skip, kept, cols, xc, wc, dwc):
     """The backward pass of the batch's m rows, run by thread tid of nt (lo .. hi - 1:
     its rows of the batch): each layer's weight gradient by rows of dW and its bias
     gradient by columns, each from all rows (after a barrier: every row of dZ done),
     then the input gradient and activation derivative of the thread's own rows.
+    ``kept`` >= 0: the first layer's products kept that many packed columns (``cols``,
+    ``xc``, ``wc``; the gradient packed into ``dwc``, see ``_pack_first``).
     False when a barrier was released by ``sync[ABORT]``."""
     L = len(Ws)
     for l in range(L - 1, -1, -1):
@@ -129,7 +133,15 @@ def _backward(xb, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, 
         n_in, n_out = Ws[l].shape
         r0, r1 = share(n_in, tid, nt, 1)
         c0, c1 = share(n_out, tid, nt, 1)
-        _weight_grad(l, xb, As, m, Ws[l], dZs[l][:m], l2s[l], dWs[l], dbs[l], r0, r1, c0, c1, nt)
+        # the first layer's kept columns (packed): their rows of dW, then every row of r0:r1;
+        # one _weight_grad call for every layer (each call site is compiled again)
+        k = kept if l == 0 else -1
+        W, dW, w0, w1 = Ws[l], dWs[l], r0, r1
+        if k >= 0:
+            W, dW, w0, w1 = wc, dwc, k - k, k
+        _weight_grad(l, xb, xc, k, As, m, W, dZs[l][:m], l2s[l], dW, dbs[l], w0, w1, c0, c1, nt)
+        if k >= 0:
+            _unpack_first(skip, k, dwc, cols, Ws[0], l2s[0], r0, r1, dWs[0])
         if l > 0 and hi > lo:  # the input gradient of own rows, then the activation derivative
             dA = dZs[l - 1][lo:hi]
             matmul_nt(dZs[l][lo:hi], Ws[l], dA)
@@ -152,7 +164,7 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
                    Ws, bs, dWs, dbs, acts, alphas, l2s,
                    Zs, As, dZs, Xb, Yb, SWb,
                    loss, opt, hyper, lrs, step0, S1W, S1b, S2W, S2b,
-                   tid, nt, min_rows, sync, sums, hidden, out, features, partials):
+                   tid, nt, min_rows, sync, sums, hidden, out, features, partials, compact, skip):
     """The fields of ``TrainResult``, as a tuple, from thread ``tid`` of ``nt``.
 
     ``X`` is a 2-D array or a CSR ``(indptr, indices, data)`` (see ``_batch_input``).
@@ -178,7 +190,10 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
     product of the batch (``partials`` (nt, batch_size, n_out)); after a barrier each
     adds the partial products of its own rows, in thread order, and applies the bias
     and activation.  Its weight gradient and update take the same rows of W, split as
-    every layer's already are."""
+    every layer's already are.  With ``skip`` (a compile-time constant, ``_skips_for``)
+    a thread leaves its features that are zero in every row of the batch out
+    (``_pack_first``), in ``compact`` (the kept columns, their values, rows of W and of
+    dW, per thread; see ``_compact``)."""
     n = perm.shape[0]  # X's rows
     L = len(Ws)
     n0 = Ws[0].shape[0]
@@ -212,8 +227,15 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
             f0, f1, fparts = 0, n0, 1  # thread 0 alone
         own = idx[lo:hi]
         xb = _gather_input(features, X, idx, own, Xb, Xb[lo:hi], f0, f1)
+        kept = -1
+        cols, xc, wc, dwc = compact[0][tid], compact[1][tid], compact[2][tid], compact[3][tid]
         if features:  # the first layer: this thread's features of every row, then its rows
-            matmul_columns(Xb[:m], f0, f1, Ws[0], partials[tid][:m], nt > 1)
+            # (the columns zero in every row left out, packed, where enough are: _pack_first)
+            kept = _pack_first(skip, j < n_batches, Xb[:m], f0, f1, Ws[0], cols, xc, wc)
+            xin, win, a0, a1 = Xb[:m], Ws[0], f0, f1
+            if kept >= 0:  # columns and rows 0 .. kept - 1 of the packed arrays
+                xin, win, a0, a1 = xc[:m], wc, kept - kept, kept
+            matmul_columns(xin, a0, a1, win, partials[tid][:m], nt > 1)
             if fparts > 1 and not barrier(sync, nt):
                 return j, loss_sum, correct, squared_error, absolute_error, False
             if hi > lo:
@@ -265,7 +287,8 @@ def _train_batches(X, Y, SW, perm, batch_size, first_batch, n_batches,
         absolute_error += ae
         # all rows' input: thread 0's view of the gathered batch (a CSR batch: all its rows)
         xall = _batch_input_view(X, idx, Xb[:m])
-        if not _backward(xall, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, nt, sync, hidden):
+        if not _backward(xall, Ws, dWs, dbs, acts, alphas, l2s, Zs, As, dZs, m, lo, hi, tid, nt, sync, hidden,
+                         skip, kept, cols, xc, wc, dwc):
             return j, loss_sum, correct, squared_error, absolute_error, False
         lr = lrs[j]
         step = step0 + j + 1
@@ -301,8 +324,8 @@ def _loop_for(plan, args):
     elif entry is None:
         acts = [int(a) for a in plan.acts]
         shared = len(acts) == 1 or len(set(acts[:-1])) == 1
-        features = bool(args[_FEATURES])
-        key = (_type_key(args), int(plan.loss), int(plan.optimizer), acts[-1], shared and acts[0], features)
+        features, skip = bool(args[_FEATURES]), bool(args[_SKIP])
+        key = (_type_key(args), int(plan.loss), int(plan.optimizer), acts[-1], shared and acts[0], features, skip)
         entry = _ENTRIES.get(key)
         if entry is None:
             sig = [typeof(a) for a in args]
@@ -312,6 +335,7 @@ def _loop_for(plan, args):
             if shared:  # one layer: the output layer's code, so the unused branch adds nothing
                 sig[_HIDDEN] = types.literal(acts[0])
             sig[_FEATURES] = types.literal(features)
+            sig[_SKIP] = types.literal(skip)
             entry = _ENTRIES[key] = _train_batches.compile(tuple(sig))
         plan.compiled["numba"] = entry
     return entry
@@ -334,7 +358,7 @@ def _type_key(args):
 
 
 # positions of the codes among _train_batches' arguments
-_LOSS, _OPT, _HIDDEN, _OUT, _FEATURES = 20, 21, 34, 35, 36
+_LOSS, _OPT, _HIDDEN, _OUT, _FEATURES, _SKIP = 20, 21, 34, 35, 36, 39
 _TID = 29  # the thread number
 
 # A batch is split across threads when each gets at least this many rows and one
@@ -360,6 +384,13 @@ FEATURE_SPLIT_MIN_WEIGHTS = 16384
 # thread, so such a batch splits from this many rows a thread, also in float32 (as
 # MIN_ROWS_PER_THREAD in the Cython loop).
 MIN_ROWS_PER_THREAD_FEATURES = 8
+# Split by features, a thread leaves the columns of its features that are zero in every
+# row of a batch out of the first layer's products, as the Cython loop does
+# (``COLUMN_SKIP`` in ``cython/_training.pyx``; ``_loop_steps._pack_first``).  Its code
+# compiles into a model's loop only where the plan's first batch has at least 1 /
+# COLUMN_SKIP_SHARE of its columns zero in every row (``_skips_for``): about 1 s more of a
+# cold first fit, which data without such columns (standardized inputs) does not pay.
+COLUMN_SKIP = True
 
 _split_lock = threading.Lock()  # one split call at a time; another meanwhile runs on one thread
 
@@ -402,6 +433,38 @@ def _features_for(plan):
     return features
 
 
+def _skips_for(plan, features):
+    """Whether this plan's loop leaves a batch's zero columns out (once per plan): split by
+    features, with COLUMN_SKIP, and enough columns zero in every row of its first batch."""
+    skip = plan.compiled.get("numba-skip")
+    if skip is None:
+        skip = False
+        if features and COLUMN_SKIP:
+            first = plan.X[plan.perm[:plan.batch_size]]
+            zero = plan.X.shape[1] - int(np.count_nonzero(first.any(axis=0)))
+            skip = zero * COLUMN_SKIP_SHARE >= plan.X.shape[1]
+        plan.compiled["numba-skip"] = skip
+    return skip
+
+
+def _compact(plan, nt, skip):
+    """COLUMN_SKIP's workspace for ``nt`` threads: the kept columns (nt, span) uint32, their
+    values (nt, batch_size, span) and their rows of W and dW (nt, span, n_out each), span
+    the most features a thread takes; empty (span 0) where the loop does not skip
+    (``_skips_for``) or COLUMN_SKIP is off (once per plan)."""
+    on = skip and COLUMN_SKIP
+    key = ("numba-compact", nt, on)
+    compact = plan.compiled.get(key)
+    if compact is None:
+        dtype = plan.Ws[0].dtype
+        n0, n_out = plan.Ws[0].shape
+        span = -(-n0 // nt) if on else 0
+        compact = plan.compiled[key] = (
+            np.zeros((nt, span), np.uint32), np.zeros((nt, plan.batch_size, span), dtype),
+            np.zeros((nt, span, n_out), dtype), np.zeros((nt, span, n_out), dtype))
+    return compact
+
+
 def _partials(plan, nt, features):
     """The threads' partial products of the first layer, (nt, batch_size, n_out) where the
     loop splits it by features, else an empty array of that rank (once per plan)."""
@@ -442,6 +505,7 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
             nt = 1
         sums = _sums(plan, nt)
         features = _features_for(plan)
+        skip = _skips_for(plan, features)
         sync = new_sync()
         acts = plan.acts
         args = [X, plan.Y, plan.SW, plan.perm, plan.batch_size, first_batch, n_batches,
@@ -449,7 +513,8 @@ def train_batches(plan, first_batch, n_batches, lrs, step0):
                 plan.Zs, plan.As, plan.dZs, plan.Xb, plan.Yb, plan.SWb,
                 plan.loss, plan.optimizer, hyper, lrs, step0, plan.S1W, plan.S1b, plan.S2W, plan.S2b,
                 0, nt, _min_rows(plan), sync, sums,
-                int(acts[0]), int(acts[-1]), features, _partials(plan, nt, features)]
+                int(acts[0]), int(acts[-1]), features, _partials(plan, nt, features),
+                _compact(plan, nt, skip), skip]
         loop = _loop_for(plan, args)
         if nt == 1:
             return TrainResult(*_run(loop, args, sync))
