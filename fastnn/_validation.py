@@ -250,10 +250,9 @@ def check_sparse_X(X, n_features, dtype, name="X") -> SparseInput:
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise TypeError(f"{name}: expected numeric data, got dtype {X.dtype}")
     check_sparse_indices(X, name)  # index ranges and indptr order: the compiled kernels trust them
-    matrix = sp.csr_matrix(X)  # a copy only if X is not CSR already (scipy builds a valid one then)
-    nnz = int(matrix.indptr[-1])
-    if len(matrix.data) > nnz:  # values past indptr[-1] belong to no row
-        matrix = sp.csr_matrix((matrix.data[:nnz], matrix.indices[:nnz], matrix.indptr), shape=matrix.shape)
+    # a copy only if X is not CSR already (scipy builds a valid one then); the new object drops
+    # values stored past indptr[-1] (scipy prunes them), the caller's keeps them
+    matrix = sp.csr_matrix(X)
     data = cast(matrix.data, dtype, name)
     check_finite(data, name)
     if data is not matrix.data or not matrix.has_canonical_format:

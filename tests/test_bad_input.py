@@ -117,8 +117,8 @@ def test_unusual_but_valid_csr_matrices_read_as_their_canonical_form(model):
 
     plain = sp.csr_matrix(X)
     nnz = plain.nnz
-    junk = sp.csr_matrix((np.r_[plain.data, 7.0, 8.0], np.r_[plain.indices, 99, -5].astype(np.int32),
-                          plain.indptr), shape=X.shape)
+    junk = plain.copy()  # scipy's constructor would prune the extra values; a stranger's need not be
+    junk.data, junk.indices = np.r_[plain.data, 7.0, 8.0], np.r_[plain.indices, 99, -5].astype(np.int32)
     odd = sp.csr_matrix((plain.data.astype(">f8"), plain.indices.astype(np.uint32), plain.indptr), shape=X.shape)
     expected = model.predict(plain)
     for m in (junk, odd):
