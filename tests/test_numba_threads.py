@@ -152,6 +152,15 @@ def _wide_model(dtype):
     return model
 
 
+def _assert_trained_alike(runs, dtype):
+    """Every run's (weights, loss history) equals the first's within TOL."""
+    (weights_one, loss_one), *others = runs
+    for weights, loss in others:
+        for a, b in zip(weights_one, weights):
+            np.testing.assert_allclose(b, a, rtol=TOL[dtype], atol=TOL[dtype])
+        np.testing.assert_allclose(loss, loss_one, rtol=TOL[dtype])
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("threads", [2, 3])
 def test_a_wide_first_layer_split_by_input_features_trains_as_on_one_thread(dtype, threads, monkeypatch):
@@ -181,11 +190,7 @@ def test_a_wide_first_layer_split_by_input_features_trains_as_on_one_thread(dtyp
             assert features and set(features) == {by_features}
             assert set(counts) == {threads if split else 1}
             runs.append((model.get_weights(), history.history["loss"]))
-    (weights_one, loss_one), *splits = runs
-    for weights, loss in splits:
-        for a, b in zip(weights_one, weights):
-            np.testing.assert_allclose(b, a, rtol=TOL[dtype], atol=TOL[dtype])
-        np.testing.assert_allclose(loss, loss_one, rtol=TOL[dtype])
+    _assert_trained_alike(runs, dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -223,11 +228,7 @@ def test_columns_zero_in_a_batch_are_left_out_and_train_as_on_one_thread(dtype, 
             history = model.fit(X, y, epochs=2, batch_size=40, verbose=0, sample_weight=w)
             assert compact and all((c[0].shape[1] > 0) == (skip and by_features) for c in compact)
             runs.append((model.get_weights(), history.history["loss"]))
-    (weights_one, loss_one), *others = runs
-    for weights, loss in others:
-        for a, b in zip(weights_one, weights):
-            np.testing.assert_allclose(b, a, rtol=TOL[dtype], atol=TOL[dtype])
-        np.testing.assert_allclose(loss, loss_one, rtol=TOL[dtype])
+    _assert_trained_alike(runs, dtype)
 
 
 def test_a_bad_row_in_a_batch_split_by_features_raises_and_releases_the_others(monkeypatch):

@@ -9,7 +9,6 @@ the CSR arrays of a ``SparseInput``), by whether an activation code or the featu
 split is a compile-time constant -- so that a loop compiled for one model holds
 only that model's code, with no branch at run time.
 """
-import numpy as np
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
@@ -21,7 +20,6 @@ from ._dense import _dense_forward, bias_act, bias_grad
 from ._jit import INTERNAL, NO_CFUNC, jit, jit_inline, jit_internal
 from ._small_gemm import pointer
 from ._sparse import sparse_dense_forward, sparse_weight_grad_rows
-from ._sync import barrier
 
 # The training loop and its helpers: no fastmath, so their float64 statistics
 # add up in order; the kernels they call keep their own options.
