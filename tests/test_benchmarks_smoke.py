@@ -56,6 +56,9 @@ def test_report_quick_writes_results_with_every_section(tmp_path):
     assert text.startswith("# fastnn benchmark results")
     # The command that produced it, with the environment variables that change what is measured.
     assert re.search(r"Written by `[^`]*OMP_NUM_THREADS=1 [^`]*python benchmarks/report.py --quick --output ", text)
+    if os.environ.get("FASTNN_DATA"):  # named, not its machine's path
+        written = re.search(r"Written by `([^`]*)`", text).group(1)
+        assert "FASTNN_DATA=<data folder>" in written and os.environ["FASTNN_DATA"] not in written
     assert re.search(r"Load average \(1 / 5 / 15 min\) when the suite started: [\d.]+ / [\d.]+ / [\d.]+", text)
     assert "MNIST-shaped data: " in text
     for heading in ("## Machine", "## Training: one epoch", "## Inference: predict", "## MNIST sparse",

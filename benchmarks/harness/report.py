@@ -95,8 +95,10 @@ def main(argv=None, prog="python benchmarks/report.py") -> int:
 def _command(prog, args) -> str:
     """The command line that reproduces this report."""
     # Environment variables that change what is measured come first, as in a shell.
-    env = [f"{key}={shlex.quote(os.environ[key])}" for key in ("FASTNN_DATA",) + probes.THREAD_VARIABLES
-           if key in os.environ]
+    # The data folder is this machine's own: the command names its variable, the report says
+    # which data it held ("MNIST-shaped data").
+    env = ["FASTNN_DATA=<data folder>"] if "FASTNN_DATA" in os.environ else []
+    env += [f"{key}={shlex.quote(os.environ[key])}" for key in probes.THREAD_VARIABLES if key in os.environ]
     parts = shlex.split(prog)
     flags = [("--json", args.json), ("--output", args.output), ("--suite", args.suite),
              ("--backends", args.backends), ("-k", args.keyword), ("--max-time", args.max_time),
