@@ -196,3 +196,18 @@ def test_compare_builds_times_a_named_network_in_both_trees():
     bad = subprocess.run([sys.executable, str(SUITE / "compare_builds.py"), str(ROOT), str(ROOT),
                           "--network", "784x10/256"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "WIDTHS/BATCH" in bad.stderr and "784x10/256" in bad.stderr
+
+
+def test_compare_builds_first_fit_times_both_trees_at_once():
+    """``--first-fit`` runs one first ``fit`` per tree at the same time, each on an empty Numba
+    cache, and prints each tree's median CPU seconds and the median difference; an unknown
+    workload is refused by name."""
+    out = _run([sys.executable, str(SUITE / "compare_builds.py"), str(ROOT), str(ROOT), "--first-fit",
+                "--network", "20-16-3/8/sgd", "--rounds", "2", "--backends", "numpy"])
+    row = [line for line in out.splitlines() if line.startswith("| 20-16-3/8/sgd | numpy |")]
+    assert len(row) == 1, out
+    old, new, diff = (cell.strip() for cell in row[0].strip("|").split("|")[2:])
+    assert float(old) >= 0 and float(new) >= 0 and diff[0] in "+-"
+    bad = subprocess.run([sys.executable, str(SUITE / "compare_builds.py"), str(ROOT), str(ROOT),
+                          "--workloads", "mnist128,huge"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "huge" in bad.stderr and "mnist128" in bad.stderr
