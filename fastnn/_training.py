@@ -341,17 +341,19 @@ def run_epochs(model, X, y, w, val, bs, epochs, initial_epoch, shuffle, callback
     loop = Loop(model, X, y, w, bs, shuffle, shuffle_rng, interrupt)
     for cb in callback_list:
         cb.on_train_begin()
+    logs = None  # the last epoch's, for on_train_end (as Keras)
     try:
         with interrupt:  # Ctrl+C stops at the next batch boundary
             for epoch in range(initial_epoch, epochs):
                 for cb in callback_list:
                     cb.on_epoch_begin(epoch)
-                logs = loop.run_epoch(batch_hooks, want_grad_norm)
-                if logs is None:  # diverged: weights restored to the start of the epoch
+                epoch_logs = loop.run_epoch(batch_hooks, want_grad_norm)
+                if epoch_logs is None:  # diverged: weights restored to the start of the epoch
                     break
                 if val is not None:
-                    logs.update({f"val_{k}": v for k, v in _validate(model, val, bs, loop).items()})
-                logs["lr"] = model.optimizer.current_learning_rate()
+                    epoch_logs.update({f"val_{k}": v for k, v in _validate(model, val, bs, loop).items()})
+                epoch_logs["lr"] = model.optimizer.current_learning_rate()
+                logs = epoch_logs
                 try:
                     for cb in callback_list[:-1]:
                         cb.on_epoch_end(epoch, logs)
@@ -361,7 +363,7 @@ def run_epochs(model, X, y, w, val, bs, epochs, initial_epoch, shuffle, callback
                     break
     finally:
         for cb in callback_list:
-            cb.on_train_end()
+            cb.on_train_end(None if logs is None else dict(logs))
     return history
 
 

@@ -82,14 +82,32 @@ class History(Callback):
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
+def _number(name, value, low, above=False):
+    """``value`` as a float, checked: a real number (not a bool), finite, ``>= low``
+    (``> low`` with ``above``); the error names the argument."""
+    bad = isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating))
+    if bad or not np.isfinite(value) or (value <= low if above else value < low):
+        raise ValueError(f"{name}: expected a number {'>' if above else '>='} {low}, got {value!r}")
+    return float(value)
+
+
+def _count(name, value):
+    """``value`` as an int, checked: a whole number >= 0 (2.0 is 2); the error names the argument."""
+    number = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+    if not (number and np.isfinite(value) and value >= 0 and value == int(value)):
+        raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+    return int(value)
+
+
 class _Monitor(Callback):
     """Shared logic for callbacks that watch one logged quantity."""
 
-    def __init__(self, monitor, mode, min_delta):
+    def __init__(self, monitor, mode, min_delta, delta_name="min_delta"):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
-        if min_delta < 0:
-            raise ValueError(f"min_delta: expected a value >= 0, got {min_delta}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected the name of a logged quantity, got {monitor!r}")
+        min_delta = _number(delta_name, min_delta, 0)
         self.monitor = monitor
         self.min_delta = float(min_delta)
         if mode == "auto":
@@ -133,12 +151,9 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
                  restore_best_weights=False, baseline=None, verbose=0, start_from_epoch=0):
         super().__init__(monitor, mode, min_delta)
-        if int(patience) != patience or patience < 0:
-            raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
-        if isinstance(start_from_epoch, bool) or int(start_from_epoch) != start_from_epoch \
-                or start_from_epoch < 0:
-            raise ValueError(f"start_from_epoch: expected an integer >= 0, got {start_from_epoch!r}")
-        self.patience = int(patience)
+        patience = _count("patience", patience)
+        start_from_epoch = _count("start_from_epoch", start_from_epoch)
+        self.patience = patience
         self.restore_best_weights = restore_best_weights
         self.baseline = baseline
         self.verbose = _check_verbose(verbose)
@@ -183,9 +198,10 @@ class ReduceLROnPlateau(_Monitor):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, mode="auto",
                  cooldown=0, min_lr=0.0, verbose=0):
         super().__init__(monitor, mode, min_delta)
-        if not 0 < factor < 1:
+        if not 0 < _number("factor", factor, 0, above=True) < 1:
             raise ValueError(f"factor: expected a value in (0, 1), got {factor}")
-        self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
+        self.factor, self.patience = float(factor), _count("patience", patience)
+        self.cooldown, self.min_lr = _count("cooldown", cooldown), _number("min_lr", min_lr, 0)
         self.verbose = _check_verbose(verbose)  # 1: print each reduction, as Keras's
 
     def on_train_begin(self, logs=None):
@@ -236,9 +252,7 @@ class GradientNormStopping(Callback):
     requires_grad_norm = True
 
     def __init__(self, tol=1e-4):
-        if not tol > 0:
-            raise ValueError(f"tol: expected a value > 0, got {tol!r}")
-        self.tol = tol
+        self.tol = _number("tol", tol, 0, above=True)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["grad_norm"] < self.tol:
@@ -250,9 +264,7 @@ class WeightChangeStopping(Callback):
     parameters) during an epoch."""
 
     def __init__(self, tol=1e-6):
-        if not tol > 0:
-            raise ValueError(f"tol: expected a value > 0, got {tol!r}")
-        self.tol = tol
+        self.tol = _number("tol", tol, 0, above=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._before = [w.copy() for w in self.model.get_weights()]
@@ -271,8 +283,8 @@ class LossPlateauStopping(_Monitor):
     for ``patience`` consecutive epochs."""
 
     def __init__(self, tol=1e-4, patience=1, monitor="loss"):
-        super().__init__(monitor, "min", tol)
-        self.tol, self.patience = tol, patience
+        super().__init__(monitor, "min", tol, delta_name="tol")
+        self.tol, self.patience = float(tol), _count("patience", patience)
 
     def on_train_begin(self, logs=None):
         self._reset()

@@ -18,7 +18,7 @@ from . import _validation as check
 from ._archive import save_model
 from ._kernels import step as reference
 from ._kernels.sparse import SparseInput
-from ._fit_inputs import check_verbose, split_validation
+from ._fit_inputs import check_callbacks, check_shuffle, check_verbose, split_validation
 from ._training import run_epochs
 from . import layers as layers_mod
 from . import losses, optimizers
@@ -77,8 +77,8 @@ class Sequential:
 
     def __init__(self, layers=None, backend="auto", dtype="float32", seed=None, name="sequential",
                  target_normalization=False):
-        try:
-            dtype_name = np.dtype(dtype).name
+        try:  # None is the default, float32, as in Keras (NumPy would read it as float64)
+            dtype_name = np.dtype("float32" if dtype is None else dtype).name
         except TypeError:
             dtype_name = None
         if dtype_name not in DTYPES:
@@ -278,9 +278,11 @@ class Sequential:
             is pure stochastic gradient descent.
         validation_split : float in [0, 1) (a Python or NumPy number)
             Fraction of the data, taken from the end before shuffling, held
-            out for ``val_*`` metrics.  Ignored if ``validation_data`` is given.
+            out for ``val_*`` metrics: the first ``floor(n * (1 - validation_split))``
+            rows train, as in Keras.  Ignored if ``validation_data`` is given.
         validation_data : tuple (X_val, y_val) or (X_val, y_val, w_val)
-        callbacks : list of Callback
+        callbacks : Callback or list of Callback
+            Their ``on_train_end`` gets the last epoch's logs (``None`` if none ran).
         verbose : {0, 1, 2, True, False, "auto"}
             0 silent, 1 a progress bar per epoch, 2 one line per epoch
             (``False`` is 0; ``True`` and ``"auto"`` are 1, as in Keras).
@@ -317,20 +319,27 @@ class Sequential:
         """
         self._require_compiled("fit")
         dtype = DTYPES[self.dtype]
+        # Every argument is checked before the model changes (built, its target
+        # normalizer adapted): a call that raises leaves the model as it was.
         X = check.check_X(X, self._n_inputs(), dtype, accept_sparse=True, precise=self._keeps_X)
         normalized = self.input_normalizer is not None
         _first_layer.check(first_layer, X, normalized)
         if not self.built:
-            self.build(X.shape[1])
-        if not self.optimizer.built:
-            self.optimizer.build(self._params)
+            self._check_input_dim(X.shape[1])
         y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype, precise=self._keeps_y)
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
         epochs = check.check_int("epochs", epochs, 0)
         initial_epoch = check.check_int("initial_epoch", initial_epoch, 0)
         verbose = check_verbose(verbose)
-        X, y, w, val = split_validation(self, X, y, w, validation_split, validation_data)
+        shuffle = check_shuffle(shuffle)
+        callbacks = check_callbacks(callbacks)
+        X, y, w, val = split_validation(self, X, y, w, validation_split, validation_data, X.shape[1])
         w = check.class_weights(class_weight, y, self.loss, self.output_dim, w, dtype)
+        bs = check.check_batch_size(batch_size, X.shape[0])
+        if not self.built:
+            self.build(X.shape[1])
+        if not self.optimizer.built:
+            self.optimizer.build(self._params)
         if self.target_normalizer is not None and not self.target_normalizer.adapted:
             self.target_normalizer.adapt(y)  # the training rows only: validation stays unseen
         X, y = self._standardize(X, y)
@@ -338,9 +347,28 @@ class Sequential:
             val = (*self._standardize(*val[:2]), val[2])
         X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized,
                                                  self.layers[0].W.size, max(epochs - initial_epoch, 0))
-        bs = check.check_batch_size(batch_size, X.shape[0])
         return run_epochs(self, X, y, w, val, bs, epochs, initial_epoch, shuffle, callbacks, verbose,
                           first_layer)
+
+    def _check_input_dim(self, n_in):
+        """Raise what ``build(n_in)`` would for this input width, without building."""
+        if not self.layers:
+            raise ValueError("layers: the model has no layers; add Dense layers first")
+        n_in = check.check_int("input_dim", n_in, 1)
+        first = self.layers[0]
+        if first.input_dim is not None and first.input_dim != n_in:
+            raise ValueError(f"input_dim: layer expects {first.input_dim} inputs, got {n_in}")
+        return n_in
+
+    def _param_shapes(self, n_in):
+        """The parameters' shapes, in ``get_weights`` order, of the model built for ``n_in`` inputs."""
+        shapes = []
+        for layer in self.layers:
+            shapes.append((n_in, layer.linear_units))
+            if layer.use_bias:
+                shapes.append((layer.linear_units,))
+            n_in = layer.units
+        return shapes
 
     # ---------------------------------------------------- forward / inference
     def _n_inputs(self):
@@ -500,22 +528,26 @@ class Sequential:
     def set_weights(self, weights) -> None:
         """Overwrite the parameters (same order and shapes as ``get_weights``)."""
         weights = list(weights)
+        n_in = None  # an unbuilt model is built for the first array's rows, once all are checked
         if not self.built and self.layers and weights:
             first = np.asarray(weights[0])
             if first.ndim == 2:
-                self.build(first.shape[0])
-        self._require_built("set_weights")
-        if len(weights) != len(self._params):
-            raise ValueError(f"weights: expected {len(self._params)} arrays "
-                             f"({[p.shape for p in self._params]}), got {len(weights)}")
+                n_in = self._check_input_dim(first.shape[0])
+        if n_in is None:
+            self._require_built("set_weights")
+        shapes = [p.shape for p in self._params] if n_in is None else self._param_shapes(n_in)
+        if len(weights) != len(shapes):
+            raise ValueError(f"weights: expected {len(shapes)} arrays ({shapes}), got {len(weights)}")
         arrays = []
-        for i, (value, p) in enumerate(zip(weights, self._params)):
+        for i, (value, shape) in enumerate(zip(weights, shapes)):
             arr = check._as_numeric_array(value, f"weights[{i}]")
-            if arr.shape != p.shape:
-                raise ValueError(f"weights[{i}]: expected shape {p.shape}, got {arr.shape}")
-            arr = check.cast(arr, p.dtype, f"weights[{i}]")  # 1e39 for float32 is an error, not inf
+            if arr.shape != shape:
+                raise ValueError(f"weights[{i}]: expected shape {shape}, got {arr.shape}")
+            arr = check.cast(arr, DTYPES[self.dtype], f"weights[{i}]")  # 1e39 for float32 is an error, not inf
             check.check_finite(arr, f"weights[{i}]")
             arrays.append(arr)
+        if n_in is not None:
+            self.build(n_in)
         for arr, p in zip(arrays, self._params):
             p[...] = arr
 

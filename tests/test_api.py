@@ -631,3 +631,95 @@ def test_stopping_criteria_record_their_measure_in_history():
                                    fn.callbacks.GradientNormStopping(tol=1e-12)])
     assert len(history.history["weight_change"]) == len(history.history["grad_norm"]) == 3
     assert all(v > 0 for v in history.history["weight_change"] + history.history["grad_norm"])
+
+
+# ------------------------------------------------ a call that raises changes nothing
+def test_a_fit_that_raises_leaves_the_model_as_it_was():
+    """Every argument is checked before ``fit`` builds the model or adapts its target
+    normalizer: a later, correct fit is the fit of a fresh model."""
+    rng = np.random.default_rng(0)
+    X = rng.random((50, 3))
+    y = X.sum(axis=1)
+
+    def regressor():
+        m = fn.Sequential([fn.Dense(1)], backend="numpy", seed=0, target_normalization=True)
+        m.compile("adam", "mse")
+        return m
+
+    model = regressor()
+    bad_calls = [dict(batch_size=0), dict(callbacks=[print]), dict(epochs=-1), dict(shuffle="yes"),
+                 dict(validation_split=2.0), dict(sample_weight=-np.ones(50))]
+    for bad in bad_calls:
+        with pytest.raises((ValueError, TypeError)):
+            model.fit(X, y * 1000 + 5000, verbose=0, **bad)
+        assert not model.built and not model.target_normalizer.adapted, bad
+    with pytest.raises(ValueError, match="y: expected 50 targets"):
+        model.fit(np.ones((50, 5)), np.ones(7 * 7), verbose=0)
+    assert not model.built  # not built for the 5 features of a call that failed on y
+    history = model.fit(X, y, epochs=2, verbose=0)
+    fresh = regressor()
+    assert history.history == fresh.fit(X, y, epochs=2, verbose=0).history
+    np.testing.assert_array_equal(model.target_normalizer.mean, fresh.target_normalizer.mean)
+
+
+def test_set_weights_that_do_not_fit_leave_an_unbuilt_model_unbuilt():
+    model = fn.Sequential([fn.Dense(4), fn.Dense(1)])
+    with pytest.raises(ValueError, match=r"weights: expected 4 arrays \(\[\(3, 4\), \(4,\), \(4, 1\), \(1,\)\]\), got 1"):
+        model.set_weights([np.ones((3, 4))])
+    assert not model.built
+    with pytest.raises(ValueError, match=r"weights\[2\]: expected shape \(4, 1\), got \(4, 2\)"):
+        model.set_weights([np.ones((3, 4)), np.zeros(4), np.ones((4, 2)), np.zeros(1)])
+    assert not model.built
+    with pytest.raises(ValueError, match="weights\\[1\\]: .*finite"):
+        model.set_weights([np.ones((3, 4)), np.full(4, np.nan), np.ones((4, 1)), np.zeros(1)])
+    assert not model.built
+    model.set_weights([np.ones((3, 4)), np.zeros(4), np.ones((4, 1)), np.zeros(1)])
+    assert model.built and model.input_dim == 3
+    np.testing.assert_array_equal(model.get_weights()[0], np.ones((3, 4), np.float32))
+
+
+@pytest.mark.parametrize("n,split,train", [(100, 0.29, 71), (100, 0.57, 43), (100, 0.58, 42), (10, 0.25, 7),
+                                           (7, 0.5, 3)])
+def test_validation_split_keeps_floor_of_the_rest_for_training_as_keras(n, split, train):
+    """Keras trains on the first ``floor(n * (1 - validation_split))`` rows; ``floor(n * split)``
+    held out one row too few where ``n * split`` falls just below a whole number."""
+    X = np.random.default_rng(0).random((n, 2))
+    model = fn.Sequential([fn.Dense(1, input_dim=2)], backend="numpy", seed=0)
+    model.compile("sgd", "mse")
+    history = model.fit(X, X.sum(axis=1), validation_split=split, verbose=0)
+    assert history.params["samples"] == train == math.floor(n * (1 - split))
+
+
+def test_one_callback_needs_no_list_and_on_train_end_gets_the_last_epochs_logs():
+    seen = []
+
+    class Last(fn.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            seen.append(logs)
+
+    X, y = blobs()
+    model = small_model()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(X, y, epochs=3, verbose=0, callbacks=Last(), validation_split=0.25)
+    assert seen == [{k: v[-1] for k, v in history.history.items()}]
+    assert set(seen[0]) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    model.fit(X, y, epochs=0, verbose=0, callbacks=(Last(),))
+    assert seen[-1] is None  # no epoch ran
+
+
+def test_dtype_none_is_the_default_float32():
+    assert fn.Sequential([fn.Dense(1)], dtype=None).dtype == "float32"
+
+
+@pytest.mark.parametrize("backend", fn.backends.available())
+def test_large_sample_weights_train_as_their_scale_free_mean(backend):
+    """The loss is sum(w loss) / sum(w): weights of 1e36 in float32 train as weights of 1
+    (the NumPy reference added the products in float32 and overflowed)."""
+    X, y = blobs(256)
+    losses = []
+    for scale in (1.0, 1e36):
+        model = small_model(backend)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        history = model.fit(X, y, epochs=2, batch_size=64, verbose=0, sample_weight=np.full(256, scale))
+        losses.append(history.history["loss"])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)

@@ -233,8 +233,12 @@ def test_bad_fit_arguments(model):
         model.fit(X, Y, verbose=3)
     with pytest.raises(ValueError, match="sample_weight: expected non-negative"):
         model.fit(X, Y, sample_weight=-np.ones(10), verbose=0)
-    with pytest.raises(TypeError, match="callbacks: expected Callback instances"):
+    with pytest.raises(TypeError, match=r"callbacks\[0\]: expected a Callback instance, got builtin_function"):
         model.fit(X, Y, callbacks=[print], verbose=0)
+    with pytest.raises(TypeError, match="callbacks: expected a list of Callback instances, got str"):
+        model.fit(X, Y, callbacks="EarlyStopping", verbose=0)
+    with pytest.raises(ValueError, match="shuffle: expected True or False, got 'batch'"):
+        model.fit(X, Y, shuffle="batch", verbose=0)
 
 
 def test_validation_weights_are_named_as_such(model):
@@ -312,3 +316,24 @@ def test_set_weights_refuses_values_that_overflow_the_model_dtype(model):
     with pytest.raises(ValueError, match=r"weights\[0\]: 1 value\(s\) overflow float32: largest magnitude 1e\+39"):
         model.set_weights(ws)
     assert np.isfinite(model.get_weights()[0]).all()
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: fn.callbacks.EarlyStopping(patience="a"), r"patience: expected an integer >= 0, got 'a'"),
+    (lambda: fn.callbacks.EarlyStopping(patience=1.5), r"patience: expected an integer >= 0, got 1.5"),
+    (lambda: fn.callbacks.EarlyStopping(min_delta=None), r"min_delta: expected a number >= 0, got None"),
+    (lambda: fn.callbacks.EarlyStopping(min_delta=float("nan")), r"min_delta: expected a number >= 0, got nan"),
+    (lambda: fn.callbacks.LossPlateauStopping(tol=-1), r"tol: expected a number >= 0, got -1"),
+    (lambda: fn.callbacks.LossPlateauStopping(patience=-1), r"patience: expected an integer >= 0, got -1"),
+    (lambda: fn.callbacks.ReduceLROnPlateau(patience=-1), r"patience: expected an integer >= 0, got -1"),
+    (lambda: fn.callbacks.ReduceLROnPlateau(cooldown=0.5), r"cooldown: expected an integer >= 0, got 0.5"),
+    (lambda: fn.callbacks.ReduceLROnPlateau(factor="x"), r"factor: expected a number > 0, got 'x'"),
+    (lambda: fn.callbacks.ReduceLROnPlateau(min_lr=-1.0), r"min_lr: expected a number >= 0, got -1.0"),
+    (lambda: fn.callbacks.GradientNormStopping(tol="small"), r"tol: expected a number > 0, got 'small'"),
+    (lambda: fn.callbacks.WeightChangeStopping(tol=0), r"tol: expected a number > 0, got 0"),
+])
+def test_callback_arguments_are_checked_by_name(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+    with pytest.raises(TypeError, match="monitor: expected the name of a logged quantity, got 3"):
+        fn.callbacks.EarlyStopping(monitor=3)

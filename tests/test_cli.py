@@ -188,7 +188,8 @@ def test_errors_after_training_are_one_line(monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--validation-split", "0.0001"], "fastnn: validation_split: 0.0001 of 1347 samples leaves 0 for validation"),
+    (["--validation-split", "0.9999"], "fastnn: validation_split: 0.9999 of 1347 samples leaves 1347 for validation "
+                                       "and 0 for training"),
     (["--hidden", "100000000"], "fastnn: units: a 64 x 100000000 weight matrix needs "),
 ], ids=["validation-split", "hidden"])
 def test_train_errors_found_by_fastnn_are_one_line(argv, message, capsys):

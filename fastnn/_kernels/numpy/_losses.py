@@ -25,10 +25,10 @@ def _row_weights(n, sample_weight, dtype):
     zeros where the weights add up to zero (such a batch has no gradient)."""
     if sample_weight is None:
         return dtype.type(1.0 / n)
-    total = sample_weight.sum()
+    total = sample_weight.sum(dtype=np.float64)  # float64, as the compiled kernels: large weights stay finite
     if total == 0:
         return np.zeros((n, 1), dtype)
-    return (sample_weight / total)[:, None]
+    return (sample_weight.astype(np.float64) / total).astype(dtype)[:, None]
 
 
 def _per_sample_loss(loss, A, Y):
@@ -57,7 +57,7 @@ def loss_value(loss, A, Y, sample_weight):
     total = sample_weight.sum(dtype=np.float64)
     if total == 0:  # no weight, no loss (and no gradient, see _row_weights)
         return 0.0
-    return float(np.dot(per_sample, sample_weight) / total)
+    return float(np.dot(per_sample.astype(np.float64), sample_weight.astype(np.float64)) / total)
 
 
 def _fused(loss, act):
