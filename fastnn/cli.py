@@ -38,8 +38,8 @@ def plural(count, noun):
 
 
 def _hidden(text):
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
+    try:  # every part a number: "" or "128,,64" is a typo, not a model without hidden layers
+        sizes = [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 128,64, got {text!r}")
     if any(size < 1 for size in sizes):
@@ -159,7 +159,9 @@ def build_parser():
     predict.add_argument("model", help="a .fastnn file")
     predict.add_argument("--input", required=True, help="rows to predict: .npy, or .csv/.txt (comma separated)")
     predict.add_argument("--output", help="write predictions to .npy or .csv (default: print)")
-    predict.add_argument("--proba", action="store_true", help="output the raw outputs (probabilities) instead of labels")
+    predict.add_argument("--proba", action="store_true",
+                         help="output a classifier's probabilities instead of its labels (a softmax output's "
+                              "argmax, a sigmoid output above 0.5); a regression model outputs its predictions")
 
     export = sub.add_parser("export", help="export a saved model to ONNX (needs fastnn[onnx])")
     export.add_argument("model", help="a .fastnn file")
@@ -332,8 +334,8 @@ def _predict(args, parser):
     model = _load_model_or_exit(args.model, parser)
     X = _read_rows(args.input, parser)
     out = model.predict(X)
-    if not args.proba and out.shape[1] > 1:
-        out = out.argmax(axis=1)
+    if not args.proba:
+        out = _labels(model, out)
     if args.output:
         with _writing("--output", args.output):
             if args.output.endswith(".npy"):
@@ -345,6 +347,21 @@ def _predict(args, parser):
         np.savetxt(sys.stdout, out.reshape(len(out), -1), delimiter=",",
                    fmt="%d" if out.dtype.kind == "i" else "%.7g")
     return 0
+
+
+def _labels(model, out):
+    """A classifier's labels from its outputs (``predict --proba`` keeps the outputs): the
+    argmax of a softmax, ``output > 0.5`` for sigmoid outputs (one column: a 1-D label);
+    a regression model's outputs are its predictions."""
+    from . import activations
+
+    activation = model.layers[-1].activation
+    if isinstance(activation, activations.Softmax):
+        return out.argmax(axis=1)
+    if isinstance(activation, activations.Sigmoid):
+        labels = (out > 0.5).astype(np.int64)
+        return labels[:, 0] if labels.shape[1] == 1 else labels
+    return out
 
 
 def _export(args, parser):

@@ -42,6 +42,36 @@ def test_predict_from_npy_and_csv(tmp_path, capsys):
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
 
 
+def test_predict_gives_labels_of_sigmoid_outputs_and_predictions_of_a_regression(tmp_path, capsys):
+    """One sigmoid output: labels 0/1 (output > 0.5), the output itself with --proba; a linear
+    output is a regression's prediction with or without --proba (no argmax of its columns)."""
+    import fastnn as fn
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    rows = tmp_path / "rows.npy"
+    np.save(rows, X[:6])
+    for name, output, loss, y in (("binary", "sigmoid", "binary_crossentropy", (X[:, 0] > 0).astype(float)),
+                                  ("regression", None, "mse", np.c_[X[:, 0], X[:, 1]])):
+        model = fn.Sequential([fn.Dense(4, activation="tanh", input_dim=3),
+                               fn.Dense(1 if y.ndim == 1 else 2, activation=output)], backend="numpy", seed=0)
+        model.compile("adam", loss)
+        model.fit(X, y, epochs=2, verbose=0)
+        path = tmp_path / f"{name}.fastnn"
+        model.save(path)
+        capsys.readouterr()
+        assert main(["predict", str(path), "--input", str(rows)]) == 0
+        printed = np.loadtxt(capsys.readouterr().out.splitlines(), delimiter=",", ndmin=2)
+        assert main(["predict", str(path), "--input", str(rows), "--proba"]) == 0
+        raw = np.loadtxt(capsys.readouterr().out.splitlines(), delimiter=",", ndmin=2)
+        outputs = model.predict(X[:6])
+        np.testing.assert_allclose(raw.reshape(outputs.shape), outputs, rtol=1e-6)
+        if name == "binary":
+            np.testing.assert_array_equal(printed.ravel(), (outputs[:, 0] > 0.5).astype(int))
+        else:
+            np.testing.assert_allclose(printed, raw)
+
+
 def test_boston_regression_reports_original_units(shared_data, capsys, tmp_path):
     model_path = tmp_path / "boston.fastnn"
     assert main(["train", "--dataset", "boston", "--data-dir", str(shared_data), "--epochs", "60",
@@ -55,6 +85,8 @@ def test_boston_regression_reports_original_units(shared_data, capsys, tmp_path)
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "--hidden", "12,x"], "argument --hidden: expected comma-separated positive integers"),
+    (["train", "--hidden", ""], "argument --hidden: expected comma-separated positive integers like 128,64, got ''"),
+    (["train", "--hidden", "128,,64"], "argument --hidden: expected comma-separated positive integers"),
     (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
     (["train", "--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
     (["train", "--lr", "-1"], "argument --lr: expected a positive number"),
