@@ -35,6 +35,8 @@ CHECKED = [
     MLPClassifier(hidden_layer_sizes=(32,), max_iter=100, random_state=0, backend="numpy", dtype="float64"),
     MLPRegressor(hidden_layer_sizes=(32,), max_iter=100, learning_rate_init=0.01, random_state=0,
                  backend="numpy", dtype="float64"),
+    MLPRegressor(hidden_layer_sizes=(32,), max_iter=100, learning_rate_init=0.01, random_state=0,
+                 backend="numpy", dtype="float64", target_scaling=True),
 ]
 
 FLOAT32_ROUNDING = (
@@ -573,7 +575,14 @@ def _set(mapping, key, value):
     (lambda c, e: _set(c["attributes"], "predict", 5), r"unexpected attributes or entries \['predict'\]"),
     (lambda c, e: _set(e, "junk", np.zeros(3)), r"unexpected attributes or entries \['junk'\]"),
     (lambda c, e: _set(c["attributes"], "n_features_in_", "abc"),
-     r"n_features_in_, outputs: the model expects \(6, 3\), the attributes give \('abc', 3\)"),
+     r"attributes: n_features_in_: expected an integer >= 0, got 'abc'"),
+    (lambda c, e: _set(c["attributes"], "n_features_in_", 5),
+     r"n_features_in_, outputs: the model expects \(6, 3\), the attributes give \(5, 3\)"),
+    (lambda c, e: c["attributes"].pop("_grad_factor"), r"attributes: _grad_factor is missing"),
+    (lambda c, e: _set(c["attributes"], "_epochs_seen", "x"), r"attributes: _epochs_seen: expected an integer >= 0"),
+    (lambda c, e: _set(c["attributes"], "loss_curve_", "abc"), r"attributes: loss_curve_: expected a list of numbers"),
+    (lambda c, e: _set(c["attributes"], "validation_scores_", [1, "a"]),
+     r"attributes: validation_scores_: expected a list of numbers or null"),
     (lambda c, e: _set(e, "attribute:classes_", np.array([{}], dtype=object)), r"classes_: expected a 1-D bool"),
     (lambda c, e: _set(e, "model", np.frombuffer(b"junk", np.uint8)), r"model: not a fastnn model file"),
 ])
@@ -622,3 +631,44 @@ def test_digits_accuracy_at_least_scikit_learns_with_the_same_architecture_and_e
 def test_estimators_are_exported_lazily_from_the_package():
     assert fastnn.MLPClassifier is fsk.MLPClassifier and fastnn.MLPRegressor is fsk.MLPRegressor
     assert "sample_weight" in inspect.signature(MLPClassifier.fit).parameters
+
+
+@pytest.mark.parametrize("sizes", [np.array([5, 4]), range(3, 5), [4]])
+def test_array_like_hidden_layer_sizes_save_and_load(tmp_path, sizes):
+    """scikit-learn documents hidden_layer_sizes as array-like: an ndarray or a range fits and
+    saves (without pickle) and loads back as the same parameter."""
+    X, y = blobs()
+    est = MLPClassifier(**small(max_iter=2, hidden_layer_sizes=sizes)).fit(X, y)
+    est.save(tmp_path / "est.npz")
+    loaded = fsk.load(tmp_path / "est.npz")
+    assert type(loaded.hidden_layer_sizes) is type(sizes)
+    assert list(loaded.hidden_layer_sizes) == list(sizes)
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+def test_target_scaling_weighs_rows_as_the_loss_does():
+    """target_scaling's mean and scale are weighted: rows of weight 0 change nothing, and a
+    weight of 2 is a repeated row (what check_sample_weight_equivalence asks of the fit)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ [1.0, -2.0, 0.5] + 3.0
+    junk_X, junk_y = rng.standard_normal((5, 3)), np.full(5, 1e4)
+    params = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, backend="numpy", dtype="float64",
+                  target_scaling=True)
+    plain = MLPRegressor(**params).fit(X, y)
+    weighted = MLPRegressor(**params).fit(np.r_[X, junk_X], np.r_[y, junk_y], sample_weight=np.r_[np.ones(40), np.zeros(5)])
+    np.testing.assert_allclose(weighted.target_mean_, plain.target_mean_)
+    np.testing.assert_allclose(weighted.target_scale_, plain.target_scale_)
+    repeated = MLPRegressor(**params).fit(np.r_[X, X[:10]], np.r_[y, y[:10]])
+    doubled = MLPRegressor(**params).fit(X, y, sample_weight=np.r_[np.full(10, 2.0), np.ones(30)])
+    np.testing.assert_allclose(doubled.target_mean_, repeated.target_mean_)
+    np.testing.assert_allclose(doubled.target_scale_, repeated.target_scale_)
+
+
+def test_one_number_as_sample_weight_weighs_every_row():
+    X, y = blobs()
+    est = MLPClassifier(**small(max_iter=3)).fit(X, y, sample_weight=2.0)
+    same = MLPClassifier(**small(max_iter=3)).fit(X, y, sample_weight=np.full(len(y), 2.0))
+    np.testing.assert_array_equal(est.predict_proba(X), same.predict_proba(X))
+    with pytest.raises(ValueError, match="sample_weight: negative weights"):
+        MLPClassifier(**small(max_iter=3)).fit(X, y, sample_weight=-1)

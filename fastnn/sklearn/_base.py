@@ -239,7 +239,7 @@ class _BaseMLP(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Dense numeric data; converted to ``dtype``.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,) or a number, optional
             Non-negative per-sample weights (each batch loss is a weighted mean).
 
         Returns
@@ -259,9 +259,11 @@ class _BaseMLP(BaseEstimator):
                              y_numeric=isinstance(self, RegressorMixin), order="C", accept_sparse=_SPARSE)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        y_enc = self._encode_targets(y, first, incremental, classes)
         w = None
         if sample_weight is not None:
+            if isinstance(sample_weight, (int, float, np.integer, np.floating)) and not isinstance(
+                    sample_weight, (bool, np.bool_)):  # one number weighs every row, as in scikit-learn
+                sample_weight = np.full(X.shape[0], sample_weight, dtype=self._np_dtype)
             w = check_array(sample_weight, ensure_2d=False, dtype=self._np_dtype, input_name="sample_weight")
             if w.ndim != 1 or w.shape[0] != X.shape[0]:
                 raise ValueError(f"sample_weight.shape == {w.shape}, expected ({X.shape[0]},)!")
@@ -269,6 +271,7 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError("sample_weight: negative weights are not supported")
             if not np.any(w > 0):
                 raise ValueError("sample_weight: every weight is zero; at least one sample needs a positive weight")
+        y_enc = self._encode_targets(y, first, incremental, classes, w)
 
         rng = check_random_state(self.random_state)
         if first:

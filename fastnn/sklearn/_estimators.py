@@ -114,7 +114,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _stratify_validation(self):
         return self._target_kind != "multilabel"
 
-    def _encode_targets(self, y, first, incremental, classes):
+    def _encode_targets(self, y, first, incremental, classes, sample_weight=None):
         if is_sparse(y):  # a sparse multilabel indicator (MultiLabelBinarizer(sparse_output=True)): n x k of 0/1
             y = y.toarray()
         if first:
@@ -317,16 +317,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _stratify_validation(self):
         return False
 
-    def _encode_targets(self, y, first, incremental, classes):
+    def _encode_targets(self, y, first, incremental, classes, sample_weight=None):
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y
         if first:
             self._y_ndim = y.ndim
             self._n_targets = y2.shape[1]
             self._grad_factor = float(y2.shape[1])
             self._loss_factor = 1.0
-            if self.target_scaling:
-                mean = y2.mean(axis=0, dtype=np.float64)
-                scale = y2.std(axis=0, dtype=np.float64)
+            if self.target_scaling:  # weighted as the loss weighs the rows (a weight w is w repeats)
+                w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+                mean = np.average(y2.astype(np.float64), axis=0, weights=w)
+                scale = np.sqrt(np.average(np.square(y2 - mean), axis=0, weights=w))
                 scale[~(scale > 0)] = 1.0
                 self.target_mean_, self.target_scale_ = mean, scale
             else:

@@ -65,6 +65,10 @@ def _param_to_json(value):
         return value.name
     if isinstance(value, tuple):
         return {"tuple": [_param_to_json(v) for v in value]}
+    if isinstance(value, range):  # hidden_layer_sizes=range(3, 5): array-like, as scikit-learn documents it
+        return {"range": [value.start, value.stop, value.step]}
+    if isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "biuf":
+        return {"ndarray": [_scalar_to_json(v) for v in value.tolist()], "dtype": value.dtype.name}
     return _scalar_to_json(value)
 
 
@@ -76,6 +80,10 @@ def _param_from_json(value):
             return schedules.get(value["fastnn_schedule"])
         if "tuple" in value:
             return tuple(_param_from_json(v) for v in value["tuple"])
+        if set(value) == {"range"}:
+            return range(*value["range"])
+        if set(value) == {"ndarray", "dtype"}:
+            return np.asarray([_scalar_from_json(v) for v in value["ndarray"]], dtype=value["dtype"])
     return value
 
 
@@ -214,11 +222,62 @@ def _read_estimator(archive, config, backend):
         else:
             value = _scalar_from_json(value)
         setattr(est, name, value)
+    _check_attributes(est)
     model = archive.read("model", np.uint8, max_length=archive.size)
     est.model_ = _model_from_bytes(model.tobytes(), backend=backend)
     est._after_load()
     _check_consistent(est)
     return est
+
+
+def _whole(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _real(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# What a fitted estimator's saved attributes hold: (test, what it expects); all are
+# required but feature_names_in_ (set only by a fit on named columns).
+_ATTRIBUTE_TYPES = {
+    "n_features_in_": (_whole, "an integer >= 0"),
+    "feature_names_in_": (lambda v: isinstance(v, np.ndarray) and v.ndim == 1, "a 1-D array of names"),
+    "n_iter_": (_whole, "an integer >= 0"),
+    "t_": (_whole, "an integer >= 0"),
+    "loss_": (lambda v: v is None or _real(v), "a number or null"),
+    "loss_curve_": (lambda v: isinstance(v, list) and all(map(_real, v)), "a list of numbers"),
+    "best_loss_": (lambda v: v is None or _real(v), "a number or null"),
+    "validation_scores_": (lambda v: v is None or (isinstance(v, list) and all(map(_real, v))),
+                           "a list of numbers or null"),
+    "best_validation_score_": (lambda v: v is None or _real(v), "a number or null"),
+    "n_layers_": (_whole, "an integer >= 0"),
+    "n_outputs_": (_whole, "an integer >= 0"),
+    "out_activation_": (lambda v: isinstance(v, str), "a string"),
+    "_no_improvement_count": (_whole, "an integer >= 0"),
+    "_epochs_seen": (_whole, "an integer >= 0"),
+    "_grad_factor": (_real, "a number"),
+    "_loss_factor": (_real, "a number"),
+    "classes_": (lambda v: isinstance(v, np.ndarray) and v.ndim in (1, 2), "an array of classes"),
+    "_target_kind": (lambda v: isinstance(v, str), "a string"),
+    "target_mean_": (lambda v: v is None or isinstance(v, np.ndarray), "an array or null"),
+    "target_scale_": (lambda v: v is None or isinstance(v, np.ndarray), "an array or null"),
+    "_y_ndim": (lambda v: v in (1, 2) and not isinstance(v, bool), "1 or 2"),
+}
+_OPTIONAL_ATTRIBUTES = {"feature_names_in_"}
+
+
+def _check_attributes(est):
+    """Every saved attribute the estimator needs is there, of the type it needs."""
+    cls = type(est)
+    for name in cls._SAVED_ATTRIBUTES + cls._EXTRA_ATTRIBUTES:
+        if name not in est.__dict__:
+            if name in _OPTIONAL_ATTRIBUTES:
+                continue
+            raise BadFile(f"attributes: {name} is missing")
+        test, expected = _ATTRIBUTE_TYPES[name]
+        if not test(est.__dict__[name]):
+            raise BadFile(f"attributes: {name}: expected {expected}, got {est.__dict__[name]!r:.80}")
 
 
 def _check_consistent(est):
