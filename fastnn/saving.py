@@ -174,9 +174,19 @@ def _build(spec: Spec, weights, state, statistics, backend):
         model.compile(
             optimizer=optimizers.get(compile_config["optimizer"]),
             loss=compile_config["loss"],
-            metrics=[metrics_mod.registry.get(cls) if name != cls else name
-                     for name, cls in compile_config["metrics"]],
+            metrics=[_metric_as_compiled(name, cls) for name, cls in compile_config["metrics"]],
         )
         if len(state) == len(spec.state):  # also restores the count of a stateless optimizer
             model.optimizer.set_state(state, spec.config.get("optimizer_iterations", 0))
     return model
+
+
+def _metric_as_compiled(name, cls):
+    """What ``compile`` took for a saved metric: its name when the name is one the registry
+    knows for that metric (an alias such as ``"acc"`` stays the key of the logs), else
+    the metric itself (reported under its own name)."""
+    metric = metrics_mod.registry.get(cls)
+    try:
+        return name if type(metrics_mod.get(name)) is type(metric) else metric
+    except (ValueError, TypeError):
+        return metric

@@ -723,3 +723,21 @@ def test_large_sample_weights_train_as_their_scale_free_mean(backend):
         history = model.fit(X, y, epochs=2, batch_size=64, verbose=0, sample_weight=np.full(256, scale))
         losses.append(history.history["loss"])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+
+
+def test_metric_names_survive_save_and_load(tmp_path):
+    """The logs' keys after loading are the names compile was given ("acc" stays "acc",
+    "mean_absolute_error" stays itself), so callbacks that monitor them keep working."""
+    X, y = blobs()
+    model = small_model()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["acc", "accuracy"])
+    model.fit(X, y, epochs=1, verbose=0)
+    regressor = fn.Sequential([fn.Dense(1, input_dim=4)], backend="numpy", seed=0)
+    regressor.compile("sgd", "mse", metrics=["mean_absolute_error", fn.metrics.MeanSquaredError()])
+    regressor.fit(X, y.astype(float), epochs=1, verbose=0)
+    for m, data in ((model, (X, y)), (regressor, (X, y.astype(float)))):
+        m.save(tmp_path / "m.fastnn")
+        loaded = fn.load_model(tmp_path / "m.fastnn")
+        assert list(loaded.evaluate(*data, verbose=0)) == list(m.evaluate(*data, verbose=0))
+        history = loaded.fit(*data, epochs=1, verbose=0)
+        assert list(history.history) == list(m.fit(*data, epochs=1, verbose=0).history)
