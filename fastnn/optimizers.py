@@ -6,6 +6,7 @@ for update ``t`` (0-based, ``optimizer.iterations``) is ``schedule(t)``.
 """
 from __future__ import annotations
 
+import copy as copy_module
 import warnings
 
 import numpy as np
@@ -75,9 +76,16 @@ class Optimizer(Configurable):
         """The rate the next update will use."""
         return float(self._schedule(self.iterations))
 
+    def fresh_copy(self):
+        """A new optimizer with these settings and learning rate (a schedule or a Python
+        function too, which a config cannot hold), and no state."""
+        copy = type(self)(learning_rate=0.01, **{key: getattr(self, key) for key in self._config_keys})
+        copy.learning_rate = copy_module.deepcopy(self.learning_rate)  # a function is shared, not copied
+        return copy
+
     def get_config(self):
         lr = self.learning_rate
-        if isinstance(lr, schedules.FunctionSchedule):
+        if schedules.holds_function(lr):
             lr = self.current_learning_rate()
             warnings.warn(f"learning_rate: a Python function cannot be stored in a config or a model "
                           f"file; its current value {lr:g} is stored as a constant rate", UserWarning,

@@ -169,6 +169,14 @@ class FunctionSchedule(LearningRateSchedule):
         return f"FunctionSchedule({getattr(self.function, '__name__', self.function)!r})"
 
 
+def holds_function(schedule) -> bool:
+    """Whether ``schedule`` is or wraps a ``FunctionSchedule``, which no config holds
+    (a ``Warmup`` in front of a function): it is saved as the rate it gives now."""
+    if isinstance(schedule, FunctionSchedule):
+        return True
+    return isinstance(schedule, Warmup) and holds_function(schedule.schedule)
+
+
 def get(identifier) -> LearningRateSchedule:
     """A schedule from a name, a schedule, a config dict, a number (constant) or a
     function ``f(step) -> float``."""

@@ -741,3 +741,16 @@ def test_metric_names_survive_save_and_load(tmp_path):
         assert list(loaded.evaluate(*data, verbose=0)) == list(m.evaluate(*data, verbose=0))
         history = loaded.fit(*data, epochs=1, verbose=0)
         assert list(history.history) == list(m.fit(*data, epochs=1, verbose=0).history)
+
+
+def test_a_function_behind_warmup_saves_as_its_current_rate(tmp_path):
+    """A Python function schedule is saved as the rate it gives now, with a warning, also
+    inside a Warmup (which raised a KeyError)."""
+    X, y = blobs()
+    model = small_model()
+    model.compile(fn.optimizers.SGD(learning_rate=fn.schedules.Warmup(lambda step: 0.01, warmup_steps=8)),
+                  "sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=1, batch_size=40, verbose=0)  # 3 of the 8 warmup steps
+    with pytest.warns(UserWarning, match="current value 0.00375 is stored as a constant rate"):
+        model.save(tmp_path / "w.fastnn")
+    assert fn.load_model(tmp_path / "w.fastnn").optimizer.learning_rate == pytest.approx(0.00375)

@@ -672,3 +672,18 @@ def test_one_number_as_sample_weight_weighs_every_row():
     np.testing.assert_array_equal(est.predict_proba(X), same.predict_proba(X))
     with pytest.raises(ValueError, match="sample_weight: negative weights"):
         MLPClassifier(**small(max_iter=3)).fit(X, y, sample_weight=-1)
+
+
+def test_function_learning_rates_keep_running_in_estimators(tmp_path):
+    """A function schedule (as lr_schedule, or the learning rate of a solver object) keeps
+    giving the rate of each step: it was copied through a config, which froze it (solver) or
+    failed with a KeyError (lr_schedule); saving it is refused by name, as a file holds no code."""
+    X, y = blobs()
+    rate = lambda step: 0.5 / (1 + step)  # noqa: E731
+    for params in (dict(lr_schedule=fastnn.schedules.FunctionSchedule(rate)),
+                   dict(solver=fastnn.optimizers.SGD(learning_rate=rate))):
+        est = MLPClassifier(**small(max_iter=3, batch_size=len(y), **params)).fit(X, y)
+        assert est.model_.optimizer.current_learning_rate() == rate(3)
+    with pytest.raises(TypeError, match=r"save: cannot store FunctionSchedule\('<lambda>'\) without pickle"):
+        MLPClassifier(**small(max_iter=1, lr_schedule=fastnn.schedules.FunctionSchedule(rate))).fit(X, y).save(
+            tmp_path / "f.npz")

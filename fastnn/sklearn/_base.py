@@ -3,6 +3,7 @@
 training problem relates to scikit-learn's)."""
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import warnings
@@ -210,12 +211,12 @@ class _BaseMLP(BaseEstimator):
             else:
                 spec = {"class_name": spec, "config": {"initial_learning_rate": lr_init}}
         elif isinstance(spec, schedules.LearningRateSchedule):
-            spec = schedules.registry.serialize(spec)
+            return copy.deepcopy(spec)  # a FunctionSchedule too (no config holds its function)
         return schedules.get(spec)
 
     def _make_optimizer(self):
         if isinstance(self.solver, optimizers.Optimizer):
-            return optimizers.get(optimizers.registry.serialize(self.solver))
+            return self.solver.fresh_copy()  # its learning rate as given: a function keeps running
         # sklearn's SGD step is on the gradient summed over outputs; fastnn's losses average
         # over them, so scale the step back (adaptive solvers are invariant to this).
         scaled = self.solver == "sgd" and (self.lr_schedule is None or isinstance(self.lr_schedule, str))

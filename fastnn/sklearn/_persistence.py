@@ -56,6 +56,9 @@ def _param_to_json(value):
     if isinstance(value, optimizers.Optimizer):
         return {"fastnn_optimizer": optimizers.registry.serialize(value)}
     if isinstance(value, schedules.LearningRateSchedule):
+        if schedules.holds_function(value):
+            raise TypeError(f"save: cannot store {value!r} without pickle (a file holds no code); "
+                            f"give a fastnn schedule such as 'exponential' or ExponentialDecay(...) to save it")
         return {"fastnn_schedule": schedules.registry.serialize(value)}
     if isinstance(value, np.random.RandomState):
         return None
