@@ -83,9 +83,10 @@ def write_npz_atomically(path, arrays: dict) -> None:
 def write_atomically(path, write) -> None:
     """Call ``write(f)`` on a binary file that becomes ``path``: a temporary file in
     the same folder, flushed to disk, then renamed into place (never half-written).
-    The file gets the mode of a newly created file (``0o666 & ~umask``)."""
-    path = as_path(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    The file gets the mode of a newly created file (``0o666 & ~umask``).  A symbolic link
+    is followed, as ``open(path, "wb")`` would: its target is replaced, the link stays."""
+    path = os.path.realpath(as_path(path))
+    folder = os.path.dirname(path)
     remove_stale_temporaries(folder)
     fd, tmp = _open_temporary(folder)
     try:

@@ -213,6 +213,28 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["m.fastnn"]
 
 
+def test_save_through_a_symbolic_link_replaces_its_target(tmp_path):
+    """As ``open(link, "wb")``: the link stays and its target holds the model; a link to a
+    folder is refused as the folder itself is, and nothing is left behind."""
+    models = tmp_path / "models"
+    models.mkdir()
+    target = models / "m.fastnn"
+    small_model().save(target)
+    link = tmp_path / "latest.fastnn"
+    link.symlink_to(target)
+    model = small_model(seed=3)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    np.testing.assert_array_equal(fn.load_model(target).get_weights()[0], model.get_weights()[0])
+    to_folder = tmp_path / "folder-link"
+    to_folder.symlink_to(models)
+    with pytest.raises(IsADirectoryError):
+        model.save(to_folder)
+    assert to_folder.is_symlink() and sorted(p.name for p in models.iterdir()) == ["m.fastnn"]
+    with pytest.raises(IsADirectoryError):
+        model.save(models)
+
+
 @pytest.mark.parametrize("content", [b"", b"not a zip file at all", b"PK\x03\x04garbage"])
 def test_loading_corrupt_files_is_a_clear_error(tmp_path, content):
     path = tmp_path / "bad.fastnn"
