@@ -335,7 +335,15 @@ def run_epochs(model, X, y, w, val, bs, epochs, initial_epoch, shuffle, callback
 
     model.history = history
     model.stop_training = False
-    shuffle_rng = np.random.default_rng(None if model.seed is None else [model.seed, 1, initial_epoch])
+    # Seeded: the model's stream (from the first fit after compile, at its initial_epoch), so
+    # that fit(epochs=1) called in a loop shuffles each epoch anew, and the same calls on a
+    # model of the same seed repeat the same orders.
+    if model.seed is None:
+        shuffle_rng = np.random.default_rng()
+    else:
+        if getattr(model, "_shuffle_rng", None) is None:
+            model._shuffle_rng = np.random.default_rng([model.seed, 1, initial_epoch])
+        shuffle_rng = model._shuffle_rng
     Loop = CompiledLoop if CompiledLoop.supports(model, batch_hooks, y) else KernelLoop
     interrupt = DeferredInterrupt()
     loop = Loop(model, X, y, w, bs, shuffle, shuffle_rng, interrupt)

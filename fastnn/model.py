@@ -101,6 +101,9 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.metrics: list[tuple[str, metrics_mod.Metric]] = []
+        # With a seed, the batches' shuffle order comes from one stream per compile, drawn on
+        # by every fit (``_training.run_epochs``): each call's epochs get new orders.
+        self._shuffle_rng = None
         self.history = None
         self.stop_training = False
         self._layers_changed = False  # add() after compile(): compile() must run again
@@ -232,6 +235,7 @@ class Sequential:
                     f"or one-hot targets with loss='categorical_crossentropy'")
             resolved[name] = metric
         self.optimizer, self.loss, self.metrics = optimizer, loss, list(resolved.items())
+        self._shuffle_rng = None  # a new compile draws the orders afresh, as its optimizer starts afresh
         self._layers_changed = False
         optimizer._owner = weakref.ref(self)
         optimizer.iterations, optimizer._slots = 0, None  # a fresh start, even for the same object
@@ -281,6 +285,10 @@ class Sequential:
             out for ``val_*`` metrics: the first ``floor(n * (1 - validation_split))``
             rows train, as in Keras.  Ignored if ``validation_data`` is given.
         validation_data : tuple (X_val, y_val) or (X_val, y_val, w_val)
+        shuffle : bool
+            Shuffle the training rows before each epoch.  With a ``seed``, the orders
+            come from one stream per ``compile``, which every ``fit`` call continues:
+            the same calls on a model of the same seed repeat the same orders.
         callbacks : Callback or list of Callback
             Their ``on_train_end`` gets the last epoch's logs (``None`` if none ran).
         verbose : {0, 1, 2, True, False, "auto"}

@@ -776,3 +776,34 @@ def test_a_function_behind_warmup_saves_as_its_current_rate(tmp_path):
     with pytest.warns(UserWarning, match="current value 0.00375 is stored as a constant rate"):
         model.save(tmp_path / "w.fastnn")
     assert fn.load_model(tmp_path / "w.fastnn").optimizer.learning_rate == pytest.approx(0.00375)
+
+
+def test_each_fit_of_a_seeded_model_shuffles_anew_and_repeats_across_models():
+    """fit(epochs=1) in a loop draws a new order each call (it repeated the first epoch's
+    order); the same calls on another model of the same seed give the same training, and a
+    new compile starts the orders afresh, as it starts the optimizer."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 3))
+    y = X @ [1.0, -2.0, 0.5]
+
+    def model():
+        m = fn.Sequential([fn.Dense(1, input_dim=3)], backend="numpy", seed=4)
+        m.compile(fn.optimizers.SGD(0.05), "mse")  # no state: only the order differs
+        return m
+
+    a, b = model(), model()
+    start = a.get_weights()
+    first = []
+    for _ in range(3):  # the same weights and optimizer before every call
+        a.set_weights(start)
+        a.fit(X, y, epochs=1, batch_size=1, verbose=0)
+        first.append(a.get_weights()[0])
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[1], first[2])
+    for expected in first:
+        b.set_weights(start)
+        b.fit(X, y, epochs=1, batch_size=1, verbose=0)
+        np.testing.assert_array_equal(b.get_weights()[0], expected)
+    a.compile(fn.optimizers.SGD(0.05), "mse")
+    a.set_weights(start)
+    a.fit(X, y, epochs=1, batch_size=1, verbose=0)
+    np.testing.assert_array_equal(a.get_weights()[0], first[0])
