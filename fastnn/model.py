@@ -333,6 +333,8 @@ class Sequential:
         normalized = self.input_normalizer is not None
         _first_layer.check(first_layer, X, normalized)
         if not self.built:
+            if X.shape[1] == 0:
+                raise ValueError(f"X: expected at least 1 feature column, got shape {X.shape}")
             self._check_input_dim(X.shape[1])
         y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype, precise=self._keeps_y)
         w = check.check_sample_weight(sample_weight, X.shape[0], dtype)

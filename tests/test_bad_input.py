@@ -337,3 +337,11 @@ def test_callback_arguments_are_checked_by_name(make, message):
         make()
     with pytest.raises(TypeError, match="monitor: expected the name of a logged quantity, got 3"):
         fn.callbacks.EarlyStopping(monitor=3)
+
+
+def test_x_without_columns_is_named_as_x():
+    model = fn.Sequential([fn.Dense(2)], backend="numpy")
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"X: expected at least 1 feature column, got shape \(5, 0\)"):
+        model.fit(np.ones((5, 0)), np.ones((5, 2)), verbose=0)
+    assert not model.built

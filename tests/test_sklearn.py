@@ -687,3 +687,13 @@ def test_function_learning_rates_keep_running_in_estimators(tmp_path):
     with pytest.raises(TypeError, match=r"save: cannot store FunctionSchedule\('<lambda>'\) without pickle"):
         MLPClassifier(**small(max_iter=1, lr_schedule=fastnn.schedules.FunctionSchedule(rate))).fit(X, y).save(
             tmp_path / "f.npz")
+
+
+def test_regressor_takes_scikit_learns_loss_parameter():
+    X, y = blobs()
+    est = MLPRegressor(**small(max_iter=2), loss="squared_error").fit(X, y.astype(float))
+    assert est.get_params()["loss"] == "squared_error" and clone(est).loss == "squared_error"
+    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
+        MLPRegressor(**small(max_iter=2), loss="poisson").fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="loss must be 'squared_error', got 'mae'"):
+        MLPRegressor(**small(max_iter=2), loss="mae").fit(X, y.astype(float))

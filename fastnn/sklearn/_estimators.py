@@ -249,8 +249,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     target_scaling : bool, default=False
         Standardize each target column (mean and standard deviation of the
-        first ``fit``/``partial_fit``) for training; ``predict`` returns
-        original units.  ``loss_curve_`` is then in standardized units.
+        first ``fit``/``partial_fit``, weighted by ``sample_weight``) for
+        training; ``predict`` returns original units.  ``loss_curve_`` is then
+        in standardized units.
+    loss : {"squared_error"}, default="squared_error"
+        scikit-learn's (1.7 and later) name for the loss; its ``"poisson"``
+        is not supported (a ``ValueError`` says so).
 
     Attributes are those of ``MLPClassifier`` without ``classes_``, plus
     ``target_mean_`` and ``target_scale_`` (``None`` without ``target_scaling``);
@@ -290,6 +294,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         lr_schedule=None,
         target_scaling=False,
         first_layer="auto",
+        loss="squared_error",
     ):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
@@ -301,11 +306,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             dtype=dtype, lr_schedule=lr_schedule, first_layer=first_layer,
         )
         self.target_scaling = target_scaling
+        self.loss = loss
 
     def _check_params(self):
         super()._check_params()
         if not isinstance(self.target_scaling, (bool, np.bool_)):
             _fail(self, "target_scaling", "True or False", self.target_scaling)
+        if self.loss == "poisson":  # scikit-learn >= 1.7's other loss, with an exp output
+            raise ValueError(f"{type(self).__name__}: loss='poisson' is not supported; fastnn's regressor "
+                             f"fits the squared error (loss='squared_error')")
+        if self.loss != "squared_error":
+            _fail(self, "loss", "'squared_error'", self.loss)
 
     def _output_spec(self):
         return self._n_targets, "identity", "half_squared_error"
