@@ -211,8 +211,9 @@ class KernelLoop(_Loop):
             if want_grad_norm and stop == self.n:
                 grad_norm = self._grad_norm()
 
-            if batch_hooks:
-                batch_logs = {"loss": batch_loss, "size": m}
+            if batch_hooks:  # the epoch's running loss and metrics so far, as Keras's
+                batch_logs = {"loss": _weighted_mean(totals["loss"], weight_seen),
+                              **{name: totals[name] / seen for name, _ in model.metrics}, "size": m}
                 for cb in batch_hooks:
                     cb.on_train_batch_end(step, batch_logs)
                 if model.stop_training:

@@ -10,8 +10,10 @@ only when a callback overrides one of the four).  ``self.params`` is fit's
 Setting ``self.model.stop_training = True`` ends training after the current
 epoch (after the current batch, from a batch hook).
 
-``logs`` holds the epoch's running ``loss`` and metrics, the ``val_*``
-values when there is validation data, and ``lr``.
+``on_epoch_end``'s ``logs`` hold the epoch's ``loss`` and metrics, the ``val_*``
+values when there is validation data, and ``lr``; ``on_train_end`` gets the last
+epoch's.  ``on_train_batch_end``'s hold the epoch's running ``loss`` and metrics
+up to that batch (as Keras's) and the batch's ``size``.
 """
 from __future__ import annotations
 

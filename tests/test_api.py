@@ -807,3 +807,25 @@ def test_each_fit_of_a_seeded_model_shuffles_anew_and_repeats_across_models():
     a.set_weights(start)
     a.fit(X, y, epochs=1, batch_size=1, verbose=0)
     np.testing.assert_array_equal(a.get_weights()[0], first[0])
+
+
+def test_batch_logs_hold_the_epochs_running_loss_and_metrics():
+    """As Keras: on_train_batch_end's loss and metrics are the means over the epoch so far,
+    so the last batch's equal the epoch's logs."""
+    batches = []
+
+    class Batches(fn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(dict(logs))
+
+    X, y = blobs()
+    model = small_model()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(X, y, epochs=1, batch_size=50, verbose=0, callbacks=[Batches()], shuffle=False)
+    assert [b["size"] for b in batches] == [50, 50, 20]
+    assert batches[-1]["loss"] == pytest.approx(history.history["loss"][0])
+    assert batches[-1]["accuracy"] == pytest.approx(history.history["accuracy"][0])
+    again = small_model()
+    again.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    first = again.fit(X[:50], y[:50], epochs=1, batch_size=50, verbose=0, shuffle=False)
+    assert batches[0]["loss"] == pytest.approx(first.history["loss"][0])
