@@ -72,10 +72,10 @@ def cast(arr, dtype, name):
     overflow = np.isfinite(arr) & ~np.isfinite(out)
     n = int(np.count_nonzero(overflow))
     if n:
-        biggest = float(np.max(np.abs(arr[overflow])))
+        biggest = np.max(np.abs(arr[overflow]))  # in arr's dtype: a long double's 1e310 is not inf
+        advice = "scale the data" + (" or use dtype='float64'" if out.dtype == np.float32 else "")
         raise ValueError(f"{name}: {n} value(s) overflow {out.dtype}: largest magnitude {biggest:g} exceeds "
-                         f"{out.dtype}'s maximum {float(np.finfo(out.dtype).max):g}; scale the data or use "
-                         f"dtype='float64'")
+                         f"{out.dtype}'s maximum {float(np.finfo(out.dtype).max):g}; {advice}")
     return out
 
 
