@@ -5,6 +5,13 @@ once when the model is built and compiled, and per-batch buffers once per
 batch size, so the steady state of ``fit`` allocates nothing but NumPy's own
 small temporaries.  All math goes through the backend's kernels
 (``fastnn._kernels``).
+
+Design note: this module is long because it is one class, Keras' whole model
+API with its parameter documentation; each public method checks every argument
+before it changes the model (a call that raises leaves it as it was).  What is
+not the API lives beside it: the epoch loops in ``_training``, fit's input
+handling in ``_fit_inputs`` and ``_validation``, files in ``_archive`` and
+``saving``.
 """
 from __future__ import annotations
 
