@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import shutil
 import socket
 import threading
@@ -442,6 +443,26 @@ def test_load_boston_float64_and_lowercase_header(tmp_path):
     assert y.mean() == pytest.approx(22.532806, abs=1e-6)
 
 
+@needs_boston
+def test_load_boston_reads_a_byte_order_mark_and_bytes_paths(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark: the header still reads; a folder
+    or a file given as bytes works as a str does."""
+    path = tmp_path / "boston_housing.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + BOSTON_CSV.read_bytes())
+    X, y = ds.load_boston(path)
+    np.testing.assert_array_equal(X, ds.load_boston(BOSTON_CSV)[0])
+    for given in (os.fsencode(path), os.fsencode(tmp_path)):
+        np.testing.assert_array_equal(ds.load_boston(given)[0], X)
+    np.testing.assert_array_equal(ds.load_boston(cache_dir=os.fsencode(tmp_path / "cache"), path=tmp_path)[0], X)
+
+
+def test_load_boston_says_a_binary_file_is_not_a_text_csv(tmp_path):
+    path = tmp_path / "boston.csv"
+    path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)))
+    with pytest.raises(ValueError, match=re.escape(repr(str(path))) + ": not a UTF-8 text CSV file"):
+        ds.load_boston(path)
+
+
 def _csv(path, header, rows):
     path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
     return path
@@ -494,7 +515,13 @@ def test_load_wine_all_binary_and_selected_features():
     np.testing.assert_array_equal(X[:, 1], ref.data[keep, ref.feature_names.index("alcohol")])
 
 
-@pytest.mark.parametrize("features", [["alcohol", "colour"], [], "alcohol"])
+def test_load_wine_takes_features_as_an_array():
+    X, _ = ds.load_wine(features=np.array(["proline", "alcohol"]))
+    np.testing.assert_array_equal(X, ds.load_wine(features=["proline", "alcohol"])[0])
+
+
+@pytest.mark.parametrize("features", [["alcohol", "colour"], [], "alcohol", {"alcohol", "proline"},
+                                      np.array([], dtype=str)])
 def test_load_wine_rejects_bad_features(features):
     with pytest.raises(ValueError, match="features must be"):
         ds.load_wine(features=features)

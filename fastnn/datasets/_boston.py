@@ -21,7 +21,7 @@ _MEANS = {"CRIM": 3.613524, "RM": 6.284634, "TAX": 408.237154, "MEDV": 22.532806
 
 def _find(path, cache_dir):
     if path is not None:
-        path = os.fspath(path)
+        path = os.fsdecode(os.fspath(path))  # str, bytes or os.PathLike
         candidate = os.path.join(path, BOSTON_FILENAME) if os.path.isdir(path) else path
         if not os.path.isfile(candidate):
             raise FileNotFoundError(f"load_boston: no file {candidate!r}")
@@ -36,8 +36,11 @@ def _find(path, cache_dir):
 
 def _read_checked(filename):
     """(506, 14) float64 array from the CSV, or ValueError naming the file."""
-    with open(filename, newline="") as f:
-        rows = [row for row in csv.reader(f) if row]
+    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the header
+        with open(filename, newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{filename!r}: not a UTF-8 text CSV file ({exc.reason} at byte {exc.start})") from None
     if not rows:
         raise ValueError(f"{filename!r} is empty")
     header = tuple(name.strip().upper() for name in rows[0])

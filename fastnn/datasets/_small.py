@@ -63,6 +63,11 @@ def load_wine(binary=False, features=None, *, dtype="float32"):
     else:
         if isinstance(features, str):
             raise ValueError(f"features must be a list of names, got the string {features!r}")
+        if isinstance(features, (set, frozenset, dict)):  # no order for the columns
+            raise ValueError(f"features must be a list of names (in column order), got a "
+                             f"{type(features).__name__}")
+        features = list(np.asarray(features, dtype=object).ravel()) if isinstance(features, np.ndarray) \
+            else list(features)
         unknown = [f for f in features if f not in names]
         if unknown or not features:
             raise ValueError(f"features must be a non-empty list of names from {names}, "
