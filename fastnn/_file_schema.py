@@ -134,9 +134,12 @@ def _layer(where, entry, n_in):
 
 def _normalization(where, entry, n_features, axes):
     """Check a normalizer entry; return the shape of its statistics (None: not adapted)."""
-    _dict(where, entry, ("axis", "statistics_shape"))
+    _dict(where, entry, ("axis", "statistics_shape"), optional=("count",))  # count: absent in older files
     if entry["axis"] not in axes or isinstance(entry["axis"], bool):
         _fail(f"{where}.axis", f"one of {list(axes)}", entry["axis"])
+    count = entry.get("count", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        _fail(f"{where}.count", "an integer >= 0", count)
     shape = entry["statistics_shape"]
     allowed = [[]] if entry["axis"] is None else [[], [n_features]]
     if shape is not None and shape not in allowed:

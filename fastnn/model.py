@@ -388,6 +388,13 @@ class Sequential:
         return shapes
 
     # ---------------------------------------------------- forward / inference
+    def _require_target_statistics(self):
+        """target_normalization's statistics come from the first ``fit`` (its targets)."""
+        if not self.target_normalizer.adapted:
+            raise ValueError("target_normalizer: no statistics yet; target_normalization learns them from the "
+                             "targets of the first fit(), so call fit() first (or adapt(y) on "
+                             "model.target_normalizer)")
+
     def _n_inputs(self):
         """The input width, if known (from the layers or an adapted Normalization)."""
         if self.built:
@@ -415,10 +422,11 @@ class Sequential:
                                 "makes it dense); scale it without centering first (e.g. scikit-learn's "
                                 "MaxAbsScaler) and drop the Normalization layer, or pass X.toarray()")
             self.input_normalizer._require_adapted("input_normalizer")
+            check.check_finite(X, "X")  # the caller's NaN is in X itself, not made by the layer
             X = self.input_normalizer.transform(X, dtype)
             check.check_finite(X, "X (after the Normalization layer)")
         if y is not None and self.target_normalizer is not None:
-            self.target_normalizer._require_adapted("target_normalizer")
+            self._require_target_statistics()
             y = self.target_normalizer.transform(y, dtype)
             check.check_finite(y, "y (after target normalization)")
         return X, y
@@ -480,7 +488,7 @@ class Sequential:
             for start, stop, A, ws in self._chunks(X, batch_size):
                 out[start:stop] = ws[-1].Z if logits else A
         if self.target_normalizer is not None and output == "activations":
-            self.target_normalizer._require_adapted("target_normalizer")
+            self._require_target_statistics()
             self.target_normalizer.inverse_transform(out, out=out)
         return out
 
@@ -639,9 +647,11 @@ class Sequential:
 
 
 def _normalizer_config(norm):
-    """A normalizer's entry in the model config: its axis and the shape of its statistics
-    (``None`` before ``adapt``), or ``None`` for no normalizer."""
+    """A normalizer's entry in the model config: its axis, the shape of its statistics
+    (``None`` before ``adapt``) and then the count of values they are from, or ``None``
+    for no normalizer."""
     if norm is None:
         return None
-    shape = None if norm.mean is None else list(norm.mean.shape)
-    return {**norm.get_config(), "statistics_shape": shape}
+    if norm.mean is None:
+        return {**norm.get_config(), "statistics_shape": None}
+    return {**norm.get_config(), "statistics_shape": list(norm.mean.shape), "count": int(norm.count)}

@@ -170,6 +170,7 @@ def _build(spec: Spec, weights, state, statistics, backend):
     for prefix, norm in (("input", model.input_normalizer), ("target", model.target_normalizer)):
         if f"{prefix}_mean" in statistics:
             norm.set_statistics(statistics[f"{prefix}_mean"], statistics[f"{prefix}_variance"])
+            norm.count = model_config[f"{prefix}_normalization"].get("count", 0)  # files before it: 0
     if compile_config:
         model.compile(
             optimizer=optimizers.get(compile_config["optimizer"]),

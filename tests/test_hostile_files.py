@@ -85,6 +85,9 @@ CONFIG_EDITS = {
                             r"model.input_normalization.statistics_shape: expected null or one of \[\[\], \[3\]\]"),
     "target normalization key": (lambda c: c["model"].update(target_normalization={"axis": -1}),
                                  r"model.target_normalization: missing key 'statistics_shape'"),
+    "normalization count": (
+        lambda c: c["model"].update(input_normalization={"axis": -1, "statistics_shape": [3], "count": "x"}),
+        r"model.input_normalization.count: expected an integer >= 0"),
     "normalization statistics missing": (
         lambda c: c["model"].update(input_normalization={"axis": -1, "statistics_shape": [3]}),
         r"input_mean, input_variance missing"),

@@ -198,6 +198,7 @@ def test_every_form_round_trips_through_a_file(data, tmp_path, form):
     model.save(tmp_path / "m.fastnn")
     loaded = fn.load_model(tmp_path / "m.fastnn")
     assert loaded.input_normalizer.axis == norm.axis
+    assert loaded.input_normalizer.count == norm.count  # adapt's count of values (0 for given statistics)
     assert loaded.input_normalizer.mean.shape == norm.mean.shape
     np.testing.assert_array_equal(loaded.input_normalizer.variance, norm.variance)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
@@ -263,3 +264,20 @@ def test_a_stranger_file_with_bad_statistics_is_refused(data, tmp_path):
         np.savez(f, **arrays)
     with pytest.raises(ValueError, match="input_variance missing"):
         fn.load_model(tmp_path / "missing.fastnn")
+
+
+def test_errors_name_the_input_and_the_first_fit(data):
+    """A NaN in X is X's, not the layer's; target_normalization's statistics come from fit."""
+    X, y = data
+    model = fn.Sequential([fn.Normalization().adapt(X), fn.Dense(1, input_dim=5)], backend="numpy", seed=0)
+    model.compile("adam", "mse")
+    bad = X.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^X: contains 1 NaN"):
+        model.predict(bad)
+    regressor = fn.Sequential([fn.Dense(2, input_dim=5)], backend="numpy", seed=0, target_normalization=True)
+    regressor.compile("adam", "mse")
+    with pytest.raises(ValueError, match=r"target_normalization learns them from the targets of the first fit\(\)"):
+        regressor.predict(X)
+    regressor.fit(X, y, epochs=1, verbose=0)
+    assert regressor.predict(X).shape == (len(X), 2)
