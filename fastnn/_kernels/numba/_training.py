@@ -465,24 +465,31 @@ def _compact(plan, nt, skip):
     return compact
 
 
+def _per_thread(plan, key, nt, make):
+    """``make(threads)``'s array (threads first), made once per plan for the most threads
+    it may use and sliced to ``nt``: a fit whose thread policy moves between one thread
+    and several (a busy machine) allocates nothing when it does."""
+    arr = plan.compiled.get(key)
+    if arr is None or arr.shape[0] < nt:
+        arr = plan.compiled[key] = make(max(nt, get_num_threads()))
+    return arr[:nt]
+
+
 def _partials(plan, nt, features):
     """The threads' partial products of the first layer, (nt, batch_size, n_out) where the
     loop splits it by features, else an empty array of that rank (once per plan)."""
-    key = ("numba-partials", nt if features else 0)
-    partials = plan.compiled.get(key)
-    if partials is None:
-        shape = (nt, plan.batch_size, plan.Ws[0].shape[1]) if features else (0, 0, 0)
-        partials = plan.compiled[key] = np.zeros(shape, plan.Ws[0].dtype)
-    return partials
+    if not features:
+        empty = plan.compiled.get("numba-partials-none")
+        if empty is None:
+            empty = plan.compiled["numba-partials-none"] = np.zeros((0, 0, 0), plan.Ws[0].dtype)
+        return empty
+    return _per_thread(plan, "numba-partials", nt,
+                       lambda n: np.zeros((n, plan.batch_size, plan.Ws[0].shape[1]), plan.Ws[0].dtype))
 
 
 def _sums(plan, nt):
     """The threads' loss and metric sums of a batch, a cache line per thread (once per plan)."""
-    key = ("numba-sums", nt)
-    sums = plan.compiled.get(key)
-    if sums is None:
-        sums = plan.compiled[key] = np.zeros((nt, 8), np.float64)
-    return sums
+    return _per_thread(plan, "numba-sums", nt, lambda n: np.zeros((n, 8), np.float64))
 
 
 def train_batches(plan, first_batch, n_batches, lrs, step0):
