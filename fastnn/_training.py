@@ -326,9 +326,7 @@ def run_epochs(model, X, y, w, val, bs, epochs, initial_epoch, shuffle, callback
     if verbose:
         callback_list.append(cbks.ProgressLogger(verbose, epochs, steps))
     callback_list.append(history)
-    for cb in callback_list:
-        if not isinstance(cb, cbks.Callback):
-            raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
+    for cb in callback_list:  # checked by fit (_fit_inputs.check_callbacks)
         cb.set_model(model)
         cb.set_params(params)
     batch_hooks = [cb for cb in callback_list if cbks.wants_batches(cb)]
@@ -342,7 +340,7 @@ def run_epochs(model, X, y, w, val, bs, epochs, initial_epoch, shuffle, callback
     if model.seed is None:
         shuffle_rng = np.random.default_rng()
     else:
-        if getattr(model, "_shuffle_rng", None) is None:
+        if model._shuffle_rng is None:
             model._shuffle_rng = np.random.default_rng([model.seed, 1, initial_epoch])
         shuffle_rng = model._shuffle_rng
     Loop = CompiledLoop if CompiledLoop.supports(model, batch_hooks, y) else KernelLoop

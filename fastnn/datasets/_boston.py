@@ -21,7 +21,7 @@ _MEANS = {"CRIM": 3.613524, "RM": 6.284634, "TAX": 408.237154, "MEDV": 22.532806
 
 def _find(path, cache_dir):
     if path is not None:
-        path = os.fsdecode(os.fspath(path))  # str, bytes or os.PathLike
+        path = os.fsdecode(path)  # str, bytes or os.PathLike
         candidate = os.path.join(path, BOSTON_FILENAME) if os.path.isdir(path) else path
         if not os.path.isfile(candidate):
             raise FileNotFoundError(f"load_boston: no file {candidate!r}")

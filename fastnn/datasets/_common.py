@@ -25,7 +25,7 @@ def search_dirs(name, env_subdirs, *, cache_dir=None, system_dirs=()):
     if root:
         dirs += [os.path.join(root, sub) if sub else root for sub in env_subdirs]
     dirs += list(system_dirs)
-    dirs.append(os.path.join(os.fsdecode(os.fspath(cache_dir)) if cache_dir else default_cache_dir(), name))
+    dirs.append(os.path.join(os.fsdecode(cache_dir) if cache_dir else default_cache_dir(), name))
     return dirs
 
 

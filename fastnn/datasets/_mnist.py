@@ -58,7 +58,7 @@ _SPLITS = {
 def _locate(dataset, filenames, path, cache_dir, download, mirrors, progress):
     """Path of each standard file: found locally, else downloaded into the cache."""
     if path is not None:
-        dirs = [os.fsdecode(os.fspath(path))]  # str, bytes or os.PathLike
+        dirs = [os.fsdecode(path)]  # str, bytes or os.PathLike
     else:
         dirs = search_dirs(dataset, _ENV_SUBDIRS[dataset], cache_dir=cache_dir,
                            system_dirs=_SYSTEM_DIRS[dataset])
