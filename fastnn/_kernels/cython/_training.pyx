@@ -881,7 +881,8 @@ cdef void _batches(Job *job, const floating *X, int tid, int nt) noexcept nogil:
                 if (c1 - c0 - r) * COLUMN_SKIP_SHARE >= c1 - c0 and c1 > c0:
                     pack_columns_ptr(m, n0, <const floating *> xb, cols, r, cx)
                     pack_rows_ptr(n1, <const floating *> job.layers[0].W, cols, r, cw)
-                    job.column_skips += tid == 0
+                    if tid == 0:  # one writer: every thread's += 0 would race with it
+                        job.column_skips += 1
                 else:
                     r = -1
         # gather and forward, own rows
