@@ -14,7 +14,7 @@ Whole ``fit`` calls: what a user waits for, the loops' Python side included.
 ``backend="auto"`` takes Cython wherever it is built (``fastnn._kernels.resolve``);
 the table is how that was decided, and what to run again on another machine
 before changing it (docs/performance.md, "Which compiled backend 'auto' picks").
-Numba's first ``fit`` of a model also compiles for about 10 s on an empty cache,
+Numba's first ``fit`` of a model also compiles for about 8 s on an empty cache,
 which no per-epoch gain of a few percent earns back in a short fit.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Say once per process, on stderr, that Numba is compiling fastnn's kernels.
 
 On a cold cache (a fresh install, a new CPU, an upgraded Numba) the first
-``fit`` of a model compiles for some 10 s on a 2-core machine (784-128-10 Adam;
+``fit`` of a model compiles for some 8 s on a 2-core machine (784-128-10 Adam;
 about 35 s with ``FASTNN_NUMBA_SPECIALIZE=0``) and ``predict`` for a second or
 two; afterwards the kernels load from Numba's disk cache in well under a second.  A listener on Numba's ``numba:compile`` event, which Numba fires
 only when it compiles (not when it loads from the cache), says so before the

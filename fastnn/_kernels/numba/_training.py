@@ -39,7 +39,7 @@ from numba.core.cpu import CPUTargetOptions
 from .. import blas_threads
 from ..plan import OptimizerHyper, TrainResult
 from ..sparse import SparseInput
-from . import _jit
+from . import _compile_ahead, _jit
 from ._blas import matmul_columns, matmul_nt
 from ._jit import _flush_denormals, _restore_fp, jit_inline
 from ._loop_steps import (
@@ -336,7 +336,11 @@ def _loop_for(plan, args):
                 sig[_HIDDEN] = types.literal(acts[0])
             sig[_FEATURES] = types.literal(features)
             sig[_SKIP] = types.literal(skip)
-            entry = _ENTRIES[key] = _train_batches.compile(tuple(sig))
+            ahead = _compile_ahead.start(_train_batches, tuple(sig))
+            try:
+                entry = _ENTRIES[key] = _train_batches.compile(tuple(sig))
+            finally:
+                _compile_ahead.stop(ahead)
         plan.compiled["numba"] = entry
     return entry
 
