@@ -8,14 +8,18 @@ model's kernels; it serves every layer type and every callback.
 ``train_batches`` kernel (no Python between steps); ``fit`` uses it when the
 backend has that kernel, every layer is ``Dense``, and no callback needs
 per-batch control.  Both allocate their buffers once, in ``__init__``.
+``one_fit_at_a_time`` keeps a second ``fit`` off a model (or estimator) whose
+``fit`` is running.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
 import time
 import warnings
+import weakref
 
 import numpy as np
 
@@ -73,6 +77,52 @@ class DeferredInterrupt:
     def _raise(self):
         self._raised = True
         raise KeyboardInterrupt
+
+
+class _FitGuard:
+    """A model's (or estimator's) fit lock, and the thread and method holding it."""
+
+    __slots__ = ("lock", "thread", "call")
+
+    def __init__(self):
+        self.lock, self.thread, self.call = threading.Lock(), None, None
+
+
+# Kept here, by weak reference, rather than on the objects: no model file, pickle or copy holds a lock.
+_FIT_GUARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_FIT_GUARDS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_fit_at_a_time(owner, what, call="fit()"):
+    """Run the block as the only fit of ``owner`` (``what`` names it in messages,
+    ``call`` the method).
+
+    A second fit while one runs -- from another thread, or from a callback of
+    the running one -- raises ``RuntimeError`` at once, without waiting: both
+    would train the same weights and optimizer state.  ``predict``, ``evaluate``
+    and fits of other objects are not held."""
+    with _FIT_GUARDS_LOCK:
+        guard = _FIT_GUARDS.get(owner)
+        if guard is None:
+            guard = _FIT_GUARDS[owner] = _FitGuard()
+    if not guard.lock.acquire(blocking=False):
+        running = guard.call or "fit()"
+        if guard.thread == threading.get_ident():
+            raise RuntimeError(
+                f"{call} was called on this {what} from inside its own running {running} (from a "
+                f"callback?); a fit cannot start within another: set model.stop_training = True in "
+                f"the callback and call {call} after the running one returns")
+        raise RuntimeError(
+            f"{running} is already running on this {what} in another thread; two fits at once would "
+            f"train the same weights and optimizer state in turns. Wait for it to return, or give "
+            f"each thread its own {what}")
+    guard.thread, guard.call = threading.get_ident(), call
+    try:
+        yield
+    finally:
+        guard.thread = guard.call = None
+        guard.lock.release()
 
 
 def make_plan(model, X, y, w, batch_size, perm, workspaces) -> TrainingPlan:

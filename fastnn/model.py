@@ -26,7 +26,7 @@ from ._archive import save_model
 from ._kernels import step as reference
 from ._kernels.sparse import SparseInput
 from ._fit_inputs import check_callbacks, check_shuffle, check_verbose, split_validation
-from ._training import run_epochs
+from ._training import one_fit_at_a_time, run_epochs
 from . import layers as layers_mod
 from . import losses, optimizers
 from . import metrics as metrics_mod
@@ -331,41 +331,49 @@ class Sequential:
         -------
         History
             Also stored as ``model.history``, even if training is interrupted.
+
+        Raises
+        ------
+        RuntimeError
+            At once, before anything changes, if a ``fit`` of this model is already
+            running (in another thread, or the one whose callback called this).
+            ``predict`` and ``evaluate`` may run in other threads during a fit.
         """
-        self._require_compiled("fit")
-        dtype = DTYPES[self.dtype]
-        # Every argument is checked before the model changes (built, its target
-        # normalizer adapted): a call that raises leaves the model as it was.
-        X = check.check_X(X, self._n_inputs(), dtype, accept_sparse=True, precise=self._keeps_X)
-        normalized = self.input_normalizer is not None
-        _first_layer.check(first_layer, X, normalized)
-        if not self.built:
-            if X.shape[1] == 0:
-                raise ValueError(f"X: expected at least 1 feature column, got shape {X.shape}")
-            self._check_input_dim(X.shape[1])
-        y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype, precise=self._keeps_y)
-        w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
-        epochs = check.check_int("epochs", epochs, 0)
-        initial_epoch = check.check_int("initial_epoch", initial_epoch, 0)
-        verbose = check_verbose(verbose)
-        shuffle = check_shuffle(shuffle)
-        callbacks = check_callbacks(callbacks)
-        X, y, w, val = split_validation(self, X, y, w, validation_split, validation_data, X.shape[1])
-        w = check.class_weights(class_weight, y, self.loss, self.output_dim, w, dtype)
-        bs = check.check_batch_size(batch_size, X.shape[0])
-        if not self.built:
-            self.build(X.shape[1])
-        if not self.optimizer.built:
-            self.optimizer.build(self._params)
-        if self.target_normalizer is not None and not self.target_normalizer.adapted:
-            self.target_normalizer.adapt(y)  # the training rows only: validation stays unseen
-        X, y = self._standardize(X, y)
-        if val is not None:
-            val = (*self._standardize(*val[:2]), val[2])
-        X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized,
-                                                 self.layers[0].W.size, max(epochs - initial_epoch, 0))
-        return run_epochs(self, X, y, w, val, bs, epochs, initial_epoch, shuffle, callbacks, verbose,
-                          first_layer)
+        with one_fit_at_a_time(self, "model"):
+            self._require_compiled("fit")
+            dtype = DTYPES[self.dtype]
+            # Every argument is checked before the model changes (built, its target
+            # normalizer adapted): a call that raises leaves the model as it was.
+            X = check.check_X(X, self._n_inputs(), dtype, accept_sparse=True, precise=self._keeps_X)
+            normalized = self.input_normalizer is not None
+            _first_layer.check(first_layer, X, normalized)
+            if not self.built:
+                if X.shape[1] == 0:
+                    raise ValueError(f"X: expected at least 1 feature column, got shape {X.shape}")
+                self._check_input_dim(X.shape[1])
+            y = check.check_y(y, self.loss, self.output_dim, X.shape[0], dtype, precise=self._keeps_y)
+            w = check.check_sample_weight(sample_weight, X.shape[0], dtype)
+            epochs = check.check_int("epochs", epochs, 0)
+            initial_epoch = check.check_int("initial_epoch", initial_epoch, 0)
+            verbose = check_verbose(verbose)
+            shuffle = check_shuffle(shuffle)
+            callbacks = check_callbacks(callbacks)
+            X, y, w, val = split_validation(self, X, y, w, validation_split, validation_data, X.shape[1])
+            w = check.class_weights(class_weight, y, self.loss, self.output_dim, w, dtype)
+            bs = check.check_batch_size(batch_size, X.shape[0])
+            if not self.built:
+                self.build(X.shape[1])
+            if not self.optimizer.built:
+                self.optimizer.build(self._params)
+            if self.target_normalizer is not None and not self.target_normalizer.adapted:
+                self.target_normalizer.adapt(y)  # the training rows only: validation stays unseen
+            X, y = self._standardize(X, y)
+            if val is not None:
+                val = (*self._standardize(*val[:2]), val[2])
+            X, val, first_layer = _first_layer.apply(first_layer, X, val, self.backend, normalized,
+                                                     self.layers[0].W.size, max(epochs - initial_epoch, 0))
+            return run_epochs(self, X, y, w, val, bs, epochs, initial_epoch, shuffle, callbacks, verbose,
+                              first_layer)
 
     def _check_input_dim(self, n_in):
         """Raise what ``build(n_in)`` would for this input width, without building."""

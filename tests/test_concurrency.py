@@ -1,5 +1,6 @@
 """Many threads, one model: servers call ``predict`` concurrently, and two models may
-train at once in one process.  Results must equal the serial ones on every backend."""
+train at once in one process.  Results must equal the serial ones on every backend.
+A second ``fit`` of one model while one runs is refused at once."""
 import threading
 
 import numpy as np
@@ -94,6 +95,105 @@ def test_two_models_trained_at_once_in_two_threads_equal_serial_training(backend
     for m, weights in zip(models, serial):
         for a, b in zip(m.get_weights(), weights):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+class HoldFirstEpoch(fn.callbacks.Callback):
+    """Holds its fit at the end of the first epoch until ``release`` is set."""
+
+    def __init__(self):
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.holding.set()
+            assert self.release.wait(timeout=60), "the test never released the fit"
+
+
+def _blobs(n=200):
+    rng = np.random.default_rng(4)
+    return rng.standard_normal((n, 10)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def _small(backend="numpy"):
+    return _model(backend, [fn.Dense(16, activation="relu", input_dim=10), fn.Dense(3, activation="softmax")])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_second_fit_of_one_model_raises_at_once_while_predict_and_evaluate_go_on(backend, tmp_path):
+    X, y = _blobs()
+    model, hold = _small(backend), HoldFirstEpoch()
+    model.fit(X, y, epochs=1, verbose=0)
+    iterations = model.optimizer.iterations
+    errors = []
+
+    def first():
+        try:
+            model.fit(X, y, epochs=3, batch_size=50, verbose=0, callbacks=[hold])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert hold.holding.wait(timeout=60)
+        held = model.get_weights()
+        with pytest.raises(RuntimeError, match=r"^fit\(\) is already running on this model in another thread"):
+            model.fit(X, y, epochs=1, verbose=0)
+        with pytest.raises(RuntimeError, match="already running"):  # also with arguments fit would refuse
+            model.fit(X[:, :3], y, epochs=1, verbose=0)
+        for a, b in zip(held, model.get_weights()):  # the refused calls changed nothing
+            np.testing.assert_array_equal(a, b)
+        # predict and evaluate from other threads are not held
+        twin = _small(backend)
+        twin.set_weights(held)
+        np.testing.assert_allclose(model.predict(X), twin.predict(X), rtol=1e-6)
+        assert model.evaluate(X, y)["loss"] == pytest.approx(twin.evaluate(X, y)["loss"], rel=1e-6)
+    finally:
+        hold.release.set()
+        thread.join()
+    assert errors == []
+    # the first fit ran alone: its three epochs of four batches, nothing else
+    assert model.history.epoch == [0, 1, 2]
+    assert model.optimizer.iterations == iterations + 3 * 4
+    model.fit(X, y, epochs=1, verbose=0)  # the guard is released
+    # and it is no part of the model: the model saves, loads and trains as before
+    model.save(tmp_path / "m.fastnn")
+    fn.load_model(tmp_path / "m.fastnn").fit(X, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("failure", ["bad input", "callback error", "KeyboardInterrupt"])
+def test_a_fit_that_raises_lets_the_next_fit_run(failure):
+    X, y = _blobs()
+    model = _small()
+    error = {"callback error": RuntimeError("callback failed"), "KeyboardInterrupt": KeyboardInterrupt()}
+
+    class Fails(fn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise error[failure]
+
+    if failure == "bad input":
+        with pytest.raises(ValueError):
+            model.fit(X[:, :3], y, verbose=0)
+    else:
+        with pytest.raises(type(error[failure])):
+            model.fit(X, y, epochs=2, verbose=0, callbacks=[Fails()])
+    model.fit(X, y, epochs=1, verbose=0)
+    _run_threads(lambda i: model.fit(X, y, epochs=1, verbose=0), 1)  # from another thread too
+    assert model.history.epoch == [0]
+
+
+def test_fit_called_from_a_callback_of_the_running_fit_is_refused():
+    X, y = _blobs()
+    model = _small()
+
+    class FitsAgain(fn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.fit(X, y, epochs=1, verbose=0)
+
+    with pytest.raises(RuntimeError, match=r"fit\(\) was called on this model from inside its own running fit"):
+        model.fit(X, y, epochs=3, batch_size=50, verbose=0, callbacks=[FitsAgain()])
+    assert model.history.epoch == [0] and model.optimizer.iterations == 4
+    model.fit(X, y, epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])

@@ -4,6 +4,7 @@ import io
 import json
 import pickle
 import re
+import threading
 import warnings
 
 import joblib
@@ -291,6 +292,48 @@ def test_partial_fit_continues_optimizer_state_across_save_and_pickle(tmp_path):
         for idx in chunks[2:]:
             resumed.partial_fit(X[idx], y[idx])
         np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
+
+
+def test_a_second_fit_of_one_estimator_raises_at_once_and_changes_nothing():
+    X, y = blobs()
+    clf = MLPClassifier(**small()).partial_fit(X, y, classes=[0, 1, 2])
+    model, curve = clf.model_, list(clf.loss_curve_)
+    holding, release, errors = threading.Event(), threading.Event(), []
+    end_epoch = clf._end_epoch
+
+    def held_end_epoch(*args):  # holds the first call's epoch until the test releases it
+        if not holding.is_set():
+            holding.set()
+            assert release.wait(timeout=60), "the test never released the fit"
+        return end_epoch(*args)
+
+    def first():
+        try:
+            clf.partial_fit(X, y)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    clf._end_epoch = held_end_epoch
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert holding.wait(timeout=60)
+        l2 = [layer.l2 for layer in model.layers]
+        for call in (lambda: clf.fit(X, y), lambda: clf.partial_fit(X[:10], y[:10])):
+            with pytest.raises(RuntimeError, match=r"^partial_fit\(\) is already running on this MLPClassifier "
+                                                   r"in another thread"):
+                call()
+        assert clf.model_ is model and [layer.l2 for layer in model.layers] == l2
+        assert clf.predict(X).shape == y.shape  # prediction is not held
+    finally:
+        release.set()
+        thread.join()
+    del clf._end_epoch
+    assert errors == []
+    assert clf.loss_curve_[:-1] == curve and len(clf.loss_curve_) == 2 and clf.t_ == 2 * len(X)
+    clf.partial_fit(X, y)  # the guard is released, and no part of the estimator's state
+    assert pickle.loads(pickle.dumps(clf)).t_ == 3 * len(X)
+    assert clone(clf).get_params() == clf.get_params()
 
 
 def test_partial_fit_label_errors():

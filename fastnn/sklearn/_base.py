@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from .. import _first_layer, _kernels, activations, optimizers, schedules
 from .. import callbacks as cbks
+from .._training import one_fit_at_a_time
 from .._validation import check_sparse_indices
 from ..layers import Dense
 from ..model import Sequential
@@ -246,10 +247,21 @@ class _BaseMLP(BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        RuntimeError
+            At once, if ``fit`` or ``partial_fit`` of this estimator is already running
+            (in another thread).
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
+        # One fit at a time: a second one would replace or retune ``model_`` under the first.
+        with one_fit_at_a_time(self, type(self).__name__, "partial_fit()" if incremental else "fit()"):
+            return self._fit_alone(X, y, sample_weight, incremental, classes)
+
+    def _fit_alone(self, X, y, sample_weight, incremental, classes):
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError(f"{type(self).__name__}: partial_fit does not support early_stopping=True")
