@@ -418,10 +418,36 @@ def run_epochs(model, X, y, w, val, bs, epochs, initial_epoch, shuffle, callback
                     history.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
-    finally:
-        for cb in callback_list:
-            cb.on_train_end(None if logs is None else dict(logs))
+    except KeyboardInterrupt as interrupted:
+        _end_training(callback_list, logs, interrupted)
+        raise
+    except BaseException:
+        _end_training(callback_list, logs)  # an error of on_train_end replaces this one, as at a normal end
+        raise
+    _end_training(callback_list, logs)
     return history
+
+
+def _end_training(callback_list, logs, interrupted=None):
+    """Every callback's ``on_train_end``, each with a copy of the last epoch's logs.
+
+    After an interrupt (``interrupted``: the KeyboardInterrupt on its way out of ``fit``)
+    a callback that raises does not replace it: its error is reported in a warning and
+    a note on the interrupt, and the other callbacks still run."""
+    for cb in callback_list:
+        try:
+            cb.on_train_end(None if logs is None else dict(logs))
+        except Exception as error:
+            if interrupted is None:
+                raise
+            message = (f"fit: {type(cb).__name__}.on_train_end raised {type(error).__name__}: {error} "
+                       f"after fit was interrupted; the KeyboardInterrupt goes on")
+            if hasattr(interrupted, "add_note"):  # Python 3.11+: printed with the interrupt's traceback
+                interrupted.add_note(message)
+            try:
+                warnings.warn(message, RuntimeWarning, stacklevel=4)
+            except Warning:  # warnings turned into errors: they must not replace the interrupt either
+                pass
 
 
 def _validate(model, val, batch_size, loop):

@@ -428,6 +428,67 @@ def test_interrupted_fit_leaves_model_and_history_usable():
     model.fit(X, y, epochs=1, verbose=0)  # and training can go on
 
 
+class FailsAtTrainEnd(fn.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        raise ValueError("cannot end")
+
+
+class RecordsTrainEnd(fn.callbacks.Callback):
+    ended = False
+
+    def on_train_end(self, logs=None):
+        self.ended = True
+
+
+class InterruptsInEpoch(fn.callbacks.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        if self.model.history.epoch == list(range(self.epoch)) and batch == 2:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_is_not_replaced_by_an_error_of_on_train_end():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    after = RecordsTrainEnd()
+    with pytest.warns(RuntimeWarning, match=r"FailsAtTrainEnd\.on_train_end raised ValueError: cannot end"):
+        with pytest.raises(KeyboardInterrupt) as raised:
+            model.fit(X, y, epochs=10, batch_size=16, verbose=0,
+                      callbacks=[InterruptsInEpoch(2), FailsAtTrainEnd(), after])
+    if hasattr(raised.value, "add_note"):
+        assert any("FailsAtTrainEnd.on_train_end raised ValueError" in n for n in raised.value.__notes__)
+    assert after.ended  # the callbacks after the failing one still end
+    assert model.history.epoch == [0, 1] and len(model.history.history["loss"]) == 2
+    assert np.all(np.isfinite(model.predict(X)))
+    model.fit(X, y, epochs=1, verbose=0)
+
+
+def test_an_interrupt_is_not_replaced_by_an_error_of_on_train_end_even_with_warnings_as_errors():
+    import warnings
+
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y, epochs=10, batch_size=16, verbose=0,
+                      callbacks=[InterruptsInEpoch(1), FailsAtTrainEnd()])
+    assert model.history.epoch == [0]
+
+
+def test_an_error_of_on_train_end_at_a_normal_end_propagates():
+    X, y = blobs()
+    model = small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="cannot end"):
+        model.fit(X, y, epochs=2, batch_size=40, verbose=0, callbacks=[FailsAtTrainEnd()])
+    assert model.history.epoch == [0, 1] and model.optimizer.iterations == 2 * 3
+
+
 def test_history_records_an_epoch_whose_callback_raised():
     X, y = blobs()
     model = small_model()

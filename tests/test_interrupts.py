@@ -157,6 +157,25 @@ def test_ctrl_c_late_in_fit_still_raises(where):
     assert m.optimizer.iterations == 12
 
 
+class FailsAtTrainEnd(fn.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        raise ValueError("cannot end")
+
+
+@pytest.mark.parametrize("where", ["last batch", "last epoch end"])
+def test_ctrl_c_is_not_replaced_by_an_error_of_on_train_end(where):
+    _deferred_ctrl_c_available()
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.standard_normal((40, 1))
+    m = _small_fit_model()
+    with pytest.warns(RuntimeWarning, match=r"FailsAtTrainEnd\.on_train_end raised ValueError: cannot end"):
+        with pytest.raises(KeyboardInterrupt):
+            m.fit(X, y, epochs=3, batch_size=10, verbose=0, callbacks=[CtrlCAt(where, 3, 4), FailsAtTrainEnd()])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert len(m.history.history["loss"]) == 3 and m.optimizer.iterations == 12
+    m.fit(X, y, epochs=1, batch_size=10, verbose=0)  # and training can go on
+
+
 def test_ctrl_c_stops_the_validation_pass_between_chunks():
     _deferred_ctrl_c_available()
     rng = np.random.default_rng(0)
