@@ -123,7 +123,27 @@ class Sequential:
                 _LAYER_OWNERS.pop(layer, None)
             raise
 
+    def __getstate__(self):
+        """For ``copy.deepcopy`` and pickle: the backend by name (its kernel module is
+        code, not state; ``__setstate__`` resolves it again)."""
+        state = self.__dict__.copy()
+        state["_kernels"] = self._kernels.NAME
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state["_kernels"] = _kernels.resolve(state["_kernels"])
+        self.__dict__.update(state)
+        # a deep copy's layers and optimizer are the copy's (a shallow copy's stay the model's)
+        for layer in self.layers:
+            owner = _LAYER_OWNERS.get(layer)
+            if owner is None or owner() is None:
+                _LAYER_OWNERS[layer] = weakref.ref(self)
+        if self.optimizer is not None and getattr(self.optimizer, "_owner", None) is None:
+            self.optimizer._owner = weakref.ref(self)
+
     # ------------------------------------------------------------ structure
+
     def add(self, layer) -> None:
         """Append a layer (builds the model once the input width is known).
 

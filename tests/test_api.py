@@ -890,3 +890,37 @@ def test_batch_logs_hold_the_epochs_running_loss_and_metrics():
     again.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     first = again.fit(X[:50], y[:50], epochs=1, batch_size=50, verbose=0, shuffle=False)
     assert batches[0]["loss"] == pytest.approx(first.history["loss"][0])
+
+
+@pytest.mark.parametrize("backend", fn.backends.available())
+def test_a_deep_copy_or_pickle_of_a_trained_model_is_a_model_of_its_own(backend):
+    """copy.deepcopy and pickle (as for a PyTorch module or a scikit-learn estimator): the
+    copy predicts alike, trains on from the same optimizer state, and training it leaves
+    the original alone; its layers are its own."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    model = fn.Sequential([fn.Dense(8, activation="relu", input_dim=5), fn.Dense(3, activation="softmax")],
+                          backend=backend, seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    before = [w.copy() for w in model.get_weights()]
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone.backend == model.backend and clone.history.model is clone
+        np.testing.assert_array_equal(clone.predict(X), model.predict(X))
+        clone.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+        twin = copy.deepcopy(model)
+        twin.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+        for a, b in zip(clone.get_weights(), twin.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(model.get_weights(), before):
+            np.testing.assert_array_equal(a, b)
+        with pytest.raises(ValueError, match="belongs"):  # each model's layers are its own
+            fn.Sequential([clone.layers[0]])
+        with pytest.raises(ValueError, match="belongs"):
+            fn.Sequential([model.layers[0]])
+    shallow = copy.copy(model)  # shares the model's layers and optimizer, which stay the model's
+    assert shallow.layers[0] is model.layers[0] and model._owns_optimizer()
