@@ -550,7 +550,9 @@ def _render_latency(latency) -> list[str]:
     return (["## First-call latency", "",
              "A fresh Python process per row: `import fastnn`, loading the backend, then building the 784-128-10 "
              "Adam model and its first `fit` call on two batches of 128 (float32). *cold*: an empty Numba cache "
-             "(a new `NUMBA_CACHE_DIR`), so Numba compiles; *warm*: the same cache again, filled by the cold run. "
+             "(a new `NUMBA_CACHE_DIR`), so Numba compiles, with a second process compiling the loop's back half "
+             "where a core is free, as for a user (`FASTNN_NUMBA_COMPILE_AHEAD`); *warm*: the same cache again, "
+             "filled by the cold run. "
              "The other backends have nothing to compile; their two rows differ by noise only.", ""]
             + _table(["backend", "cache", "import fastnn", "load backend", "first fit call", "total",
                       "second fit call"], rows))
