@@ -14,7 +14,10 @@ the other half in the cache.  ``_back_half`` is never run, only compiled for the
 sake of its callees.  When the loop is compiled, ``stop`` ends the second
 process; what it has not cached by then the loop compiled itself (the cache
 writes each file through a temporary and a rename, so a process killed
-mid-write leaves none half-written).
+mid-write leaves none half-written).  Two processes saving one function's cache
+index at the same moment can lose one of the two entries; the next process then
+compiles that kernel again (they compile different kernels but where one catches
+up with the other).
 
 On two cores a first fit of 784-128-10 Adam compiles in about 2.5 s less
 (docs/performance.md, "Numba: compiling once per model").  The second process
