@@ -21,14 +21,14 @@ from fastnn._kernels.numba import _compile_ahead, _training  # noqa: E402
 # before the loop compiles) or "off" (no second process) or "back" (after the fit,
 # compile _back_half for the loop's types and list the signatures again).
 SCRIPT = r"""
-import importlib, json, pkgutil, sys
+import importlib, json, os, pkgutil, sys
 import numpy as np
 import scipy.sparse as sp
 from numba.core.caching import NullCache
 from numba.core.registry import CPUDispatcher
 import fastnn as fn
 import fastnn._kernels.numba as nb
-from fastnn._kernels.numba import _back_half, _compile_ahead, _training
+from fastnn._kernels.numba import _back_half, _compile_ahead, _jit, _training
 
 case, mode = sys.argv[1:3]
 
@@ -49,10 +49,13 @@ if mode == "ahead":
     start = _compile_ahead.start
     def start_and_finish(dispatcher, sig):
         proc = start(dispatcher, sig)
-        started.append(proc is not None and proc.wait())
+        started.append(None if proc is None else proc.wait())
         return proc
     _compile_ahead.start = start_and_finish
-    _compile_ahead._runnable = lambda: 0.0  # whatever else runs on this machine
+    # two free cores, whatever this machine has and whatever else runs on it
+    _compile_ahead._runnable = lambda: 0.0
+    _compile_ahead._cpu_quota = lambda: None
+    _compile_ahead.os.sched_getaffinity = lambda pid: {0, 1}
 
 rng = np.random.default_rng(0)
 if case == "dense":  # float32, sample weights, integer labels, the first layer maybe split by features
@@ -76,6 +79,9 @@ result = {"weights": float(sum(np.sum(w, dtype=np.float64) for w in model.get_we
           "started": started, "kernels": kernels()}
 (sig,) = _training._train_batches.signatures
 result["wanted_again"] = _compile_ahead._wanted(_training._train_batches, sig)
+result["files"] = sorted(os.path.relpath(os.path.join(d, f), os.environ["NUMBA_CACHE_DIR"])
+                         for d, _, fs in os.walk(os.environ["NUMBA_CACHE_DIR"]) for f in fs)
+result["stamp"] = _jit.sources_stamp()[:16]
 if mode == "back":
     _back_half._back_half.compile(sig)
     result["after_back_half"] = kernels()
@@ -89,6 +95,7 @@ BACK = {"dense": ["adam_update", "weight_grad_rows", "output_delta", "loss_sums"
 
 def _run(case, mode, tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"{case}-{mode}"), FASTNN_NUMBA_SPECIALIZE="1",
+               NUMBA_NUM_THREADS="2",  # the dense case's first layer split by features on any machine
                FASTNN_NUMBA_COMPILE_AHEAD="0" if mode != "ahead" else "1")
     out = subprocess.run([sys.executable, "-c", SCRIPT, case, mode], env=env, capture_output=True,
                          text=True, timeout=600)
@@ -122,6 +129,7 @@ def test_the_loop_loads_the_back_half_the_second_process_compiled(runs, case):
     and once the loop is cached no second process is wanted."""
     ahead, alone = runs[case]["ahead"], runs[case]["back"]
     assert ahead["started"] == [0]  # it started and finished without error
+    assert alone["started"] == []
     for name in BACK[case]:
         kernel = ahead["kernels"][name]
         assert kernel["hits"] >= 1 and kernel["misses"] == 0, (name, kernel)
@@ -131,19 +139,64 @@ def test_the_loop_loads_the_back_half_the_second_process_compiled(runs, case):
     assert ahead["wanted_again"] is False and alone["wanted_again"] is False
 
 
+@pytest.mark.parametrize("case", sorted(BACK))
+def test_the_two_processes_write_data_files_of_their_own_names_in_a_folder_per_stamp(runs, case):
+    """The second process's data files are ``*-ahead.nbc`` (two processes saving one
+    function's new signatures at once never pick one file), and fastnn's cache is in a
+    folder of the sources' stamp (an index never names a file an older stamp left)."""
+    ahead = runs[case]["ahead"]
+    folders = {os.path.dirname(f) for f in ahead["files"]}
+    assert folders and all(os.path.basename(d) == "fastnn-" + ahead["stamp"] for d in folders), folders
+    names = [os.path.basename(f) for f in ahead["files"]]
+    assert any(n.endswith("-ahead.nbc") for n in names) and any(n.endswith(".1.nbc") for n in names), names
+    assert not any(n.endswith("-ahead.nbc") for n in map(os.path.basename, runs[case]["back"]["files"]))
+
+
 def test_no_second_process_where_asked_not_to_or_no_core_is_free(monkeypatch):
-    sig = _training._train_batches.signatures  # any dispatcher: the checks come first
-    monkeypatch.setenv(_compile_ahead.ENV, "0")
-    assert _compile_ahead.start(_training._train_batches, sig) is None
+    import numba
+
+    sig = (numba.types.float64,)  # a signature not in the cache: wanted where a core is free
+    wanted = lambda: _compile_ahead._wanted(_training._train_batches, sig)  # noqa: E731
     monkeypatch.setenv(_compile_ahead.ENV, "1")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(_compile_ahead, "_cpu_quota", lambda: None)
+    monkeypatch.setattr(_compile_ahead, "_runnable", lambda: 1.0)  # this thread alone
+    assert wanted() is True
+    monkeypatch.setenv(_compile_ahead.ENV, " 0 ")
+    assert wanted() is False and _compile_ahead.start(_training._train_batches, sig) is None
+    monkeypatch.setenv(_compile_ahead.ENV, "1")
     monkeypatch.setattr(_compile_ahead, "_runnable", lambda: 2.0)  # this thread and another process's
-    assert _compile_ahead._wanted(_training._train_batches, sig) is False
+    assert wanted() is False
     monkeypatch.setattr(_compile_ahead, "_runnable", lambda: 1.0)
+    monkeypatch.setattr(_compile_ahead, "_cpu_quota", lambda: 1.5)  # a container's --cpus=1.5
+    assert wanted() is False
+    monkeypatch.setattr(_compile_ahead, "_cpu_quota", lambda: None)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert _compile_ahead._wanted(_training._train_batches, sig) is False
+    assert wanted() is False
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert wanted() is True
+    assert _compile_ahead._wanted(_training._train_batches, [sig]) is False  # no key of that kind: not tried
+
+
+@pytest.mark.parametrize("text, cpus", [("max 100000\n", None), ("150000 100000\n", 1.5), ("200000 100000", 2.0),
+                                        ("garbage", None)])
+def test_a_cgroup_cpu_quota_is_read(monkeypatch, tmp_path, text, cpus):
+    import builtins
+
+    (tmp_path / "cpu.max").write_text(text)
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) == "/sys/fs/cgroup/cpu.max":
+            return real_open(tmp_path / "cpu.max", *args, **kwargs)
+        if str(path).startswith("/sys/fs/cgroup/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert _compile_ahead._cpu_quota() == cpus
 
 
 @pytest.mark.parametrize("executable", [os.path.join(os.sep, "nonexistent", "python3"),  # does not start

@@ -402,7 +402,7 @@ ctypedef struct Job:
     bint fresh            # a fit's first call: no stretch or thread run yet
     Py_ssize_t parallel_batches, serial_batches, fallbacks, slowdowns  # for thread_statistics()
     Py_ssize_t feature_batches
-    Py_ssize_t column_skips  # batches x threads whose products left out zero columns
+    Py_ssize_t column_skips  # batches whose thread 0 left zero columns out of its products
     # each thread's sums over its rows of a batch, one cache line per thread:
     # [loss total, correct, squared error, absolute error, weight sum, -, -, -]
     double part[MAX_THREADS][8]

@@ -35,10 +35,13 @@ Private modules, each importing only from those above it:
 ``_predict``      ``predict_rows``
 ``_warmup``       ahead-of-time compilation
 ``_notice``       says once, on stderr, when the kernels compile (a cold cache)
+``_compile_ahead`` a second process compiling the training loop's back half
+                  (``_back_half``) while a cold first fit compiles the loop
 
-Numba's disk cache checks only each function's own source file: after editing
-a module, functions cached from the modules that import it keep the old code
-until the cache (``__pycache__/*.nbi``, ``*.nbc``) is cleared.
+Numba's disk cache checks only each function's own source file; fastnn's kernels
+are cached under one stamp of all the backend's sources instead, in a folder per
+stamp (``__pycache__/fastnn-<stamp>/`` or under ``NUMBA_CACHE_DIR``), so an edit
+of any of them recompiles them all (``_jit._cache_locators``).
 """
 from . import _notice  # noqa: F401  (registers the compile notice)
 from ._activations import activation_backward

@@ -11,6 +11,7 @@ import pickle
 import sys
 
 from numba import int64, njit
+from numba.core import caching
 
 from ._loop_steps import _LOOP_OPTIONS, _batch_input_view, _flat, _pack_first, gather_rows
 from ._losses import loss_sums, output_delta
@@ -70,6 +71,24 @@ def _back_half(X, Y, SW, perm, batch_size, first_batch, n_batches,
     gather_rows(Y, own, yb)
 
 
+def _data_names_apart():
+    """Name this process's cache data files apart from the first process's
+    (``<function>.<n>-ahead.nbc``, where Numba writes ``<function>.<n>.nbc``): two
+    processes saving new signatures of one function at once then never write one
+    file for two signatures (see ``_compile_ahead``).  False where this Numba has
+    no such method to wrap."""
+    numbered = getattr(caching.IndexDataCacheFile, "_data_name", None)
+    if numbered is None:
+        return False
+
+    def _data_name(self, number):
+        stem, ext = os.path.splitext(numbered(self, number))
+        return f"{stem}-ahead{ext}"
+
+    caching.IndexDataCacheFile._data_name = _data_name
+    return True
+
+
 def _main():
     """Compile ``_back_half`` for the loop's argument types on stdin, and the loop's
     helpers that ``train_batches`` calls after it."""
@@ -78,6 +97,8 @@ def _main():
     except (AttributeError, OSError):
         pass
     sig = pickle.loads(sys.stdin.buffer.read())
+    if not _data_names_apart():
+        return
     flush_denormals.compile(())
     restore_fp.compile((int64,))
     _back_half.compile(sig)

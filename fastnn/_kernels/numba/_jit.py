@@ -49,7 +49,11 @@ def sources_stamp(paths=SOURCES):
 
 def _cache_locators():
     """Numba's cache locators for fastnn's files, with ``sources_stamp()`` as the
-    source stamp, placed before Numba's own (same places on disk, same order)."""
+    source stamp, placed before Numba's own (the same places on disk, in the same
+    order, each in a folder of its own per stamp: Numba numbers a function's data
+    files, so an index written for new sources could otherwise name a file an
+    older stamp left, before the new one replaces it, to another process reading
+    the cache meanwhile)."""
     stamp = sources_stamp()
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
     if impl is None:
@@ -65,8 +69,12 @@ def _cache_locators():
                 return None
             return _base.from_function.__func__(cls, py_func, py_file)
 
+        def get_cache_path(self, _base=base):
+            return os.path.join(_base.get_cache_path(self), "fastnn-" + stamp[:16])
+
         ours.append(type("Fastnn" + name, (base,), {
             "get_source_stamp": lambda self: stamp,
+            "get_cache_path": get_cache_path,
             "from_function": classmethod(from_function),
         }))
     impl._locator_classes = ours + [c for c in impl._locator_classes if not c.__name__.startswith("Fastnn")]

@@ -336,8 +336,9 @@ def _loop_for(plan, args):
                 sig[_HIDDEN] = types.literal(acts[0])
             sig[_FEATURES] = types.literal(features)
             sig[_SKIP] = types.literal(skip)
-            ahead = _compile_ahead.start(_train_batches, tuple(sig))
+            ahead = None
             try:
+                ahead = _compile_ahead.start(_train_batches, tuple(sig))
                 entry = _ENTRIES[key] = _train_batches.compile(tuple(sig))
             finally:
                 _compile_ahead.stop(ahead)
