@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import threading
 import time
@@ -117,12 +118,24 @@ def one_fit_at_a_time(owner, what, call="fit()"):
             f"{running} is already running on this {what} in another thread; two fits at once would "
             f"train the same weights and optimizer state in turns. Wait for it to return, or give "
             f"each thread its own {what}")
-    guard.thread, guard.call = threading.get_ident(), call
     try:
+        guard.thread, guard.call = threading.get_ident(), call
         yield
     finally:
         guard.thread = guard.call = None
         guard.lock.release()
+
+
+def _forget_fit_guards():
+    """In a forked child: no fit runs there (a thread does not survive the fork),
+    whatever the locks copied from the parent say."""
+    global _FIT_GUARDS_LOCK
+    _FIT_GUARDS_LOCK = threading.Lock()
+    _FIT_GUARDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_fit_guards)
 
 
 def make_plan(model, X, y, w, batch_size, perm, workspaces) -> TrainingPlan:

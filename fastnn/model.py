@@ -125,14 +125,20 @@ class Sequential:
 
     def __getstate__(self):
         """For ``copy.deepcopy`` and pickle: the backend by name (its kernel module is
-        code, not state; ``__setstate__`` resolves it again)."""
+        code, not state; ``__setstate__`` resolves it again, ``"auto"`` where it is not
+        built, as ``load_model`` does) and no per-thread workspaces (made again when used)."""
         state = self.__dict__.copy()
         state["_kernels"] = self._kernels.NAME
+        state["_workspaces"] = {}
         return state
 
     def __setstate__(self, state):
         state = dict(state)
-        state["_kernels"] = _kernels.resolve(state["_kernels"])
+        try:
+            state["_kernels"] = _kernels.resolve(state["_kernels"])
+        except ImportError:  # not built in this environment
+            state["_kernels"] = _kernels.resolve("auto")
+        state["backend"] = state["_kernels"].NAME
         self.__dict__.update(state)
         # a deep copy's layers and optimizer are the copy's (a shallow copy's stay the model's)
         for layer in self.layers:

@@ -924,3 +924,24 @@ def test_a_deep_copy_or_pickle_of_a_trained_model_is_a_model_of_its_own(backend)
             fn.Sequential([model.layers[0]])
     shallow = copy.copy(model)  # shares the model's layers and optimizer, which stay the model's
     assert shallow.layers[0] is model.layers[0] and model._owns_optimizer()
+
+
+def test_a_pickled_model_loads_on_auto_where_its_backend_is_not_built(monkeypatch):
+    import pickle
+
+    from fastnn import _kernels
+
+    model = fn.Sequential([fn.Dense(2, activation="softmax", input_dim=3)], backend="numpy", seed=0)
+    data = pickle.dumps(model)
+    real = _kernels.resolve
+
+    def resolve(name):
+        if name == "numpy":
+            raise ImportError("fastnn backend 'numpy' is not available: (test)")
+        return real(name)
+
+    monkeypatch.setattr(_kernels, "resolve", resolve)
+    loaded = pickle.loads(data)
+    assert loaded.backend == real("auto").NAME and loaded._kernels is real("auto")
+    np.testing.assert_allclose(loaded.predict(np.ones((2, 3), np.float32)),
+                               model.predict(np.ones((2, 3), np.float32)), rtol=1e-6)

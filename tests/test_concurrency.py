@@ -1,6 +1,7 @@
 """Many threads, one model: servers call ``predict`` concurrently, and two models may
 train at once in one process.  Results must equal the serial ones on every backend.
 A second ``fit`` of one model while one runs is refused at once."""
+import os
 import threading
 
 import numpy as np
@@ -159,6 +160,31 @@ def test_a_second_fit_of_one_model_raises_at_once_while_predict_and_evaluate_go_
     # and it is no part of the model: the model saves, loads and trains as before
     model.save(tmp_path / "m.fastnn")
     fn.load_model(tmp_path / "m.fastnn").fit(X, y, epochs=1, verbose=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_process_forked_while_another_thread_fits_can_fit_the_model():
+    """The fit guard a thread held at the fork is not held in the child, where that
+    thread does not run."""
+    X, y = _blobs()
+    model, hold = _small("numpy"), HoldFirstEpoch()
+    thread = threading.Thread(target=lambda: model.fit(X, y, epochs=2, verbose=0, callbacks=[hold]))
+    thread.start()
+    try:
+        assert hold.holding.wait(timeout=60)
+        pid = os.fork()
+        if pid == 0:  # the child: fit, then leave without running the parent's cleanup
+            code = 1
+            try:
+                model.fit(X, y, epochs=1, verbose=0)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        hold.release.set()
+        thread.join()
 
 
 @pytest.mark.parametrize("failure", ["bad input", "callback error", "KeyboardInterrupt"])
