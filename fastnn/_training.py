@@ -126,6 +126,17 @@ def one_fit_at_a_time(owner, what, call="fit()"):
         guard.lock.release()
 
 
+def refuse_during_fit_elsewhere(owner, what, call):
+    """Raise ``RuntimeError`` if a fit of ``owner`` runs in another thread: ``call``
+    (``compile()``, ``set_weights()``, ``add()``) would change what it trains under it.
+    The fitting thread itself (a callback) may still call it, as Keras' callbacks do."""
+    guard = _FIT_GUARDS.get(owner)
+    if guard is not None and guard.lock.locked() and guard.thread != threading.get_ident():
+        raise RuntimeError(
+            f"{call} was called on this {what} while its {guard.call or 'fit()'} runs in another thread; "
+            f"it would change the weights or optimizer that fit is training. Wait for fit to return")
+
+
 def _forget_fit_guards():
     """In a forked child: no fit runs there (a thread does not survive the fork),
     whatever the locks copied from the parent say."""

@@ -26,7 +26,7 @@ from ._archive import save_model
 from ._kernels import step as reference
 from ._kernels.sparse import SparseInput
 from ._fit_inputs import check_callbacks, check_shuffle, check_verbose, split_validation
-from ._training import one_fit_at_a_time, run_epochs
+from ._training import one_fit_at_a_time, refuse_during_fit_elsewhere, run_epochs
 from . import layers as layers_mod
 from . import losses, optimizers
 from . import metrics as metrics_mod
@@ -156,6 +156,7 @@ class Sequential:
         A layer object belongs to one model: adding one that another (live)
         model holds, or adding it twice, raises ``ValueError``.  After
         ``compile``, ``fit`` and ``evaluate`` need ``compile`` to run again."""
+        refuse_during_fit_elsewhere(self, "model", "add()")
         if isinstance(layer, Normalization):
             if self.layers or self.input_normalizer is not None:
                 raise ValueError(
@@ -240,6 +241,7 @@ class Sequential:
         the model that compiled it last: a model whose optimizer another model
         has compiled since must be compiled again before ``fit``/``evaluate``.
         """
+        refuse_during_fit_elsewhere(self, "model", "compile()")
         if not self.layers:
             raise ValueError("compile: the model has no layers; add Dense layers first")
         optimizer = optimizers.get(optimizer)
@@ -586,6 +588,7 @@ class Sequential:
 
     def set_weights(self, weights) -> None:
         """Overwrite the parameters (same order and shapes as ``get_weights``)."""
+        refuse_during_fit_elsewhere(self, "model", "set_weights()")
         weights = list(weights)
         n_in = None  # an unbuilt model is built for the first array's rows, once all are checked
         if not self.built and self.layers and weights:

@@ -162,6 +162,47 @@ def test_a_second_fit_of_one_model_raises_at_once_while_predict_and_evaluate_go_
     fn.load_model(tmp_path / "m.fastnn").fit(X, y, epochs=1, verbose=0)
 
 
+def test_compile_set_weights_and_add_from_another_thread_are_refused_while_a_fit_runs():
+    """While a fit runs in one thread, compile(), set_weights() and add() from another
+    would change what it trains: RuntimeError, nothing changed.  A callback of the running
+    fit (its own thread) may still set weights, as Keras' callbacks do."""
+    X, y = _blobs()
+    model, hold = _small("numpy"), HoldFirstEpoch()
+    model.fit(X, y, epochs=1, verbose=0)
+    errors = []
+
+    class SetsWeights(fn.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            self.model.set_weights(self.model.get_weights())
+
+    def first():
+        try:
+            model.fit(X, y, epochs=2, verbose=0, callbacks=[hold, SetsWeights()])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert hold.holding.wait(timeout=60)
+        held, optimizer = model.get_weights(), model.optimizer
+        for call, name in [(lambda: model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy"),
+                            "compile"),
+                           (lambda: model.set_weights([np.zeros_like(w) for w in held]), "set_weights"),
+                           (lambda: model.add(fn.Dense(3, activation="softmax")), "add")]:
+            with pytest.raises(RuntimeError, match=rf"^{name}\(\) was called on this model while its fit\(\) runs"):
+                call()
+        assert model.optimizer is optimizer and len(model.layers) == 2
+        for a, b in zip(held, model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        hold.release.set()
+        thread.join()
+    assert errors == [] and model.history.epoch == [0, 1]
+    model.set_weights(model.get_weights())  # the fit is over: allowed again
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 def test_a_process_forked_while_another_thread_fits_can_fit_the_model():
     """The fit guard a thread held at the fork is not held in the child, where that
