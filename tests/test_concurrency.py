@@ -1,6 +1,7 @@
 """Many threads, one model: servers call ``predict`` concurrently, and two models may
 train at once in one process.  Results must equal the serial ones on every backend.
 A second ``fit`` of one model while one runs is refused at once."""
+import contextlib
 import os
 import threading
 
@@ -110,6 +111,29 @@ class HoldFirstEpoch(fn.callbacks.Callback):
             assert self.release.wait(timeout=60), "the test never released the fit"
 
 
+@contextlib.contextmanager
+def _fit_running(model, X, y, callbacks=(), **fit_args):
+    """A ``fit`` of ``model`` in another thread, held at the end of its first epoch for
+    the block; after it the fit runs to its end, which must raise nothing."""
+    hold, errors = HoldFirstEpoch(), []
+
+    def fit():
+        try:
+            model.fit(X, y, verbose=0, callbacks=[hold, *callbacks], **fit_args)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    try:
+        assert hold.holding.wait(timeout=60)
+        yield
+    finally:
+        hold.release.set()
+        thread.join()
+    assert errors == []
+
+
 def _blobs(n=200):
     rng = np.random.default_rng(4)
     return rng.standard_normal((n, 10)).astype(np.float32), rng.integers(0, 3, n)
@@ -122,21 +146,10 @@ def _small(backend="numpy"):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_second_fit_of_one_model_raises_at_once_while_predict_and_evaluate_go_on(backend, tmp_path):
     X, y = _blobs()
-    model, hold = _small(backend), HoldFirstEpoch()
+    model = _small(backend)
     model.fit(X, y, epochs=1, verbose=0)
     iterations = model.optimizer.iterations
-    errors = []
-
-    def first():
-        try:
-            model.fit(X, y, epochs=3, batch_size=50, verbose=0, callbacks=[hold])
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    try:
-        assert hold.holding.wait(timeout=60)
+    with _fit_running(model, X, y, epochs=3, batch_size=50):
         held = model.get_weights()
         with pytest.raises(RuntimeError, match=r"^fit\(\) is already running on this model in another thread"):
             model.fit(X, y, epochs=1, verbose=0)
@@ -149,10 +162,6 @@ def test_a_second_fit_of_one_model_raises_at_once_while_predict_and_evaluate_go_
         twin.set_weights(held)
         np.testing.assert_allclose(model.predict(X), twin.predict(X), rtol=1e-6)
         assert model.evaluate(X, y)["loss"] == pytest.approx(twin.evaluate(X, y)["loss"], rel=1e-6)
-    finally:
-        hold.release.set()
-        thread.join()
-    assert errors == []
     # the first fit ran alone: its three epochs of four batches, nothing else
     assert model.history.epoch == [0, 1, 2]
     assert model.optimizer.iterations == iterations + 3 * 4
@@ -167,24 +176,14 @@ def test_compile_set_weights_and_add_from_another_thread_are_refused_while_a_fit
     would change what it trains: RuntimeError, nothing changed.  A callback of the running
     fit (its own thread) may still set weights, as Keras' callbacks do."""
     X, y = _blobs()
-    model, hold = _small("numpy"), HoldFirstEpoch()
+    model = _small("numpy")
     model.fit(X, y, epochs=1, verbose=0)
-    errors = []
 
     class SetsWeights(fn.callbacks.Callback):
         def on_train_end(self, logs=None):
             self.model.set_weights(self.model.get_weights())
 
-    def first():
-        try:
-            model.fit(X, y, epochs=2, verbose=0, callbacks=[hold, SetsWeights()])
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    try:
-        assert hold.holding.wait(timeout=60)
+    with _fit_running(model, X, y, callbacks=[SetsWeights()], epochs=2):
         held, optimizer = model.get_weights(), model.optimizer
         for call, name in [(lambda: model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy"),
                             "compile"),
@@ -195,10 +194,7 @@ def test_compile_set_weights_and_add_from_another_thread_are_refused_while_a_fit
         assert model.optimizer is optimizer and len(model.layers) == 2
         for a, b in zip(held, model.get_weights()):
             np.testing.assert_array_equal(a, b)
-    finally:
-        hold.release.set()
-        thread.join()
-    assert errors == [] and model.history.epoch == [0, 1]
+    assert model.history.epoch == [0, 1]
     model.set_weights(model.get_weights())  # the fit is over: allowed again
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 
@@ -208,11 +204,8 @@ def test_a_process_forked_while_another_thread_fits_can_fit_the_model():
     """The fit guard a thread held at the fork is not held in the child, where that
     thread does not run."""
     X, y = _blobs()
-    model, hold = _small("numpy"), HoldFirstEpoch()
-    thread = threading.Thread(target=lambda: model.fit(X, y, epochs=2, verbose=0, callbacks=[hold]))
-    thread.start()
-    try:
-        assert hold.holding.wait(timeout=60)
+    model = _small("numpy")
+    with _fit_running(model, X, y, epochs=2):
         pid = os.fork()
         if pid == 0:  # the child: fit, then leave without running the parent's cleanup
             code = 1
@@ -223,9 +216,6 @@ def test_a_process_forked_while_another_thread_fits_can_fit_the_model():
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        hold.release.set()
-        thread.join()
 
 
 @pytest.mark.parametrize("failure", ["bad input", "callback error", "KeyboardInterrupt"])

@@ -38,6 +38,7 @@ import subprocess
 import sys
 
 from ..._thread_policy import _runnable
+from ..._threads import default_num_threads
 
 ENV = "FASTNN_NUMBA_COMPILE_AHEAD"
 HELPER = __package__ + "._back_half"  # the module the second process runs
@@ -69,10 +70,7 @@ def _wanted(dispatcher, sig):
     ``sig`` not in it yet."""
     if os.environ.get(ENV, "1").strip() == "0":
         return False
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    cpus = default_num_threads()
     quota = _cpu_quota()
     if quota is not None:
         cpus = min(cpus, int(quota))
